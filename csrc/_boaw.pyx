@@ -496,13 +496,16 @@ def term_weighting(float[:, ::1] bof, bint log, const float[::1] dff):
     """In place: log10(TF+1), TF*IDF, or log10(TF+1)*IDF (dff=None: no IDF)."""
     cdef Py_ssize_t N = bof.shape[0], K = bof.shape[1], i, w
     cdef bint idf = dff is not None
+    # A typed 1: Cython writes a bare literal as the double 1.0, which would make TF+1 a
+    # float64 sum; Java adds in float32.
+    cdef float one = 1
     with nogil:
         for i in range(N):
             for w in range(K):
                 if log and idf:
-                    bof[i, w] = (<float>log10(<double>(bof[i, w] + 1))) * dff[w]
+                    bof[i, w] = (<float>log10(<double>(bof[i, w] + one))) * dff[w]
                 elif log:
-                    bof[i, w] = <float>log10(<double>(bof[i, w] + 1))
+                    bof[i, w] = <float>log10(<double>(bof[i, w] + one))
                 elif idf:
                     bof[i, w] = bof[i, w] * dff[w]
 

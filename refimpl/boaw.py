@@ -534,7 +534,9 @@ def run_openxbow(args, jar=None, timeout=3600):
     jar = jar or openxbow_jar()
     cmd = [java, "-jar", str(jar)] + [str(a) for a in args]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if r.returncode != 0 or "Exception" in r.stderr or "Error" in r.stderr:
+    # openXBOW reports most problems on stderr and still exits 0; a Java exception means
+    # it produced no (or a partial) result.
+    if r.returncode != 0 or "Exception" in r.stderr:
         raise RuntimeError(f"openXBOW failed ({' '.join(cmd)}):\n{r.stdout}\n{r.stderr}")
     return r
 

@@ -11,6 +11,8 @@ import sys
 
 COMMAND_MODULES = [
     "refimpl.boaw",
+    "refimpl.lld",
+    "refimpl.functionals",
 ]
 
 

