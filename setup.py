@@ -16,6 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Per-module extra flags: name -> (extra_compile_args, extra_link_args).
 EXTRA = {
     "_forward": (["-fopenmp"], ["-fopenmp"]),
+    "_boaw": (["-fopenmp"], ["-fopenmp"]),
 }
 
 BASE_CFLAGS = ["-O3", "-ffp-contract=off", "-fno-strict-aliasing"]

@@ -24,10 +24,12 @@ cimport cython
 from libc.math cimport log10, sqrt, exp, isnan
 from libc.stdint cimport int32_t, uint32_t, int64_t, uint64_t
 from libc.stdlib cimport strtof, malloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from libc.float cimport FLT_MAX, FLT_MIN
 from libcpp.vector cimport vector
 from libcpp.algorithm cimport nth_element
+from cython.parallel cimport prange, parallel
+cimport openmp
 
 cnp.import_array()
 
@@ -213,66 +215,107 @@ def codebook_random(const float[:, ::1] X, int size, long long seed):
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
+cdef void _update_block(const float[:, ::1] XT, const float* word, Py_ssize_t c0, Py_ssize_t c1,
+                        const double* old, double* new, double* tmp) noexcept nogil:
+    """new[c] = min-update of old[c] with the squared distance to `word` (features summed
+    in order, in float64 of float32 differences), for c in [c0, c1); old NULL: new = d."""
+    cdef Py_ssize_t m = XT.shape[0], f, c
+    cdef double diff
+    cdef float w
+    for c in range(c0, c1):
+        tmp[c - c0] = 0
+    for f in range(m):
+        w = word[f]
+        for c in range(c0, c1):
+            diff = <double>(w - XT[f, c])
+            tmp[c - c0] = tmp[c - c0] + diff * diff
+    for c in range(c0, c1):
+        if old == NULL or (old[c] > 0 and tmp[c - c0] < old[c]):
+            new[c] = tmp[c - c0]
+        else:
+            new[c] = old[c]
+
+
+DEF _BLOCK = 4096
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def codebook_random_pp(const float[:, ::1] X, int size, long long seed):
     """kmeans++ seeding as openXBOW does it: squared distances in float64 of float32
     differences, probabilities d/sum, cumulative sum with the last entry forced to 1,
-    first index whose cumulative probability exceeds nextDouble()."""
-    cdef Py_ssize_t n = X.shape[0], m = X.shape[1], c, f, x
+    first index whose cumulative probability exceeds nextDouble().
+
+    Same arithmetic, less work: the probabilities are only formed up to the chosen index,
+    the distance update runs block-wise over frames (vectorised; each frame's sum is still
+    sequential), and when the sum is not positive (all frames already chosen, or NaN) openXBOW keeps its
+    previous probabilities, which the double-buffered distances preserve here."""
+    cdef Py_ssize_t n = X.shape[0], m = X.shape[1], c, f, x, blk
     cb_a = np.zeros((size, m), np.float32)
     cdef float[:, ::1] cb = cb_a
-    # Feature-major copy so that the distance update vectorises over frames; the sum over
-    # features for each frame still runs in feature order.
     XT_a = np.ascontiguousarray(np.asarray(X).T)
     cdef const float[:, ::1] XT = XT_a
-    dist_a = np.zeros(n, np.float64)
-    probs_a = np.zeros(n, np.float64)
-    newd_a = np.zeros(n, np.float64)
-    cdef double[::1] dist = dist_a
-    cdef double[::1] probs = probs_a
-    cdef double[::1] newd = newd_a
+    bufs_a = np.zeros((2, n), np.float64)
+    cdef double[:, ::1] bufs = bufs_a
+    cdef double* cur = &bufs[0, 0]
+    cdef double* nxt = &bufs[1, 0]
+    cdef double* swap
+    cdef double* frozen = NULL          # distances behind the probabilities kept by openXBOW
+    cdef double frozen_total = 0
+    zeros_a = np.zeros(n, np.float64)
+    cdef double[::1] zeros = zeros_a
     cdef jrand r
     cdef int k
-    cdef double diff, total, cum, rv
-    cdef float cf
+    cdef Py_ssize_t nblocks = (n + _BLOCK - 1) // _BLOCK
+    cdef double total, cum, rv
+    tmp_a = np.zeros(_BLOCK, np.float64)
+    cdef double[::1] tmp_v = tmp_a
+    cdef double* tmp = &tmp_v[0]
     jr_seed(&r, seed)
     with nogil:
         x = jr_next_int(&r, <int32_t>n)
         for f in range(m):
             cb[0, f] = X[x, f]
-        for c in range(n):
-            dist[c] = 0
-        for f in range(m):
-            cf = cb[0, f]
-            for c in range(n):
-                diff = <double>(cf - XT[f, c])
-                dist[c] = dist[c] + diff * diff
+        for blk in range(nblocks):
+            _update_block(XT, &cb[0, 0], blk * _BLOCK, min(n, (blk + 1) * _BLOCK), NULL, cur, tmp)
         for k in range(1, size):
-            total = 0
-            for c in range(n):
-                total = total + dist[c]
-            if total > 0:          # otherwise openXBOW keeps the previous probabilities
+            if frozen == NULL:
+                total = 0
                 for c in range(n):
-                    probs[c] = dist[c] / total
+                    total = total + cur[c]
+                if not (total > 0):
+                    # openXBOW keeps the probabilities of the last iteration with a positive
+                    # sum (all zero if there was none); distances can no longer change them.
+                    frozen = nxt if k > 1 else &zeros[0]
+                    frozen_total = 1.0
+                    if k > 1:
+                        frozen_total = 0
+                        for c in range(n):
+                            frozen_total = frozen_total + frozen[c]
             rv = jr_next_double(&r)
             cum = 0
             x = n - 1              # cumulatedProbs[n-1] is forced to 1.0 > rv
-            for c in range(n - 1):
-                cum = cum + probs[c]
-                if cum > rv:
-                    x = c
-                    break
+            if frozen == NULL:
+                for c in range(n - 1):
+                    cum = cum + cur[c] / total
+                    if cum > rv:
+                        x = c
+                        break
+            else:
+                for c in range(n - 1):
+                    cum = cum + frozen[c] / frozen_total
+                    if cum > rv:
+                        x = c
+                        break
             for f in range(m):
                 cb[k, f] = X[x, f]
-            for c in range(n):
-                newd[c] = 0
-            for f in range(m):
-                cf = cb[k, f]
-                for c in range(n):
-                    diff = <double>(cf - XT[f, c])
-                    newd[c] = newd[c] + diff * diff
-            for c in range(n):
-                if dist[c] > 0 and newd[c] < dist[c]:
-                    dist[c] = newd[c]
+            if frozen == NULL and k < size - 1:
+                for blk in range(nblocks):
+                    _update_block(XT, &cb[k, 0], blk * _BLOCK, min(n, (blk + 1) * _BLOCK),
+                                  cur, nxt, tmp)
+                swap = cur
+                cur = nxt
+                nxt = swap
     return cb_a
 
 
@@ -341,23 +384,77 @@ cdef inline uint32_t _fbits(float v) nogil:
     return u
 
 
+DEF _NBINS = 2048        # histogram over the top 11 bits of a non-negative float (exponent + 3)
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef void _assign_range(const float[:, ::1] X, const float[:, ::1] cbT, const int[::1] frame_bag,
-                        Py_ssize_t start, Py_ssize_t stop, int na, float gaussian, float off,
-                        float[:, ::1] bof, float* dist, uint64_t* keys) noexcept nogil:
-    cdef Py_ssize_t K = cbT.shape[1], m = cbT.shape[0], i, j, f
-    cdef int a, n_elig, bag, minj
+cdef int _select_nearest(const float* dist, Py_ssize_t K, int na, uint64_t* keys,
+                         uint32_t* hist) noexcept nogil:
+    """The `na` words openXBOW assigns: repeated "strict minimum, then set it to FLT_MAX"
+    picks words in order of (distance, index) among distances below FLT_MAX.  Distances are
+    sums of squares (never negative), so their bit patterns sort like their values and
+    (bits << 32 | index) is one sortable key.  A histogram over the high bits finds the
+    bucket holding the na-th key; only that bucket needs a partial sort.  Writes the chosen
+    keys (unordered) to keys[0:n] and returns n = min(na, eligible words)."""
+    cdef uint32_t maxbits = _fbits(FLT_MAX)
+    cdef uint32_t b, h, boundary
+    cdef Py_ssize_t j
+    cdef int n_all = 0, below = 0, inside, need, lo
+    memset(hist, 0, _NBINS * sizeof(uint32_t))
+    for j in range(K):
+        b = _fbits(dist[j])
+        if b < maxbits:
+            hist[b >> 20] += 1
+            n_all += 1
+    if n_all <= na:
+        lo = 0
+        for j in range(K):
+            b = _fbits(dist[j])
+            if b < maxbits:
+                keys[lo] = ((<uint64_t>b) << 32) | <uint64_t>j
+                lo += 1
+        return n_all
+    boundary = 0
+    while below + <int>hist[boundary] < na:
+        below += hist[boundary]
+        boundary += 1
+    inside = below
+    lo = 0
+    for j in range(K):
+        b = _fbits(dist[j])
+        if b < maxbits:
+            h = b >> 20
+            if h < boundary:
+                keys[lo] = ((<uint64_t>b) << 32) | <uint64_t>j
+                lo += 1
+            elif h == boundary:
+                keys[inside] = ((<uint64_t>b) << 32) | <uint64_t>j
+                inside += 1
+    need = na - below
+    if need < inside - below:
+        nth_element(keys + below, keys + below + need, keys + inside)
+    return na
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _assign_frames(const float[:, ::1] X, const float[:, ::1] cbT, const Py_ssize_t[::1] frames,
+                         Py_ssize_t start, Py_ssize_t stop, int bag, int na, float gaussian,
+                         float off, float[:, ::1] bof, float* dist, uint64_t* keys,
+                         uint32_t* hist) noexcept nogil:
+    """Frames frames[start:stop] (in input order) all belong to `bag`."""
+    cdef Py_ssize_t K = cbT.shape[1], m = cbT.shape[0], t, i, j, f
+    cdef int a, n_elig, minj
     cdef float x, diff, mind, inc, frac
     cdef bint use_gauss = gaussian > 1.401298464324817e-45
     cdef bint use_off = off > 1.401298464324817e-45
-    cdef float twosig2 = 2 * gaussian * gaussian
+    cdef float two = 2
+    cdef float twosig2 = two * gaussian * gaussian
     cdef uint32_t maxbits = _fbits(FLT_MAX)
     cdef uint32_t b
-    for i in range(start, stop):
-        bag = frame_bag[i]
-        if bag < 0:
-            continue                      # inactive frame (low energy): in no bag
+    for t in range(start, stop):
+        i = frames[t]
         for j in range(K):
             dist[j] = 0
         for f in range(m):
@@ -376,19 +473,7 @@ cdef void _assign_range(const float[:, ::1] X, const float[:, ::1] cbT, const in
             if n_elig:
                 keys[0] = ((<uint64_t>_fbits(mind)) << 32) | <uint64_t>minj
         else:
-            # Repeated "strict minimum, then set it to FLT_MAX" picks the words in order of
-            # (distance, index) among distances below FLT_MAX.  Distances are sums of squares
-            # (never negative), so their bit patterns sort like their values and the pair
-            # packs into one integer key.
-            n_elig = 0
-            for j in range(K):
-                b = _fbits(dist[j])
-                if b < maxbits:
-                    keys[n_elig] = ((<uint64_t>b) << 32) | <uint64_t>j
-                    n_elig += 1
-            if na < n_elig:
-                nth_element(keys, keys + na, keys + n_elig)
-                n_elig = na
+            n_elig = _select_nearest(dist, K, na, keys, hist)
         for a in range(na):
             if a < n_elig:
                 minj = <int>(<uint32_t>keys[a])
@@ -397,7 +482,7 @@ cdef void _assign_range(const float[:, ::1] X, const float[:, ::1] cbT, const in
                 # No word left below FLT_MAX: openXBOW's argmin stays at index 0.
                 minj = 0
                 mind = FLT_MAX
-            inc = 1.0
+            inc = 1
             if use_gauss:
                 frac = mind / twosig2
                 inc = <float>exp(-<double>frac)
@@ -408,11 +493,13 @@ cdef void _assign_range(const float[:, ::1] X, const float[:, ::1] cbT, const in
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def assign_bags(const float[:, ::1] X, const float[:, ::1] codebook, const int[::1] frame_bag,
-                int n_bags, int na, float gaussian=0.0, float off=0.0):
+                int n_bags, int na, float gaussian=0.0, float off=0.0, int threads=0):
     """Term frequencies: for every frame the `na` nearest words (squared Euclidean distance
     summed in float32 feature by feature, ties to the lowest index) each get +1, or
     +exp(-d/(2 sigma^2)) with Gaussian weighting.  frame_bag[i] is the bag of frame i
-    (-1: the frame is in no bag).  Frames are accumulated in input order."""
+    (-1: the frame is in no bag).  Bags are filled in parallel (OpenMP, `threads`, 0 = all
+    cores), each bag by one thread from its frames in input order, so the float32 sums are
+    the same as openXBOW's sequential ones."""
     cdef Py_ssize_t n = X.shape[0], K = codebook.shape[0]
     if codebook.shape[1] != X.shape[1]:
         raise ValueError(f"codebook has {codebook.shape[1]} features, input has {X.shape[1]}")
@@ -422,17 +509,36 @@ def assign_bags(const float[:, ::1] X, const float[:, ::1] codebook, const int[:
     cdef const float[:, ::1] cbT = cbT_a
     bof_a = np.zeros((n_bags, K), np.float32)
     cdef float[:, ::1] bof = bof_a
-    cdef float* dist = <float*>malloc(K * sizeof(float))
-    cdef uint64_t* keys = <uint64_t*>malloc(K * sizeof(uint64_t))
-    if dist == NULL or keys == NULL:
-        free(dist); free(keys)
-        raise MemoryError()
-    try:
-        with nogil:
-            _assign_range(X, cbT, frame_bag, 0, n, na, gaussian, off, bof, dist, keys)
-    finally:
+    fb = np.asarray(frame_bag)
+    order_a = np.argsort(fb, kind="stable").astype(np.intp)      # frames grouped by bag, in order
+    counts = np.bincount(fb[fb >= 0], minlength=n_bags) if n else np.zeros(n_bags, np.intp)
+    starts_a = np.zeros(n_bags + 1, np.intp)
+    starts_a[1:] = np.cumsum(counts)
+    starts_a += int(np.sum(fb < 0))                               # skip the frames in no bag
+    cdef const Py_ssize_t[::1] order = order_a
+    cdef const Py_ssize_t[::1] starts = starts_a
+    cdef Py_ssize_t g
+    cdef float* dist
+    cdef uint64_t* keys
+    cdef uint32_t* hist
+    failed_a = np.zeros(1, np.intc)
+    cdef int[::1] failed = failed_a
+    cdef int nthreads = threads if threads > 0 else openmp.omp_get_max_threads()
+    with nogil, parallel(num_threads=nthreads):
+        dist = <float*>malloc(K * sizeof(float))
+        keys = <uint64_t*>malloc(K * sizeof(uint64_t))
+        hist = <uint32_t*>malloc(_NBINS * sizeof(uint32_t))
+        if dist != NULL and keys != NULL and hist != NULL:
+            for g in prange(n_bags, schedule="dynamic"):
+                _assign_frames(X, cbT, order, starts[g], starts[g + 1], <int>g, na, gaussian,
+                               off, bof, dist, keys, hist)
+        else:
+            failed[0] = 1
         free(dist)
         free(keys)
+        free(hist)
+    if failed_a[0]:
+        raise MemoryError()
     return bof_a
 
 

@@ -33,7 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _boaw
+# The bag kernel runs one OpenMP region per call; on a shared or oversubscribed machine
+# spinning worker threads cost more than they save, so let idle threads sleep.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from . import _boaw  # noqa: E402
 from .fileio import atomic_open, atomic_path
 from . import paths
 

@@ -80,7 +80,11 @@ def _smile(config_path, level):
     import opensmile
     key = (str(config_path), level)
     if key not in _SMILE:
-        _SMILE[key] = opensmile.Smile(feature_set=str(config_path), feature_level=level)
+        import warnings
+        with warnings.catch_warnings():
+            # The package calls eGeMAPSv01a 'deprecated'; v01a is the set of 2017 on purpose.
+            warnings.filterwarnings("ignore", message=".*deprecated.*", category=UserWarning)
+            _SMILE[key] = opensmile.Smile(feature_set=str(config_path), feature_level=level)
     return _SMILE[key]
 
 

@@ -1,0 +1,36 @@
+"""pytest-benchmark: refimpl's BoAW vs the openXBOW jar, paper's largest setting (Cs=5000,
+Na=500) on the MFCC LLDs of all 535 EmoDB files.  Slow (the jar needs minutes):
+    pytest -m slow tests/benchmarks --benchmark-enable
+"""
+import pytest
+
+from refimpl import boaw as B
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def emodb_all(shared_data, tmp_path_factory):
+    from refimpl import lld
+    files = sorted((shared_data / "emodb" / "wav").glob("*.wav"))
+    if len(files) != 535:
+        pytest.skip(f"expected 535 EmoDB files, found {len(files)}")
+    out = tmp_path_factory.mktemp("bench") / "emodb_all.csv"
+    lld.write_lld_csv_files(files, out)
+    return out
+
+
+def test_bench_refimpl_boaw(benchmark, emodb_all, tmp_path):
+    def run():
+        res = B.boaw(B.read_lld_csv(str(emodb_all)), size=5000, assignments=500)
+        B.write_bags(tmp_path / "r.csv", res.names, res.bags, source=str(emodb_all))
+    benchmark.pedantic(run, rounds=1, iterations=1)
+
+
+def test_bench_openxbow_jar(benchmark, emodb_all, tmp_path):
+    if not B.java_executable():
+        pytest.skip("java not found")
+    jar = B.openxbow_jar()
+    benchmark.pedantic(B.run_openxbow, args=(["-i", emodb_all, "-o", tmp_path / "j.csv",
+                                              "-writeName", "-size", 5000, "-a", 500], jar),
+                       rounds=1, iterations=1)

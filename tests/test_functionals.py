@@ -1,0 +1,50 @@
+"""eGeMAPS (v01a, 88) and ComParE 2013 (IS13_ComParE, 6373) functionals: what the opensmile
+package computes with its own configs, cached."""
+import numpy as np
+import opensmile
+import pytest
+
+from refimpl import cli, functionals as F
+
+
+@pytest.fixture(scope="module")
+def emodb_files(shared_data):
+    files = sorted((shared_data / "emodb" / "wav").glob("*.wav"))
+    if len(files) < 3:
+        pytest.skip("EmoDB not found")
+    return files[:3]
+
+
+@pytest.mark.parametrize("name,member,count", [("egemaps", "eGeMAPS", 88),
+                                               ("compare2013", "IS13", 6373)])
+def test_equal_to_opensmile_feature_set(emodb_files, tmp_path, monkeypatch, name, member, count):
+    monkeypatch.setenv("REFIMPL_CACHE", str(tmp_path))
+    smile = opensmile.Smile(getattr(opensmile.FeatureSet, member), opensmile.FeatureLevel.Functionals)
+    X = F.functionals_matrix(emodb_files, name)
+    assert X.shape == (len(emodb_files), count)
+    for f, row in zip(emodb_files, X):
+        ref = smile.process_file(str(f)).to_numpy(np.float32)[0]
+        assert np.array_equal(row, ref)
+        assert np.array_equal(F.functionals(f, name), row)            # from the cache
+    assert F.functional_names(name) == list(smile.feature_names)
+
+
+def test_compare2013_is_not_compare2016(emodb_files):
+    is13 = F.functionals(emodb_files[0], "compare2013")
+    c16 = opensmile.Smile(opensmile.FeatureSet.ComParE_2016).process_file(str(emodb_files[0]))
+    differing = int(np.sum(c16.to_numpy(np.float32)[0] != is13))
+    print(f"ComParE_2016 differs from IS13_ComParE in {differing} of 6373 values")
+    assert differing > 1000
+    assert "IS13_ComParE" in str(F.config_path("compare2013"))
+    assert "eGeMAPSv01a" in str(F.config_path("egemaps"))
+
+
+def test_cli_and_errors(emodb_files, tmp_path, capsys):
+    out = tmp_path / "eg.csv"
+    assert cli.main(["functionals", *map(str, emodb_files), "-o", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert len(lines) == 4 and len(lines[0].split(";")) == 89
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all")
+    assert cli.main(["functionals", str(bad), "-o", str(out), "--no-cache"]) == 2
+    assert "bad.wav" in capsys.readouterr().err
