@@ -33,6 +33,11 @@ cimport openmp
 
 cnp.import_array()
 
+cdef extern from "_boaw_impl.c" nogil:
+    void boaw_sqdist_f32(const float* x, const float* cbT, Py_ssize_t m, Py_ssize_t K, float* dist)
+    void boaw_sqdist_f64(const float* word, const float* XT, Py_ssize_t m, Py_ssize_t n,
+                         Py_ssize_t c0, Py_ssize_t length, double* tmp)
+
 # --------------------------------------------------------------------------------------
 # java.util.Random
 # --------------------------------------------------------------------------------------
@@ -215,25 +220,21 @@ def codebook_random(const float[:, ::1] X, int size, long long seed):
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef void _update_block(const float[:, ::1] XT, const float* word, Py_ssize_t c0, Py_ssize_t c1,
-                        const double* old, double* new, double* tmp) noexcept nogil:
+cdef double _update_block(const float[:, ::1] XT, const float* word, Py_ssize_t c0, Py_ssize_t c1,
+                          const double* old, double* new, double* tmp, double total) noexcept nogil:
     """new[c] = min-update of old[c] with the squared distance to `word` (features summed
-    in order, in float64 of float32 differences), for c in [c0, c1); old NULL: new = d."""
-    cdef Py_ssize_t m = XT.shape[0], f, c
-    cdef double diff
-    cdef float w
-    for c in range(c0, c1):
-        tmp[c - c0] = 0
-    for f in range(m):
-        w = word[f]
-        for c in range(c0, c1):
-            diff = <double>(w - XT[f, c])
-            tmp[c - c0] = tmp[c - c0] + diff * diff
+    in order, in float64 of float32 differences), for c in [c0, c1); old NULL: new = d.
+    Returns `total` plus the new distances added in frame order: called block after block,
+    this is openXBOW's sequential sum of all distances for the next draw."""
+    cdef Py_ssize_t m = XT.shape[0], c
+    boaw_sqdist_f64(word, &XT[0, 0], m, XT.shape[1], c0, c1 - c0, tmp)
     for c in range(c0, c1):
         if old == NULL or (old[c] > 0 and tmp[c - c0] < old[c]):
             new[c] = tmp[c - c0]
         else:
             new[c] = old[c]
+        total = total + new[c]
+    return total
 
 
 DEF _BLOCK = 4096
@@ -276,13 +277,12 @@ def codebook_random_pp(const float[:, ::1] X, int size, long long seed):
         x = jr_next_int(&r, <int32_t>n)
         for f in range(m):
             cb[0, f] = X[x, f]
+        total = 0
         for blk in range(nblocks):
-            _update_block(XT, &cb[0, 0], blk * _BLOCK, min(n, (blk + 1) * _BLOCK), NULL, cur, tmp)
+            total = _update_block(XT, &cb[0, 0], blk * _BLOCK, min(n, (blk + 1) * _BLOCK), NULL,
+                                  cur, tmp, total)
         for k in range(1, size):
             if frozen == NULL:
-                total = 0
-                for c in range(n):
-                    total = total + cur[c]
                 if not (total > 0):
                     # openXBOW keeps the probabilities of the last iteration with a positive
                     # sum (all zero if there was none); distances can no longer change them.
@@ -310,9 +310,10 @@ def codebook_random_pp(const float[:, ::1] X, int size, long long seed):
             for f in range(m):
                 cb[k, f] = X[x, f]
             if frozen == NULL and k < size - 1:
+                total = 0
                 for blk in range(nblocks):
-                    _update_block(XT, &cb[k, 0], blk * _BLOCK, min(n, (blk + 1) * _BLOCK),
-                                  cur, nxt, tmp)
+                    total = _update_block(XT, &cb[k, 0], blk * _BLOCK, min(n, (blk + 1) * _BLOCK),
+                                          cur, nxt, tmp, total)
                 swap = cur
                 cur = nxt
                 nxt = swap
@@ -455,13 +456,7 @@ cdef void _assign_frames(const float[:, ::1] X, const float[:, ::1] cbT, const P
     cdef uint32_t b
     for t in range(start, stop):
         i = frames[t]
-        for j in range(K):
-            dist[j] = 0
-        for f in range(m):
-            x = X[i, f]
-            for j in range(K):
-                diff = x - cbT[f, j]
-                dist[j] = dist[j] + diff * diff
+        boaw_sqdist_f32(&X[i, 0], &cbT[0, 0], m, K, dist)
         if na == 1:
             mind = FLT_MAX
             minj = 0

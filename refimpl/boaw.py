@@ -171,7 +171,9 @@ def learn_codebook(X, size=500, method="random++", seed=10):
     if X.shape[0] < size:
         # openXBOW prints "sizeCodebook is larger than number of training data" and fails.
         raise BoawError(f"codebook size {size} is larger than the number of frames {X.shape[0]}")
-    seed = int(np.int32(seed))
+    if not -2**31 <= int(seed) < 2**31:
+        raise BoawError(f"seed must be a 32-bit integer (openXBOW parses it as Java int), got {seed}")
+    seed = int(seed)
     if method in ("random", "kmeans"):
         if method == "random" and size == X.shape[0]:
             # openXBOW's random sampling swaps past the end of its list here and crashes.
@@ -447,13 +449,7 @@ def load_codebook(path) -> Codebook:
 # --------------------------------------------------------------------------------------
 # scikit-learn
 # --------------------------------------------------------------------------------------
-try:
-    from sklearn.base import BaseEstimator, TransformerMixin
-except ImportError:                     # pragma: no cover - sklearn is a requirement
-    BaseEstimator, TransformerMixin = object, object
-
-
-class BoAWTransformer(TransformerMixin, BaseEstimator):
+class _BoAWTransformerMethods:
     """fit(list of per-file LLD arrays) learns the codebook (and IDF / output statistics)
     as openXBOW -B does on the training files; transform(list) returns one bag per file as
     openXBOW -b does with that codebook."""
@@ -494,6 +490,17 @@ class BoAWTransformer(TransformerMixin, BaseEstimator):
             raise BoawError("every file needs at least one LLD frame")
         res = boaw(self._as_lld(X), codebook=self.codebook_, norm=self.norm, fast=self.fast)
         return res.bags
+
+
+def __getattr__(name):
+    # scikit-learn takes seconds to import; the command line does not need it.
+    if name == "BoAWTransformer":
+        from sklearn.base import BaseEstimator, TransformerMixin
+        cls = type("BoAWTransformer", (_BoAWTransformerMethods, TransformerMixin, BaseEstimator),
+                   {"__module__": __name__, "__doc__": _BoAWTransformerMethods.__doc__})
+        globals()["BoAWTransformer"] = cls
+        return cls
+    raise AttributeError(name)
 
 
 # --------------------------------------------------------------------------------------

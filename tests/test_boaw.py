@@ -371,3 +371,17 @@ def test_bad_input_names_file(tmp_path, capsys):
     cb.write_text("hello\n")
     assert cli.main(["boaw", str(q), "-o", str(tmp_path / "o.csv"), "--load-codebook", str(cb)]) == 2
     assert "cb.txt" in capsys.readouterr().err
+
+
+def test_random_pp_more_words_than_distinct_frames(tmp_path, openxbow_jar):
+    """All frames already chosen (every distance 0): openXBOW keeps drawing from its previous
+    probabilities; the codebook then repeats frames."""
+    p = tmp_path / "dup.csv"
+    rows = [[1.5, 2.0, 0.25], [4.0, -1.0, 3.0], [0.5, 0.5, 0.5]]
+    with open(p, "w") as f:
+        for i in range(4):
+            for r in rows * 3:
+                f.write(f"s{i};" + ";".join(map(str, r)) + "\n")
+    for size in (2, 3, 5, 12):
+        same_bags, same_cb, _ = compare(tmp_path, openxbow_jar, p, size=size, assignments=2)
+        assert same_bags and same_cb, size

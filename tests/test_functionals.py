@@ -15,6 +15,7 @@ def emodb_files(shared_data):
     return files[:3]
 
 
+@pytest.mark.filterwarnings("ignore:.*deprecated.*:UserWarning")
 @pytest.mark.parametrize("name,member,count", [("egemaps", "eGeMAPS", 88),
                                                ("compare2013", "IS13", 6373)])
 def test_equal_to_opensmile_feature_set(emodb_files, tmp_path, monkeypatch, name, member, count):
