@@ -33,7 +33,7 @@ cimport openmp
 
 cnp.import_array()
 
-cdef extern from "_boaw_impl.c" nogil:
+cdef extern from "_boaw_kernels.h" nogil:
     void boaw_sqdist_f32(const float* x, const float* cbT, Py_ssize_t m, Py_ssize_t K, float* dist)
     void boaw_sqdist_f64(const float* word, const float* XT, Py_ssize_t m, Py_ssize_t n,
                          Py_ssize_t c0, Py_ssize_t length, double* tmp)
