@@ -18,7 +18,13 @@ Usage
 
 `BoAWTransformer` wraps the same in scikit-learn's fit/transform.  `fast=True` computes the
 distances with BLAS instead of openXBOW's float32 running sums: identical except where two
-words are (nearly) equally far from a frame; see assignment_differences().
+words are (nearly) equally far from a frame; see assignment_differences().  Measured on the
+MFCC LLDs of all 535 EmoDB files with the paper's largest setting (Cs=5000, Na=500): 10 of
+73,819,000 assignments differ (1.4e-7); on 25 files with Cs=500, Na=20: 0 of 109,420.  With
+Gaussian weighting the weights also differ in the last bits (BLAS distances).
+
+Speed (whole process, Cs=5000, Na=500, 535 EmoDB files, shared 2-core machine): openXBOW
+225 s, `python -m refimpl boaw` 6.2 s.
 """
 from __future__ import annotations
 
