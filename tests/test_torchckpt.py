@@ -109,20 +109,75 @@ def test_refuses_foreign_globals_without_running_them(tmp_path):
     assert not marker.exists()
 
 
+# A tiny encoder of the pickle opcodes torch.save emits, to write legacy files by hand.
+def _global(module, name):
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def _str(text):
+    data = text.encode()
+    return b"X" + struct.pack("<I", len(data)) + data
+
+
+def _int(n):
+    return b"J" + struct.pack("<i", n)
+
+
+def _tuple(*items):
+    return b"(" + b"".join(items) + b"t"
+
+
+def _tensor(key, numel, offset, size, stride, view=None):
+    view_bytes = b"N" if view is None else _tuple(_str(view[0]), _int(view[1]), _int(view[2]))
+    pid = _tuple(_str("storage"), _global("torch", "FloatStorage"), _str(key), _str("cpu"),
+                 _int(numel), view_bytes) + b"Q"
+    args = _tuple(pid, _int(offset), _tuple(*map(_int, size)), _tuple(*map(_int, stride)),
+                  b"\x89", _global("collections", "OrderedDict") + b")R")
+    return _global("torch._utils", "_rebuild_tensor_v2") + args + b"R"
+
+
+def _state_pickle(**tensors):
+    items = b"".join(_str(name) + t for name, t in tensors.items())
+    return b"\x80\x02" + _global("collections", "OrderedDict") + b")R(" + items + b"u."
+
+
+def _storage_bytes(values):
+    return struct.pack("<q", len(values)) + np.float32(values).tobytes()
+
+
 def test_storage_count_mismatch_and_truncation(tmp_path):
-    # A hand-made legacy file with one FloatStorage of 3 elements.
-    payload = (b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\nq\x00("
-               b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x03Ntq\x01Q"
-               b"K\x00K\x03\x85K\x01\x85\x89ccollections\nOrderedDict\n)Rtq\x02R.")
-    good = _legacy_stream(payload, ["0"], struct.pack("<q", 3) + np.float32([1, 2, 3]).tobytes())
+    payload = _state_pickle(w=_tensor("0", 3, 0, [3], [1]))
+    good = _legacy_stream(payload, ["0"], _storage_bytes([1, 2, 3]))
     path = tmp_path / "hand.pth"
     path.write_bytes(good)
-    np.testing.assert_array_equal(load_state_dict(path), np.float32([1, 2, 3]))
+    np.testing.assert_array_equal(load_state_dict(path)["w"], np.float32([1, 2, 3]))
     path.write_bytes(good[:-4])
     with pytest.raises(CheckpointError, match=r"hand\.pth: truncated inside storage"):
         load_state_dict(path)
-    path.write_bytes(_legacy_stream(payload, ["0"], struct.pack("<q", 4) + np.float32([1, 2, 3, 4]).tobytes()))
+    path.write_bytes(_legacy_stream(payload, ["0"], _storage_bytes([1, 2, 3, 4])))
     with pytest.raises(CheckpointError, match="holds 4 elements, the pickle says 3"):
+        load_state_dict(path)
+    path.write_bytes(good + b"junk")
+    with pytest.raises(CheckpointError, match="4 unexpected bytes after the storages"):
+        load_state_dict(path)
+
+
+def test_legacy_storage_views_offsets_and_bounds(tmp_path):
+    # Old torch.save wrote storage views as ('storage', type, root, location, root numel,
+    # (view key, element offset, view numel)); the tensor's own offset applies inside the view.
+    values = np.arange(10, dtype=np.float32)
+    payload = _state_pickle(
+        a=_tensor("root", 10, 1, [2, 2], [1, 2], view=("v", 3, 5)),  # view = values[3:8]
+        b=_tensor("root", 10, 2, [3], [3]),  # values[2], values[5], values[8]
+    )
+    path = tmp_path / "views.pth"
+    path.write_bytes(_legacy_stream(payload, ["root"], _storage_bytes(values)))
+    state = load_state_dict(path)
+    np.testing.assert_array_equal(state["a"], values[3:8][1:][np.array([[0, 2], [1, 3]])])
+    np.testing.assert_array_equal(state["b"], values[[2, 5, 8]])
+    bad = _state_pickle(c=_tensor("root", 10, 4, [3], [3]))  # would read element 10
+    path.write_bytes(_legacy_stream(bad, ["root"], _storage_bytes(values)))
+    with pytest.raises(CheckpointError, match=r"views\.pth: tensor .* reaches past its storage of 10"):
         load_state_dict(path)
 
 
