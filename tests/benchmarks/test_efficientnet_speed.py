@@ -22,5 +22,5 @@ def net():
 def test_efficientnet_features_speed(benchmark, net, batch):
     images = np.random.default_rng(0).integers(0, 256, (batch, 227, 227, 3), dtype=np.uint8)
     benchmark.extra_info["batch"] = batch
-    features = benchmark(E.efficientnet_features, images, batch, net)
+    features = benchmark(E.efficientnet_features, images, net=net)  # default internal batching
     assert features.shape == (batch, E.FEATURE_DIM)
