@@ -10,6 +10,8 @@ import importlib
 import sys
 
 COMMAND_MODULES = [
+    "refimpl.features",
+    "refimpl.golden",
 ]
 
 

@@ -83,9 +83,14 @@ def spectrogram_figure(signal, rate, options=DEFAULT_OPTIONS):
 
 def png_bytes(signal, rate, options=DEFAULT_OPTIONS):
     """The PNG file exactly as the recipe saves it."""
+    import warnings
+
     import matplotlib.style
 
-    with matplotlib.style.context("default"), np.errstate(divide="ignore"):
+    with matplotlib.style.context("default"), np.errstate(divide="ignore"), \
+            warnings.catch_warnings():
+        # a signal of exactly NFFT samples is one frame; matplotlib warns about it
+        warnings.filterwarnings("ignore", "Only one segment is calculated")
         fig = spectrogram_figure(signal, rate, options)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=IMAGE_SIZE)
