@@ -12,6 +12,7 @@ import sys
 COMMAND_MODULES = [
     "refimpl.features",
     "refimpl.golden",
+    "refimpl.demo",
 ]
 
 
