@@ -153,10 +153,34 @@ def file_images(file, options=DEFAULT_OPTIONS, window=None, hop=None, trim_zeros
             for start, a in parts]
 
 
+def _produce_images(files, queue, stop, make_images):
+    """Producer thread: (file, images or the error) for each file, in order, then None."""
+    try:
+        for f in files:
+            if stop.is_set():
+                return
+            try:
+                item = (f, make_images(f), None)
+            except (AudioError, ImageError) as e:
+                item = (f, None, e)
+            queue.put(item)
+    except BaseException as e:  # an unexpected failure: hand it to the consumer
+        queue.put((None, None, e))
+        return
+    queue.put(None)
+
+
 def extract(files, network, *, labels=None, options=DEFAULT_OPTIONS, window=None, hop=None,
-            batch=32, trim_zeros=False, subtract_mean=False, progress=True):
+            batch=32, trim_zeros=False, subtract_mean=False, progress=True, prefetch=64):
     """Deep spectrum features of `files` through `network` (an open backend).
-    Images are gathered into batches of `batch` for the forward pass."""
+
+    Images are made in a producer thread while the network runs on the previous batch
+    (the network's work happens outside the GIL: in the Caffe worker process, or in BLAS
+    and the C core), gathered into batches of `batch` images. The queue between them holds
+    at most `prefetch` files, so memory stays bounded on any corpus size."""
+    import queue
+    import threading
+
     from tqdm import tqdm
     result = Extraction()
     pending = []  # (file, start, image) waiting for a forward pass
@@ -171,18 +195,37 @@ def extract(files, network, *, labels=None, options=DEFAULT_OPTIONS, window=None
             result.rows.append(row)
         pending.clear()
 
-    for f in tqdm(files, unit="file", disable=not progress, file=sys.stderr):
-        try:
-            images = file_images(f, options, window, hop, trim_zeros)
-        except (AudioError, ImageError) as e:
-            result.failed.append((str(f), str(e)))
-            continue
-        for start, image in images:
-            pending.append((f, start, image))
-            if len(pending) >= batch:
-                flush()
-    if pending:
-        flush()
+    def make_images(f):
+        return file_images(f, options, window, hop, trim_zeros)
+
+    q = queue.Queue(maxsize=max(1, prefetch))
+    stop = threading.Event()
+    producer = threading.Thread(target=_produce_images, args=(files, q, stop, make_images),
+                                daemon=True)
+    producer.start()
+    try:
+        with tqdm(total=len(files), unit="file", disable=not progress, file=sys.stderr) as bar:
+            while (item := q.get()) is not None:
+                f, images, error = item
+                if f is None:
+                    raise error
+                bar.update(1)
+                if error is not None:
+                    result.failed.append((str(f), str(error)))
+                    continue
+                for start, image in images:
+                    pending.append((f, start, image))
+                    if len(pending) >= batch:
+                        flush()
+        if pending:
+            flush()
+    finally:
+        stop.set()
+        while producer.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                producer.join(0.05)
     return result
 
 

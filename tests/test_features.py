@@ -86,3 +86,22 @@ def test_cli_errors_are_one_line_and_name_the_problem(tmp_path, capsys):
         features.label_for({"a.wav": "x"}, tmp_path / "b.wav")
     with pytest.raises(UserError, match="must end in .csv or .arff"):
         features.write_features(features.Extraction(), tmp_path / "x.txt")
+
+
+def test_failures_outside_bad_input_stop_the_run_and_leave_no_thread(corpus, monkeypatch):
+    import threading
+    files = features.find_audio([corpus])
+    before = threading.active_count()
+
+    class Broken(PixelSumNetwork):
+        def fc7(self, blob):
+            raise RuntimeError("caffe worker died")
+    with pytest.raises(RuntimeError, match="worker died"):
+        features.extract(files, Broken(), batch=1, prefetch=1, progress=False)
+
+    def explode(*a, **k):
+        raise MemoryError("out of memory while drawing")
+    monkeypatch.setattr(features, "file_images", explode)
+    with pytest.raises(MemoryError):
+        features.extract(files, PixelSumNetwork(), progress=False)
+    assert threading.active_count() == before
