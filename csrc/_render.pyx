@@ -1,0 +1,116 @@
+# cython: language_level=3
+"""Hot loops of refimpl.fastimage (the matplotlib-identical spectrogram renderer).
+
+Two kernels, each a fused loop over what numpy would do in several passes:
+
+  psd_columns  the one-sided PSD from numpy's FFT rows, written transposed into mlab's
+               (freqs, frames) layout, with mlab's operations: conj(X) * X (whose real
+               part numpy computes with or without a fused multiply-add, depending on
+               its SIMD loop: the caller says which after checking numpy), the doubling
+               of the inner bins, * (1 / Fs) and * (1 / sum(window**2)) (numpy's complex
+               division by a real number multiplies by its reciprocal);
+  paint        autoscale, normalise, colour-table lookup and nearest-neighbour gather
+               into the 227 x 227 x 3 picture, given Agg's sample indices.
+
+Built with -ffp-contract=off (setup.py), so the C compiler fuses nothing on its own.
+"""
+import numpy as np
+
+cimport numpy as cnp
+from libc.math cimport fma, isfinite
+
+cnp.import_array()
+
+
+def psd_columns(const double complex[:, ::1] spectrum, double complex[:, ::1] out,
+                double rate, double window_power, bint use_fma):
+    """out[k, j].real = PSD of frame j at bin k (k < out rows); out.imag = 0."""
+    cdef Py_ssize_t n_frames = spectrum.shape[0]
+    cdef Py_ssize_t n_freqs = out.shape[0]
+    cdef Py_ssize_t j, k
+    cdef double a, b, p
+    cdef double inv_rate = 1.0 / (rate + 0.0 * 0.0)
+    cdef double inv_power = 1.0 / (window_power + 0.0 * 0.0)
+    if out.shape[1] != n_frames or spectrum.shape[1] < n_freqs:
+        raise ValueError("psd_columns: shapes do not match")
+    with nogil:
+        for j in range(n_frames):
+            for k in range(n_freqs):
+                a = spectrum[j, k].real
+                b = spectrum[j, k].imag
+                if use_fma:
+                    p = fma(a, a, b * b)
+                else:
+                    p = a * a + b * b
+                if 0 < k < n_freqs - 1:
+                    p = p * 2.0
+                p = p * inv_rate
+                p = p * inv_power
+                out[k, j] = p
+    return out
+
+
+def finite_range(const double[:, :] z):
+    """(vmin, vmax, any finite) over the finite values of z."""
+    cdef Py_ssize_t i, j
+    cdef double v, lo = 0.0, hi = 0.0
+    cdef bint found = False
+    with nogil:
+        for i in range(z.shape[0]):
+            for j in range(z.shape[1]):
+                v = z[i, j]
+                if isfinite(v):
+                    if not found:
+                        lo = v
+                        hi = v
+                        found = True
+                    elif v < lo:
+                        lo = v
+                    elif v > hi:
+                        hi = v
+    return lo, hi, found
+
+
+def paint(const double[:, :] z, const Py_ssize_t[::1] columns,
+          const Py_ssize_t[::1] rows_main, const Py_ssize_t[::1] rows_last,
+          const unsigned char[:, ::1] lut, double vmin, double vmax,
+          unsigned char[:, :, ::1] out):
+    """out[size-1-y, x] = colour of z[rows(y, x), columns[x]]; rows_last for the last x.
+
+    Colour: matplotlib's Normalize then Colormap: ((v - vmin) / (vmax - vmin)) * N,
+    N -> N - 1, truncated; non-finite (masked) -> white, Agg's transparent canvas."""
+    cdef Py_ssize_t size = out.shape[0]
+    cdef Py_ssize_t n = lut.shape[0]
+    cdef Py_ssize_t x, y, row, idx
+    cdef double v, s, span = vmax - vmin, dn = <double>n
+    cdef bint flat = vmin == vmax
+    if out.shape[1] != size or columns.shape[0] != size or rows_main.shape[0] != size \
+            or rows_last.shape[0] != size:
+        raise ValueError("paint: shapes do not match")
+    with nogil:
+        for y in range(size):
+            for x in range(size):
+                row = rows_last[y] if x == size - 1 else rows_main[y]
+                v = z[row, columns[x]]
+                if not isfinite(v):
+                    out[size - 1 - y, x, 0] = 255
+                    out[size - 1 - y, x, 1] = 255
+                    out[size - 1 - y, x, 2] = 255
+                    continue
+                if flat:
+                    idx = 0
+                else:
+                    s = v - vmin
+                    s = s / span
+                    s = s * dn
+                    if s == dn:
+                        s = dn - 1
+                    idx = <Py_ssize_t>s
+                    if idx < 0:
+                        idx = 0
+                    elif idx >= n:
+                        idx = n - 1
+                out[size - 1 - y, x, 0] = lut[idx, 0]
+                out[size - 1 - y, x, 1] = lut[idx, 1]
+                out[size - 1 - y, x, 2] = lut[idx, 2]
+    return out
