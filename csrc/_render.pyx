@@ -18,6 +18,7 @@ import numpy as np
 
 cimport numpy as cnp
 from libc.math cimport fma, isfinite
+from libc.string cimport memcpy
 
 cnp.import_array()
 
@@ -50,28 +51,56 @@ def psd_columns(const double complex[:, ::1] spectrum, double complex[:, ::1] ou
     return out
 
 
-def finite_range(const double[:, :] z):
+def finite_range(const double[:, ::1] z):
     """(vmin, vmax, any finite) over the finite values of z."""
-    cdef Py_ssize_t i, j
+    cdef Py_ssize_t i, n = z.shape[0] * z.shape[1]
+    cdef const double *p = &z[0, 0]
     cdef double v, lo = 0.0, hi = 0.0
     cdef bint found = False
     with nogil:
-        for i in range(z.shape[0]):
-            for j in range(z.shape[1]):
-                v = z[i, j]
-                if isfinite(v):
-                    if not found:
-                        lo = v
-                        hi = v
-                        found = True
-                    elif v < lo:
-                        lo = v
-                    elif v > hi:
-                        hi = v
+        for i in range(n):
+            v = p[i]
+            if isfinite(v):
+                if not found:
+                    lo = v
+                    hi = v
+                    found = True
+                elif v < lo:
+                    lo = v
+                elif v > hi:
+                    hi = v
     return lo, hi, found
 
 
-def paint(const double[:, :] z, const Py_ssize_t[::1] columns,
+cdef inline void put(unsigned char *px, double v, double vmin, double span, double dn,
+                     Py_ssize_t n, bint flat, const unsigned char *lut) noexcept nogil:
+    """One screen pixel: matplotlib's Normalize then Colormap (see paint)."""
+    cdef double s
+    cdef Py_ssize_t idx
+    if not isfinite(v):
+        px[0] = 255
+        px[1] = 255
+        px[2] = 255
+        return
+    if flat:
+        idx = 0
+    else:
+        s = v - vmin
+        s = s / span
+        s = s * dn
+        if s == dn:
+            s = dn - 1
+        idx = <Py_ssize_t>s
+        if idx < 0:
+            idx = 0
+        elif idx >= n:
+            idx = n - 1
+    px[0] = lut[3 * idx]
+    px[1] = lut[3 * idx + 1]
+    px[2] = lut[3 * idx + 2]
+
+
+def paint(const double[:, ::1] z, const Py_ssize_t[::1] columns,
           const Py_ssize_t[::1] rows_main, const Py_ssize_t[::1] rows_last,
           const unsigned char[:, ::1] lut, double vmin, double vmax,
           unsigned char[:, :, ::1] out):
@@ -80,37 +109,35 @@ def paint(const double[:, :] z, const Py_ssize_t[::1] columns,
     Colour: matplotlib's Normalize then Colormap: ((v - vmin) / (vmax - vmin)) * N,
     N -> N - 1, truncated; non-finite (masked) -> white, Agg's transparent canvas."""
     cdef Py_ssize_t size = out.shape[0]
-    cdef Py_ssize_t n = lut.shape[0]
-    cdef Py_ssize_t x, y, row, idx
-    cdef double v, s, span = vmax - vmin, dn = <double>n
+    cdef Py_ssize_t n = lut.shape[0], width = z.shape[1]
+    cdef Py_ssize_t x, y
+    cdef double span = vmax - vmin, dn = <double>n
     cdef bint flat = vmin == vmax
-    if out.shape[1] != size or columns.shape[0] != size or rows_main.shape[0] != size \
+    cdef const double *zrow
+    cdef const double *zbase = &z[0, 0]
+    cdef const unsigned char *table = &lut[0, 0]
+    cdef unsigned char *line
+    if out.shape[1] != size or out.shape[2] != 3 or lut.shape[1] != 3 \
+            or columns.shape[0] != size or rows_main.shape[0] != size \
             or rows_last.shape[0] != size:
         raise ValueError("paint: shapes do not match")
+    for x in range(size):
+        if not (0 <= columns[x] < width):
+            raise ValueError("paint: column index out of range")
+    for y in range(size):
+        if not (0 <= rows_main[y] < z.shape[0] and 0 <= rows_last[y] < z.shape[0]):
+            raise ValueError("paint: row index out of range")
     with nogil:
         for y in range(size):
-            for x in range(size):
-                row = rows_last[y] if x == size - 1 else rows_main[y]
-                v = z[row, columns[x]]
-                if not isfinite(v):
-                    out[size - 1 - y, x, 0] = 255
-                    out[size - 1 - y, x, 1] = 255
-                    out[size - 1 - y, x, 2] = 255
-                    continue
-                if flat:
-                    idx = 0
-                else:
-                    s = v - vmin
-                    s = s / span
-                    s = s * dn
-                    if s == dn:
-                        s = dn - 1
-                    idx = <Py_ssize_t>s
-                    if idx < 0:
-                        idx = 0
-                    elif idx >= n:
-                        idx = n - 1
-                out[size - 1 - y, x, 0] = lut[idx, 0]
-                out[size - 1 - y, x, 1] = lut[idx, 1]
-                out[size - 1 - y, x, 2] = lut[idx, 2]
+            line = &out[size - 1 - y, 0, 0]
+            if y > 0 and rows_main[y] == rows_main[y - 1]:
+                # the same data row as the screen row below: same colours (the data
+                # has fewer rows than the screen, so this saves most divisions)
+                memcpy(line, line + 3 * size, 3 * (size - 1))
+            else:
+                zrow = zbase + rows_main[y] * width
+                for x in range(size - 1):
+                    put(line + 3 * x, zrow[columns[x]], vmin, span, dn, n, flat, table)
+            put(line + 3 * (size - 1), zbase[rows_last[y] * width + columns[size - 1]],
+                vmin, span, dn, n, flat, table)
     return out
