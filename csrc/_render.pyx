@@ -23,6 +23,20 @@ from libc.string cimport memcpy
 cnp.import_array()
 
 
+def windowed_frames(const double[::1] x, const double[::1] window, Py_ssize_t hop,
+                    double complex[:, ::1] out):
+    """out[j, i] = x[j * hop + i] * window[i] + 0j, mlab's windowed frames (one product
+    each, as numpy's `frames * window`)."""
+    cdef Py_ssize_t n_frames = out.shape[0], nfft = out.shape[1], i, j
+    if window.shape[0] != nfft or hop <= 0 or (n_frames - 1) * hop + nfft > x.shape[0]:
+        raise ValueError("windowed_frames: shapes do not match")
+    with nogil:
+        for j in range(n_frames):
+            for i in range(nfft):
+                out[j, i] = x[j * hop + i] * window[i]
+    return out
+
+
 def psd_columns(const double complex[:, ::1] spectrum, double complex[:, ::1] out,
                 double rate, double window_power, bint use_fma):
     """out[k, j].real = PSD of frame j at bin k (k < out rows); out.imag = 0."""

@@ -82,12 +82,20 @@ def fast_path_supported(rate, options=DEFAULT_OPTIONS):
 
 def _frames_spectrum(signal, nfft, noverlap):
     """numpy's FFT of the Hann-windowed frames, one row per frame (frames x nfft)."""
-    x = np.asarray(signal, dtype=np.float64)
+    x = np.ascontiguousarray(signal, dtype=np.float64)
     window = np.hanning(nfft) * np.ones(nfft, x.dtype)  # mlab.window_hanning(ones)
     # mlab transforms the columns of an (nfft, frames) view; one contiguous row per frame
     # gives the same numbers (numpy's pocketfft transforms one 1-D slice at a time) faster.
     frames = np.lib.stride_tricks.sliding_window_view(x, nfft)[::nfft - noverlap]
-    return np.fft.fft(frames * window, n=nfft, axis=1), window
+    if _kernel_mode() is None:
+        return np.fft.fft(frames * window, n=nfft, axis=1), window
+    from refimpl import _render
+
+    # the same products, written straight into a complex buffer (numpy's FFT of real
+    # input first converts it to complex with zero imaginary parts: same numbers)
+    buffer = np.empty(frames.shape, np.complex128)
+    _render.windowed_frames(x, window, nfft - noverlap, buffer)
+    return np.fft.fft(buffer, n=nfft, axis=1, out=buffer), window
 
 
 def _psd_numpy(spectrum, rate, window, n_freqs):
@@ -114,12 +122,18 @@ def _kernel_mode():
     True (fused multiply-add, as numpy's AVX2/AVX-512 loops do), False (plain), or None
     (the kernel is not built, or neither variant reproduces numpy: use numpy)."""
     try:
-        from refimpl import _render  # noqa: F401
+        from refimpl import _render
     except ImportError:
         return None
     rng = np.random.default_rng(20170101)
     probe = rng.standard_normal((67, 256)) * 10.0 ** rng.uniform(-9, 3, (67, 1))
     spectrum, window = np.fft.fft(probe, axis=1), np.hanning(256)
+    frames = np.empty((3, 256), np.complex128)
+    line = probe.ravel()
+    _render.windowed_frames(line, window, 64, frames)
+    want = np.lib.stride_tricks.sliding_window_view(line, 256)[::64][:3] * window
+    if not (np.array_equal(frames.real, want) and not frames.imag.any()):
+        return None
     for use_fma in (True, False):
         if all(np.array_equal(_psd_kernel(spectrum, rate, window, 129, use_fma).real,
                               _psd_numpy(spectrum, rate, window, 129).real)
@@ -183,7 +197,7 @@ def _affine_matrix(width, height, extent, ylim, size=IMAGE_SIZE):
     # in_bbox = the extent; out_bbox = its corners through transData, clipped to the axes
     in_x0, in_y0, in_w, in_h = xmin, ymin, xmax - xmin, ymax - ymin
     corners = np.array([[xmin, ymin], [xmax, ymin], [xmin, ymax], [xmax, ymax]])
-    pts = corners @ data[:2, :2].T + data[:2, 2]  # only diagonal terms are non-zero
+    # TransformedBbox: the four corners through the affine (x*a + y*c + e, as in C)
     pts = np.column_stack([corners[:, 0] * data[0, 0] + corners[:, 1] * data[0, 1] + data[0, 2],
                            corners[:, 0] * data[1, 0] + corners[:, 1] * data[1, 1] + data[1, 2]])
     ox0, ox1 = min(pts[:, 0]), max(pts[:, 0])
