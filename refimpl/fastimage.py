@@ -69,7 +69,7 @@ def colour_table(cmap):
 def fast_path_supported(rate, options=DEFAULT_OPTIONS):
     """True where this renderer is proven pixel-identical to matplotlib's (see the
     module docstring); `render_image(renderer="auto")` uses matplotlib elsewhere."""
-    if options.nfft != 256 or options.noverlap != 128:
+    if options.nfft != 256 or options.noverlap != 128 or not rate > 0:
         return False
     if options.fmax is not None and not (0 < options.fmax <= rate / 2):
         return False

@@ -5,6 +5,7 @@ here compares against stored numbers of our own. The slow suite over all EmoDB f
 in test_fastimage_emodb.py.
 """
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -41,6 +42,16 @@ def noise(n, amplitude, seed):
 def test_golden_signals(name):
     samples, rate = signals.make_case(name)
     assert differing_pixels(signals.pcm16_to_float(samples), rate)[0] == 0
+
+
+def test_stored_golden_images():
+    """The committed golden images (drawn by matplotlib when golden/ was made)."""
+    from refimpl import golden, paths
+
+    if not (paths.GOLDEN_DIR / golden.MANIFEST).is_file():
+        pytest.skip("golden/ has no manifest (refimpl golden make)")
+    results = golden.verify("image", fastimage.spectrogram_image_fast)
+    assert results and all(r.passed and r.error == 0 for r in results), results
 
 
 @pytest.mark.parametrize("rate", RATES)
@@ -99,7 +110,9 @@ def test_other_colour_maps(cmap):
 
 # ------------------------------------------------------------------ identity: a sweep
 
-@settings(max_examples=50, deadline=None, derandomize=True,
+# REFIMPL_SWEEP_EXAMPLES=2000 for a longer run; the slow suite has a wider sweep too.
+@settings(max_examples=int(os.environ.get("REFIMPL_SWEEP_EXAMPLES", 50)), deadline=None,
+          derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(256, 60000),
        rate=st.one_of(st.sampled_from(RATES), st.integers(1000, 96000)),
