@@ -123,7 +123,8 @@ def _kernel_mode():
     (the kernel is not built, or neither variant reproduces numpy: use numpy)."""
     try:
         from refimpl import _render
-    except ImportError:
+        _render.windowed_frames, _render.psd_columns  # noqa: B018 (a stale build lacks them)
+    except (ImportError, AttributeError):
         return None
     rng = np.random.default_rng(20170101)
     probe = rng.standard_normal((67, 256)) * 10.0 ** rng.uniform(-9, 3, (67, 1))
@@ -250,6 +251,8 @@ def sample_indices(width, height, extent, ylim, size=IMAGE_SIZE):
     flipped array handed to Agg, where screen row y (upwards) of screen column x < size-1
     shows rows_main[y] and the last column shows rows_last[y]."""
     sx, shx, tx, shy, sy, ty = _agg_invert(_affine_matrix(width, height, extent, ylim, size))
+    if shx != 0.0 or shy != 0.0:  # products of axis-aligned matrices: cannot happen
+        raise ImageError("sheared image transform; the fast renderer cannot draw it")
     length = size  # each screen row is one span from x = 0 to size - 1
     last = float(length - 1)
     xs = np.arange(size, dtype=np.float64)
