@@ -198,3 +198,37 @@ def test_add_renderer_argument():
     assert parser.parse_args(["--renderer", "fast"]).renderer == "fast"
     with pytest.raises(SystemExit):
         parser.parse_args(["--renderer", "agg"])
+
+
+# ------------------------------------------------------- the colour step on its own
+
+@pytest.mark.parametrize("cmap", ["viridis", "tab10"])
+@pytest.mark.parametrize("flat", [False, True])
+def test_paint_matches_normalize_and_colormap(cmap, flat):
+    """_render.paint against matplotlib's own Normalize + Colormap(bytes=True), on values
+    placed one ulp either side of every colour-table boundary, with masked values."""
+    render = pytest.importorskip("refimpl._render", reason="compiled core not built")
+    import matplotlib
+    from matplotlib.colors import Normalize
+
+    colormap = matplotlib.colormaps[cmap]
+    vmin, vmax = -123.456789, 17.25
+    edges = vmin + (vmax - vmin) * np.arange(colormap.N + 1) / colormap.N
+    values = np.concatenate([edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf)])
+    values = np.clip(values, vmin, vmax)
+    rng = np.random.default_rng(0)
+    z = rng.choice(values, size=(129, 227))
+    z[0, 0], z[-1, -1] = vmin, vmax
+    z[rng.random(z.shape) < 0.05] = -np.inf
+    if flat:
+        z[np.isfinite(z)] = 3.5
+    lo, hi, any_finite = render.finite_range(z)
+    assert any_finite
+    want = colormap(Normalize()(np.ma.masked_invalid(z)), bytes=True)[..., :3]
+    want[~np.isfinite(z)] = 255
+    lut = (colormap._lut[:colormap.N, :3] * 255).astype(np.uint8)
+    columns = np.arange(227, dtype=np.intp)
+    rows = (np.arange(227) * 129 // 227).astype(np.intp)
+    out = np.empty((227, 227, 3), np.uint8)
+    render.paint(z, columns, rows, rows, lut, lo, hi, out)
+    assert np.array_equal(out[::-1], want[rows])
