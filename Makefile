@@ -50,3 +50,9 @@ test-slow: venv build caffe
 
 clean:
 	rm -rf build refimpl/*.so csrc/*.c .pytest_cache
+
+# Speed of the two spectrogram renderers (matplotlib, fast) on a 2 s EmoDB file.
+.PHONY: bench-image
+bench-image: venv build
+	$(BIN)/python -m pytest -q tests/benchmarks/test_bench_image.py --benchmark-enable \
+		--benchmark-group-by=group

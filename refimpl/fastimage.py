@@ -172,19 +172,21 @@ def _affine_matrix(width, height, extent, ylim, size=IMAGE_SIZE):
     vx0, vx1 = xmin, xmax
     vy0, vy1 = ylim
 
-    def affine(sx, sy, tx, ty):  # Affine2D().scale(sx, sy).translate(tx, ty)
-        m = np.identity(3)
-        m[0, 0] *= sx; m[0, 1] *= sx; m[0, 2] *= sx
-        m[1, 0] *= sy; m[1, 1] *= sy; m[1, 2] *= sy
-        m[0, 2] += tx; m[1, 2] += ty
+    def scale(m, sx, sy):  # Affine2D.scale: rows multiplied in place
+        m[0] *= sx
+        m[1] *= sy
         return m
 
-    def translate_scale(tx, ty, sx, sy):  # Affine2D().translate(tx, ty).scale(sx, sy)
-        m = np.identity(3)
-        m[0, 2] += tx; m[1, 2] += ty
-        m[0, 0] *= sx; m[0, 1] *= sx; m[0, 2] *= sx
-        m[1, 0] *= sy; m[1, 1] *= sy; m[1, 2] *= sy
+    def translate(m, tx, ty):  # Affine2D.translate
+        m[0, 2] += tx
+        m[1, 2] += ty
         return m
+
+    def affine(sx, sy, tx, ty):  # Affine2D().scale(sx, sy).translate(tx, ty)
+        return translate(scale(np.identity(3), sx, sy), tx, ty)
+
+    def translate_scale(tx, ty, sx, sy):  # Affine2D().translate(tx, ty).scale(sx, sy)
+        return scale(translate(np.identity(3), tx, ty), sx, sy)
 
     # transData = transScale (identity) + (transLimits + transAxes)
     inw, inh = vx1 - vx0, vy1 - vy0
