@@ -33,7 +33,7 @@ $(CAFFE_PREFIX)/.complete:
 	sh tools/install_caffe.sh $(CAFFE_PREFIX)
 
 test: venv build caffe
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
 
 # The main job on the embedded default: features of the golden synthetic signals through
 # real Caffe, checked against golden/ (see refimpl/demo.py).

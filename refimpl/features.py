@@ -17,7 +17,8 @@ from refimpl import paths
 from refimpl.audio import AudioError, read_audio, windows
 from refimpl.blob import image_to_blob
 from refimpl.fileio import atomic_open
-from refimpl.image import DEFAULT_OPTIONS, ImageError, spectrogram_image
+from refimpl.fastimage import add_renderer_argument, render_image
+from refimpl.image import DEFAULT_OPTIONS, ImageError
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif", ".au"}
 FEATURE_DIM = 4096
@@ -144,12 +145,14 @@ class Extraction:
         return np.stack(self.rows) if self.rows else np.zeros((0, FEATURE_DIM), np.float32)
 
 
-def file_images(file, options=DEFAULT_OPTIONS, window=None, hop=None, trim_zeros=False):
+def file_images(file, options=DEFAULT_OPTIONS, window=None, hop=None, trim_zeros=False,
+                renderer="auto"):
     """-> [(window start in s, or None; image)] for one file. Raises AudioError or
-    ImageError (naming the file) if it cannot be used."""
+    ImageError (naming the file) if it cannot be used. renderer: see fastimage.render_image
+    ('auto' computes matplotlib's pixels directly where that is proven identical)."""
     audio = read_audio(file, trim_zeros=trim_zeros)
     parts = windows(audio, window, hop or window) if window else [(None, audio)]
-    return [(start, spectrogram_image(a.signal, a.rate, options, name=str(file)))
+    return [(start, render_image(a.signal, a.rate, options, name=str(file), renderer=renderer))
             for start, a in parts]
 
 
@@ -171,7 +174,8 @@ def _produce_images(files, queue, stop, make_images):
 
 
 def extract(files, network, *, labels=None, options=DEFAULT_OPTIONS, window=None, hop=None,
-            batch=32, trim_zeros=False, subtract_mean=False, progress=True, prefetch=64):
+            batch=32, trim_zeros=False, subtract_mean=False, progress=True, prefetch=64,
+            renderer="auto"):
     """Deep spectrum features of `files` through `network` (an open backend).
 
     Images are made in a producer thread while the network runs on the previous batch
@@ -196,7 +200,7 @@ def extract(files, network, *, labels=None, options=DEFAULT_OPTIONS, window=None
         pending.clear()
 
     def make_images(f):
-        return file_images(f, options, window, hop, trim_zeros)
+        return file_images(f, options, window, hop, trim_zeros, renderer)
 
     q = queue.Queue(maxsize=max(1, prefetch))
     stop = threading.Event()
@@ -290,6 +294,7 @@ def add_image_options(p):
                    help="top of the frequency axis in Hz (toolkit's -ylim); default Fs/2")
     p.add_argument("--trim-zeros", action="store_true",
                    help="drop exact-zero samples at both ends first (toolkit's trim)")
+    add_renderer_argument(p)
 
 
 def image_options(args):
@@ -336,7 +341,7 @@ def _cmd_extract(args):
         result = extract(files, network, labels=labels, options=image_options(args),
                          window=args.window, hop=args.hop, batch=args.batch,
                          trim_zeros=args.trim_zeros, subtract_mean=args.subtract_mean,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, renderer=args.renderer)
     finally:
         network.close()
     write_features(result, args.output, windowed=args.window is not None)
@@ -352,7 +357,8 @@ def _cmd_image(args):
     from refimpl.image import save_png
     try:
         audio = read_audio(args.input, trim_zeros=args.trim_zeros)
-        image = spectrogram_image(audio.signal, audio.rate, image_options(args), name=audio.name)
+        image = render_image(audio.signal, audio.rate, image_options(args), name=audio.name,
+                             renderer=args.renderer)
     except (AudioError, ImageError) as e:
         from refimpl.cli import UserError
         raise UserError(str(e)) from None
