@@ -10,6 +10,9 @@ import importlib
 import sys
 
 COMMAND_MODULES = [
+    "refimpl.features",
+    "refimpl.golden",
+    "refimpl.demo",
     "refimpl.efficientnet",
 ]
 
