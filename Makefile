@@ -9,7 +9,7 @@ CAFFE_PREFIX ?= $(CURDIR)/.caffe/prefix
 export REFIMPL_CAFFE_PREFIX := $(CAFFE_PREFIX)
 PYTEST_ARGS ?=
 
-.PHONY: all venv build caffe test test-slow run golden clean
+.PHONY: all venv build caffe test test-deps test-slow run golden clean
 
 all: venv caffe
 
@@ -32,7 +32,13 @@ caffe: $(CAFFE_PREFIX)/.complete
 $(CAFFE_PREFIX)/.complete:
 	sh tools/install_caffe.sh $(CAFFE_PREFIX)
 
-test: venv build caffe
+# Test-only extras (the PyTorch oracle, scikit-image photos): not needed to use the tool.
+test-deps: $(VENV)/.test-deps
+$(VENV)/.test-deps: requirements-torch.txt $(VENV)/.installed
+	$(BIN)/pip install -q -r requirements-torch.txt
+	touch $@
+
+test: venv build caffe test-deps
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
 
 # The main job on the embedded default: features of the golden synthetic signals through
@@ -45,7 +51,7 @@ golden: venv build caffe
 	$(BIN)/refimpl golden make
 
 # The long suites (all EmoDB files, big configurations).
-test-slow: venv build caffe
+test-slow: venv build caffe test-deps
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS) tests
 
 clean:
