@@ -37,3 +37,8 @@ test: venv build caffe
 
 clean:
 	rm -rf build refimpl/*.so csrc/*.c .pytest_cache
+
+# The official BVLC AlexNet weights (244 MB, SHA1-checked) into .cache/weights/.
+.PHONY: weights
+weights: venv
+	$(BIN)/refimpl weights fetch

@@ -125,27 +125,45 @@ def lrn(x, size=5, alpha=1e-4, beta=0.75, k=1.0):
     n, c, h, w = x.shape
     pre = (size - 1) // 2
     a = np.float64(np.float32(alpha) / np.float32(size))  # alpha_over_size, in float
-    # a * x^2 is exact in double (24-bit times 24-bit): adding it to a float32 in double
-    # and rounding once gives the fused multiply-add of caffe_axpy.
-    sq = np.zeros((c + size - 1, n, h, w), dtype=np.float64)
-    sq[pre:pre + c] = np.square(x).transpose(1, 0, 2, 3)
-    sq *= a
-    scale = np.empty((c, n, h, w), dtype=np.float32)
-    run = np.full((n, h, w), np.float32(k), dtype=np.float32)
-    for i in range(size):
-        run = (run + sq[i]).astype(np.float32)
-    scale[0] = run
+    # Channel-major so that each channel's plane (all images) is one contiguous block.
+    xc = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(c, -1)
+    # x^2 rounded to float32 (caffe_sqr); a * x^2 is then exact in double (24-bit times
+    # 24-bit), and adding it to a float32 in double and rounding once to float32 gives
+    # caffe_axpy's fused multiply-add.
+    asq = np.square(xc).astype(np.float64)
+    asq *= a
+    scale = np.empty((c, xc.shape[1]), dtype=np.float32)
+    acc = np.empty(xc.shape[1], dtype=np.float64)
+    run = scale[0]
+    run[...] = np.float32(k)
+    for i in range(pre, min(size, c + pre)):  # channels of the first window (others 0)
+        np.add(run, asq[i - pre], out=acc)
+        np.copyto(run, acc, casting="unsafe")
     for ch in range(1, c):
-        run = (run + sq[ch + size - 1]).astype(np.float32)
-        run = (run - sq[ch - 1]).astype(np.float32)
-        scale[ch] = run
-    s64 = scale.transpose(1, 0, 2, 3).astype(np.float64)
+        run = scale[ch]
+        head, tail = ch + size - 1 - pre, ch - 1 - pre
+        prev = scale[ch - 1]
+        if head < c:
+            np.add(prev, asq[head], out=acc)
+            np.copyto(run, acc, casting="unsafe")
+            prev = run
+        if tail >= 0:
+            np.subtract(prev, asq[tail], out=acc)
+            np.copyto(run, acc, casting="unsafe")
+        elif head >= c:
+            run[...] = prev
+    # scale^-beta in double, rounded once (caffe_powx = std::pow per element).
+    s64 = scale.astype(np.float64)
     if beta == 0.75:  # s^-0.75 = 1 / (sqrt(s) * sqrt(sqrt(s))): same float32 result, faster
         root = np.sqrt(s64)
-        factor = 1.0 / (root * np.sqrt(root))
+        np.sqrt(root, out=s64)
+        s64 *= root
+        np.divide(1.0, s64, out=s64)
     else:
-        factor = np.power(s64, -np.float64(np.float32(beta)))
-    return factor.astype(np.float32) * x
+        np.power(s64, -np.float64(np.float32(beta)), out=s64)
+    out = s64.astype(np.float32)
+    out *= xc
+    return np.ascontiguousarray(out.reshape(c, n, h, w).transpose(1, 0, 2, 3))
 
 
 def pool_output_size(size, kernel, stride, pad):

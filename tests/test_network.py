@@ -6,6 +6,7 @@ in float64, on small random shapes chosen by hypothesis (odd sizes, groups, pads
 strides, pooling edge cases). Real Caffe is the oracle in test_network_caffe.py.
 """
 import math
+import os
 
 import numpy as np
 import pytest
@@ -13,7 +14,9 @@ from hypothesis import given, settings, strategies as st
 
 from refimpl import network as N
 
-SETTINGS = settings(max_examples=40, deadline=None)
+# REFIMPL_HYPOTHESIS_EXAMPLES raises the number of random cases for a thorough run.
+SETTINGS = settings(max_examples=int(os.environ.get("REFIMPL_HYPOTHESIS_EXAMPLES", 40)),
+                    deadline=None)
 
 
 def arrays(draw, shape, scale=1.0):
@@ -46,15 +49,17 @@ def conv_loops(x, w, b, stride, pad, group):
     return out
 
 
-def lrn_loops(x, size, alpha, beta, k):
+def lrn_loops(x, size, alpha, beta, k, with_scale=False):
     n, c, h, w = x.shape
     out = np.zeros(x.shape)
+    scale = np.zeros(x.shape)
     pre = (size - 1) // 2
     for ch in range(c):
         lo, hi = max(0, ch - pre), min(c, ch - pre + size)
         s = (x[:, lo:hi].astype(np.float64) ** 2).sum(axis=1)
-        out[:, ch] = x[:, ch] * (k + alpha / size * s) ** -beta
-    return out
+        scale[:, ch] = k + alpha / size * s
+        out[:, ch] = x[:, ch] * scale[:, ch] ** -beta
+    return (out, scale) if with_scale else out
 
 
 def pool_loops(x, kernel, stride, pad):
@@ -124,8 +129,13 @@ def test_lrn_matches_definition(data):
     x = arrays(data.draw, shape, data.draw(st.sampled_from([1.0, 100.0])))
     ours = N.lrn(x, size, alpha, beta, k)
     assert ours.dtype == np.float32
-    np.testing.assert_allclose(ours, lrn_loops(x, size, alpha, beta, k), rtol=3e-6,
-                               atol=1e-30)
+    ref, scale = lrn_loops(x, size, alpha, beta, k, with_scale=True)
+    # Caffe's running window sum (add the entering channel, subtract the leaving one)
+    # carries rounding errors of the order of the largest sum met along the channels, so
+    # small sums next to large ones are only that accurate, in Caffe as here.
+    eps = np.finfo(np.float32).eps
+    bound = beta * (2 * shape[1] + size + 4) * eps * scale.max(axis=1, keepdims=True) / scale
+    np.testing.assert_array_less(np.abs(ours - ref), (bound + 4 * eps) * np.abs(ref) + 1e-30)
 
 
 @SETTINGS
@@ -191,9 +201,9 @@ def test_forward_blob_shapes_and_batching():
               .ALEXNET_PARAM_SHAPES.items()}
     x = rng.uniform(0, 255, (3, 3, 227, 227)).astype(np.float32)
     shapes = {"pool1": (3, 96, 27, 27), "conv5": (3, 256, 13, 13), "fc8": (3, 1000)}
-    for name, shape in shapes.items():
-        assert N.forward_numpy(params, x, until=name).shape == shape
-    whole = N.forward_numpy(params, x)
+    got = N.forward_blobs(params, x, list(shapes) + ["fc7"])
+    assert {k: v.shape for k, v in got.items()} == {**shapes, "fc7": (3, 4096)}
+    whole = got["fc7"]
     assert (whole >= 0).all()
     np.testing.assert_allclose(N.forward_numpy(params, x, batch_size=2), whole,
                                rtol=1e-5, atol=1e-6 * np.abs(whole).max())

@@ -3,6 +3,8 @@
 Random single-layer nets (hypothesis) run in Caffe with weights written by our codec;
 then the full AlexNet on the seed-0 synthetic weights. Marked `caffe`.
 """
+import os
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -13,7 +15,9 @@ from refimpl import network as N
 from refimpl import weights
 
 pytestmark = pytest.mark.caffe
-SETTINGS = settings(max_examples=25, deadline=None,
+# REFIMPL_HYPOTHESIS_EXAMPLES raises the number of random cases for a thorough run.
+SETTINGS = settings(max_examples=int(os.environ.get("REFIMPL_HYPOTHESIS_EXAMPLES", 25)),
+                    deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
