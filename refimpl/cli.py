@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "refimpl.golden",
     "refimpl.demo",
     "refimpl.efficientnet",
+    "refimpl.weights",
 ]
 
 

@@ -79,7 +79,7 @@ def resolve_weights(spec):
     from refimpl.cli import UserError
     from refimpl import weights as w
     if spec is None:
-        path = w.real_weights_path()
+        path = w.alexnet_weights_path()
         if not path.exists():
             raise UserError(f"no AlexNet weights at {path}: run `make weights` to download "
                             f"the BVLC model, or pass --weights synthetic:0 (a random "
@@ -111,8 +111,7 @@ class CaffeNetwork:
     """Real Caffe through the worker subprocess."""
     def __init__(self, weights, mode="cpu", device=0):
         from refimpl.caffe_backend import CaffeNet
-        from refimpl.network import DEPLOY_PROTOTXT
-        self.net = CaffeNet(DEPLOY_PROTOTXT, weights, mode=mode, device=device)
+            self.net = CaffeNet(weights=weights, mode=mode, device=device)
 
     def fc7(self, blob):
         return self.net.forward(blob, outputs=("fc7",))["fc7"]

@@ -109,14 +109,13 @@ def make_golden(root=None, weights=None, log=print):
     import PIL
 
     from refimpl.caffe_backend import CaffeNet
-    from refimpl.network import DEPLOY_PROTOTXT
     from refimpl.weights import synthetic_weights_path
 
     root = Path(root or paths.GOLDEN_DIR)
     weights = Path(weights or synthetic_weights_path(WEIGHTS_SEED))
     entries = []
-    with CaffeNet(DEPLOY_PROTOTXT, weights) as net:
-        caffe_info = net.info
+    with CaffeNet(weights=weights) as net:
+        caffe_info = net.worker.info
         for name in signals.CASES:
             samples, rate = signals.make_case(name)
             image = spectrogram_image(signals.pcm16_to_float(samples), rate, name=name)
@@ -256,8 +255,7 @@ def numpy_fc7(blob, weights):
 
 def caffe_fc7(blob, weights):
     from refimpl.caffe_backend import CaffeNet
-    from refimpl.network import DEPLOY_PROTOTXT
-    with CaffeNet(DEPLOY_PROTOTXT, weights) as net:
+    with CaffeNet(weights=weights) as net:
         return net.forward(blob, outputs=("fc7",))["fc7"]
 
 
