@@ -111,7 +111,7 @@ class CaffeNetwork:
     """Real Caffe through the worker subprocess."""
     def __init__(self, weights, mode="cpu", device=0):
         from refimpl.caffe_backend import CaffeNet
-            self.net = CaffeNet(weights=weights, mode=mode, device=device)
+        self.net = CaffeNet(weights=weights, mode=mode, device=device)
 
     def fc7(self, blob):
         return self.net.forward(blob, outputs=("fc7",))["fc7"]
