@@ -105,3 +105,23 @@ def test_failures_outside_bad_input_stop_the_run_and_leave_no_thread(corpus, mon
     with pytest.raises(MemoryError):
         features.extract(files, PixelSumNetwork(), progress=False)
     assert threading.active_count() == before
+
+
+@pytest.mark.caffe
+def test_cli_extract_on_emodb_files_caffe_and_numpy_agree(shared_data, tmp_path):
+    """End to end on real speech: the CLI with real Caffe and with the NumPy reference."""
+    from refimpl.caffe_backend import caffe_available
+    from refimpl.cli import main
+    if not caffe_available():
+        pytest.skip("real Caffe not installed (make caffe)")
+    wavs = sorted((shared_data / "emodb" / "wav").glob("*.wav"))[:4]
+    outs = {}
+    for backend in ("caffe", "numpy"):
+        out = tmp_path / f"{backend}.csv"
+        assert main(["extract", *map(str, wavs), "-o", str(out), "--backend", backend,
+                     "--weights", "synthetic:0", "--no-progress", "--batch", "3"]) == 0
+        rows = list(csv.reader(out.open()))
+        assert [r[0] for r in rows[1:]] == [w.name for w in wavs]
+        outs[backend] = np.array([[float(v) for v in r[1:-1]] for r in rows[1:]], np.float32)
+    a, b = outs["caffe"], outs["numpy"]
+    assert (np.abs(a - b).max(axis=1) / a.max(axis=1)).max() <= 1e-5
