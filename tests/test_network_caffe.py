@@ -36,7 +36,7 @@ def scratch(tmp_path_factory):
 
 def run_in_caffe(worker, scratch, layer_text, ltype, x, params=None):
     """One-layer net `data -> out` in Caffe; returns blob out."""
-    proto = (f'layer {{ name: "data" type: "Input" top: "data" input_param {{ shape: {{ '
+    proto = ('layer { name: "data" type: "Input" top: "data" input_param { shape: { '
              + " ".join(f"dim: {d}" for d in x.shape) + " } } }\n"
              + f'layer {{ name: "out" type: "{ltype}" bottom: "data" top: "out" '
              + layer_text + " }\n")
