@@ -258,9 +258,10 @@ int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const fl
     const long L = (long)N * P;
     const int ktot = in->c * cfg->kh * cfg->kw;
     const int T = ctx->threads > 0 ? ctx->threads : 1;
-    /* Columns of consecutive images are contiguous in the output (CNHW): chunks may run
-     * across images. Otherwise (NCHW) a chunk stays inside one image. */
-    const int span = out->sn == P;
+    /* Columns of consecutive images are contiguous in the output (CNHW; the row stride
+     * then holds the whole batch): chunks may run across images. Otherwise (NCHW) a
+     * chunk stays inside one image. */
+    const int span = out->sn == P && out->sc >= L;
     int chunk = ctx->chunk_cols > 0 ? ctx->chunk_cols : auto_chunk(ctx, ktot);
     long nchunks, per_image = 1, maxcols, i;
     int failed = 0;

@@ -126,9 +126,10 @@ def settings():
 
 
 def _ensure_configured():
+    core = _core()
     if not _configured:
         configure()
-    return _forward
+    return core
 
 
 # ------------------------------------------------------------------- layer functions
