@@ -105,7 +105,8 @@ class single_threaded_blas:
 
     def __enter__(self):
         global _blas_depth, _blas_saved
-        if _ctx.split != FW_SPLIT_OMP:
+        self._held = _ctx.split == FW_SPLIT_OMP
+        if not self._held:
             return self
         _blas_lock.acquire()
         if _blas_depth == 0:
@@ -117,7 +118,7 @@ class single_threaded_blas:
 
     def __exit__(self, *exc):
         global _blas_depth
-        if _ctx.split != FW_SPLIT_OMP and _blas_depth == 0:
+        if not self._held:
             return False
         _blas_depth -= 1
         if _blas_depth == 0 and _blas_saved > 1:

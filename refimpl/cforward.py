@@ -1,23 +1,28 @@
 """AlexNet forward pass through the compiled C core (csrc/_forward.pyx, forward_impl.c).
 
-Same numbers as the NumPy reference (refimpl/network.py) to float32 rounding, several
-times faster: the layer functions here take the reference's arguments and return its
-shapes, so either can stand in for the other; `forward_c` is `forward_numpy`'s twin and
-`CNetwork` is the backend "c" of `refimpl extract`.
+Same numbers as the NumPy reference (refimpl/network.py): conv1, LRN, pooling and ReLU
+bit for bit, the later layers to float32 rounding (their sums go through a differently
+blocked SGEMM). The layer functions here take the reference's arguments and return its
+shapes, so either can stand in for the other; `forward_c` is `forward_numpy`'s twin,
+`CNetwork` the feature backend "c" (refimpl.features), `golden_fc7` the callable for
+`refimpl golden verify --stage fc7 --impl refimpl.cforward:golden_fc7`.
 
-Why it is fast (Caffe runs the same arithmetic in about three times the time):
+Where the speed comes from:
 
 * Between conv1 and pool5 blobs are kept channel-major, (C, N, H, W), so the columns of
-  all images of a batch form one matrix: each convolution group is one big product
-  instead of Caffe's one per image.
-* That matrix is never built whole. Its columns are cut into chunks that fit in a core's
-  cache, and each chunk goes im2col -> SGEMM -> bias + ReLU while it is still there.
-* Both cores are used without oversubscription: by default the two OpenMP threads take
-  chunks and call a single-threaded SGEMM each (scipy's OpenBLAS, through its Cython
-  interface; no BLAS of our own). The alternative split, one chunk at a time with BLAS's
-  own threads, is `configure(split="blas")`; tests/benchmarks measure both.
-* LRN's scale^-0.75 is computed as 1/(sqrt(s) sqrt(sqrt(s))) in double, which rounds to
-  the same float as an exact power at a fraction of powf's cost.
+  all images of a batch form one matrix: each convolution group is one product over the
+  batch, not Caffe's one per image, and no layer needs a transpose.
+* That matrix is never built whole. Its columns are cut into chunks of a few hundred,
+  and each chunk goes im2col -> SGEMM -> bias + ReLU while it is still in cache.
+* Both cores work all the time: the OpenMP threads take chunks (and blocks of fc neurons,
+  pixels for LRN, planes for pooling) and each calls a single-threaded SGEMM (scipy's
+  OpenBLAS, through scipy.linalg.cython_blas; no BLAS of our own). Caffe's im2col, LRN
+  and pooling run on one core. The other split, one chunk at a time with BLAS's own
+  threads (`configure(split="blas")`), measured 2-4x slower here (OpenBLAS's idle threads
+  spin against OpenMP's), so it is not the default; tests/benchmarks time both.
+* LRN runs Caffe's own running window sum (bit-identical to the reference) and takes
+  scale^-0.75 as 1/(sqrt(s) sqrt(sqrt(s))) in double: the float result of an exact
+  power, at a fraction of pow's cost.
 """
 import os
 import threading

@@ -297,6 +297,29 @@ def test_forward_leaves_blas_threads_as_they_were(params, blob):
     assert core.blas_threads() == before
 
 
+def test_concurrent_forwards_from_two_threads(params, blob):
+    """extract() runs the network beside an image thread; two callers at once must each
+    get their own answer, and BLAS's thread count must come back as it was."""
+    import threading
+    core = C._ensure_configured()
+    before = core.blas_threads()
+    want = [C.forward_c(params, blob[i:i + 1]) for i in range(2)]
+    got = [None, None]
+
+    def work(i):
+        for _ in range(2):
+            got[i] = C.forward_c(params, blob[i:i + 1])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(2):
+        np.testing.assert_array_equal(got[i], want[i])
+    assert core.blas_threads() == before
+
+
 def test_forward_accepts_a_caffemodel_path_and_rejects_bad_input(params, blob):
     from refimpl import weights
     path = weights.synthetic_weights_path(0)
