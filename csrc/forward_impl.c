@@ -537,35 +537,58 @@ int fw_pool_output_size(int size, int kernel, int stride, int pad)
 }
 
 /* Caffe's MAX pooling: each window [o*stride - pad, + kernel) clipped to the input; the
- * max starts at -FLT_MAX (an empty window gives -FLT_MAX, as in Caffe). */
+ * max starts at -FLT_MAX (an empty window gives -FLT_MAX, as in Caffe). For each output
+ * row the rows of its window are first reduced column by column (contiguous, so it
+ * vectorises), then each output takes the max of its columns: max is exact, so the
+ * order does not change the result. */
 void fw_max_pool(const fw_ctx *ctx, const fw_view *in, const fw_view *out, int kh, int kw,
                  int sh, int sw, int ph, int pw)
 {
     const int T = ctx->threads > 0 ? ctx->threads : 1;
     const long planes = (long)in->n * in->c;
     const int H = in->h, W = in->w, OH = out->h, OW = out->w;
-    long pl;
-    #pragma omp parallel for num_threads(T) schedule(static) if (planes > 1)
-    for (pl = 0; pl < planes; pl++) {
-        const long n = pl / in->c;
-        const int c = (int)(pl % in->c);
-        const float *src = in->data + n * in->sn + c * in->sc;
-        float *dst = out->data + n * out->sn + c * out->sc;
-        int oy, ox, y, x;
-        for (oy = 0; oy < OH; oy++) {
-            int hs = oy * sh - ph, he = fw_min(hs + kh, H);
-            hs = fw_max(hs, 0);
-            for (ox = 0; ox < OW; ox++) {
-                int ws = ox * sw - pw, we = fw_min(ws + kw, W);
-                float mx = -FLT_MAX;
-                ws = fw_max(ws, 0);
-                for (y = hs; y < he; y++)
-                    for (x = ws; x < we; x++) {
-                        float v = src[(long)y * W + x];
-                        if (v > mx) mx = v;
+    #pragma omp parallel num_threads(T) if (planes > 1)
+    {
+        float *cm = malloc(sizeof(float) * (size_t)(W > 0 ? W : 1));
+        long pl;
+        #pragma omp for schedule(static)
+        for (pl = 0; pl < planes; pl++) {
+            const long n = pl / in->c;
+            const int c = (int)(pl % in->c);
+            const float *src = in->data + n * in->sn + c * in->sc;
+            float *dst = out->data + n * out->sn + c * out->sc;
+            int oy, ox, y, x;
+            for (oy = 0; oy < OH; oy++) {
+                int hs = oy * sh - ph, he = fw_min(hs + kh, H);
+                float *d = dst + (long)oy * OW;
+                hs = fw_max(hs, 0);
+                if (he <= hs || !cm) {
+                    for (ox = 0; ox < OW; ox++) {
+                        int ws = fw_max(ox * sw - pw, 0), we = fw_min(ox * sw - pw + kw, W);
+                        float mx = -FLT_MAX;
+                        for (y = hs; y < he; y++)
+                            for (x = ws; x < we; x++) {
+                                float v = src[(long)y * W + x];
+                                if (v > mx) mx = v;
+                            }
+                        d[ox] = mx;
                     }
-                dst[(long)oy * OW + ox] = mx;
+                    continue;
+                }
+                memcpy(cm, src + (long)hs * W, sizeof(float) * W);
+                for (y = hs + 1; y < he; y++) {
+                    const float *r = src + (long)y * W;
+                    for (x = 0; x < W; x++) cm[x] = r[x] > cm[x] ? r[x] : cm[x];
+                }
+                for (ox = 0; ox < OW; ox++) {
+                    int ws = fw_max(ox * sw - pw, 0), we = fw_min(ox * sw - pw + kw, W);
+                    float mx = -FLT_MAX;
+                    for (x = ws; x < we; x++)
+                        if (cm[x] > mx) mx = cm[x];
+                    d[ox] = mx;
+                }
             }
         }
+        free(cm);
     }
 }
