@@ -196,7 +196,7 @@ def inner_product(x, weights, bias=None, relu=False):
     x flattened to (N, K) in C order -> (N, M)."""
     core = _ensure_configured()
     x = _f32(x)
-    x = x.reshape(x.shape[0], -1)
+    x = x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
     b = None if bias is None else _f32(bias).reshape(-1)
     return core.inner_product(x, _f32(weights), b, bool(relu))
 
@@ -283,7 +283,7 @@ def _forward_layers(core, params, x, stop):
                 x = np.ascontiguousarray(x.transpose(1, 0, 2, 3))
                 cnhw = False
             w, b = params[name]
-            x = core.inner_product(x.reshape(x.shape[0], -1), w, b, fuse)
+            x = core.inner_product(x.reshape(x.shape[0], w.shape[1]), w, b, fuse)
         elif kind == "dropout":
             pass
         else:

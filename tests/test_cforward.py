@@ -342,6 +342,11 @@ def test_forward_accepts_a_caffemodel_path_and_rejects_bad_input(params, blob):
         C.forward_c(params, blob, until="fc9")
 
 
+def test_empty_batch(params):
+    out = C.forward_c(params, np.zeros((0, 3, 227, 227), np.float32))
+    assert out.shape == (0, 4096) and out.dtype == np.float32
+
+
 def test_cnetwork_backend(params, blob):
     from refimpl import weights
     net = C.CNetwork(weights.synthetic_weights_path(0))
