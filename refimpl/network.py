@@ -26,7 +26,7 @@ import numpy as np
 
 __all__ = [
     "conv2d", "relu", "lrn", "max_pool", "pool_output_size", "inner_product",
-    "forward_numpy", "forward_blobs", "ALEXNET_LAYERS", "BLOB_NAMES", "FEATURE_BLOB",
+    "forward_numpy", "forward_blobs", "forward_c", "ALEXNET_LAYERS", "BLOB_NAMES", "FEATURE_BLOB",
     "INPUT_SHAPE",
 ]
 
@@ -356,3 +356,47 @@ def forward_numpy(params, blob, until=FEATURE_BLOB, batch_size=None, threads=Non
         return np.concatenate([forward_numpy(params, blob[i:i + batch_size], until)
                                for i in range(0, blob.shape[0], batch_size)])
     return forward_blobs(params, blob, [until])[until]
+
+
+def _c_core():
+    try:
+        from refimpl import _forward
+    except ImportError as e:
+        raise ImportError("the compiled core refimpl._forward is not built: run `make build` "
+                          f"(setup.py build_ext --inplace) ({e})") from None
+    return _forward
+
+
+def forward_c(params, blob, until=FEATURE_BLOB, threads=None):
+    """forward_numpy with the compiled kernels of csrc/_forward.pyx (same semantics).
+
+    Same arguments and result as forward_numpy; the layers run on channel-major blobs,
+    with bias and ReLU fused into conv and fc. threads limits OpenMP and BLAS threads.
+    """
+    core = _c_core()
+    params = _as_params(params)
+    blob = _check_input(blob)
+    if until not in BLOB_NAMES:
+        raise ValueError(f"unknown AlexNet blob {until!r}; one of {', '.join(BLOB_NAMES)}")
+    if threads is not None:
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=int(threads)):
+            return forward_c(params, blob, until)
+    stop = _LAST_WRITER.get(until, until)
+    x = np.ascontiguousarray(blob.transpose(1, 0, 2, 3))  # (C, N, H, W)
+    for name, kind, cfg in ALEXNET_LAYERS:
+        # Every ReLU of AlexNet follows a conv or fc layer (in place): fused into it.
+        fused = name in _LAST_WRITER
+        if kind == "conv":
+            x = core.conv2d_cnhw(x, *params[name], **cfg, fuse_relu=fused)
+        elif kind == "lrn":
+            x = core.lrn_cnhw(x, **cfg)
+        elif kind == "pool":
+            x = core.max_pool(x, **cfg)
+        elif kind == "fc":
+            if x.ndim == 4:  # Caffe flattens (N, C, H, W) in C order
+                x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(x.shape[1], -1)
+            x = core.inner_product(x, *params[name], fuse_relu=fused)
+        if name == stop:
+            return np.ascontiguousarray(x.transpose(1, 0, 2, 3)) if x.ndim == 4 else x
+    raise AssertionError("unreachable")
