@@ -16,10 +16,11 @@ are not used at the same time (packing, LRN and pooling run between the products
 """
 import numpy as np
 cimport numpy as cnp
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
+cimport openmp
 from libc.math cimport sqrt, pow
 from libc.string cimport memset
-from scipy.linalg.cython_blas cimport sgemm
+from scipy.linalg.cython_blas cimport sgemm, sgemv
 
 cnp.import_array()
 
@@ -37,7 +38,7 @@ def _pair(v):
 
 cdef void _im2col(const float *x, float *cols, int c, int n, int h, int w,
                   int i0, int nb, int kh, int kw, int sh, int sw, int ph, int pw,
-                  int oh, int ow) noexcept nogil:
+                  int oh, int ow, int nthreads) noexcept nogil:
     """cols[(ch, ky, kx), (img, oy, ox)] = x[ch, i0 + img, oy*sh - ph + ky, ox*sw - pw + kx]
     (0 outside the input), for images i0 .. i0+nb-1 of a (C, N, H, W) blob."""
     cdef Py_ssize_t rows = <Py_ssize_t>c * kh * kw
@@ -46,7 +47,7 @@ cdef void _im2col(const float *x, float *cols, int c, int n, int h, int w,
     cdef int ch, ky, kx, iy, ix
     cdef const float *src
     cdef float *dst
-    for r in prange(rows, schedule="static"):
+    for r in prange(rows, schedule="static", num_threads=nthreads):
         ch = <int>(r // (kh * kw))
         ky = <int>((r // kw) % kh)
         kx = <int>(r % kw)
@@ -109,7 +110,7 @@ def conv2d_cnhw(x, weights, bias=None, stride=1, pad=0, group=1, fuse_relu=False
         ncols = nb * spatial
         with nogil:
             _im2col(&xv[0, 0, 0, 0], &cols[0], c, n, h, w, i0, nb, kh, kw, sh, sw, ph, pw,
-                    oh, ow)
+                    oh, ow, openmp.omp_get_max_threads())
             for gi in range(g):
                 # Row-major out_g (mg x ncols) = W_g (mg x kdim) @ cols_g (kdim x ncols),
                 # i.e. column-major out_g^T = cols_g^T @ W_g^T: sgemm("N", "N").
@@ -127,6 +128,64 @@ def conv2d_cnhw(x, weights, bias=None, stride=1, pad=0, group=1, fuse_relu=False
                         orow[j] = orow[j] + bval
                         if relu and orow[j] < 0:  # max(x, 0); NaN stays NaN
                             orow[j] = 0
+    return out
+
+
+def conv2d_cnhw_per_image(x, weights, bias=None, stride=1, pad=0, group=1,
+                          fuse_relu=False):
+    """conv2d_cnhw with OpenMP over images: each thread packs one image at a time into
+    its own (cache-sized) buffer and multiplies it with a single-threaded sgemm, like
+    Caffe's per-image loop but in parallel. Call with BLAS limited to one thread."""
+    cdef float[:, :, :, ::1] xv = np.ascontiguousarray(x, dtype=np.float32)
+    cdef float[:, :, :, ::1] wv = np.ascontiguousarray(weights, dtype=np.float32)
+    cdef int c = xv.shape[0], n = xv.shape[1], h = xv.shape[2], w = xv.shape[3]
+    cdef int m = wv.shape[0], cg = wv.shape[1], kh = wv.shape[2], kw = wv.shape[3]
+    cdef int sh, sw, ph, pw
+    sh, sw = _pair(stride)
+    ph, pw = _pair(pad)
+    cdef int g = group
+    if g < 1 or c % g or m % g or cg != c // g:
+        raise ValueError(f"conv2d: weights {tuple(weights.shape)} do not fit input "
+                         f"channels {c} with group={group}")
+    cdef int oh = (h + 2 * ph - kh) // sh + 1
+    cdef int ow = (w + 2 * pw - kw) // sw + 1
+    if oh < 1 or ow < 1:
+        raise ValueError(f"conv2d: kernel {kh}x{kw} larger than padded input {h}x{w}")
+    cdef bint has_bias = bias is not None
+    cdef bint relu = fuse_relu
+    cdef float[::1] bv = (np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
+                          if has_bias else np.zeros(m, dtype=np.float32))
+    if bv.shape[0] != m:
+        raise ValueError(f"conv2d: bias has {bv.shape[0]} values, need {m}")
+    out = np.empty((m, n, oh, ow), dtype=np.float32)
+    cdef float[:, :, :, ::1] ov = out
+    cdef int spatial = oh * ow
+    cdef int kdim = cg * kh * kw
+    cdef int mg = m // g
+    cdef int nthreads = max(1, min(n, openmp.omp_get_max_threads()))
+    cols_arr = np.empty((nthreads, <Py_ssize_t>c * kh * kw * spatial), dtype=np.float32)
+    cdef float[:, ::1] cols = cols_arr
+    cdef int i, gi, tid, ldc = n * spatial
+    cdef float one = 1.0, zero = 0.0
+    cdef char *nn = b"N"
+    cdef Py_ssize_t mi, j
+    cdef float *orow
+    cdef float bval
+    for i in prange(n, nogil=True, schedule="dynamic", chunksize=1, num_threads=nthreads):
+        tid = threadid()
+        _im2col(&xv[0, 0, 0, 0], &cols[tid, 0], c, n, h, w, i, 1, kh, kw, sh, sw, ph, pw,
+                oh, ow, 1)
+        for gi in range(g):
+            sgemm(nn, nn, &spatial, &mg, &kdim, &one,
+                  &cols[tid, <Py_ssize_t>gi * kdim * spatial], &spatial,
+                  &wv[gi * mg, 0, 0, 0], &kdim, &zero, &ov[gi * mg, i, 0, 0], &ldc)
+        for mi in range(m):
+            orow = &ov[mi, i, 0, 0]
+            bval = bv[mi]
+            for j in range(spatial):
+                orow[j] = orow[j] + bval
+                if relu and orow[j] < 0:
+                    orow[j] = 0
     return out
 
 
@@ -262,10 +321,18 @@ def inner_product(x, weights, bias=None, fuse_relu=False):
     if bv.shape[0] != m:
         raise ValueError(f"inner_product: bias has {bv.shape[0]} values, need {m}")
     cdef Py_ssize_t i, j
+    cdef int inc = 1
     with nogil:
-        # Column-major out^T (m x n) = W (col-major k x m, transposed) @ x^T (k x n).
-        sgemm(tr, nn, &m, &n, &kdim, &one, &wv[0, 0], &kdim, &xv[0, 0], &kdim, &zero,
-              &ov[0, 0], &m)
+        if n < 4:
+            # A few images: matrix-vector products, which stream W once at memory speed
+            # (sgemm with a 1-column operand is several times slower here).
+            for i in range(n):
+                sgemv(tr, &kdim, &m, &one, &wv[0, 0], &kdim, &xv[i, 0], &inc, &zero,
+                      &ov[i, 0], &inc)
+        else:
+            # Column-major out^T (m x n) = W (col-major k x m, transposed) @ x^T (k x n).
+            sgemm(tr, nn, &m, &n, &kdim, &one, &wv[0, 0], &kdim, &xv[0, 0], &kdim, &zero,
+                  &ov[0, 0], &m)
         if has_bias or relu:
             for i in range(n):
                 for j in range(m):

@@ -370,25 +370,29 @@ def _c_core():
 def forward_c(params, blob, until=FEATURE_BLOB, threads=None):
     """forward_numpy with the compiled kernels of csrc/_forward.pyx (same semantics).
 
-    Same arguments and result as forward_numpy; the layers run on channel-major blobs,
-    with bias and ReLU fused into conv and fc. threads limits OpenMP and BLAS threads.
+    Same arguments and result as forward_numpy. The conv layers run with OpenMP over
+    images, each thread packing one image into its own cache-sized buffer and calling a
+    single-threaded sgemm (Caffe's per-image loop, in parallel); bias and ReLU are fused
+    into conv and fc. threads: OpenMP threads (None: OpenMP's default, OMP_NUM_THREADS).
     """
+    from threadpoolctl import threadpool_limits
     core = _c_core()
     params = _as_params(params)
     blob = _check_input(blob)
     if until not in BLOB_NAMES:
         raise ValueError(f"unknown AlexNet blob {until!r}; one of {', '.join(BLOB_NAMES)}")
-    if threads is not None:
-        from threadpoolctl import threadpool_limits
-        with threadpool_limits(limits=int(threads)):
-            return forward_c(params, blob, until)
-    stop = _LAST_WRITER.get(until, until)
+    limits = {"blas": 1} if threads is None else {"blas": 1, "openmp": int(threads)}
+    with threadpool_limits(limits=limits):
+        return _forward_c(core, params, blob, _LAST_WRITER.get(until, until))
+
+
+def _forward_c(core, params, blob, stop):
     x = np.ascontiguousarray(blob.transpose(1, 0, 2, 3))  # (C, N, H, W)
     for name, kind, cfg in ALEXNET_LAYERS:
         # Every ReLU of AlexNet follows a conv or fc layer (in place): fused into it.
         fused = name in _LAST_WRITER
         if kind == "conv":
-            x = core.conv2d_cnhw(x, *params[name], **cfg, fuse_relu=fused)
+            x = core.conv2d_cnhw_per_image(x, *params[name], **cfg, fuse_relu=fused)
         elif kind == "lrn":
             x = core.lrn_cnhw(x, **cfg)
         elif kind == "pool":
