@@ -19,15 +19,16 @@ framework's variant), because that is what produced the published features:
 All arithmetic is float32, like Caffe's; results match Caffe to rounding (the summation
 order inside BLAS differs between builds, so the last bits do too).
 
-Blobs are NCHW float32 arrays. The layer functions take one blob and return a new one;
-the C core (csrc/_forward.pyx) mirrors their signatures.
+Blobs are NCHW float32 arrays. The layer functions take one blob and return a new one.
+The forward pass itself keeps the conv part channel-major, (C, N, H, W), through the
+*_cnhw variants; the C core (csrc/_forward.pyx, forward_c) mirrors those signatures.
 """
 import numpy as np
 
 __all__ = [
-    "conv2d", "relu", "lrn", "max_pool", "pool_output_size", "inner_product",
-    "forward_numpy", "forward_blobs", "forward_c", "ALEXNET_LAYERS", "BLOB_NAMES", "FEATURE_BLOB",
-    "INPUT_SHAPE",
+    "conv2d", "conv2d_cnhw", "relu", "lrn", "lrn_cnhw", "max_pool", "pool_output_size",
+    "inner_product", "forward_numpy", "forward_blobs", "forward_c", "ALEXNET_LAYERS",
+    "BLOB_NAMES", "FEATURE_BLOB", "INPUT_SHAPE",
 ]
 
 INPUT_SHAPE = (3, 227, 227)
@@ -288,9 +289,7 @@ def _layers(params, x):
         if kind == "conv":  # the ReLU after each conv is fused into it
             x = conv2d_cnhw(x, *params[name], **cfg, fuse_relu=True)
         elif kind == "relu":
-            if x.ndim == 4:
-                np.maximum(x, np.float32(0), out=x)  # in place, as in Caffe
-            else:
+            if x.ndim == 2:  # after fc (after conv it is already fused)
                 x = relu(x)
         elif kind == "lrn":
             x = lrn_cnhw(x, **cfg)
