@@ -155,8 +155,9 @@ def pool_output_size(int size, int kernel, int stride, int pad):
     return fw_pool_output_size(size, kernel, stride, pad)
 
 
-def conv2d(cnp.ndarray x, cnp.ndarray weights, bias, int sh, int sw, int ph, int pw,
-           int group, bint relu, bint x_cnhw=False, bint out_cnhw=False):
+def conv2d_layout(cnp.ndarray x, cnp.ndarray weights, bias, int sh, int sw, int ph, int pw,
+                  int group, bint relu, bint x_cnhw=False, bint out_cnhw=False,
+                  int chunk_cols=-1):
     """Convolution (+ bias, + ReLU if asked). weights (M, C/group, KH, KW) float32
     C-contiguous; bias (M,) float32 or None."""
     cdef fw_view vin = _view(x, x_cnhw), vout
@@ -189,16 +190,29 @@ def conv2d(cnp.ndarray x, cnp.ndarray weights, bias, int sh, int sw, int ph, int
     out = _empty((vin.n, m, oh, ow), out_cnhw)
     vout = _view(out, out_cnhw)
     cdef const float *wp = <const float *>cnp.PyArray_DATA(weights)
+    cdef fw_ctx ctx = _ctx
+    if chunk_cols >= 0:
+        ctx.chunk_cols = chunk_cols
     with single_threaded_blas():
         with nogil:
-            rc = fw_conv(&_ctx, &vin, wp, bp, m, &cfg, &vout)
+            rc = fw_conv(&ctx, &vin, wp, bp, m, &cfg, &vout)
     if rc:
         raise MemoryError("conv2d: out of memory for the im2col buffer")
     return out
 
 
-def inner_product(cnp.ndarray x, cnp.ndarray weights, bias, bint relu):
-    """x (N, K) float32 C-contiguous, weights (M, K), bias (M,) or None -> (N, M)."""
+def inner_product(x, weights, bias=None, bint fuse_relu=False):
+    """Caffe's InnerProduct (+ ReLU): x (N, ...) flattened in C order, weights (M, K),
+    bias (M,) or None -> (N, M) float32."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    x = x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
+    weights = np.ascontiguousarray(weights, dtype=np.float32)
+    if bias is not None:
+        bias = np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
+    return _inner_product(x, weights, bias, fuse_relu)
+
+
+def _inner_product(cnp.ndarray x, cnp.ndarray weights, bias, bint relu):
     cdef cnp.ndarray b
     cdef const float *bp = NULL
     cdef int n, k, m
@@ -227,8 +241,8 @@ def inner_product(cnp.ndarray x, cnp.ndarray weights, bias, bint relu):
     return out
 
 
-def lrn(cnp.ndarray x, int size, float alpha, float beta, float k, bint cnhw=False,
-        bint inplace=False):
+def lrn_layout(cnp.ndarray x, int size, float alpha, float beta, float k, bint cnhw=False,
+               bint inplace=False):
     """Caffe's ACROSS_CHANNELS LRN. With inplace=True, x is overwritten and returned."""
     cdef fw_view vin = _view(x, cnhw), vout
     cdef int rc
@@ -243,8 +257,8 @@ def lrn(cnp.ndarray x, int size, float alpha, float beta, float k, bint cnhw=Fal
     return out
 
 
-def max_pool(cnp.ndarray x, int kh, int kw, int sh, int sw, int ph, int pw,
-             bint x_cnhw=False, bint out_cnhw=False):
+def max_pool_layout(cnp.ndarray x, int kh, int kw, int sh, int sw, int ph, int pw,
+                    bint x_cnhw=False, bint out_cnhw=False):
     """Caffe's MAX pooling, ceil-mode output size."""
     cdef fw_view vin = _view(x, x_cnhw), vout
     if kh < 1 or kw < 1 or sh < 1 or sw < 1 or ph < 0 or pw < 0:
@@ -274,3 +288,59 @@ def relu(cnp.ndarray x, bint inplace=False):
     with nogil:
         fw_relu(&_ctx, op, xp, count)
     return out
+
+
+# ------------------------------------------------------------------------------------
+# The channel-major API of refimpl.network (conv2d_cnhw, lrn_cnhw, max_pool, ...), the
+# one network.forward_c and tests/test_network_c.py call: same signatures, same kernels.
+
+# Largest im2col buffer per work item, in bytes, when a caller sets it (tests do, to cut
+# a batch into one image per work item); None leaves the automatic chunk width.
+COLS_BYTES = None
+
+
+def _pair(v):
+    if np.isscalar(v):
+        return int(v), int(v)
+    return int(v[0]), int(v[1])
+
+
+def conv2d_cnhw(x, weights, bias=None, stride=1, pad=0, group=1, fuse_relu=False):
+    """network.conv2d_cnhw: x (C, N, H, W) -> (M, N, OH, OW), bias and ReLU fused."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    weights = np.ascontiguousarray(weights, dtype=np.float32)
+    if bias is not None:
+        bias = np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
+    (sh, sw), (ph, pw) = _pair(stride), _pair(pad)
+    chunk = -1
+    if COLS_BYTES is not None and x.ndim == 4 and weights.ndim == 4:
+        # whole images per work item, as many as fit in COLS_BYTES (at least one)
+        oh = (x.shape[2] + 2 * ph - weights.shape[2]) // sh + 1
+        ow = (x.shape[3] + 2 * pw - weights.shape[3]) // sw + 1
+        col_bytes = 4 * x.shape[0] * weights.shape[2] * weights.shape[3] * max(oh * ow, 1)
+        chunk = max(1, COLS_BYTES // col_bytes) * max(oh * ow, 1)
+    return conv2d_layout(x, weights, bias, sh, sw, ph, pw, int(group), bool(fuse_relu),
+                         x_cnhw=True, out_cnhw=True, chunk_cols=chunk)
+
+
+# One implementation serves both names (the per-image loop was an earlier variant).
+conv2d_cnhw_per_image = conv2d_cnhw
+
+
+def lrn_cnhw(x, size=5, alpha=1e-4, beta=0.75, k=1.0):
+    """network.lrn_cnhw: Caffe's LRN on (C, N, H, W) blobs, bit-identical."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return lrn_layout(x, int(size), float(alpha), float(beta), float(k), cnhw=True)
+
+
+def max_pool(x, kernel=3, stride=2, pad=0):
+    """network.max_pool: Caffe's MAX pooling over the last two axes of any blob."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim < 2:
+        raise ValueError(f"max_pool needs at least 2 axes, got shape {x.shape}")
+    nd = x.ndim
+    lead = tuple(x.shape[:nd - 2])
+    x4 = x.reshape((1, int(np.prod(lead))) + tuple(x.shape[nd - 2:]))
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel), _pair(stride), _pair(pad)
+    out = max_pool_layout(x4, kh, kw, sh, sw, ph, pw)
+    return out.reshape(lead + tuple(out.shape[2:]))

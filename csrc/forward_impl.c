@@ -170,11 +170,11 @@ static void bias_relu_rows(float *o, ptrdiff_t ld, long lc, const float *bias, i
         float *r = o + m * ld;
         const float b = bias ? bias[m] : 0.0f;
         if (bias && relu)
-            for (j = 0; j < lc; j++) { float v = r[j] + b; r[j] = v > 0.0f ? v : 0.0f; }
+            for (j = 0; j < lc; j++) { float v = r[j] + b; r[j] = v < 0.0f ? 0.0f : v; }
         else if (bias)
             for (j = 0; j < lc; j++) r[j] += b;
         else if (relu)
-            for (j = 0; j < lc; j++) r[j] = r[j] > 0.0f ? r[j] : 0.0f;
+            for (j = 0; j < lc; j++) r[j] = r[j] < 0.0f ? 0.0f : r[j];
     }
 }
 
@@ -375,11 +375,11 @@ int fw_inner_product(const fw_ctx *ctx, const float *x, int n, int k, const floa
         for (i = 0; i < n; i++) {
             float *r = out + (long)i * m;
             if (bias && relu)
-                for (j = m0; j < m1; j++) { float v = r[j] + bias[j]; r[j] = v > 0.0f ? v : 0.0f; }
+                for (j = m0; j < m1; j++) { float v = r[j] + bias[j]; r[j] = v < 0.0f ? 0.0f : v; }
             else if (bias)
                 for (j = m0; j < m1; j++) r[j] += bias[j];
             else if (relu)
-                for (j = m0; j < m1; j++) r[j] = r[j] > 0.0f ? r[j] : 0.0f;
+                for (j = m0; j < m1; j++) r[j] = r[j] < 0.0f ? 0.0f : r[j];
         }
     }
     return failed ? -1 : 0;
@@ -393,7 +393,7 @@ void fw_relu(const fw_ctx *ctx, float *x, const float *src, ptrdiff_t count)
     ptrdiff_t i;
     #pragma omp parallel for num_threads(T) schedule(static) if (count > 65536)
     for (i = 0; i < count; i++)
-        x[i] = src[i] > 0.0f ? src[i] : 0.0f;
+        x[i] = src[i] < 0.0f ? 0.0f : src[i];  /* NaN stays NaN, as std::max in Caffe */
 }
 
 /* --------------------------------------------------------------------------- LRN */

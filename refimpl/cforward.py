@@ -165,7 +165,7 @@ def conv2d(x, weights, bias=None, stride=1, pad=0, group=1, relu=False):
         raise ValueError(f"conv2d: weights must be (M, C/group, KH, KW), got {weights.shape}")
     (sh, sw), (ph, pw) = _pair(stride), _pair(pad)
     b = None if bias is None else _f32(bias).reshape(-1)
-    return core.conv2d(x, weights, b, sh, sw, ph, pw, int(group), bool(relu))
+    return core.conv2d_layout(x, weights, b, sh, sw, ph, pw, int(group), bool(relu))
 
 
 def relu(x):
@@ -176,7 +176,7 @@ def relu(x):
 def lrn(x, size=5, alpha=1e-4, beta=0.75, k=1.0):
     """Caffe's LRN across channels (like network.lrn)."""
     core = _ensure_configured()
-    return core.lrn(_nchw(x, "lrn"), int(size), float(alpha), float(beta), float(k))
+    return core.lrn_layout(_nchw(x, "lrn"), int(size), float(alpha), float(beta), float(k))
 
 
 def pool_output_size(size, kernel, stride, pad):
@@ -188,7 +188,7 @@ def max_pool(x, kernel=3, stride=2, pad=0):
     """Caffe's MAX pooling with ceil-mode output size (like network.max_pool)."""
     core = _ensure_configured()
     (kh, kw), (sh, sw), (ph, pw) = _pair(kernel), _pair(stride), _pair(pad)
-    return core.max_pool(_nchw(x, "max_pool"), kh, kw, sh, sw, ph, pw)
+    return core.max_pool_layout(_nchw(x, "max_pool"), kh, kw, sh, sw, ph, pw)
 
 
 def inner_product(x, weights, bias=None, relu=False):
@@ -264,19 +264,19 @@ def _forward_layers(core, params, x, stop):
         fuse = nxt is not None and nxt[1] == "relu" and name != stop
         if kind == "conv":
             w, b = params[name]
-            x = core.conv2d(x, w, b, cfg["stride"], cfg["stride"], cfg["pad"], cfg["pad"],
+            x = core.conv2d_layout(x, w, b, cfg["stride"], cfg["stride"], cfg["pad"], cfg["pad"],
                             cfg["group"], fuse, x_cnhw=cnhw, out_cnhw=True)
             cnhw = True
         elif kind == "relu":
             x = core.relu(x, inplace=True)
         elif kind == "lrn":
-            x = core.lrn(x, cfg["size"], cfg["alpha"], cfg["beta"], cfg["k"], cnhw=cnhw,
+            x = core.lrn_layout(x, cfg["size"], cfg["alpha"], cfg["beta"], cfg["k"], cnhw=cnhw,
                          inplace=True)
         elif kind == "pool":
             k, s, p = cfg["kernel"], cfg["stride"], cfg["pad"]
             # pool5 writes NCHW, which is the C-order flattening fc6 expects
             to_cnhw = cnhw and name != "pool5" and name != stop
-            x = core.max_pool(x, k, k, s, s, p, p, x_cnhw=cnhw, out_cnhw=to_cnhw)
+            x = core.max_pool_layout(x, k, k, s, s, p, p, x_cnhw=cnhw, out_cnhw=to_cnhw)
             cnhw = to_cnhw
         elif kind == "fc":
             if cnhw:

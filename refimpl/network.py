@@ -19,15 +19,16 @@ framework's variant), because that is what produced the published features:
 All arithmetic is float32, like Caffe's; results match Caffe to rounding (the summation
 order inside BLAS differs between builds, so the last bits do too).
 
-Blobs are NCHW float32 arrays. The layer functions take one blob and return a new one;
-the C core (csrc/_forward.pyx) mirrors their signatures.
+Blobs are NCHW float32 arrays. The layer functions take one blob and return a new one.
+The forward pass itself keeps the conv part channel-major, (C, N, H, W), through the
+*_cnhw variants; the C core (csrc/_forward.pyx, forward_c) mirrors those signatures.
 """
 import numpy as np
 
 __all__ = [
-    "conv2d", "relu", "lrn", "max_pool", "pool_output_size", "inner_product",
-    "forward_numpy", "forward_blobs", "ALEXNET_LAYERS", "BLOB_NAMES", "FEATURE_BLOB",
-    "INPUT_SHAPE",
+    "conv2d", "conv2d_cnhw", "relu", "lrn", "lrn_cnhw", "max_pool", "pool_output_size",
+    "inner_product", "forward_numpy", "forward_blobs", "forward_c", "ALEXNET_LAYERS",
+    "BLOB_NAMES", "FEATURE_BLOB", "INPUT_SHAPE",
 ]
 
 INPUT_SHAPE = (3, 227, 227)
@@ -288,9 +289,7 @@ def _layers(params, x):
         if kind == "conv":  # the ReLU after each conv is fused into it
             x = conv2d_cnhw(x, *params[name], **cfg, fuse_relu=True)
         elif kind == "relu":
-            if x.ndim == 4:
-                np.maximum(x, np.float32(0), out=x)  # in place, as in Caffe
-            else:
+            if x.ndim == 2:  # after fc (after conv it is already fused)
                 x = relu(x)
         elif kind == "lrn":
             x = lrn_cnhw(x, **cfg)
@@ -356,3 +355,51 @@ def forward_numpy(params, blob, until=FEATURE_BLOB, batch_size=None, threads=Non
         return np.concatenate([forward_numpy(params, blob[i:i + batch_size], until)
                                for i in range(0, blob.shape[0], batch_size)])
     return forward_blobs(params, blob, [until])[until]
+
+
+def _c_core():
+    try:
+        from refimpl import _forward
+    except ImportError as e:
+        raise ImportError("the compiled core refimpl._forward is not built: run `make build` "
+                          f"(setup.py build_ext --inplace) ({e})") from None
+    return _forward
+
+
+def forward_c(params, blob, until=FEATURE_BLOB, threads=None):
+    """forward_numpy with the compiled kernels of csrc/_forward.pyx (same semantics).
+
+    Same arguments and result as forward_numpy. The conv layers run with OpenMP over
+    images, each thread packing one image into its own cache-sized buffer and calling a
+    single-threaded sgemm (Caffe's per-image loop, in parallel); bias and ReLU are fused
+    into conv and fc. threads: OpenMP threads (None: OpenMP's default, OMP_NUM_THREADS).
+    """
+    from threadpoolctl import threadpool_limits
+    core = _c_core()
+    params = _as_params(params)
+    blob = _check_input(blob)
+    if until not in BLOB_NAMES:
+        raise ValueError(f"unknown AlexNet blob {until!r}; one of {', '.join(BLOB_NAMES)}")
+    limits = {"blas": 1} if threads is None else {"blas": 1, "openmp": int(threads)}
+    with threadpool_limits(limits=limits):
+        return _forward_c(core, params, blob, _LAST_WRITER.get(until, until))
+
+
+def _forward_c(core, params, blob, stop):
+    x = np.ascontiguousarray(blob.transpose(1, 0, 2, 3))  # (C, N, H, W)
+    for name, kind, cfg in ALEXNET_LAYERS:
+        # Every ReLU of AlexNet follows a conv or fc layer (in place): fused into it.
+        fused = name in _LAST_WRITER
+        if kind == "conv":
+            x = core.conv2d_cnhw_per_image(x, *params[name], **cfg, fuse_relu=fused)
+        elif kind == "lrn":
+            x = core.lrn_cnhw(x, **cfg)
+        elif kind == "pool":
+            x = core.max_pool(x, **cfg)
+        elif kind == "fc":
+            if x.ndim == 4:  # Caffe flattens (N, C, H, W) in C order
+                x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(x.shape[1], -1)
+            x = core.inner_product(x, *params[name], fuse_relu=fused)
+        if name == stop:
+            return np.ascontiguousarray(x.transpose(1, 0, 2, 3)) if x.ndim == 4 else x
+    raise AssertionError("unreachable")

@@ -112,7 +112,7 @@ def test_conv2d_channel_major_layouts(data):
     want = N.relu(N.conv2d(x, wt, b, stride=1, pad=1, group=group))
     core = C._ensure_configured()
     xin = np.ascontiguousarray(x.transpose(1, 0, 2, 3)) if x_cnhw else x
-    got = core.conv2d(xin, wt, b, 1, 1, 1, 1, group, True, x_cnhw=x_cnhw, out_cnhw=out_cnhw)
+    got = core.conv2d_layout(xin, wt, b, 1, 1, 1, 1, group, True, x_cnhw=x_cnhw, out_cnhw=out_cnhw)
     if out_cnhw:
         got = np.ascontiguousarray(got.transpose(1, 0, 2, 3))
     terms = N.conv2d(abs(x), abs(wt), abs(b), stride=1, pad=1, group=group)

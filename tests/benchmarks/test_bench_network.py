@@ -1,7 +1,7 @@
 """Speed of the AlexNet forward pass: NumPy reference vs real Caffe (pytest-benchmark).
 
-Run with `pytest tests/benchmarks --benchmark-enable`; compare the `numpy` and `caffe`
-rows of the same batch size (same machine, same moment).
+Run with `pytest tests/benchmarks --benchmark-enable`; compare the `numpy`, `c` and
+`caffe` rows of the same batch size (same machine, same moment).
 """
 import numpy as np
 import pytest
@@ -27,6 +27,16 @@ def test_numpy_forward(benchmark, weights_path, batch):
     blob = images(batch)
     benchmark.group = f"alexnet fc7 batch {batch}"
     out = benchmark(N.forward_numpy, params, blob)
+    assert out.shape == (batch, 4096)
+
+
+@pytest.mark.parametrize("batch", [1, 32])
+def test_c_forward(benchmark, weights_path, batch):
+    pytest.importorskip("refimpl._forward", reason="compiled core not built (make build)")
+    params = cm.load_alexnet_params(weights_path)
+    blob = images(batch)
+    benchmark.group = f"alexnet fc7 batch {batch}"
+    out = benchmark(N.forward_c, params, blob)
     assert out.shape == (batch, 4096)
 
 
