@@ -338,11 +338,15 @@ int fw_inner_product(const fw_ctx *ctx, const float *x, int n, int k, const floa
                      const float *bias, int m, int relu, float *out)
 {
     const int T = ctx->threads > 0 ? ctx->threads : 1;
-    const int parts = (ctx->split == FW_SPLIT_OMP && T > 1) ? T : 1;
+    /* Several blocks per thread, taken as threads come free: on a machine shared with
+     * other jobs one thread may lose its core for a while, and a fixed half each would
+     * leave the other waiting for it. */
+    const int split = ctx->split == FW_SPLIT_OMP && T > 1;
+    const int parts = split ? fw_max(1, fw_min(4 * T, m / 256)) : 1;
     int pi, failed = 0;
     if (n == 0 || m == 0)
         return 0;
-    #pragma omp parallel for num_threads(parts) schedule(static) if (parts > 1)
+    #pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (split && parts > 1)
     for (pi = 0; pi < parts; pi++) {
         int m0 = (int)((long)m * pi / parts), m1 = (int)((long)m * (pi + 1) / parts);
         int mm = m1 - m0, kk = k, nn = n, one_i = 1, i, j;
@@ -511,7 +515,7 @@ int fw_lrn(const fw_ctx *ctx, const fw_view *in, const fw_view *out, int size, f
             #pragma omp atomic write
             failed = 1;
         }
-        #pragma omp for schedule(static)
+        #pragma omp for schedule(dynamic, 1)  /* see fw_inner_product */
         for (it = 0; it < items; it++) {
             const int b0 = (int)(it % nblocks) * LRN_BLOCK;
             if (!sq) continue;
@@ -551,7 +555,7 @@ void fw_max_pool(const fw_ctx *ctx, const fw_view *in, const fw_view *out, int k
     {
         float *cm = malloc(sizeof(float) * (size_t)(W > 0 ? W : 1));
         long pl;
-        #pragma omp for schedule(static)
+        #pragma omp for schedule(dynamic, 8)  /* see fw_inner_product */
         for (pl = 0; pl < planes; pl++) {
             const long n = pl / in->c;
             const int c = (int)(pl % in->c);
