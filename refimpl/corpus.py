@@ -606,8 +606,9 @@ def compare_counts(corpus, expected):
     return bad
 
 
-def check(corpus, out=sys.stdout):
+def check(corpus, out=None):
     """Print the count table and compare with the published counts; True when they agree."""
+    out = out or sys.stdout
     for line in count_table(corpus):
         print(line, file=out)
     for note in corpus.notes:
