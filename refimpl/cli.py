@@ -11,6 +11,7 @@ import sys
 
 COMMAND_MODULES = [
     "refimpl.corpus",
+    "refimpl.denoise",
 ]
 
 
