@@ -113,6 +113,15 @@ def room_impulse_response(params, fs):
     return rir, float(absorption), int(max_order)
 
 
+def direct_path_delay(params, fs):
+    """Sample index of the direct sound in the RIR: distance / c, plus the centre of
+    pyroomacoustics' fractional-delay filter. From the geometry, not the RIR's peak: in
+    small rooms several coinciding reflections can outweigh the direct sound."""
+    import pyroomacoustics as pra
+    seconds = params["distance_m"] / pra.constants.get("c")
+    return int(round(seconds * fs)) + pra.constants.get("frac_delay_length") // 2
+
+
 def measured_rt60(rir, fs):
     """RT60 of the simulated response (Schroeder decay), as a check on the drawn value."""
     import pyroomacoustics as pra
@@ -135,7 +144,7 @@ def simulate(clean, fs, params, noise):
     Returns (noisy, extra parameters). `noise` is the whole noise recording.
     """
     rir, absorption, max_order = room_impulse_response(params, fs)
-    delay = int(np.argmax(np.abs(rir)))   # the direct path: the strongest arrival
+    delay = direct_path_delay(params, fs)
     reverberant = fftconvolve(clean, rir)[delay:delay + len(clean)]
     offset = int(params["noise_unit"] * len(noise))
     segment = np.take(noise, np.arange(offset, offset + len(clean)), mode="wrap")

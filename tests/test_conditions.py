@@ -48,6 +48,20 @@ def test_reverberation_matches_pyroomacoustics_simulation(emodb):
     assert abs(delay - expected) <= 1.0
 
 
+def test_alignment_on_the_direct_path_in_every_room(emodb):
+    # Alignment oracle: the delay that best aligns the reverberant signal with the clean one
+    # (cross-correlation peak) is the direct path, whatever the room.
+    spec = read_json(N.SPEC_FILE)
+    clean, fs = N.read_mono(emodb.rows[2]["path_clean"], 16000)
+    for seed in range(6):
+        params = N.draw_parameters(np.random.default_rng(seed), spec, "train", N.noise_pool())
+        rir, _, _ = N.room_impulse_response(params, fs)
+        delay = N.direct_path_delay(params, fs)
+        window = rir[delay - 2:delay + 3]
+        assert np.argmax(np.abs(window)) == 2          # the direct sound's peak sample
+        assert np.abs(rir[delay]) > 0.5 / (4 * np.pi * params["distance_m"])
+
+
 def test_snr_and_level(emodb):
     spec = read_json(N.SPEC_FILE)
     clean, fs = N.read_mono(emodb.rows[1]["path_clean"], 16000)
