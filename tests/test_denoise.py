@@ -162,3 +162,20 @@ def test_enhancement_improves_unseen_test_speakers(shared_data, tmp_path):
     assert summary["si_sdr_denoised_db"] > summary["si_sdr_noisy_db"] + 0.5, summary
     out, fs = sf.read(str(tmp_path / "denoised" / rows[0]["file"]))
     assert fs == 16000 and len(out) == len(sf.read(rows[0]["path_clean"])[0])
+
+
+def test_conditions_command_is_bit_reproducible(shared_data, tmp_path, monkeypatch, capsys):
+    """`refimpl corpus conditions emodb --seed N` twice, in two caches: identical files."""
+    from refimpl import cli
+    outputs = []
+    for run in ("a", "b"):
+        monkeypatch.setenv("REFIMPL_CACHE", str(tmp_path / run))
+        assert cli.main(["corpus", "conditions", "emodb", "--root", str(shared_data / "emodb"),
+                         "--seed", "3", "--limit", "2"]) == 0
+        base = tmp_path / run / "conditions" / "emodb" / "seed3"
+        files = sorted(p for p in base.rglob("*.wav"))
+        assert [p.parent.name for p in files] == ["denoised"] * 2 + ["noisy"] * 2
+        outputs.append([p.read_bytes() for p in files])
+        assert (base / "noisy.csv").is_file() and (base / "denoised.csv").is_file()
+    assert outputs[0] == outputs[1]
+    assert "SI-SDR" in capsys.readouterr().out
