@@ -25,7 +25,6 @@ learnt with a squared-error loss (mask approximation).
 import csv
 import hashlib
 import json
-import os
 import subprocess
 import tempfile
 import time
@@ -214,17 +213,18 @@ def solver_prototxt(net_file, lr=1e-3, seed=1):
             f'solver_mode: CPU\n')
 
 
-def caffe_python():
-    exe = paths.caffe_prefix() / "caffe-python"
-    if not exe.exists():
-        raise UserError(f"{exe}: real Caffe not installed (make caffe)")
-    return exe
-
-
 def run_caffe(*args, log=None):
-    env = dict(os.environ, GLOG_minloglevel="2", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
-               OPENBLAS_NUM_THREADS=os.environ.get("OPENBLAS_NUM_THREADS", "1"))
-    proc = subprocess.Popen([str(caffe_python()), str(CAFFE_SCRIPT), *map(str, args)],
+    """Run _denoise_caffe.py under Caffe's own Python (found and isolated as the worker is:
+    refimpl.caffe_backend). One BLAS thread: the machine is shared and the matrices small."""
+    from refimpl.caffe_backend import CaffeNotInstalled, _clean_env, caffe_python
+    try:
+        exe = caffe_python()
+    except CaffeNotInstalled as e:
+        raise UserError(str(e)) from None
+    env = _clean_env()
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    proc = subprocess.Popen([str(exe), str(CAFFE_SCRIPT), *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines = []
     for line in proc.stdout:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from refimpl import denoise as D, paths
+from refimpl import denoise as D
+from refimpl.caffe_backend import caffe_available
 
 LAYER_SHAPES = {
     "lstm1/0": (1024, 100), "lstm1/1": (1024,), "lstm1/2": (1024, 256),
@@ -26,8 +27,7 @@ def random_params(seed=0, scale=0.3):
     return {k: rng.uniform(-scale, scale, s).astype(np.float32) for k, s in LAYER_SHAPES.items()}
 
 
-needs_caffe = pytest.mark.skipif(not (paths.caffe_prefix() / "caffe-python").exists(),
-                                 reason="real Caffe not installed (make caffe)")
+needs_caffe = pytest.mark.skipif(not caffe_available(), reason="real Caffe not installed (make caffe)")
 
 
 @pytest.mark.caffe
