@@ -22,7 +22,6 @@ simulated room microphone of refimpl.conditions); the test speakers stay unseen.
 ideal ratio mask in the Mel domain, sqrt(clean Mel power / noisy Mel power) clipped to 0..1,
 learnt with a squared-error loss (mask approximation).
 """
-import csv
 import hashlib
 import json
 import subprocess
@@ -273,7 +272,6 @@ def enhance(noisy, model):
 
 
 def _pairs(corpus, seed, partition):
-    cond = conditions_dir(corpus.name, seed)
     noisy_paths = corpus.audio_paths("noisy", partition)
     for r, noisy_path in zip(corpus.subset(partition).rows, noisy_paths):
         clean, _ = sf.read(r["path_clean"], dtype="float64")

@@ -1,6 +1,5 @@
 """The simulated room microphone: physics checked against pyroomacoustics, determinism."""
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest

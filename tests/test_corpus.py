@@ -3,7 +3,6 @@ import csv
 import functools
 import hashlib
 import http.server
-import io
 import threading
 import zipfile
 from pathlib import Path

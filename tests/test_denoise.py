@@ -1,6 +1,5 @@
 """The LSTM mask enhancer: NumPy forward vs real Caffe, STFT/Mel plumbing, measures."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
