@@ -303,24 +303,39 @@ def training_chunks(corpus, seed, frames=CHUNK_FRAMES):
             mean.astype(np.float32), std.astype(np.float32))
 
 
-def train(corpus, seed=DEFAULT_SEED, iters=300, out=WEIGHTS, lr=1e-3, log=print):
+def caffe_train(x, y, iters, lr=1e-3, batch=BATCH, log=None, seed=1):
+    """Caffe's Adam solver on chunks x -> y (chunks, T, 100); returns (params, losses).
+
+    losses: (iteration, mean loss of the last 20 iterations) as the solver script reports.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "train.prototxt").write_text(net_prototxt(x.shape[1], batch, train=True))
+        (tmp / "solver.prototxt").write_text(solver_prototxt(tmp / "train.prototxt", lr, seed))
+        np.savez(tmp / "data.npz", x=x.astype(np.float32), y=y.astype(np.float32),
+                 seed=np.int64(seed))
+        lines = run_caffe("train", tmp / "train.prototxt", tmp / "solver.prototxt",
+                          tmp / "data.npz", tmp / "w.npz", iters, log=log)
+        with np.load(tmp / "w.npz") as z:
+            params = {k: z[k] for k in z.files}
+    losses = []
+    for line in lines:
+        if line.startswith("{"):
+            d = json.loads(line)
+            losses.append((d["iter"], d["loss"]))
+    return params, losses
+
+
+def train(corpus, seed=DEFAULT_SEED, iters=1500, out=WEIGHTS, lr=1e-3, log=print):
     """Train the enhancer with Caffe's Adam solver on the training partition's pairs."""
     t0 = time.perf_counter()
     x, y, mean, std = training_chunks(corpus, seed)
     prep = time.perf_counter() - t0
     log(f"training data: {len(x)} chunks of {CHUNK_FRAMES} frames from "
         f"{len(corpus.subset('train'))} training files ({prep:.1f} s)")
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        (tmp / "train.prototxt").write_text(net_prototxt(CHUNK_FRAMES, BATCH, train=True))
-        (tmp / "solver.prototxt").write_text(solver_prototxt(tmp / "train.prototxt", lr, seed=1))
-        np.savez(tmp / "data.npz", x=x, y=y, seed=np.int64(1))
-        t1 = time.perf_counter()
-        run_caffe("train", tmp / "train.prototxt", tmp / "solver.prototxt", tmp / "data.npz",
-                  tmp / "w.npz", iters, log=log)
-        train_s = time.perf_counter() - t1
-        with np.load(tmp / "w.npz") as z:
-            params = {k: z[k] for k in z.files}
+    t1 = time.perf_counter()
+    params, losses = caffe_train(x, y, iters, lr, log=log)
+    train_s = time.perf_counter() - t1
     out = Path(out)
     with atomic_path(out) as tmp_out:
         with open(tmp_out, "wb") as f:
@@ -331,6 +346,8 @@ def train(corpus, seed=DEFAULT_SEED, iters=300, out=WEIGHTS, lr=1e-3, log=print)
             "corpus": corpus.name, "condition_seed": seed,
             "training_files": len(corpus.subset("train")), "training_chunks": int(len(x)),
             "data_seconds": round(prep, 1), "train_seconds": round(train_s, 1),
+            "loss_first": losses[0][1] if losses else None,
+            "loss_last": losses[-1][1] if losses else None,
             "retrain": f"refimpl denoiser train {corpus.name} --seed {seed} --iters {iters}"}
     with atomic_open(out.with_suffix(".json"), "w") as f:
         json.dump(info, f, indent=2)
@@ -446,7 +463,7 @@ def register(subparsers):
     t.add_argument("corpus", choices=["emodb"])
     t.add_argument("--root")
     t.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the noisy condition")
-    t.add_argument("--iters", type=int, default=300)
+    t.add_argument("--iters", type=int, default=1500)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--out", default=str(WEIGHTS))
     t.set_defaults(func=_cmd_train)
