@@ -214,7 +214,8 @@ def write_rows(path, rows, columns):
 
 
 def run_conditions_command(args):
-    """`refimpl corpus conditions emodb --seed N`: noisy, then denoised, then corpus.csv."""
+    """`refimpl corpus conditions emodb --seed N`: noisy, then denoised, then <corpus>.csv,
+    the corpus manifest with the paths of all three conditions."""
     corpus = load_corpus(args.corpus, root=args.root, seed=args.seed)
     out_dir = conditions_dir(corpus.name, args.seed)
     timings = {}
@@ -235,7 +236,7 @@ def run_conditions_command(args):
             for cond in ("noisy", "denoised"):
                 if r["path_" + cond] and not Path(r["path_" + cond]).is_file():
                     r["path_" + cond] = ""
-        manifest = out_dir / "corpus.csv"
+        manifest = out_dir / f"{corpus.name}.csv"     # load_corpus(path) names it after the file
         corpus.to_manifest(manifest)
         print(f"corpus manifest with all conditions: {manifest}")
     return 0
