@@ -27,6 +27,12 @@ API (what the pipeline calls):
     corpus.counts("idl_neg")                           # {"train": {"IDL": n, ...}, "test": ...}
     corpus.to_manifest("out.csv")                      # round-trips through load_corpus
 
+    # the generated conditions of a built-in corpus (refimpl.conditions, refimpl.denoise)
+    load_corpus("emodb", seed=0).audio_paths("noisy")  # <cache>/conditions/emodb/seed0/noisy/
+    conditions.generate_noisy(corpus, seed=0)          # writes noisy/*.wav + noisy.csv
+    denoise.generate_denoised(corpus, seed=0)          # writes denoised/*.wav + denoised.csv
+    denoise.enhance(signal, denoise.load_model())      # one signal (16 kHz float)
+
 Manifest CSV (a new corpus without code): the columns above; a task column is headed
 `label:<task>` and may declare its classes in order, `label:<task>=IDL|NEG` (then any other
 value is an error; without a declaration the classes are the sorted labels found). Relative
