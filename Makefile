@@ -9,7 +9,7 @@ CAFFE_PREFIX ?= $(CURDIR)/.caffe/prefix
 export REFIMPL_CAFFE_PREFIX := $(CAFFE_PREFIX)
 PYTEST_ARGS ?=
 
-.PHONY: all venv build caffe test test-deps test-slow run golden clean
+.PHONY: all venv build caffe test test-deps test-slow run golden bench clean
 
 all: venv caffe
 
@@ -53,6 +53,12 @@ golden: venv build caffe
 # The long suites (all EmoDB files, big configurations).
 test-slow: venv build caffe test-deps
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS) tests
+
+# Speed tracking with pytest-benchmark: every benchmark, timings saved as JSON under
+# .benchmarks/ so `pytest-benchmark compare` tracks them across commits (see README).
+bench: venv build caffe test-deps
+	$(BIN)/python -m pytest -q tests/benchmarks --benchmark-enable --benchmark-autosave \
+		--benchmark-group-by=group --benchmark-columns=min,median,mean,rounds $(PYTEST_ARGS)
 
 clean:
 	rm -rf build refimpl/*.so csrc/*.c .pytest_cache

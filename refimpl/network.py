@@ -19,15 +19,16 @@ framework's variant), because that is what produced the published features:
 All arithmetic is float32, like Caffe's; results match Caffe to rounding (the summation
 order inside BLAS differs between builds, so the last bits do too).
 
-Blobs are NCHW float32 arrays. The layer functions take one blob and return a new one;
-the C core (csrc/_forward.pyx) mirrors their signatures.
+Blobs are NCHW float32 arrays. The layer functions take one blob and return a new one.
+The forward pass itself keeps the conv part channel-major, (C, N, H, W), through the
+*_cnhw variants; the C core (csrc/_forward.pyx, forward_c) mirrors those signatures.
 """
 import numpy as np
 
 __all__ = [
-    "conv2d", "relu", "lrn", "max_pool", "pool_output_size", "inner_product",
-    "forward_numpy", "forward_blobs", "ALEXNET_LAYERS", "BLOB_NAMES", "FEATURE_BLOB",
-    "INPUT_SHAPE",
+    "conv2d", "conv2d_cnhw", "relu", "lrn", "lrn_cnhw", "max_pool", "pool_output_size",
+    "inner_product", "forward_numpy", "forward_blobs", "forward_c", "ALEXNET_LAYERS",
+    "BLOB_NAMES", "FEATURE_BLOB", "INPUT_SHAPE",
 ]
 
 INPUT_SHAPE = (3, 227, 227)
@@ -59,6 +60,10 @@ ALEXNET_LAYERS = [
 ]
 
 
+# Largest im2col buffer of conv2d_cnhw; bigger batches are done in chunks of images.
+_COLS_BYTES = 256 << 20
+
+
 def _pair(v):
     return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
 
@@ -68,14 +73,23 @@ def conv2d(x, weights, bias=None, stride=1, pad=0, group=1):
 
     weights (M, C/group, KH, KW); bias (M,) or None; stride and pad an int or (h, w).
     OH = (H + 2*pad - KH) // stride + 1 (floor, as in Caffe's conv).
+    """
+    x = np.asarray(x, dtype=np.float32)
+    out = conv2d_cnhw(x.transpose(1, 0, 2, 3), weights, bias, stride, pad, group)
+    return np.ascontiguousarray(out.transpose(1, 0, 2, 3))
+
+
+def conv2d_cnhw(x, weights, bias=None, stride=1, pad=0, group=1, fuse_relu=False):
+    """conv2d on channel-major blobs: x (C, N, H, W) -> (M, N, OH, OW), float32.
 
     Done like Caffe: unroll every receptive field into a column (im2col), then one matrix
     product per group, (M/g, C/g*KH*KW) @ (C/g*KH*KW, N*OH*OW). The unrolling is a single
-    strided copy, so there is no Python loop over pixels.
+    strided copy, so there is no Python loop over pixels, and in the channel-major layout
+    the product is already the next layer's input (no transposes between layers).
+    fuse_relu applies the following in-place ReLU on the fly.
     """
-    x = np.asarray(x, dtype=np.float32)
     weights = np.asarray(weights, dtype=np.float32)
-    n, c, h, w = x.shape
+    c, n, h, w = x.shape
     m, cg, kh, kw = weights.shape
     sh, sw = _pair(stride)
     ph, pw = _pair(pad)
@@ -87,20 +101,41 @@ def conv2d(x, weights, bias=None, stride=1, pad=0, group=1):
     if oh < 1 or ow < 1:
         raise ValueError(f"conv2d: kernel {kh}x{kw} larger than padded input {h}x{w}")
     if ph or pw:
-        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    x = np.ascontiguousarray(x)
-    # View of every receptive field: (C, KH, KW, N, OH, OW), no copy yet.
-    s_n, s_c, s_h, s_w = x.strides
-    fields = np.lib.stride_tricks.as_strided(
-        x, shape=(c, kh, kw, n, oh, ow),
-        strides=(s_c, s_h, s_w, s_n, s_h * sh, s_w * sw), writeable=False)
-    cols = fields.reshape(group, cg * kh * kw, n * oh * ow)  # the im2col copy
-    wmat = weights.reshape(group, m // group, cg * kh * kw)
-    out = np.matmul(wmat, cols)  # (group, M/g, N*OH*OW): one sgemm per group
-    out = out.reshape(m, n, oh, ow)
-    if bias is not None:
-        out += np.asarray(bias, dtype=np.float32).reshape(m, 1, 1, 1)
-    return np.ascontiguousarray(out.transpose(1, 0, 2, 3))
+        padded = np.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=np.float32)
+        padded[:, :, ph:ph + h, pw:pw + w] = x
+        x = padded
+    else:
+        x = np.asarray(x, dtype=np.float32)
+    # The receptive fields are unrolled (im2col) for as many images as fit in
+    # _COLS_BYTES at once: big matrix products keep BLAS efficient (measured: chunks of a
+    # few images cost 2-3x more time), while the bound keeps memory in check for big
+    # batches (the whole of conv2 at batch 32 is 224 MB).
+    kdim = cg * kh * kw
+    spatial = oh * ow
+    chunk = int(max(1, min(n, _COLS_BYTES // (4 * c * kh * kw * spatial))))
+    cols_buf = np.empty(group * kdim * chunk * spatial, dtype=np.float32)
+    res_buf = np.empty(m * chunk * spatial, dtype=np.float32)
+    wmat = weights.reshape(group, m // group, kdim)
+    bias = None if bias is None else np.asarray(bias, dtype=np.float32).reshape(m, 1, 1)
+    out = np.empty((m, n, oh, ow), dtype=np.float32)
+    s_c, s_n, s_h, s_w = x.strides
+    for i0 in range(0, n, chunk):
+        nb = min(chunk, n - i0)
+        # View of every receptive field of images i0..i0+nb: (C, KH, KW, nb, OH, OW).
+        fields = np.lib.stride_tricks.as_strided(
+            x[:, i0:], shape=(c, kh, kw, nb, oh, ow),
+            strides=(s_c, s_h, s_w, s_n, s_h * sh, s_w * sw), writeable=False)
+        cols = cols_buf[:group * kdim * nb * spatial].reshape(group, kdim, nb * spatial)
+        np.copyto(cols.reshape(c, kh, kw, nb, oh, ow), fields)  # the im2col copy
+        res = res_buf[:m * nb * spatial].reshape(group, m // group, nb * spatial)
+        np.matmul(wmat, cols, out=res)  # one sgemm per group
+        res = res.reshape(m, nb, spatial)
+        if bias is not None:
+            res += bias
+        if fuse_relu:
+            np.maximum(res, np.float32(0), out=res)
+        out[:, i0:i0 + nb] = res.reshape(m, nb, oh, ow)
+    return out
 
 
 def relu(x):
@@ -122,48 +157,63 @@ def lrn(x, size=5, alpha=1e-4, beta=0.75, k=1.0):
     and rounded once to float32, as std::pow does in caffe_powx.
     """
     x = np.asarray(x, dtype=np.float32)
-    n, c, h, w = x.shape
+    out = lrn_cnhw(x.transpose(1, 0, 2, 3), size, alpha, beta, k)
+    return np.ascontiguousarray(out.transpose(1, 0, 2, 3))
+
+
+def lrn_cnhw(x, size=5, alpha=1e-4, beta=0.75, k=1.0):
+    """lrn on channel-major blobs: x (C, N, H, W) -> (C, N, H, W).
+
+    One channel plane (all images) at a time, with small reused buffers: the running sum
+    needs only the previous channel's scale, and big temporaries would cost more in
+    page faults than the arithmetic.
+    """
+    c = x.shape[0]
     pre = (size - 1) // 2
     a = np.float64(np.float32(alpha) / np.float32(size))  # alpha_over_size, in float
-    # Channel-major so that each channel's plane (all images) is one contiguous block.
-    xc = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(c, -1)
-    # x^2 rounded to float32 (caffe_sqr); a * x^2 is then exact in double (24-bit times
-    # 24-bit), and adding it to a float32 in double and rounding once to float32 gives
-    # caffe_axpy's fused multiply-add.
-    asq = np.square(xc).astype(np.float64)
-    asq *= a
-    scale = np.empty((c, xc.shape[1]), dtype=np.float32)
-    acc = np.empty(xc.shape[1], dtype=np.float64)
-    run = scale[0]
-    run[...] = np.float32(k)
-    for i in range(pre, min(size, c + pre)):  # channels of the first window (others 0)
-        np.add(run, asq[i - pre], out=acc)
+    xc = np.ascontiguousarray(x, dtype=np.float32).reshape(c, -1)
+    plane = xc.shape[1]
+    out = np.empty_like(xc)
+    sq = np.empty(plane, dtype=np.float32)
+    asq = np.empty(plane, dtype=np.float64)
+    acc = np.empty(plane, dtype=np.float64)
+    root = np.empty(plane, dtype=np.float64)
+    run = np.full(plane, np.float32(k), dtype=np.float32)
+    neg_beta = -np.float64(np.float32(beta))
+
+    def axpy(sign, channel):
+        """run += sign * a * x[channel]^2 as caffe_axpy does it: x^2 rounded to float32
+        (caffe_sqr), a * x^2 exact in double (24-bit times 24-bit), the sum rounded once
+        to float32 (OpenBLAS's saxpy uses a fused multiply-add)."""
+        np.multiply(xc[channel], xc[channel], out=sq)
+        np.multiply(sq, a, out=asq)
+        if sign > 0:
+            np.add(run, asq, out=acc)
+        else:
+            np.subtract(run, asq, out=acc)
         np.copyto(run, acc, casting="unsafe")
-    for ch in range(1, c):
-        run = scale[ch]
-        head, tail = ch + size - 1 - pre, ch - 1 - pre
-        prev = scale[ch - 1]
-        if head < c:
-            np.add(prev, asq[head], out=acc)
-            np.copyto(run, acc, casting="unsafe")
-            prev = run
-        if tail >= 0:
-            np.subtract(prev, asq[tail], out=acc)
-            np.copyto(run, acc, casting="unsafe")
-        elif head >= c:
-            run[...] = prev
-    # scale^-beta in double, rounded once (caffe_powx = std::pow per element).
-    s64 = scale.astype(np.float64)
-    if beta == 0.75:  # s^-0.75 = 1 / (sqrt(s) * sqrt(sqrt(s))): same float32 result, faster
-        root = np.sqrt(s64)
-        np.sqrt(root, out=s64)
-        s64 *= root
-        np.divide(1.0, s64, out=s64)
-    else:
-        np.power(s64, -np.float64(np.float32(beta)), out=s64)
-    out = s64.astype(np.float32)
+
+    for ch in range(c):
+        if ch == 0:  # the first window: channels 0 .. size-1-pre (the rest is padding)
+            for i in range(0, min(size - pre, c)):
+                axpy(+1, i)
+        else:  # slide: add the entering channel, subtract the leaving one
+            if ch + size - 1 - pre < c:
+                axpy(+1, ch + size - 1 - pre)
+            if ch - 1 - pre >= 0:
+                axpy(-1, ch - 1 - pre)
+        # scale^-beta in double, rounded once (caffe_powx = std::pow per element).
+        np.copyto(acc, run)
+        if beta == 0.75:  # s^-0.75 = 1 / (sqrt(s) * sqrt(sqrt(s))): the same float32
+            np.sqrt(acc, out=root)
+            np.sqrt(root, out=acc)
+            acc *= root
+            np.divide(1.0, acc, out=acc)
+        else:
+            np.power(acc, neg_beta, out=acc)
+        np.copyto(out[ch], acc, casting="unsafe")
     out *= xc
-    return np.ascontiguousarray(out.reshape(c, n, h, w).transpose(1, 0, 2, 3))
+    return out.reshape(x.shape)
 
 
 def pool_output_size(size, kernel, stride, pad):
@@ -229,19 +279,27 @@ def _as_params(params):
 
 
 def _layers(params, x):
-    """Run AlexNet layer by layer, yielding (layer name, blob after the layer)."""
+    """Run AlexNet layer by layer, yielding (layer name, blob after the layer).
+
+    The conv part runs on channel-major (C, N, H, W) blobs, which saves a transpose per
+    layer; yielded blobs are views in Caffe's (N, C, H, W) order.
+    """
+    x = np.ascontiguousarray(x.transpose(1, 0, 2, 3))  # (C, N, H, W)
     for name, kind, cfg in ALEXNET_LAYERS:
-        if kind == "conv":
-            x = conv2d(x, *params[name], **cfg)
+        if kind == "conv":  # the ReLU after each conv is fused into it
+            x = conv2d_cnhw(x, *params[name], **cfg, fuse_relu=True)
         elif kind == "relu":
-            x = relu(x)
+            if x.ndim == 2:  # after fc (after conv it is already fused)
+                x = relu(x)
         elif kind == "lrn":
-            x = lrn(x, **cfg)
+            x = lrn_cnhw(x, **cfg)
         elif kind == "pool":
-            x = max_pool(x, **cfg)
+            x = max_pool(x, **cfg)  # works on any leading axes
         elif kind == "fc":
+            if x.ndim == 4:  # Caffe flattens (N, C, H, W) in C order
+                x = x.transpose(1, 0, 2, 3).reshape(x.shape[1], -1)
             x = inner_product(x, *params[name])
-        yield name, x
+        yield name, (x.transpose(1, 0, 2, 3) if x.ndim == 4 else x)
 
 
 # In-place layers write into their bottom blob: blob "fc7" is read after relu7.
@@ -270,24 +328,78 @@ def forward_blobs(params, blob, names):
     out = {}
     for layer, x in _layers(params, blob):
         if layer in wanted:
-            out[wanted[layer]] = x
+            out[wanted[layer]] = np.ascontiguousarray(x)
             if len(out) == len(wanted):
                 break
     return out
 
 
-def forward_numpy(params, blob, until=FEATURE_BLOB, batch_size=None):
+def forward_numpy(params, blob, until=FEATURE_BLOB, batch_size=None, threads=None):
     """Run AlexNet on `blob` (N, 3, 227, 227) float32 and return blob `until`.
 
     params: a .caffemodel path or `caffemodel.load_alexnet_params(...)`'s dict.
     until: the blob to return: "fc7" (default) = the deep spectrum features, read after
     relu7, which works in place on blob fc7, as in Caffe; any of BLOB_NAMES works. The
     output of an fc layer is (N, M); of others (N, C, H, W). batch_size splits big inputs
-    to bound memory (conv1's im2col buffer is ~1.4 MB per image, conv2's ~3.5 MB).
+    to bound memory (conv1's im2col buffer is ~4.4 MB per image, conv2's ~7 MB).
+    threads: limit the BLAS threads for this call (None: leave BLAS's default). On a
+    busy machine OpenBLAS's spinning threads can make 2 threads slower than 1.
     """
+    if threads is not None:
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=int(threads), user_api="blas"):
+            return forward_numpy(params, blob, until, batch_size)
     params = _as_params(params)
     blob = _check_input(blob)
     if batch_size and blob.shape[0] > batch_size:
         return np.concatenate([forward_numpy(params, blob[i:i + batch_size], until)
                                for i in range(0, blob.shape[0], batch_size)])
     return forward_blobs(params, blob, [until])[until]
+
+
+def _c_core():
+    try:
+        from refimpl import _forward
+    except ImportError as e:
+        raise ImportError("the compiled core refimpl._forward is not built: run `make build` "
+                          f"(setup.py build_ext --inplace) ({e})") from None
+    return _forward
+
+
+def forward_c(params, blob, until=FEATURE_BLOB, threads=None):
+    """forward_numpy with the compiled kernels of csrc/_forward.pyx (same semantics).
+
+    Same arguments and result as forward_numpy. The conv layers run with OpenMP over
+    images, each thread packing one image into its own cache-sized buffer and calling a
+    single-threaded sgemm (Caffe's per-image loop, in parallel); bias and ReLU are fused
+    into conv and fc. threads: OpenMP threads (None: OpenMP's default, OMP_NUM_THREADS).
+    """
+    from threadpoolctl import threadpool_limits
+    core = _c_core()
+    params = _as_params(params)
+    blob = _check_input(blob)
+    if until not in BLOB_NAMES:
+        raise ValueError(f"unknown AlexNet blob {until!r}; one of {', '.join(BLOB_NAMES)}")
+    limits = {"blas": 1} if threads is None else {"blas": 1, "openmp": int(threads)}
+    with threadpool_limits(limits=limits):
+        return _forward_c(core, params, blob, _LAST_WRITER.get(until, until))
+
+
+def _forward_c(core, params, blob, stop):
+    x = np.ascontiguousarray(blob.transpose(1, 0, 2, 3))  # (C, N, H, W)
+    for name, kind, cfg in ALEXNET_LAYERS:
+        # Every ReLU of AlexNet follows a conv or fc layer (in place): fused into it.
+        fused = name in _LAST_WRITER
+        if kind == "conv":
+            x = core.conv2d_cnhw_per_image(x, *params[name], **cfg, fuse_relu=fused)
+        elif kind == "lrn":
+            x = core.lrn_cnhw(x, **cfg)
+        elif kind == "pool":
+            x = core.max_pool(x, **cfg)
+        elif kind == "fc":
+            if x.ndim == 4:  # Caffe flattens (N, C, H, W) in C order
+                x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(x.shape[1], -1)
+            x = core.inner_product(x, *params[name], fuse_relu=fused)
+        if name == stop:
+            return np.ascontiguousarray(x.transpose(1, 0, 2, 3)) if x.ndim == 4 else x
+    raise AssertionError("unreachable")

@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 from refimpl import caffemodel, paths
-from refimpl.fileio import atomic_path
 
 __all__ = ["ALEXNET_URL", "ALEXNET_SHA1", "ALEXNET_SIZE", "ChecksumError", "fetch_alexnet",
            "verify_sha1", "sha1_of", "synth_alexnet_params", "synth_alexnet",

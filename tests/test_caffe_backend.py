@@ -10,7 +10,6 @@ import pytest
 
 from refimpl import caffe_backend as cb
 from refimpl import caffemodel as cm
-from refimpl import weights
 
 pytestmark = pytest.mark.caffe
 

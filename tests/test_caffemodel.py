@@ -330,3 +330,45 @@ def test_we_read_what_caffe_pb2_writes(tmp_path):
     np.testing.assert_array_equal(w, (np.arange(54, dtype=np.float32) * 0.25 - 3)
                                   .reshape(2, 3, 3, 3))
     np.testing.assert_array_equal(b, np.array([1.0e-3, -7.5], np.float32))
+
+
+@pytest.mark.caffe
+def test_we_read_a_v1_net_like_bvlc_alexnet_2014(tmp_path):
+    """The official file's layout: V1 `layers` with type enums, blobs_lr/weight_decay
+    (fixed32 floats), layer params, include rules, a DATA layer, legacy 4-D blobs."""
+    path = tmp_path / "v1.caffemodel"
+    _run_caffe_pb2("""
+        import sys, numpy as np
+        from caffe.proto import caffe_pb2
+        V1 = caffe_pb2.V1LayerParameter
+        net = caffe_pb2.NetParameter(name="CaffeNet")
+        d = net.layers.add(name="data", type=V1.DATA, top=["data", "label"])
+        d.data_param.source = "ilsvrc12_train_leveldb"; d.data_param.batch_size = 256
+        d.transform_param.crop_size = 227; d.transform_param.mirror = True
+        d.include.add(phase=caffe_pb2.TRAIN)
+        c = net.layers.add(name="conv1", type=V1.CONVOLUTION, bottom=["data"], top=["conv1"])
+        c.blobs_lr.extend([1.0, 2.0]); c.weight_decay.extend([1.0, 0.0])
+        c.convolution_param.num_output = 2; c.convolution_param.kernel_size.append(2)
+        c.convolution_param.weight_filler.type = "gaussian"
+        b = c.blobs.add(num=2, channels=3, height=2, width=2)
+        b.data.extend(np.arange(24, dtype=np.float32) / 7)
+        b = c.blobs.add(num=1, channels=1, height=1, width=2); b.data.extend([0.5, -1])
+        net.layers.add(name="relu1", type=V1.RELU, bottom=["conv1"], top=["conv1"])
+        f = net.layers.add(name="fc6", type=V1.INNER_PRODUCT, bottom=["conv1"], top=["fc6"])
+        b = f.blobs.add(num=1, channels=1, height=3, width=8)
+        b.data.extend(np.linspace(-1, 1, 24, dtype=np.float32))
+        b = f.blobs.add(num=1, channels=1, height=1, width=3); b.data.extend([1, 2, 3])
+        net.layers.add(name="loss", type=V1.SOFTMAX_LOSS, bottom=["fc6", "label"])
+        open(sys.argv[1], "wb").write(net.SerializeToString())
+    """, path)
+    model = cm.read_caffemodel(path)
+    assert model.format == "V1" and model.name == "CaffeNet"
+    assert model.types == {"data": "Data", "conv1": "Convolution", "relu1": "ReLU",
+                           "fc6": "InnerProduct", "loss": "SoftmaxWithLoss"}
+    w, b = model.params["conv1"]
+    np.testing.assert_array_equal(w, (np.arange(24, dtype=np.float32) / 7).reshape(2, 3, 2, 2))
+    assert b.shape == (1, 1, 1, 2)
+    w6, b6 = model.params["fc6"]
+    assert w6.shape == (1, 1, 3, 8)  # legacy; load_alexnet_params reshapes such blobs
+    assert cm._shape_fits(w6.shape, (3, 8)) and not cm._shape_fits(w6.shape, (8, 3))
+    np.testing.assert_array_equal(b6.ravel(), [1, 2, 3])

@@ -195,10 +195,9 @@ def test_forward_rejects_bad_input():
 
 
 def test_forward_blob_shapes_and_batching():
+    from refimpl import weights
     rng = np.random.default_rng(0)
-    params = {n: tuple((rng.standard_normal(s) * 0.01).astype(np.float32) for s in shapes)
-              for n, shapes in __import__("refimpl.caffemodel", fromlist=["x"])
-              .ALEXNET_PARAM_SHAPES.items()}
+    params = weights.synth_alexnet_params(0)
     x = rng.uniform(0, 255, (3, 3, 227, 227)).astype(np.float32)
     shapes = {"pool1": (3, 96, 27, 27), "conv5": (3, 256, 13, 13), "fc8": (3, 1000)}
     got = N.forward_blobs(params, x, list(shapes) + ["fc7"])
@@ -207,3 +206,12 @@ def test_forward_blob_shapes_and_batching():
     assert (whole >= 0).all()
     np.testing.assert_allclose(N.forward_numpy(params, x, batch_size=2), whole,
                                rtol=1e-5, atol=1e-6 * np.abs(whole).max())
+
+
+def test_forward_threads_limit_gives_same_features():
+    from refimpl import weights
+    params = weights.synth_alexnet_params(1)
+    x = np.random.default_rng(4).uniform(0, 255, (1, 3, 227, 227)).astype(np.float32)
+    a = N.forward_numpy(params, x)
+    b = N.forward_numpy(params, x, threads=1)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * np.abs(a).max())

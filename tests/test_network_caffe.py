@@ -36,7 +36,7 @@ def scratch(tmp_path_factory):
 
 def run_in_caffe(worker, scratch, layer_text, ltype, x, params=None):
     """One-layer net `data -> out` in Caffe; returns blob out."""
-    proto = (f'layer {{ name: "data" type: "Input" top: "data" input_param {{ shape: {{ '
+    proto = ('layer { name: "data" type: "Input" top: "data" input_param { shape: { '
              + " ".join(f"dim: {d}" for d in x.shape) + " } } }\n"
              + f'layer {{ name: "out" type: "{ltype}" bottom: "data" top: "out" '
              + layer_text + " }\n")
@@ -189,3 +189,40 @@ def test_v1_alexnet_like_the_official_file_loads_in_caffe(worker, tmp_path):
             cw, cbias = net.params(name)
             np.testing.assert_array_equal(cw, w)
             np.testing.assert_array_equal(cbias, b)
+
+
+def emodb_spectrogram_blob(shared_data, count):
+    """Quick 227x227 viridis spectrograms of real EmoDB files as BGR float blobs (a
+    stand-in for the image stage: realistic inputs for the network comparison)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import soundfile as sf
+    files = sorted((shared_data / "emodb" / "wav").glob("*.wav"))[:count]
+    if len(files) < count:
+        pytest.skip("EmoDB recordings not found")
+    out = []
+    for f in files:
+        x, sr = sf.read(f)
+        fig = plt.figure(figsize=(2.27, 2.27), dpi=100)
+        ax = fig.add_axes([0, 0, 1, 1])
+        ax.axis("off")
+        ax.specgram(x, NFFT=256, Fs=sr, noverlap=128, cmap="viridis")
+        fig.canvas.draw()
+        rgb = np.asarray(fig.canvas.buffer_rgba())[:, :, :3]
+        plt.close(fig)
+        out.append(rgb[:, :, ::-1].transpose(2, 0, 1).astype(np.float32))
+    return np.stack(out)
+
+
+def test_alexnet_fc7_vs_caffe_on_real_spectrograms(alexnet, shared_data):
+    _, params, net = alexnet
+    blob = emodb_spectrogram_blob(shared_data, 3)
+    assert blob.shape == (3, 3, 227, 227)
+    ref = net.extract_fc7(blob)
+    ours = N.forward_numpy(params, blob)
+    err = rel_err(ours, ref)
+    print(f"EmoDB spectrograms fc7: worst |ours - caffe| / max|caffe| = {err:.2e}, "
+          f"non-zero {np.mean(ref > 0):.2f}")
+    assert err <= 1e-5
+    assert (ref > 0).mean() > 0.5
