@@ -79,3 +79,14 @@ efficientnet: venv
 .PHONY: weights
 weights: venv
 	$(BIN)/refimpl weights fetch
+
+# EmoDB's noisy (simulated room microphone) and denoised (LSTM mask enhancer) conditions,
+# into .cache/conditions/emodb/seed0 (refimpl/conditions.py, refimpl/denoise.py).
+conditions: venv
+	$(BIN)/refimpl corpus conditions emodb --seed 0
+
+# Retrain the enhancer's committed weights (weights/denoiser/README.md) with real Caffe.
+denoiser: venv caffe
+	$(BIN)/refimpl corpus conditions emodb --seed 0 --only noisy
+	$(BIN)/refimpl denoiser train emodb --seed 0 --iters 1500
+.PHONY: conditions denoiser
