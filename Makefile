@@ -61,7 +61,7 @@ bench: venv build caffe test-deps
 		--benchmark-group-by=group --benchmark-columns=min,median,mean,rounds $(PYTEST_ARGS)
 
 clean:
-	rm -rf build refimpl/*.so csrc/*.c .pytest_cache
+	rm -rf build refimpl/*.so csrc/_*.c .pytest_cache
 
 # Speed of the two spectrogram renderers (matplotlib, fast) on a 2 s EmoDB file.
 .PHONY: bench-image
