@@ -10,6 +10,13 @@ import importlib
 import sys
 
 COMMAND_MODULES = [
+    "refimpl.features",
+    "refimpl.golden",
+    "refimpl.demo",
+    "refimpl.efficientnet",
+    "refimpl.weights",
+    "refimpl.corpus",
+    "refimpl.denoise",
     "refimpl.boaw",
     "refimpl.lld",
     "refimpl.functionals",

@@ -1,0 +1,346 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Compiled AlexNet kernels (C in forward_impl.c); the Python API is refimpl.cforward.
+
+Each function takes float32 C-contiguous 4-D arrays in one of two layouts, chosen by a
+flag: NCHW (Caffe's, shape (N, C, H, W)) or CNHW (shape (C, N, H, W)), the layout the
+fused forward keeps between convolutions so that a batch is one matrix product per
+group. Shapes are checked by the caller (cforward.py); here only what the C code needs
+to be memory-safe is checked. All kernels run without the GIL.
+"""
+import threading
+
+import numpy as np
+cimport numpy as cnp
+from libc.stddef cimport ptrdiff_t
+from scipy.linalg.cython_blas cimport sgemm as blas_sgemm, sgemv as blas_sgemv
+
+cnp.import_array()
+
+cdef extern from "forward_impl.c" nogil:
+    ctypedef void (*fw_sgemm_t)(char *, char *, int *, int *, int *, float *, float *,
+                                int *, float *, int *, float *, float *, int *) noexcept nogil
+    ctypedef void (*fw_sgemv_t)(char *, int *, int *, float *, float *, int *, float *,
+                                int *, float *, float *, int *) noexcept nogil
+    ctypedef struct fw_view:
+        float *data
+        int n, c, h, w
+        ptrdiff_t sn, sc
+    ctypedef struct fw_conv_cfg:
+        int kh, kw, sh, sw, ph, pw, group, relu
+    ctypedef struct fw_ctx:
+        fw_sgemm_t sgemm
+        fw_sgemv_t sgemv
+        int threads
+        int split
+        int chunk_cols
+    enum:
+        FW_SPLIT_OMP
+        FW_SPLIT_BLAS
+    int fw_conv(const fw_ctx *ctx, const fw_view *inp, const float *weights,
+                const float *bias, int m, const fw_conv_cfg *cfg, const fw_view *out)
+    int fw_inner_product(const fw_ctx *ctx, const float *x, int n, int k, const float *w,
+                         const float *bias, int m, int relu, float *out)
+    int fw_lrn(const fw_ctx *ctx, const fw_view *inp, const fw_view *out, int size,
+               float alpha, float beta, float k)
+    void fw_max_pool(const fw_ctx *ctx, const fw_view *inp, const fw_view *out, int kh,
+                     int kw, int sh, int sw, int ph, int pw)
+    void fw_relu(const fw_ctx *ctx, float *x, const float *src, ptrdiff_t count)
+    int fw_pool_output_size(int size, int kernel, int stride, int pad)
+    int fw_blas_bind(void *sgemm_ptr)
+    int fw_blas_get_threads()
+    void fw_blas_set_threads(int n)
+
+SPLIT_OMP = FW_SPLIT_OMP
+SPLIT_BLAS = FW_SPLIT_BLAS
+
+cdef fw_ctx _ctx
+_ctx.sgemm = <fw_sgemm_t>blas_sgemm
+_ctx.sgemv = <fw_sgemv_t>blas_sgemv
+_ctx.threads = 1
+_ctx.split = FW_SPLIT_BLAS
+_ctx.chunk_cols = 0
+
+# Whether BLAS's thread count can be set (needed to run single-threaded BLAS calls on
+# several OpenMP threads at once without oversubscribing the cores).
+BLAS_THREAD_CONTROL = bool(fw_blas_bind(<void *>blas_sgemm))
+
+_blas_lock = threading.RLock()
+_blas_depth = 0
+_blas_saved = -1
+
+
+def configure(threads=None, split=None, chunk_cols=None):
+    """Set the OpenMP thread count, the work split (SPLIT_OMP / SPLIT_BLAS) and the
+    im2col chunk width (0 = automatic). Returns the previous settings as a dict."""
+    old = settings()
+    if threads is not None:
+        if int(threads) < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        _ctx.threads = int(threads)
+    if split is not None:
+        if split not in (FW_SPLIT_OMP, FW_SPLIT_BLAS):
+            raise ValueError(f"split must be SPLIT_OMP or SPLIT_BLAS, got {split!r}")
+        if split == FW_SPLIT_OMP and not BLAS_THREAD_CONTROL:
+            raise RuntimeError("SPLIT_OMP needs control over BLAS threads, which this "
+                               "BLAS does not offer (not OpenBLAS)")
+        _ctx.split = split
+    if chunk_cols is not None:
+        _ctx.chunk_cols = max(0, int(chunk_cols))
+    return old
+
+
+def settings():
+    return dict(threads=_ctx.threads, split=_ctx.split, chunk_cols=_ctx.chunk_cols)
+
+
+def blas_threads():
+    """BLAS's current thread count (-1 if unknown)."""
+    return fw_blas_get_threads()
+
+
+class single_threaded_blas:
+    """Context: BLAS single-threaded while SPLIT_OMP kernels run (they call BLAS from
+    several OpenMP threads at once, and a threaded BLAS in each would oversubscribe the
+    cores). Re-entrant; concurrent users from other Python threads wait their turn."""
+
+    def __enter__(self):
+        global _blas_depth, _blas_saved
+        self._held = _ctx.split == FW_SPLIT_OMP
+        if not self._held:
+            return self
+        _blas_lock.acquire()
+        if _blas_depth == 0:
+            _blas_saved = fw_blas_get_threads()
+            if _blas_saved != 1:
+                fw_blas_set_threads(1)
+        _blas_depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        global _blas_depth
+        if not self._held:
+            return False
+        _blas_depth -= 1
+        if _blas_depth == 0 and _blas_saved > 1:
+            fw_blas_set_threads(_blas_saved)
+        _blas_lock.release()
+        return False
+
+
+cdef fw_view _view(cnp.ndarray a, bint cnhw) except *:
+    cdef fw_view v
+    if a.ndim != 4 or a.dtype != np.float32 or not a.flags.c_contiguous:
+        raise ValueError("expected a C-contiguous float32 4-D array")
+    v.data = <float *>cnp.PyArray_DATA(a)
+    if cnhw:
+        v.c = a.shape[0]; v.n = a.shape[1]
+    else:
+        v.n = a.shape[0]; v.c = a.shape[1]
+    v.h = a.shape[2]; v.w = a.shape[3]
+    if cnhw:
+        v.sc = <ptrdiff_t>v.n * v.h * v.w
+        v.sn = <ptrdiff_t>v.h * v.w
+    else:
+        v.sn = <ptrdiff_t>v.c * v.h * v.w
+        v.sc = <ptrdiff_t>v.h * v.w
+    return v
+
+
+def _empty(shape_nchw, bint cnhw):
+    n, c, h, w = shape_nchw
+    return np.empty((c, n, h, w) if cnhw else (n, c, h, w), dtype=np.float32)
+
+
+def pool_output_size(int size, int kernel, int stride, int pad):
+    return fw_pool_output_size(size, kernel, stride, pad)
+
+
+def conv2d_layout(cnp.ndarray x, cnp.ndarray weights, bias, int sh, int sw, int ph, int pw,
+                  int group, bint relu, bint x_cnhw=False, bint out_cnhw=False,
+                  int chunk_cols=-1):
+    """Convolution (+ bias, + ReLU if asked). weights (M, C/group, KH, KW) float32
+    C-contiguous; bias (M,) float32 or None."""
+    cdef fw_view vin = _view(x, x_cnhw), vout
+    cdef fw_conv_cfg cfg
+    cdef cnp.ndarray b
+    cdef const float *bp = NULL
+    cdef int m = weights.shape[0], rc
+    if weights.ndim != 4 or weights.dtype != np.float32 or not weights.flags.c_contiguous:
+        raise ValueError("weights must be C-contiguous float32 (M, C/group, KH, KW)")
+    if group < 1 or vin.c % group or m % group or weights.shape[1] * group != vin.c:
+        raise ValueError(f"weights {np.shape(weights)} do not fit {vin.c} input channels "
+                         f"with group={group}")
+    if sh < 1 or sw < 1 or ph < 0 or pw < 0:
+        raise ValueError("stride must be >= 1 and pad >= 0")
+    cfg.kh = weights.shape[2]; cfg.kw = weights.shape[3]
+    if cfg.kw > 64:
+        raise ValueError(f"kernel width {cfg.kw} > 64 is not supported by the C core")
+    cfg.sh = sh; cfg.sw = sw; cfg.ph = ph; cfg.pw = pw
+    cfg.group = group; cfg.relu = relu
+    oh = (vin.h + 2 * ph - cfg.kh) // sh + 1
+    ow = (vin.w + 2 * pw - cfg.kw) // sw + 1
+    if oh < 1 or ow < 1:
+        raise ValueError(f"kernel {cfg.kh}x{cfg.kw} larger than padded input "
+                         f"{vin.h}x{vin.w}")
+    if bias is not None:
+        b = bias
+        if b.dtype != np.float32 or b.ndim != 1 or b.shape[0] != m or not b.flags.c_contiguous:
+            raise ValueError(f"bias must be float32 ({m},)")
+        bp = <const float *>cnp.PyArray_DATA(b)
+    out = _empty((vin.n, m, oh, ow), out_cnhw)
+    vout = _view(out, out_cnhw)
+    cdef const float *wp = <const float *>cnp.PyArray_DATA(weights)
+    cdef fw_ctx ctx = _ctx
+    if chunk_cols >= 0:
+        ctx.chunk_cols = chunk_cols
+    with single_threaded_blas():
+        with nogil:
+            rc = fw_conv(&ctx, &vin, wp, bp, m, &cfg, &vout)
+    if rc:
+        raise MemoryError("conv2d: out of memory for the im2col buffer")
+    return out
+
+
+def inner_product(x, weights, bias=None, bint fuse_relu=False):
+    """Caffe's InnerProduct (+ ReLU): x (N, ...) flattened in C order, weights (M, K),
+    bias (M,) or None -> (N, M) float32."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    x = x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
+    weights = np.ascontiguousarray(weights, dtype=np.float32)
+    if bias is not None:
+        bias = np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
+    return _inner_product(x, weights, bias, fuse_relu)
+
+
+def _inner_product(cnp.ndarray x, cnp.ndarray weights, bias, bint relu):
+    cdef cnp.ndarray b
+    cdef const float *bp = NULL
+    cdef int n, k, m
+    if x.ndim != 2 or x.dtype != np.float32 or not x.flags.c_contiguous:
+        raise ValueError("x must be C-contiguous float32 (N, K)")
+    if weights.ndim != 2 or weights.dtype != np.float32 or not weights.flags.c_contiguous:
+        raise ValueError("weights must be C-contiguous float32 (M, K)")
+    n = x.shape[0]; k = x.shape[1]; m = weights.shape[0]
+    if weights.shape[1] != k:
+        raise ValueError(f"weights {np.shape(weights)} do not fit input of {k} values")
+    if bias is not None:
+        b = bias
+        if b.dtype != np.float32 or b.ndim != 1 or b.shape[0] != m or not b.flags.c_contiguous:
+            raise ValueError(f"bias must be float32 ({m},)")
+        bp = <const float *>cnp.PyArray_DATA(b)
+    cdef cnp.ndarray out = np.empty((n, m), dtype=np.float32)
+    cdef const float *xp = <const float *>cnp.PyArray_DATA(x)
+    cdef const float *wp = <const float *>cnp.PyArray_DATA(weights)
+    cdef float *op = <float *>cnp.PyArray_DATA(out)
+    cdef int rc
+    with single_threaded_blas():
+        with nogil:
+            rc = fw_inner_product(&_ctx, xp, n, k, wp, bp, m, relu, op)
+    if rc:
+        raise MemoryError("inner_product: out of memory")
+    return out
+
+
+def lrn_layout(cnp.ndarray x, int size, float alpha, float beta, float k, bint cnhw=False,
+               bint inplace=False):
+    """Caffe's ACROSS_CHANNELS LRN. With inplace=True, x is overwritten and returned."""
+    cdef fw_view vin = _view(x, cnhw), vout
+    cdef int rc
+    if size < 1:
+        raise ValueError("LRN size must be >= 1")
+    out = x if inplace else np.empty_like(x)
+    vout = _view(out, cnhw)
+    with nogil:
+        rc = fw_lrn(&_ctx, &vin, &vout, size, alpha, beta, k)
+    if rc:
+        raise MemoryError("lrn: out of memory")
+    return out
+
+
+def max_pool_layout(cnp.ndarray x, int kh, int kw, int sh, int sw, int ph, int pw,
+                    bint x_cnhw=False, bint out_cnhw=False):
+    """Caffe's MAX pooling, ceil-mode output size."""
+    cdef fw_view vin = _view(x, x_cnhw), vout
+    if kh < 1 or kw < 1 or sh < 1 or sw < 1 or ph < 0 or pw < 0:
+        raise ValueError("pooling needs kernel >= 1, stride >= 1, pad >= 0")
+    if ph >= kh or pw >= kw:
+        raise ValueError("pooling pad must be smaller than the kernel (as in Caffe)")
+    oh = fw_pool_output_size(vin.h, kh, sh, ph)
+    ow = fw_pool_output_size(vin.w, kw, sw, pw)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"pooling kernel {kh}x{kw} larger than padded input "
+                         f"{vin.h}x{vin.w}")
+    out = _empty((vin.n, vin.c, oh, ow), out_cnhw)
+    vout = _view(out, out_cnhw)
+    with nogil:
+        fw_max_pool(&_ctx, &vin, &vout, kh, kw, sh, sw, ph, pw)
+    return out
+
+
+def relu(cnp.ndarray x, bint inplace=False):
+    """max(x, 0) on any C-contiguous float32 array."""
+    if x.dtype != np.float32 or not x.flags.c_contiguous:
+        raise ValueError("expected a C-contiguous float32 array")
+    out = x if inplace else np.empty_like(x)
+    cdef float *op = <float *>cnp.PyArray_DATA(out)
+    cdef const float *xp = <const float *>cnp.PyArray_DATA(x)
+    cdef ptrdiff_t count = x.size
+    with nogil:
+        fw_relu(&_ctx, op, xp, count)
+    return out
+
+
+# ------------------------------------------------------------------------------------
+# The channel-major API of refimpl.network (conv2d_cnhw, lrn_cnhw, max_pool, ...), the
+# one network.forward_c and tests/test_network_c.py call: same signatures, same kernels.
+
+# Largest im2col buffer per work item, in bytes, when a caller sets it (tests do, to cut
+# a batch into one image per work item); None leaves the automatic chunk width.
+COLS_BYTES = None
+
+
+def _pair(v):
+    if np.isscalar(v):
+        return int(v), int(v)
+    return int(v[0]), int(v[1])
+
+
+def conv2d_cnhw(x, weights, bias=None, stride=1, pad=0, group=1, fuse_relu=False):
+    """network.conv2d_cnhw: x (C, N, H, W) -> (M, N, OH, OW), bias and ReLU fused."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    weights = np.ascontiguousarray(weights, dtype=np.float32)
+    if bias is not None:
+        bias = np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
+    (sh, sw), (ph, pw) = _pair(stride), _pair(pad)
+    chunk = -1
+    if COLS_BYTES is not None and x.ndim == 4 and weights.ndim == 4:
+        # whole images per work item, as many as fit in COLS_BYTES (at least one)
+        oh = (x.shape[2] + 2 * ph - weights.shape[2]) // sh + 1
+        ow = (x.shape[3] + 2 * pw - weights.shape[3]) // sw + 1
+        col_bytes = 4 * x.shape[0] * weights.shape[2] * weights.shape[3] * max(oh * ow, 1)
+        chunk = max(1, COLS_BYTES // col_bytes) * max(oh * ow, 1)
+    return conv2d_layout(x, weights, bias, sh, sw, ph, pw, int(group), bool(fuse_relu),
+                         x_cnhw=True, out_cnhw=True, chunk_cols=chunk)
+
+
+# One implementation serves both names (the per-image loop was an earlier variant).
+conv2d_cnhw_per_image = conv2d_cnhw
+
+
+def lrn_cnhw(x, size=5, alpha=1e-4, beta=0.75, k=1.0):
+    """network.lrn_cnhw: Caffe's LRN on (C, N, H, W) blobs, bit-identical."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return lrn_layout(x, int(size), float(alpha), float(beta), float(k), cnhw=True)
+
+
+def max_pool(x, kernel=3, stride=2, pad=0):
+    """network.max_pool: Caffe's MAX pooling over the last two axes of any blob."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim < 2:
+        raise ValueError(f"max_pool needs at least 2 axes, got shape {x.shape}")
+    nd = x.ndim
+    lead = tuple(x.shape[:nd - 2])
+    x4 = x.reshape((1, int(np.prod(lead))) + tuple(x.shape[nd - 2:]))
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel), _pair(stride), _pair(pad)
+    out = max_pool_layout(x4, kh, kw, sh, sw, ph, pw)
+    return out.reshape(lead + tuple(out.shape[2:]))
