@@ -27,7 +27,9 @@ def test_bench_refimpl_boaw(benchmark, emodb_all, tmp_path):
     benchmark.pedantic(run, rounds=1, iterations=1)
 
 
-def test_bench_openxbow_jar(benchmark, emodb_all, tmp_path):
+def test_bench_openxbow_jar(benchmark, emodb_all, tmp_path, request):
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("the jar needs minutes: run with -m slow (make bench runs refimpl's side only)")
     if not B.java_executable():
         pytest.skip("java not found")
     jar = B.openxbow_jar()
