@@ -67,7 +67,7 @@ def test_verify_cli_fails_a_wrong_port(capsys):
     assert main(["golden", "verify", "--stage", "blob"]) == 0
     # an RGB blob (forgetting Caffe's BGR order) must be caught
     assert main(["golden", "verify", "--stage", "blob",
-                 "--impl", "tests.test_golden:rgb_blob_port"]) == 1
+                 "--impl", "test_golden:rgb_blob_port"]) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out and "0/10 cases pass" in out
 
