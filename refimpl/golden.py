@@ -273,7 +273,11 @@ def register(sub):
     m.add_argument("--weights", default=None, help="caffemodel (default: seed-0 synthetic)")
     m.set_defaults(func=_cmd_make)
     v = gsub.add_parser("verify", help="check an implementation of a stage against golden/")
-    v.add_argument("--stage", choices=("image", "blob", "fc7"), required=True)
+    v.add_argument("--stage", choices=("image", "blob", "fc7"), default=None,
+                   help="required for --net alexnet")
+    v.add_argument("--net", choices=("alexnet", "efficientnet-lite0"), default="alexnet",
+                   help="efficientnet-lite0: its features and logits against PyTorch's "
+                        "(golden/efficientnet-lite0/)")
     v.add_argument("--impl", default=None,
                    help="MODULE:CALLABLE (default: our reference for the stage); see "
                         "refimpl.golden for each stage's signature")
@@ -288,6 +292,16 @@ def _cmd_make(args):
 
 
 def _cmd_verify(args):
+    if args.net == "efficientnet-lite0":
+        from refimpl.efficientnet import verify_golden
+        report = verify_golden()
+        for key, value in report.items():
+            print(f"{key}: {value}")
+        print(f"efficientnet-lite0 NumPy path vs PyTorch golden: {'ok' if report['ok'] else 'FAIL'}")
+        return 0 if report["ok"] else 1
+    if args.stage is None:
+        from refimpl.cli import UserError
+        raise UserError("golden verify needs --stage image|blob|fc7 (or --net efficientnet-lite0)")
     spec = args.impl or DEFAULT_IMPL[args.stage]
     results = verify(args.stage, load_callable(spec), args.root, args.weights)
     width = max(len(r.name) for r in results)

