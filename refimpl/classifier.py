@@ -350,6 +350,7 @@ class BoawModel:
     boaw_fn: BoawFn
     codebook_seed: int
     cv_uars: dict   # {(size, assignments, alpha): mean inner UAR}
+    test_bags: np.ndarray | None = None   # bags of select_boaw's `test_llds`, if given
 
     def bags(self, test_llds):
         """Test LLDs quantised with the codebook learnt on the whole training partition."""
@@ -365,13 +366,18 @@ def boaw_grid(sizes=BOAW_SIZES, assignments=BOAW_ASSIGNMENTS):
 
 def select_boaw(train_llds: Sequence[np.ndarray], y, fold, boaw_fn: BoawFn, *, classes=None,
                 sizes=BOAW_SIZES, assignments=BOAW_ASSIGNMENTS, alphas=ALPHAS,
-                oversampling=False, seed=0, speakers=None, bag_cache: dict | None = None):
+                oversampling=False, seed=0, speakers=None, bag_cache: dict | None = None,
+                test_llds: Sequence[np.ndarray] | None = None):
     """Search Cs x Na x alpha by the inner 2-fold CV; return a BoawModel trained on all.
 
     In the inner CV the codebook is learnt on the inner training fold's LLDs and the other
     fold quantised with it; the final codebook is learnt on the whole training partition.
     `bag_cache` (a dict) may be shared between calls on the same LLDs and folds (tasks and
-    balancing differ only in labels), so each codebook is built once.
+    balancing differ only in labels), so each codebook is built once. `test_llds`, if given,
+    are quantised with the final codebook in the same boaw_fn call (BoawModel.test_bags).
+    The codebook's seed depends on the run's seed, Cs and the fold, not on Na, so one
+    random codebook per size serves every number of assignments (as openXBOW with a fixed
+    seed), and a boaw_fn may cache codebooks by (train files, size, seed).
     """
     y = np.asarray(y)
     fold = np.asarray(fold)
@@ -390,7 +396,7 @@ def select_boaw(train_llds: Sequence[np.ndarray], y, fold, boaw_fn: BoawFn, *, c
                 tr = np.flatnonzero(fold == train_fold)
                 te = np.flatnonzero(fold == score_fold)
                 bag_cache[key] = boaw_fn([train_llds[i] for i in tr], [train_llds[i] for i in te],
-                                         cs, na, _seed(seed, 4, cs, na, k))
+                                         cs, na, _seed(seed, 4, cs, k))
             folds.append(bag_cache[key])
         for alpha in alphas:
             scores = []
@@ -403,14 +409,16 @@ def select_boaw(train_llds: Sequence[np.ndarray], y, fold, boaw_fn: BoawFn, *, c
     # Ties: larger alpha first (as select_alpha), then the smaller codebook and fewer
     # assignments (the cheaper representation).
     cs, na, alpha = max(cv, key=lambda k: (cv[k], k[2], -k[0], -k[1]))
-    codebook_seed = _seed(seed, 5, cs, na)
-    key = ("final", cs, na)
+    codebook_seed = _seed(seed, 5, cs)
+    test_llds = [] if test_llds is None else list(test_llds)
+    key = ("final", cs, na, len(test_llds))
     if key not in bag_cache:
-        bag_cache[key] = boaw_fn(train_llds, [], cs, na, codebook_seed)
-    B_train = bag_cache[key][0]
+        bag_cache[key] = boaw_fn(train_llds, test_llds, cs, na, codebook_seed)
+    B_train, B_test = bag_cache[key]
     model = fit_final(B_train, y, alpha, classes=classes, oversampling=oversampling, seed=seed,
                       cv_uars={a: cv[(cs, na, a)] for a in alphas})
-    return BoawModel(model, cs, na, train_llds, boaw_fn, codebook_seed, cv)
+    return BoawModel(model, cs, na, train_llds, boaw_fn, codebook_seed, cv,
+                     B_test if test_llds else None)
 
 
 def evaluate_boaw(boaw: BoawModel, test_llds, y_test) -> Result:

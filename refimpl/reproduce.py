@@ -1,0 +1,541 @@
+"""`make reproduce`: the paper's whole grid, from audio to Tables 5-9 and Figures 2-3.
+
+    feature sets {eGeMAPS, ComParE, BoAW, Deep Spectrum} x tasks {2-class, multi-class}
+    x {Un., Ov.} x train condition {clean, noisy, denoised} x test condition {same three}
+
+Three stages, each with a progress bar:
+1. features: every (feature set, condition, file) is extracted once and cached as
+   `cache_dir()/features/<extractor>/<config hash>/<condition>/<file>.npy` (atomic writes),
+   so an interrupted run resumes and a rerun only extracts what changed. A file that fails
+   is reported by name and left out of the whole grid (so every feature set is scored on
+   the same files, which the significance test assumes); the run goes on.
+2. models: per (feature set, task, balancing, training condition) the protocol of
+   refimpl.classifier picks alpha (and Cs, Na for BoAW) by the inner speaker-independent
+   CV and trains the final model, which is then scored on the test partition of all three
+   test conditions. Results are cached under `cache_dir()/experiments/` keyed by a hash of
+   everything they depend on (features, labels, folds, seed, protocol), so a warm rerun
+   only writes the outputs.
+3. outputs: refimpl.report writes results/.
+
+The corpus arrives as a CorpusView (arrays, one entry per recording) and the features as
+Extractor objects; both are small protocols so the corpus layer and the real extractors
+plug in with thin adapters (see FEATURE_FACTORIES and load_corpus).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from refimpl import classifier, report
+from refimpl.fileio import atomic_open, atomic_path
+from refimpl.paths import cache_dir
+
+CONDITIONS = report.CONDITIONS
+BALANCING = report.BALANCING
+PROTOCOL_VERSION = "1"   # bump when a change in classifier.py changes results
+
+
+# --------------------------------------------------------------------------- corpus
+
+@dataclass
+class CorpusView:
+    """What the grid needs of a corpus: one entry per recording, all arrays of equal length.
+
+    files      unique ids (e.g. "03a01Fa.wav"), also the cache file names
+    speakers   speaker id per file
+    partition  "train" or "test"
+    fold       1 or 2 (speaker-independent inner CV folds) for train rows, 0 for test rows
+    labels     task key -> label per file (e.g. {"2class": ..., "7class": ...})
+    audio      condition -> audio path per file (clean, noisy, denoised)
+    tasks      task key -> display name ("2-class", "7-class"); first = Figure 2 / Table 7,
+               last = Figure 3 / Table 8
+    """
+    name: str
+    files: np.ndarray
+    speakers: np.ndarray
+    partition: np.ndarray
+    fold: np.ndarray
+    labels: dict
+    audio: dict
+    tasks: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.files = np.asarray(self.files, dtype=str)
+        self.speakers = np.asarray(self.speakers, dtype=str)
+        self.partition = np.asarray(self.partition, dtype=str)
+        self.fold = np.asarray(self.fold, dtype=np.int64)
+        self.labels = {k: np.asarray(v, dtype=str) for k, v in self.labels.items()}
+        self.audio = {k: np.asarray(v, dtype=str) for k, v in self.audio.items()}
+        self.tasks = dict(self.tasks) or {k: k for k in self.labels}
+        self.validate()
+
+    def validate(self):
+        n = len(self.files)
+        for what, arr in [("speakers", self.speakers), ("partition", self.partition),
+                          ("fold", self.fold), *[(f"labels[{k}]", v) for k, v in self.labels.items()],
+                          *[(f"audio[{k}]", v) for k, v in self.audio.items()]]:
+            if len(arr) != n:
+                raise ValueError(f"corpus {self.name}: {what} has {len(arr)} entries, files {n}")
+        if len(set(self.files.tolist())) != n:
+            raise ValueError(f"corpus {self.name}: file ids are not unique")
+        if not set(self.partition.tolist()) <= {"train", "test"}:
+            raise ValueError(f"corpus {self.name}: partition must be 'train' or 'test'")
+        train = self.partition == "train"
+        if not train.any() or train.all():
+            raise ValueError(f"corpus {self.name}: needs both a train and a test partition")
+        if set(self.fold[train].tolist()) != {1, 2}:
+            raise ValueError(f"corpus {self.name}: training rows need inner folds 1 and 2")
+        classifier.check_speaker_independent(self.fold[train], self.speakers[train])
+        overlap = set(self.speakers[train].tolist()) & set(self.speakers[~train].tolist())
+        if overlap:
+            raise ValueError(f"corpus {self.name}: speakers {sorted(overlap)[:5]} are in both "
+                             "train and test partitions")
+        if set(self.tasks) != set(self.labels):
+            raise ValueError(f"corpus {self.name}: tasks {list(self.tasks)} do not match "
+                             f"label columns {list(self.labels)}")
+
+    def subset(self, keep) -> "CorpusView":
+        keep = np.asarray(keep)
+        return replace(self, files=self.files[keep], speakers=self.speakers[keep],
+                       partition=self.partition[keep], fold=self.fold[keep],
+                       labels={k: v[keep] for k, v in self.labels.items()},
+                       audio={k: v[keep] for k, v in self.audio.items()})
+
+    def fingerprint(self) -> str:
+        """Hash of everything about the corpus that results depend on (not the audio paths)."""
+        h = hashlib.sha256()
+        for arr in [self.files, self.speakers, self.partition, self.fold.astype(str),
+                    *[self.labels[k] for k in sorted(self.labels)]]:
+            h.update("\x1f".join(arr.tolist()).encode())
+            h.update(b"\x1e")
+        h.update(json.dumps(sorted(self.labels)).encode())
+        return h.hexdigest()
+
+    @classmethod
+    def from_manifest(cls, path, name=None) -> "CorpusView":
+        """A manifest CSV: file, speaker, partition, fold, label_<task>..., <condition>...
+
+        Audio columns are named after the conditions (clean, noisy, denoised); a relative
+        audio path is taken relative to the manifest's folder. An empty fold in a training
+        row is filled by classifier.speaker_folds.
+        """
+        path = Path(path)
+        try:
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+        except OSError as e:
+            raise ValueError(f"{path}: cannot read manifest ({e.strerror})") from None
+        if not rows:
+            raise ValueError(f"{path}: manifest has no rows")
+        need = {"file", "speaker", "partition"}
+        missing = need - set(rows[0])
+        if missing:
+            raise ValueError(f"{path}: manifest lacks column(s) {sorted(missing)}")
+        tasks = [c[len("label_"):] for c in rows[0] if c.startswith("label_")]
+        conds = [c for c in CONDITIONS if c in rows[0]]
+        if not tasks or not conds:
+            raise ValueError(f"{path}: manifest needs label_<task> columns and audio columns "
+                             f"named {list(CONDITIONS)}")
+        resolve = lambda p: str(p if Path(p).is_absolute() else (path.parent / p))
+        partition = np.array([r["partition"] for r in rows])
+        speakers = np.array([r["speaker"] for r in rows])
+        fold = np.array([int(r["fold"]) if r.get("fold") else 0 for r in rows])
+        train = partition == "train"
+        if train.any() and (fold[train] == 0).any():
+            fold[train] = classifier.speaker_folds(speakers[train])
+        fold[~train] = 0
+        return cls(name or path.stem, [r["file"] for r in rows], speakers, partition, fold,
+                   {t: [r["label_" + t] for r in rows] for t in tasks},
+                   {c: [resolve(r[c]) for r in rows] for c in conds})
+
+
+# --------------------------------------------------------------------------- extractors
+
+class Extractor(Protocol):
+    """What the grid needs of a feature extractor.
+
+    name       short name, the cache folder (e.g. "egemaps", "deepspectrum")
+    config_id  string naming every setting that changes the output (hashed into the cache
+               key): tool version, configuration file, network weights checksum, ...
+    kind       "functionals": extract gives one 1-D vector per file;
+               "llds": one (frames, d) matrix per file (for BoAW)
+    control    None, or why the features are only a control (e.g. "random-weight AlexNet")
+    extract(paths) -> list of arrays, one per path, in order. May raise; the grid then
+               retries file by file to name the file that failed.
+    batch_size optional: how many paths to give extract at once (default 16)
+    """
+    name: str
+    config_id: str
+    kind: str
+    control: str | None
+
+    def extract(self, paths: Sequence[str]) -> list: ...
+
+
+@dataclass
+class FeatureSet:
+    """One row family of the grid: a report key, its extractor, and BoAW's quantiser."""
+    key: str                          # report.FEATURE_SETS key, e.g. "boaw"
+    extractor: Extractor
+    boaw_fn: classifier.BoawFn | None = None   # set for BoAW (extractor gives LLDs)
+
+
+def _boaw_unavailable(*_):
+    raise RuntimeError("refimpl.boaw is not wired in")
+
+
+def _missing(name, module):
+    def factory(**_):
+        from refimpl.cli import UserError
+        raise UserError(f"feature set '{name}' needs {module}, which this checkout does not "
+                        "have yet (see refimpl/reproduce.py FEATURE_FACTORIES)")
+    return factory
+
+
+# name -> factory(seed=...) returning a FeatureSet. The real extractors replace these
+# entries when their branches land (refimpl.smile for eGeMAPS/ComParE, refimpl.boaw +
+# LLDs for BoAW, refimpl.features for deep spectrum with BVLC or random weights).
+FEATURE_FACTORIES: dict[str, Callable[..., FeatureSet]] = {
+    "egemaps": _missing("egemaps", "the openSMILE eGeMAPS extractor"),
+    "compare": _missing("compare", "the openSMILE ComParE extractor"),
+    "boaw": _missing("boaw", "refimpl.boaw and the LLD extractor"),
+    "deepspectrum": _missing("deepspectrum", "the deep spectrum extractor"),
+}
+
+
+def _hash(text: str, n=16) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+def _safe(file_id: str) -> str:
+    return file_id.replace(os.sep, "__").replace("/", "__")
+
+
+def feature_dir(extractor, condition, root=None) -> Path:
+    root = Path(root) if root is not None else cache_dir()
+    return root / "features" / extractor.name / _hash(extractor.config_id) / condition
+
+
+def feature_path(extractor, condition, file_id, root=None) -> Path:
+    return feature_dir(extractor, condition, root) / (_safe(file_id) + ".npy")
+
+
+def _save(path, array):
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+
+def _progress(iterable=None, **kw):
+    from tqdm import tqdm
+    return tqdm(iterable, file=sys.stderr, dynamic_ncols=True, leave=True, **kw)
+
+
+@dataclass
+class Failure:
+    file: str
+    condition: str
+    extractor: str
+    error: str
+
+    def __str__(self):
+        return f"{self.file} ({self.extractor}, {self.condition}): {self.error}"
+
+
+def extract_condition(extractor, view: CorpusView, condition, *, cache_root=None,
+                      show_progress=True) -> tuple[dict, list]:
+    """Features of every file for one condition: {file id: array}, [Failure].
+
+    Cached files are read, the rest extracted in batches and cached one by one.
+    """
+    folder = feature_dir(extractor, condition, cache_root)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder.parent / "config.txt"
+    if not config.exists():
+        with atomic_open(config) as f:
+            f.write(extractor.config_id + "\n")
+    out, failures, todo = {}, [], []
+    for file_id, path in zip(view.files.tolist(), view.audio[condition].tolist()):
+        cached = folder / (_safe(file_id) + ".npy")
+        if cached.exists():
+            out[file_id] = np.load(cached)
+        else:
+            todo.append((file_id, path))
+    batch = max(1, int(getattr(extractor, "batch_size", 16)))
+    bar = _progress(total=len(view.files), initial=len(out), unit="file",
+                    desc=f"{extractor.name} {condition}", disable=not show_progress)
+    try:
+        for start in range(0, len(todo), batch):
+            chunk = todo[start:start + batch]
+            try:
+                results = list(extractor.extract([p for _, p in chunk]))
+                if len(results) != len(chunk):
+                    raise RuntimeError(f"extractor returned {len(results)} results for "
+                                       f"{len(chunk)} files")
+            except Exception:
+                results = []
+                for file_id, path in chunk:      # one by one, to name the file that fails
+                    try:
+                        results.append(extractor.extract([path])[0])
+                    except Exception as e:
+                        results.append(e)
+            for (file_id, _), value in zip(chunk, results):
+                if isinstance(value, Exception):
+                    failures.append(Failure(file_id, condition, extractor.name,
+                                            f"{type(value).__name__}: {value}"))
+                else:
+                    value = _check_shape(np.asarray(value, dtype=np.float32), extractor)
+                    if value is None:
+                        failures.append(Failure(file_id, condition, extractor.name,
+                                                "empty or non-finite features"))
+                        continue
+                    _save(folder / (_safe(file_id) + ".npy"), value)
+                    out[file_id] = value
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+    return out, failures
+
+
+def _check_shape(value, extractor):
+    ndim = 1 if extractor.kind == "functionals" else 2
+    if value.ndim != ndim or value.size == 0 or not np.isfinite(value).all():
+        return None
+    return value
+
+
+# --------------------------------------------------------------------------- grid
+
+def _digest(arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _protocol_id(alphas, sizes, assignments, seed):
+    return json.dumps({"v": PROTOCOL_VERSION, "alphas": list(alphas), "sizes": list(sizes),
+                       "na": list(assignments), "sgd": classifier.SGD_SETTINGS,
+                       "ratio": classifier.OVERSAMPLE_RATIO, "seed": seed}, sort_keys=True)
+
+
+def run_experiment(fs: FeatureSet, features: Mapping[str, list], view: CorpusView, task,
+                   balancing, train_cond, conditions, *, seed=0, alphas=classifier.ALPHAS,
+                   sizes=classifier.BOAW_SIZES, assignments=classifier.BOAW_ASSIGNMENTS,
+                   bag_cache=None) -> list[report.GridRow]:
+    """One model (feature set, task, balancing, training condition), scored on every test
+    condition. `features[cond]` lists each file's features in view order."""
+    train = np.flatnonzero(view.partition == "train")
+    test = np.flatnonzero(view.partition == "test")
+    y = view.labels[task]
+    classes = sorted(set(y.tolist()))
+    oversampling = balancing == "Ov."
+    common = dict(classes=classes, alphas=alphas, oversampling=oversampling, seed=seed,
+                  speakers=view.speakers[train])
+    rows = []
+    if fs.boaw_fn is not None:
+        train_llds = [features[train_cond][i] for i in train]
+        test_llds = [features[c][i] for c in conditions for i in test]
+        boaw = classifier.select_boaw(train_llds, y[train], view.fold[train], fs.boaw_fn,
+                                      sizes=sizes, assignments=assignments, bag_cache=bag_cache,
+                                      test_llds=test_llds, **common)
+        for k, cond in enumerate(conditions):
+            bags = boaw.test_bags[k * len(test):(k + 1) * len(test)]
+            r = classifier.evaluate(boaw.model, bags, y[test],
+                                    extra={"cs": boaw.size, "na": boaw.assignments})
+            rows.append(_row(fs, task, balancing, train_cond, cond, r))
+        return rows
+    X_train = np.stack([features[train_cond][i] for i in train])
+    model = classifier.train_model(X_train, y[train], view.fold[train], **common)
+    for cond in conditions:
+        X_test = np.stack([features[cond][i] for i in test])
+        rows.append(_row(fs, task, balancing, train_cond, cond,
+                         classifier.evaluate(model, X_test, y[test])))
+    return rows
+
+
+def _row(fs, task, balancing, train_cond, test_cond, r: classifier.Result) -> report.GridRow:
+    return report.GridRow(fs.key, task, balancing, train_cond, test_cond, r.uar, r.alpha,
+                          r.n_test, [str(c) for c in r.classes], r.confusion.tolist(),
+                          r.extra.get("cs"), r.extra.get("na"),
+                          getattr(fs.extractor, "control", None))
+
+
+def _unit_key(fs, feature_digest, view_fp, task, balancing, train_cond, conditions, proto):
+    return _hash("\x1f".join([fs.key, fs.extractor.config_id, feature_digest, view_fp, task,
+                              balancing, train_cond, ",".join(conditions), proto]), 32)
+
+
+def run_grid(view: CorpusView, feature_sets: Sequence[FeatureSet], *, out_dir="results",
+             conditions=CONDITIONS, seed=0, alphas=classifier.ALPHAS,
+             sizes=classifier.BOAW_SIZES, assignments=classifier.BOAW_ASSIGNMENTS,
+             cache_root=None, jobs=1, show_progress=True, write=True, meta=None):
+    """The whole grid: features (cached), models (cached), then results/ via refimpl.report.
+
+    Returns (rows, failures). Files that fail in any feature set or condition are left out
+    of every experiment and listed in `failures` (and in results/report.md).
+    """
+    cache_root = Path(cache_root) if cache_root is not None else cache_dir()
+    conditions = tuple(conditions)
+    missing = [c for c in conditions if c not in view.audio]
+    if missing:
+        raise ValueError(f"corpus {view.name} has no audio for condition(s) {missing}")
+    started = time.perf_counter()
+    timings = {}
+
+    # Stage 1: features.
+    raw, failures = {}, []
+    for fs in feature_sets:
+        t0 = time.perf_counter()
+        for cond in conditions:
+            got, failed = extract_condition(fs.extractor, view, cond, cache_root=cache_root,
+                                            show_progress=show_progress)
+            raw[(fs.key, cond)] = got
+            failures += failed
+        timings[f"features {fs.key} [s]"] = round(time.perf_counter() - t0, 1)
+    bad = {f.file for f in failures}
+    keep = np.array([f not in bad for f in view.files.tolist()])
+    if bad:
+        view = view.subset(keep)
+    features = {fs.key: {c: [raw[(fs.key, c)][f] for f in view.files.tolist()]
+                         for c in conditions} for fs in feature_sets}
+    del raw
+
+    # Stage 2: models, cached per unit (feature set, task, balancing, training condition).
+    proto = _protocol_id(alphas, sizes, assignments, seed)
+    view_fp = view.fingerprint()
+    units = []
+    for fs in feature_sets:
+        digest = _digest(a for c in conditions for a in features[fs.key][c])
+        for task in view.tasks:
+            for bal in BALANCING:
+                for train_cond in conditions:
+                    key = _unit_key(fs, digest, view_fp, task, bal, train_cond, conditions, proto)
+                    units.append((fs, task, bal, train_cond, key))
+    exp_dir = cache_root / "experiments"
+    rows, todo = [], []
+    for unit in units:
+        cached = exp_dir / f"{unit[-1]}.json"
+        if cached.exists():
+            rows += [report.GridRow(**r) for r in json.loads(cached.read_text())]
+        else:
+            todo.append(unit)
+    t0 = time.perf_counter()
+    bag_caches: dict = {}
+
+    def work(unit):
+        fs, task, bal, train_cond, key = unit
+        cache = bag_caches.setdefault((fs.key, train_cond), {}) if fs.boaw_fn else None
+        got = run_experiment(fs, features[fs.key], view, task, bal, train_cond, conditions,
+                             seed=seed, alphas=alphas, sizes=sizes, assignments=assignments,
+                             bag_cache=cache)
+        with atomic_open(exp_dir / f"{key}.json") as f:
+            json.dump([r.__dict__ for r in got], f)
+        return got
+
+    bar = _progress(total=len(units), initial=len(units) - len(todo), unit="model",
+                    desc="models", disable=not show_progress)
+    try:
+        if jobs > 1 and len(todo) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+            # Threads: scikit-learn's SGD and numpy release the GIL for the heavy parts and
+            # the feature matrices are shared without copies.
+            with ThreadPoolExecutor(jobs) as pool:
+                for got in pool.map(work, todo):
+                    rows += got
+                    bar.update(1)
+        else:
+            for unit in todo:
+                rows += work(unit)
+                bar.update(1)
+    finally:
+        bar.close()
+    timings["models [s]"] = round(time.perf_counter() - t0, 1)
+
+    order = {(fs.key, t, b, c): i for i, (fs, t, b, c, _) in enumerate(units)}
+    rows.sort(key=lambda r: (order[(r.feature_set, r.task, r.balancing, r.train)],
+                             conditions.index(r.test)))
+    timings["total [s]"] = round(time.perf_counter() - started, 1)
+    if write:
+        info = {"corpus": view.name, "files used": len(view.files),
+                "train / test files": f"{(view.partition == 'train').sum()} / "
+                                      f"{(view.partition == 'test').sum()}",
+                "seed": seed, "feature sets": ", ".join(fs.key for fs in feature_sets),
+                **(meta or {}), **timings}
+        report.write_results(rows, out_dir, corpus=view.name, tasks=view.tasks,
+                             conditions=conditions, failures=[str(f) for f in failures],
+                             meta=info)
+    return rows, failures
+
+
+# --------------------------------------------------------------------------- corpus specs
+
+def load_corpus(spec: str, root=None, seed=0) -> CorpusView:
+    """`emodb`, `aibo` (with root) or a manifest CSV path -> CorpusView."""
+    from refimpl.cli import UserError
+    if spec not in ("emodb", "aibo"):
+        path = Path(spec)
+        if not path.exists():
+            raise UserError(f"{spec}: no such corpus manifest (or use emodb / aibo)")
+        try:
+            return CorpusView.from_manifest(path)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+    try:
+        from refimpl import corpus as corpus_layer   # branch `corpus`
+    except ImportError:
+        raise UserError(f"corpus '{spec}' needs refimpl.corpus, which this checkout does not "
+                        "have yet; pass a manifest CSV instead") from None
+    return corpus_view_from_layer(corpus_layer, spec, root, seed)
+
+
+def corpus_view_from_layer(corpus_layer, spec, root, seed) -> CorpusView:
+    """Adapter from refimpl.corpus to CorpusView (to be wired to that module's API)."""
+    from refimpl.cli import UserError
+    raise UserError(f"refimpl.corpus is present but not yet wired into refimpl.reproduce "
+                    f"(corpus_view_from_layer) for '{spec}'")
+
+
+# --------------------------------------------------------------------------- CLI
+
+def register(subparsers):
+    p = subparsers.add_parser("reproduce", help="the paper's grid: tables 5-9, figures 2-3",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("--corpus", default="emodb",
+                   help="emodb, aibo, or a manifest CSV (default emodb)")
+    p.add_argument("--root", default=None, help="corpus folder (e.g. FAU-AIBO's)")
+    p.add_argument("--features", default=",".join(FEATURE_FACTORIES),
+                   help="comma-separated feature sets (default: all four)")
+    p.add_argument("--out", default="results", help="output folder (default results)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    p.set_defaults(func=main)
+
+
+def main(args):
+    from refimpl.cli import UserError
+    names = [n.strip() for n in args.features.split(",") if n.strip()]
+    unknown = [n for n in names if n not in FEATURE_FACTORIES]
+    if unknown:
+        raise UserError(f"unknown feature set(s) {unknown}; choose from {list(FEATURE_FACTORIES)}")
+    view = load_corpus(args.corpus, args.root, args.seed)
+    feature_sets = [FEATURE_FACTORIES[n](seed=args.seed) for n in names]
+    rows, failures = run_grid(view, feature_sets, out_dir=args.out, seed=args.seed,
+                              jobs=args.jobs)
+    print(f"results written to {args.out}/ (report.md, table5..table9, figure2/3.png)")
+    if failures:
+        print(f"{len(failures)} file(s) failed and were left out:", file=sys.stderr)
+        for f in failures:
+            print(f"  {f}", file=sys.stderr)
+    return 0
