@@ -37,3 +37,15 @@ test: venv build caffe
 
 clean:
 	rm -rf build refimpl/*.so csrc/*.c .pytest_cache
+
+# The paper's whole grid -> results/ (Tables 5-9, Figures 2-3, report.md).
+#   make reproduce                                   EmoDB (../shared/data or downloaded)
+#   make reproduce CORPUS=aibo AIBO_ROOT=/path/to/FAU-AIBO
+#   make reproduce CORPUS=path/to/manifest.csv
+CORPUS ?= emodb
+AIBO_ROOT ?=
+RESULTS ?= results
+SEED ?= 0
+.PHONY: reproduce
+reproduce: venv caffe
+	$(BIN)/python -m refimpl reproduce --corpus $(CORPUS) $(if $(AIBO_ROOT),--root $(AIBO_ROOT)) --out $(RESULTS) --seed $(SEED)
