@@ -364,61 +364,85 @@ def boaw_grid(sizes=BOAW_SIZES, assignments=BOAW_ASSIGNMENTS):
     return [(cs, na) for cs in sizes for na in assignments if na <= cs]
 
 
-def select_boaw(train_llds: Sequence[np.ndarray], y, fold, boaw_fn: BoawFn, *, classes=None,
-                sizes=BOAW_SIZES, assignments=BOAW_ASSIGNMENTS, alphas=ALPHAS,
-                oversampling=False, seed=0, speakers=None, bag_cache: dict | None = None,
-                test_llds: Sequence[np.ndarray] | None = None):
-    """Search Cs x Na x alpha by the inner 2-fold CV; return a BoawModel trained on all.
+def select_boaw_multi(train_llds: Sequence[np.ndarray], fold, boaw_fn: BoawFn,
+                      settings: Mapping[object, tuple], *, sizes=BOAW_SIZES,
+                      assignments=BOAW_ASSIGNMENTS, alphas=ALPHAS, seed=0, speakers=None,
+                      test_llds: Sequence[np.ndarray] | None = None) -> dict:
+    """Search Cs x Na x alpha by the inner 2-fold CV for several label settings at once.
+
+    `settings` maps a name to (y, oversampling[, classes]): e.g. the tasks x {Un., Ov.} of
+    one training condition, which share LLDs, folds and therefore every codebook. Each
+    (Cs, Na) pair's bags are built once, scored for every setting and alpha, and dropped
+    before the next pair, so memory holds one pair's bags at a time (FAU-AIBO's ~10k
+    training files x Cs = 5000 would not fit otherwise). Returns {name: BoawModel}.
 
     In the inner CV the codebook is learnt on the inner training fold's LLDs and the other
-    fold quantised with it; the final codebook is learnt on the whole training partition.
-    `bag_cache` (a dict) may be shared between calls on the same LLDs and folds (tasks and
-    balancing differ only in labels), so each codebook is built once. `test_llds`, if given,
-    are quantised with the final codebook in the same boaw_fn call (BoawModel.test_bags).
-    The codebook's seed depends on the run's seed, Cs and the fold, not on Na, so one
-    random codebook per size serves every number of assignments (as openXBOW with a fixed
-    seed), and a boaw_fn may cache codebooks by (train files, size, seed).
+    fold quantised with it; the final codebook is learnt on the whole training partition,
+    and `test_llds`, if given, are quantised with it in the same boaw_fn call
+    (BoawModel.test_bags). The codebook's seed depends on the run's seed, Cs and the fold,
+    not on Na, so one random codebook per size serves every number of assignments (as
+    openXBOW with a fixed seed), and a boaw_fn may cache codebooks by (size, seed).
+    Ties: larger alpha first (as select_alpha), then the smaller Cs, then the smaller Na
+    (the cheaper representation).
     """
-    y = np.asarray(y)
     fold = np.asarray(fold)
     train_llds = list(train_llds)
     if speakers is not None:
         check_speaker_independent(fold, speakers)
-    classes = sorted(set(y.tolist())) if classes is None else list(classes)
-    bag_cache = {} if bag_cache is None else bag_cache
-    cv: dict = {}
+    prepared = {}
+    for name, setting in settings.items():
+        y = np.asarray(setting[0])
+        classes = sorted(set(y.tolist())) if len(setting) < 3 or setting[2] is None \
+            else list(setting[2])
+        prepared[name] = (y, bool(setting[1]), classes)
+    inner = [(np.flatnonzero(fold == a), np.flatnonzero(fold == b)) for a, b in ((1, 2), (2, 1))]
+    cv = {name: {} for name in settings}
     for cs, na in boaw_grid(sizes, assignments):
-        # Inner-fold bags, each fold quantised with the codebook of the other (training) fold.
+        # Each fold quantised with the codebook of the other (training) fold, standardised
+        # with that training fold's statistics; shared by all settings and alphas.
         folds = []
-        for k, (train_fold, score_fold) in enumerate(((1, 2), (2, 1))):
-            key = ("inner", cs, na, k)
-            if key not in bag_cache:
-                tr = np.flatnonzero(fold == train_fold)
-                te = np.flatnonzero(fold == score_fold)
-                bag_cache[key] = boaw_fn([train_llds[i] for i in tr], [train_llds[i] for i in te],
-                                         cs, na, _seed(seed, 4, cs, k))
-            folds.append(bag_cache[key])
-        for alpha in alphas:
-            scores = []
-            for k, (train_fold, score_fold) in enumerate(((1, 2), (2, 1))):
-                B_tr, B_te = standardise(*folds[k])
-                X_fit, y_fit = _train_set(B_tr, y[fold == train_fold], oversampling, seed, 1, k)
-                svm = _fit(X_fit, y_fit, alpha, _seed(seed, 2, k))
-                scores.append(uar(y[fold == score_fold], svm.predict(B_te), classes))
-            cv[(cs, na, alpha)] = float(np.mean(scores))
-    # Ties: larger alpha first (as select_alpha), then the smaller codebook and fewer
-    # assignments (the cheaper representation).
-    cs, na, alpha = max(cv, key=lambda k: (cv[k], k[2], -k[0], -k[1]))
-    codebook_seed = _seed(seed, 5, cs)
+        for k, (tr, te) in enumerate(inner):
+            bags = boaw_fn([train_llds[i] for i in tr], [train_llds[i] for i in te],
+                           cs, na, _seed(seed, 4, cs, k))
+            folds.append(standardise(*bags))
+        for name, (y, oversampling, classes) in prepared.items():
+            for alpha in alphas:
+                scores = []
+                for k, (tr, te) in enumerate(inner):
+                    B_tr, B_te = folds[k]
+                    X_fit, y_fit = _train_set(B_tr, y[tr], oversampling, seed, 1, k)
+                    svm = _fit(X_fit, y_fit, alpha, _seed(seed, 2, k))
+                    scores.append(uar(y[te], svm.predict(B_te), classes))
+                cv[name][(cs, na, alpha)] = float(np.mean(scores))
+        del folds
     test_llds = [] if test_llds is None else list(test_llds)
-    key = ("final", cs, na, len(test_llds))
-    if key not in bag_cache:
-        bag_cache[key] = boaw_fn(train_llds, test_llds, cs, na, codebook_seed)
-    B_train, B_test = bag_cache[key]
-    model = fit_final(B_train, y, alpha, classes=classes, oversampling=oversampling, seed=seed,
-                      cv_uars={a: cv[(cs, na, a)] for a in alphas})
-    return BoawModel(model, cs, na, train_llds, boaw_fn, codebook_seed, cv,
-                     B_test if test_llds else None)
+    final_bags = {}
+    models = {}
+    for name, (y, oversampling, classes) in prepared.items():
+        scores = cv[name]
+        cs, na, alpha = max(scores, key=lambda k: (scores[k], k[2], -k[0], -k[1]))
+        codebook_seed = _seed(seed, 5, cs)
+        if (cs, na) not in final_bags:
+            final_bags[(cs, na)] = boaw_fn(train_llds, test_llds, cs, na, codebook_seed)
+        B_train, B_test = final_bags[(cs, na)]
+        model = fit_final(B_train, y, alpha, classes=classes, oversampling=oversampling,
+                          seed=seed, cv_uars={a: scores[(cs, na, a)] for a in alphas})
+        models[name] = BoawModel(model, cs, na, train_llds, boaw_fn, codebook_seed, scores,
+                                 B_test if test_llds else None)
+    return models
+
+
+def select_boaw(train_llds: Sequence[np.ndarray], y, fold, boaw_fn: BoawFn, *, classes=None,
+                sizes=BOAW_SIZES, assignments=BOAW_ASSIGNMENTS, alphas=ALPHAS,
+                oversampling=False, seed=0, speakers=None,
+                test_llds: Sequence[np.ndarray] | None = None) -> "BoawModel":
+    """Search Cs x Na x alpha by the inner 2-fold CV; return a BoawModel trained on all.
+
+    One label setting of select_boaw_multi (see there for the details).
+    """
+    return select_boaw_multi(train_llds, fold, boaw_fn, {0: (y, oversampling, classes)},
+                             sizes=sizes, assignments=assignments, alphas=alphas, seed=seed,
+                             speakers=speakers, test_llds=test_llds)[0]
 
 
 def evaluate_boaw(boaw: BoawModel, test_llds, y_test) -> Result:

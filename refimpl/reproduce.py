@@ -187,6 +187,7 @@ class FeatureSet:
     key: str                          # report.FEATURE_SETS key, e.g. "boaw"
     extractor: Extractor
     boaw_fn: classifier.BoawFn | None = None   # set for BoAW (extractor gives LLDs)
+    boaw_config: str = ""   # names the quantiser's version/settings (part of the cache key)
 
 
 def _boaw_unavailable(*_):
@@ -330,38 +331,46 @@ def _protocol_id(alphas, sizes, assignments, seed):
                        "ratio": classifier.OVERSAMPLE_RATIO, "seed": seed}, sort_keys=True)
 
 
-def run_experiment(fs: FeatureSet, features: Mapping[str, list], view: CorpusView, task,
-                   balancing, train_cond, conditions, *, seed=0, alphas=classifier.ALPHAS,
-                   sizes=classifier.BOAW_SIZES, assignments=classifier.BOAW_ASSIGNMENTS,
-                   bag_cache=None) -> list[report.GridRow]:
-    """One model (feature set, task, balancing, training condition), scored on every test
-    condition. `features[cond]` lists each file's features in view order."""
+def run_experiment(fs: FeatureSet, features: Mapping[str, list], view: CorpusView,
+                   settings: Sequence[tuple], train_cond, conditions, *, seed=0,
+                   alphas=classifier.ALPHAS, sizes=classifier.BOAW_SIZES,
+                   assignments=classifier.BOAW_ASSIGNMENTS) -> list[report.GridRow]:
+    """Models for one feature set and training condition, each scored on every test
+    condition. `settings` lists (task, balancing) pairs; `features[cond]` lists each
+    file's features in view order. BoAW searches all settings in one pass over Cs x Na
+    (they share every codebook)."""
     train = np.flatnonzero(view.partition == "train")
     test = np.flatnonzero(view.partition == "test")
-    y = view.labels[task]
-    classes = sorted(set(y.tolist()))
-    oversampling = balancing == "Ov."
-    common = dict(classes=classes, alphas=alphas, oversampling=oversampling, seed=seed,
-                  speakers=view.speakers[train])
+    speakers = view.speakers[train]
+    labels = {task: view.labels[task] for task, _ in settings}
+    classes = {task: sorted(set(y.tolist())) for task, y in labels.items()}
     rows = []
     if fs.boaw_fn is not None:
         train_llds = [features[train_cond][i] for i in train]
         test_llds = [features[c][i] for c in conditions for i in test]
-        boaw = classifier.select_boaw(train_llds, y[train], view.fold[train], fs.boaw_fn,
-                                      sizes=sizes, assignments=assignments, bag_cache=bag_cache,
-                                      test_llds=test_llds, **common)
-        for k, cond in enumerate(conditions):
-            bags = boaw.test_bags[k * len(test):(k + 1) * len(test)]
-            r = classifier.evaluate(boaw.model, bags, y[test],
-                                    extra={"cs": boaw.size, "na": boaw.assignments})
-            rows.append(_row(fs, task, balancing, train_cond, cond, r))
+        models = classifier.select_boaw_multi(
+            train_llds, view.fold[train], fs.boaw_fn,
+            {(task, bal): (labels[task][train], bal == "Ov.", classes[task])
+             for task, bal in settings},
+            sizes=sizes, assignments=assignments, alphas=alphas, seed=seed, speakers=speakers,
+            test_llds=test_llds)
+        for (task, bal), boaw in models.items():
+            for k, cond in enumerate(conditions):
+                bags = boaw.test_bags[k * len(test):(k + 1) * len(test)]
+                r = classifier.evaluate(boaw.model, bags, labels[task][test],
+                                        extra={"cs": boaw.size, "na": boaw.assignments})
+                rows.append(_row(fs, task, bal, train_cond, cond, r))
         return rows
     X_train = np.stack([features[train_cond][i] for i in train])
-    model = classifier.train_model(X_train, y[train], view.fold[train], **common)
-    for cond in conditions:
-        X_test = np.stack([features[cond][i] for i in test])
-        rows.append(_row(fs, task, balancing, train_cond, cond,
-                         classifier.evaluate(model, X_test, y[test])))
+    X_tests = {cond: np.stack([features[cond][i] for i in test]) for cond in conditions}
+    for task, bal in settings:
+        y = labels[task]
+        model = classifier.train_model(X_train, y[train], view.fold[train],
+                                       classes=classes[task], alphas=alphas,
+                                       oversampling=bal == "Ov.", seed=seed, speakers=speakers)
+        for cond in conditions:
+            rows.append(_row(fs, task, bal, train_cond, cond,
+                             classifier.evaluate(model, X_tests[cond], y[test])))
     return rows
 
 
@@ -372,9 +381,9 @@ def _row(fs, task, balancing, train_cond, test_cond, r: classifier.Result) -> re
                           getattr(fs.extractor, "control", None))
 
 
-def _unit_key(fs, feature_digest, view_fp, task, balancing, train_cond, conditions, proto):
-    return _hash("\x1f".join([fs.key, fs.extractor.config_id, feature_digest, view_fp, task,
-                              balancing, train_cond, ",".join(conditions), proto]), 32)
+def _unit_key(fs, feature_digest, view_fp, settings, train_cond, conditions, proto):
+    return _hash("\x1f".join([fs.key, fs.extractor.config_id, fs.boaw_config, feature_digest,
+                              view_fp, settings, train_cond, ",".join(conditions), proto]), 32)
 
 
 def run_grid(view: CorpusView, feature_sets: Sequence[FeatureSet], *, out_dir="results",
@@ -412,17 +421,21 @@ def run_grid(view: CorpusView, feature_sets: Sequence[FeatureSet], *, out_dir="r
                          for c in conditions} for fs in feature_sets}
     del raw
 
-    # Stage 2: models, cached per unit (feature set, task, balancing, training condition).
+    # Stage 2: models, cached per unit: (feature set, training condition, settings), where
+    # settings are the (task, balancing) pairs, one per unit, except for BoAW, whose unit
+    # holds them all because they share the codebook search.
     proto = _protocol_id(alphas, sizes, assignments, seed)
     view_fp = view.fingerprint()
+    all_settings = [(task, bal) for task in view.tasks for bal in BALANCING]
     units = []
     for fs in feature_sets:
         digest = _digest(a for c in conditions for a in features[fs.key][c])
-        for task in view.tasks:
-            for bal in BALANCING:
-                for train_cond in conditions:
-                    key = _unit_key(fs, digest, view_fp, task, bal, train_cond, conditions, proto)
-                    units.append((fs, task, bal, train_cond, key))
+        groups = [all_settings] if fs.boaw_fn else [[s] for s in all_settings]
+        for settings in groups:
+            for train_cond in conditions:
+                key = _unit_key(fs, digest, view_fp, repr(settings), train_cond, conditions,
+                                proto)
+                units.append((fs, settings, train_cond, key))
     exp_dir = cache_root / "experiments"
     rows, todo = [], []
     for unit in units:
@@ -432,14 +445,11 @@ def run_grid(view: CorpusView, feature_sets: Sequence[FeatureSet], *, out_dir="r
         else:
             todo.append(unit)
     t0 = time.perf_counter()
-    bag_caches: dict = {}
 
     def work(unit):
-        fs, task, bal, train_cond, key = unit
-        cache = bag_caches.setdefault((fs.key, train_cond), {}) if fs.boaw_fn else None
-        got = run_experiment(fs, features[fs.key], view, task, bal, train_cond, conditions,
-                             seed=seed, alphas=alphas, sizes=sizes, assignments=assignments,
-                             bag_cache=cache)
+        fs, settings, train_cond, key = unit
+        got = run_experiment(fs, features[fs.key], view, settings, train_cond, conditions,
+                             seed=seed, alphas=alphas, sizes=sizes, assignments=assignments)
         with atomic_open(exp_dir / f"{key}.json") as f:
             json.dump([r.__dict__ for r in got], f)
         return got
@@ -450,7 +460,9 @@ def run_grid(view: CorpusView, feature_sets: Sequence[FeatureSet], *, out_dir="r
         if jobs > 1 and len(todo) > 1:
             from concurrent.futures import ThreadPoolExecutor
             # Threads: scikit-learn's SGD and numpy release the GIL for the heavy parts and
-            # the feature matrices are shared without copies.
+            # the feature matrices are shared without copies. BoAW units (the longest)
+            # go first so they do not end up alone at the end.
+            todo.sort(key=lambda u: u[0].boaw_fn is None)
             with ThreadPoolExecutor(jobs) as pool:
                 for got in pool.map(work, todo):
                     rows += got
@@ -463,8 +475,9 @@ def run_grid(view: CorpusView, feature_sets: Sequence[FeatureSet], *, out_dir="r
         bar.close()
     timings["models [s]"] = round(time.perf_counter() - t0, 1)
 
-    order = {(fs.key, t, b, c): i for i, (fs, t, b, c, _) in enumerate(units)}
-    rows.sort(key=lambda r: (order[(r.feature_set, r.task, r.balancing, r.train)],
+    fs_order = [fs.key for fs in feature_sets]
+    rows.sort(key=lambda r: (fs_order.index(r.feature_set), list(view.tasks).index(r.task),
+                             BALANCING.index(r.balancing), conditions.index(r.train),
                              conditions.index(r.test)))
     timings["total [s]"] = round(time.perf_counter() - started, 1)
     if write:

@@ -214,9 +214,8 @@ def test_select_boaw_learns_codebooks_on_training_llds_only():
         calls.append(({int(f[0, 2]) for f in train}, {int(f[0, 2]) for f in test}, size, na))
         return _random_codebook_boaw(train, test, size, na, seed)
 
-    cache = {}
     boaw = C.select_boaw(llds, y, fold, spy, sizes=(10, 20), assignments=(1, 5, 50),
-                         alphas=(1e-2, 1.0), seed=2, speakers=speakers, bag_cache=cache)
+                         alphas=(1e-2, 1.0), seed=2, speakers=speakers)
     inner = [c for c in calls if c[1]]
     assert {(c[2], c[3]) for c in inner} == {(10, 1), (10, 5), (20, 1), (20, 5)}
     for train_files, test_files, _, _ in inner:
@@ -224,14 +223,23 @@ def test_select_boaw_learns_codebooks_on_training_llds_only():
         assert len({fold[i] for i in train_files}) == 1
     final = [c for c in calls if not c[1]]
     assert len(final) == 1 and final[0][0] == set(range(len(y)))
+    assert final[0][2:] == (boaw.size, boaw.assignments)
     assert (boaw.size, boaw.assignments) in {(10, 1), (10, 5), (20, 1), (20, 5)}
     assert len(boaw.cv_uars) == 4 * 2
 
-    # A second task on the same LLDs reuses every codebook (no new boaw_fn calls).
+    # Several label settings in one pass: one set of inner bags per (Cs, Na), the same
+    # choices as separate searches.
     n = len(calls)
-    C.select_boaw(llds, 1 - y, fold, spy, sizes=(10, 20), assignments=(1, 5, 50),
-                  alphas=(1e-2, 1.0), seed=2, bag_cache=cache)
-    assert len(calls) == n
+    multi = C.select_boaw_multi(llds, fold, spy, {"a": (y, False), "b": (1 - y, True)},
+                                sizes=(10, 20), assignments=(1, 5, 50), alphas=(1e-2, 1.0),
+                                seed=2)
+    assert len([c for c in calls[n:] if c[1]]) == 2 * 4
+    alone = C.select_boaw(llds, 1 - y, fold, _random_codebook_boaw, sizes=(10, 20),
+                          assignments=(1, 5, 50), alphas=(1e-2, 1.0), oversampling=True, seed=2)
+    assert multi["b"].cv_uars == alone.cv_uars
+    assert (multi["b"].size, multi["b"].assignments, multi["b"].model.alpha) == \
+        (alone.size, alone.assignments, alone.model.alpha)
+    assert multi["a"].cv_uars == boaw.cv_uars
 
     test_llds = [rng.normal(size=(12, 3)) + 2.0 * label for label in y[:20]]
     for f in test_llds:
