@@ -97,10 +97,10 @@ def uar(y_true, y_pred, classes=None) -> float:
 def z_test(p1: float, p2: float, n1: int, n2: int | None = None) -> tuple[float, float]:
     """Two-sided two-proportion z-test with pooled variance: returns (z, p-value).
 
-    This is the test the computational-paralinguistics literature of the paper's time uses
-    to compare two recognition rates measured on a test set of n instances: the rates
-    are treated as proportions of n1 and n2 trials (here both = the number of test
-    instances), z = (p1 - p2) / sqrt(p (1 - p) (1/n1 + 1/n2)) with p the pooled rate
+    The paper's text (as quoted in the project's issue) names only a "2-sided z-test"; the
+    paper itself could not be consulted for more detail. This is the usual z-test for two
+    recognition rates measured on test sets of n1 and n2 instances (here both = the number
+    of test instances of the corpus): the rates are treated as proportions, z = (p1 - p2) / sqrt(p (1 - p) (1/n1 + 1/n2)) with p the pooled rate
     (p1 n1 + p2 n2) / (n1 + n2). UARs are fed in as the proportions. It is the same test as
     a chi-squared test on the 2x2 table of successes/failures without continuity
     correction (z^2 = chi^2), which the tests use as the oracle.

@@ -203,8 +203,19 @@ def _missing(name, module):
 
 
 # name -> factory(seed=...) returning a FeatureSet. The real extractors replace these
-# entries when their branches land (refimpl.smile for eGeMAPS/ComParE, refimpl.boaw +
-# LLDs for BoAW, refimpl.features for deep spectrum with BVLC or random weights).
+# entries when their branches land; each needs only a thin adapter object with name,
+# config_id, kind, control and extract(paths):
+#   "egemaps", "compare": openSMILE functionals, kind="functionals", config_id naming the
+#       openSMILE version and configuration file.
+#   "boaw": kind="llds" (the LLDs the paper quantises, one (frames, d) matrix per file),
+#       plus boaw_fn(train_llds, test_llds, size, assignments, seed) -> (train_bags,
+#       test_bags) wrapping refimpl.boaw (random codebook of `size` words drawn with `seed`
+#       from train_llds; `assignments` nearest words per frame; test_llds may be empty), and
+#       boaw_config naming its settings.
+#   "deepspectrum": kind="functionals" (4096 fc7 activations); with the BVLC weights
+#       control=None and config_id containing the weights' checksum; without them a
+#       random-weight AlexNet with control="random-weight AlexNet" (the report then labels
+#       its rows "not the paper's network").
 FEATURE_FACTORIES: dict[str, Callable[..., FeatureSet]] = {
     "egemaps": _missing("egemaps", "the openSMILE eGeMAPS extractor"),
     "compare": _missing("compare", "the openSMILE ComParE extractor"),
@@ -546,6 +557,10 @@ def main(args):
     feature_sets = [FEATURE_FACTORIES[n](seed=args.seed) for n in names]
     rows, failures = run_grid(view, feature_sets, out_dir=args.out, seed=args.seed,
                               jobs=args.jobs)
+    if view.name == "aibo":
+        comparison = Path(args.out) / "paper_comparison.md"
+        if comparison.exists():
+            print(comparison.read_text())
     print(f"results written to {args.out}/ (report.md, table5..table9, figure2/3.png)")
     if failures:
         print(f"{len(failures)} file(s) failed and were left out:", file=sys.stderr)
