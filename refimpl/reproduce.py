@@ -58,6 +58,8 @@ class CorpusView:
     audio      condition -> audio path per file (clean, noisy, denoised)
     tasks      task key -> display name ("2-class", "7-class"); first = Figure 2 / Table 7,
                last = Figure 3 / Table 8
+    classes    task key -> class names in the corpus's order (confusion matrices use it);
+               by default the sorted labels
     """
     name: str
     files: np.ndarray
@@ -67,6 +69,7 @@ class CorpusView:
     labels: dict
     audio: dict
     tasks: dict = field(default_factory=dict)
+    classes: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.files = np.asarray(self.files, dtype=str)
@@ -76,6 +79,8 @@ class CorpusView:
         self.labels = {k: np.asarray(v, dtype=str) for k, v in self.labels.items()}
         self.audio = {k: np.asarray(v, dtype=str) for k, v in self.audio.items()}
         self.tasks = dict(self.tasks) or {k: k for k in self.labels}
+        self.classes = {k: [str(c) for c in self.classes[k]] if k in self.classes
+                        else sorted(set(v.tolist())) for k, v in self.labels.items()}
         self.validate()
 
     def validate(self):
@@ -99,6 +104,11 @@ class CorpusView:
         if overlap:
             raise ValueError(f"corpus {self.name}: speakers {sorted(overlap)[:5]} are in both "
                              "train and test partitions")
+        for task, y in self.labels.items():
+            unknown = set(y.tolist()) - set(self.classes[task])
+            if unknown:
+                raise ValueError(f"corpus {self.name}: task {task} has labels {sorted(unknown)} "
+                                 f"outside its classes {self.classes[task]}")
         if set(self.tasks) != set(self.labels):
             raise ValueError(f"corpus {self.name}: tasks {list(self.tasks)} do not match "
                              f"label columns {list(self.labels)}")
@@ -122,30 +132,37 @@ class CorpusView:
 
     @classmethod
     def from_manifest(cls, path, name=None) -> "CorpusView":
-        """A manifest CSV: file, speaker, partition, fold, label_<task>..., <condition>...
+        """A manifest CSV in refimpl.corpus's format (used when that module is absent).
 
-        Audio columns are named after the conditions (clean, noisy, denoised); a relative
-        audio path is taken relative to the manifest's folder. An empty fold in a training
-        row is filled by classifier.speaker_folds.
+        Columns: file, speaker, partition (train/test), fold (1/2 in train, 0 in test; an
+        empty fold in a training row is filled by classifier.speaker_folds), one
+        `label:<task>` column per task (optionally `label:<task>=A|B` declaring the classes
+        in order), and `path_clean`, `path_noisy`, `path_denoised`. A relative audio path is
+        relative to the manifest's folder.
         """
         path = Path(path)
         try:
-            with open(path, newline="") as f:
+            with open(path, newline="", encoding="utf-8") as f:
                 rows = list(csv.DictReader(f))
         except OSError as e:
             raise ValueError(f"{path}: cannot read manifest ({e.strerror})") from None
         if not rows:
             raise ValueError(f"{path}: manifest has no rows")
-        need = {"file", "speaker", "partition"}
-        missing = need - set(rows[0])
+        missing = {"file", "speaker", "partition"} - set(rows[0])
         if missing:
             raise ValueError(f"{path}: manifest lacks column(s) {sorted(missing)}")
-        tasks = [c[len("label_"):] for c in rows[0] if c.startswith("label_")]
-        conds = [c for c in CONDITIONS if c in rows[0]]
-        if not tasks or not conds:
-            raise ValueError(f"{path}: manifest needs label_<task> columns and audio columns "
-                             f"named {list(CONDITIONS)}")
-        resolve = lambda p: str(p if Path(p).is_absolute() else (path.parent / p))
+        label_columns = [c for c in rows[0] if c.startswith("label:")]
+        conds = [c for c in CONDITIONS if "path_" + c in rows[0]]
+        if not label_columns or not conds:
+            raise ValueError(f"{path}: manifest needs label:<task> columns and audio columns "
+                             f"{['path_' + c for c in CONDITIONS]}")
+        tasks, classes = {}, {}
+        for column in label_columns:
+            task, _, declared = column[len("label:"):].partition("=")
+            tasks[task] = column
+            if declared:
+                classes[task] = declared.split("|")
+        resolve = lambda p: "" if not p else str(p if Path(p).is_absolute() else path.parent / p)
         partition = np.array([r["partition"] for r in rows])
         speakers = np.array([r["speaker"] for r in rows])
         fold = np.array([int(r["fold"]) if r.get("fold") else 0 for r in rows])
@@ -154,8 +171,9 @@ class CorpusView:
             fold[train] = classifier.speaker_folds(speakers[train])
         fold[~train] = 0
         return cls(name or path.stem, [r["file"] for r in rows], speakers, partition, fold,
-                   {t: [r["label_" + t] for r in rows] for t in tasks},
-                   {c: [resolve(r[c]) for r in rows] for c in conds})
+                   {t: [r[c] for r in rows] for t, c in tasks.items()},
+                   {c: [resolve(r["path_" + c]) for r in rows] for c in conds},
+                   classes=classes)
 
 
 # --------------------------------------------------------------------------- extractors
@@ -354,7 +372,7 @@ def run_experiment(fs: FeatureSet, features: Mapping[str, list], view: CorpusVie
     test = np.flatnonzero(view.partition == "test")
     speakers = view.speakers[train]
     labels = {task: view.labels[task] for task, _ in settings}
-    classes = {task: sorted(set(y.tolist())) for task, y in labels.items()}
+    classes = {task: view.classes[task] for task in labels}
     rows = []
     if fs.boaw_fn is not None:
         train_llds = [features[train_cond][i] for i in train]
@@ -508,27 +526,59 @@ def run_grid(view: CorpusView, feature_sets: Sequence[FeatureSet], *, out_dir="r
 def load_corpus(spec: str, root=None, seed=0) -> CorpusView:
     """`emodb`, `aibo` (with root) or a manifest CSV path -> CorpusView."""
     from refimpl.cli import UserError
-    if spec not in ("emodb", "aibo"):
-        path = Path(spec)
-        if not path.exists():
-            raise UserError(f"{spec}: no such corpus manifest (or use emodb / aibo)")
-        try:
-            return CorpusView.from_manifest(path)
-        except ValueError as e:
-            raise UserError(str(e)) from None
+    if spec not in ("emodb", "aibo") and not Path(spec).is_file():
+        raise UserError(f"{spec}: no such corpus manifest (or use emodb / aibo)")
     try:
         from refimpl import corpus as corpus_layer   # branch `corpus`
     except ImportError:
-        raise UserError(f"corpus '{spec}' needs refimpl.corpus, which this checkout does not "
-                        "have yet; pass a manifest CSV instead") from None
-    return corpus_view_from_layer(corpus_layer, spec, root, seed)
+        if spec in ("emodb", "aibo"):
+            raise UserError(f"corpus '{spec}' needs refimpl.corpus, which this checkout does "
+                            "not have yet; pass a manifest CSV instead") from None
+        try:
+            return CorpusView.from_manifest(spec)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+    try:
+        return corpus_view_from_layer(corpus_layer, spec, root, seed)
+    except ValueError as e:
+        raise UserError(str(e)) from None
 
 
-def corpus_view_from_layer(corpus_layer, spec, root, seed) -> CorpusView:
-    """Adapter from refimpl.corpus to CorpusView (to be wired to that module's API)."""
+def corpus_view_from_layer(corpus_layer, spec, root=None, seed=0) -> CorpusView:
+    """Adapter from refimpl.corpus (branch `corpus`) to CorpusView.
+
+    Built-in EmoDB's generated conditions (noisy: refimpl.conditions, denoised:
+    refimpl.denoise) are made first when any of their files is missing. Tasks are shown
+    as "<n>-class" and ordered by number of classes, so the 2-class task comes first
+    (Figure 2, Table 7) and the multi-class one last (Figure 3, Table 8).
+    """
     from refimpl.cli import UserError
-    raise UserError(f"refimpl.corpus is present but not yet wired into refimpl.reproduce "
-                    f"(corpus_view_from_layer) for '{spec}'")
+    corpus = corpus_layer.load_corpus(spec, root=root, seed=seed)
+
+    def missing(condition):
+        return any(p is None or not Path(p).is_file()
+                   for p in corpus.audio_paths(condition, check=False))
+
+    if spec == "emodb":
+        if missing("noisy"):
+            from refimpl import conditions
+            conditions.generate_noisy(corpus, seed=seed)
+        if missing("denoised"):
+            from refimpl import denoise
+            denoise.generate_denoised(corpus, seed=seed)
+    audio = {}
+    for condition in CONDITIONS:
+        found = corpus.audio_paths(condition, check=False)
+        if all(p is None for p in found):
+            raise UserError(f"{corpus.source or corpus.name}: no {condition} audio at all "
+                            f"(column path_{condition})")
+        # A single absent file is left to the feature stage, which names it and goes on.
+        audio[condition] = ["" if p is None else str(p) for p in found]
+    tasks = sorted(corpus.tasks, key=lambda t: (len(corpus.tasks[t]), t))
+    return CorpusView(corpus.name, corpus.files(), corpus.speakers(), corpus.partitions(),
+                      corpus.folds(), {t: corpus.label_names(t) for t in tasks}, audio,
+                      {t: f"{len(corpus.tasks[t])}-class" for t in tasks},
+                      {t: list(corpus.tasks[t]) for t in tasks})
 
 
 # --------------------------------------------------------------------------- CLI
@@ -553,8 +603,10 @@ def main(args):
     unknown = [n for n in names if n not in FEATURE_FACTORIES]
     if unknown:
         raise UserError(f"unknown feature set(s) {unknown}; choose from {list(FEATURE_FACTORIES)}")
-    view = load_corpus(args.corpus, args.root, args.seed)
+    if args.corpus not in ("emodb", "aibo") and not Path(args.corpus).is_file():
+        raise UserError(f"{args.corpus}: no such corpus manifest (or use emodb / aibo)")
     feature_sets = [FEATURE_FACTORIES[n](seed=args.seed) for n in names]
+    view = load_corpus(args.corpus, args.root, args.seed)
     rows, failures = run_grid(view, feature_sets, out_dir=args.out, seed=args.seed,
                               jobs=args.jobs)
     if view.name == "aibo":

@@ -209,8 +209,8 @@ def test_manifest_corpus_and_cli_errors(corpus, tmp_path):
     manifest = tmp_path / "manifest.csv"
     with open(manifest, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["file", "speaker", "partition", "fold", "label_2class", "label_3class",
-                    *reproduce.CONDITIONS])
+        w.writerow(["file", "speaker", "partition", "fold", "label:2class=low|high",
+                    "label:3class", *["path_" + c for c in reproduce.CONDITIONS]])
         for i in range(len(corpus.files)):
             w.writerow([corpus.files[i], corpus.speakers[i], corpus.partition[i],
                         "" if corpus.partition[i] == "train" else 0,
@@ -218,6 +218,8 @@ def test_manifest_corpus_and_cli_errors(corpus, tmp_path):
                         *[corpus.audio[c][i] for c in reproduce.CONDITIONS]])
     view = reproduce.CorpusView.from_manifest(manifest)
     np.testing.assert_array_equal(view.files, corpus.files)
+    assert view.classes == {"2class": ["low", "high"], "3class": ["a", "b", "c"]}
+    np.testing.assert_array_equal(view.audio["noisy"], corpus.audio["noisy"])
     train = view.partition == "train"
     classifier.check_speaker_independent(view.fold[train], view.speakers[train])
     assert set(view.fold[train].tolist()) == {1, 2}
