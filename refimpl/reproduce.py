@@ -208,8 +208,32 @@ class FeatureSet:
     boaw_config: str = ""   # names the quantiser's version/settings (part of the cache key)
 
 
-def _boaw_unavailable(*_):
-    raise RuntimeError("refimpl.boaw is not wired in")
+def openxbow_boaw_fn(method="random", fast=True, **options):
+    """A classifier.BoawFn on refimpl.boaw (openXBOW's arithmetic), plus its config string.
+
+    Each file's LLD matrix becomes one openXBOW instance; the codebook (`method`, default
+    "random", as the paper: random codebooks) is learnt on the training files' frames with
+    the given seed, and the test files are quantised with that very codebook (openXBOW's
+    -B / -b). `options` go to refimpl.boaw.boaw unchanged (log=, idf=, norm=,
+    standardize_input=, ...; openXBOW's defaults when absent). Returns (boaw_fn, config).
+    """
+    def as_lld(boaw_module, llds):
+        names = np.repeat(np.arange(len(llds)).astype(str), [len(f) for f in llds])
+        frames = np.concatenate(llds) if llds else np.zeros((0, 0), np.float32)
+        return boaw_module.LLD(names.tolist(), np.ascontiguousarray(frames, np.float32))
+
+    def boaw_fn(train_llds, test_llds, size, assignments, seed):
+        from refimpl import boaw as B
+        learnt = B.boaw(as_lld(B, train_llds), size=size, assignments=assignments,
+                        method=method, seed=int(seed) % 2**31, fast=fast, **options)
+        test = np.zeros((0, size), np.float32)
+        if len(test_llds):
+            test = B.boaw(as_lld(B, test_llds), codebook=learnt.codebook, fast=fast).bags
+        return learnt.bags, test
+
+    config = f"refimpl.boaw method={method} fast={fast} " + " ".join(
+        f"{k}={v}" for k, v in sorted(options.items()))
+    return boaw_fn, config
 
 
 def _missing(name, module):
