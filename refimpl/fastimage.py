@@ -1,0 +1,387 @@
+"""Stage 2, fast path: the spectrogram picture without matplotlib's figure, Agg and PNG.
+
+`refimpl.image.spectrogram_image` draws the picture with matplotlib and stays the
+reference. This module computes the very same 227 x 227 RGB pixels directly, by repeating
+each step matplotlib 3.11 takes for this one picture, in the same floating-point
+operations (a pixel's colour is the floor of a scaled float, so one ulp of difference at a
+colour-table boundary would change it):
+
+  1. PSD as mlab._spectral_helper computes it: Hann-windowed frames of NFFT samples every
+     NFFT - noverlap, numpy's FFT, conj(X) * X, one-sided doubling, / Fs, / sum(window**2),
+     all in complex128 with the same array layout as mlab (numpy's complex multiply uses
+     fused multiply-add on some CPUs, so it is repeated, not re-derived);
+  2. Axes.specgram: 10 * log10, flipped upside down; -inf (exact zero power) is masked;
+  3. imshow's autoscaling and Normalize: vmin/vmax over the finite values,
+     (Z - vmin) / (vmax - vmin), then Colormap: * 256, truncated to an index
+     (256 -> 255), masked -> the "bad" colour, which is transparent;
+  4. the colour: for this picture matplotlib resamples in RGBA (`interpolation_stage`
+     'auto' chooses 'rgba' when a data pixel is less than 3 screen pixels wide or tall),
+     so a screen pixel is exactly one colour-table entry, converted to bytes by
+     truncation: uint8(lut * 255). Transparent pixels keep Agg's canvas colour, white;
+  5. which data pixel each screen pixel shows: the image-to-screen affine matrix built by
+     the same chain of 3 x 3 products matplotlib's transforms compute (with numpy.dot,
+     as they do), inverted as Agg inverts it, and sampled as matplotlib's
+     accurate_interpolator_affine_nn does: pixel centres, 1/256-pixel integer
+     coordinates from a linear interpolation along each row with a 1e-8 fudge (none on
+     the row's last pixel), truncation, and reflection at the image borders.
+
+Identity with the matplotlib path is tested, not assumed (tests/test_fastimage*.py): on
+synthetic signals, on a hypothesis sweep of lengths, rates and amplitudes, and on all 535
+EmoDB files (slow suite). It is proven for the options the paper uses, NFFT=256 with
+noverlap 128, any colour map matplotlib knows, fmax None or within (0, Fs/2]; other
+options fall back to matplotlib (`render_image(..., renderer="auto")`, see
+`fast_path_supported`).
+"""
+import functools
+
+import numpy as np
+
+from refimpl.image import (DEFAULT_OPTIONS, IMAGE_SIZE, ImageError, check_signal,
+                           spectrogram_image)
+
+RENDERERS = ("auto", "fast", "matplotlib")
+
+# Colour tables as matplotlib quantises them, by name: (uint8 table of N entries, N).
+_LUTS = {}
+
+
+def colour_table(cmap):
+    """(N x 3 uint8 colours, N) of a matplotlib colour map, as its images show them.
+
+    matplotlib's float RGBA table times 255, truncated: that is what
+    Colorizer._pass_image_data does to the resampled RGBA float image."""
+    if cmap not in _LUTS:
+        import matplotlib
+
+        colormap = matplotlib.colormaps[cmap]
+        colormap._ensure_inited()  # builds _lut (N + 3 rows: the table, under, over, bad)
+        lut = (colormap._lut[:colormap.N, :3] * 255).astype(np.uint8)
+        # Only opaque tables with a fully transparent "bad" colour (every built-in map)
+        # come out as table entries on a white canvas; others would need Agg's blending.
+        if not (np.all(colormap._lut[:colormap.N, 3] == 1.0)
+                and colormap._lut[colormap._i_bad, 3] == 0.0):
+            raise ImageError(f"colour map {cmap!r}: the fast renderer only draws opaque "
+                             f"colour maps whose 'bad' colour is transparent")
+        _LUTS[cmap] = (np.ascontiguousarray(lut), colormap.N)
+    return _LUTS[cmap]
+
+
+def fast_path_supported(rate, options=DEFAULT_OPTIONS):
+    """True where this renderer is proven pixel-identical to matplotlib's (see the
+    module docstring); `render_image(renderer="auto")` uses matplotlib elsewhere."""
+    if options.nfft != 256 or options.noverlap != 128 or not rate > 0:
+        return False
+    if options.fmax is not None and not (0 < options.fmax <= rate / 2):
+        return False
+    try:
+        colour_table(options.cmap)
+    except (KeyError, ImageError):
+        return False
+    return True
+
+
+def _frames_spectrum(signal, nfft, noverlap):
+    """numpy's FFT of the Hann-windowed frames, one row per frame (frames x nfft)."""
+    x = np.ascontiguousarray(signal, dtype=np.float64)
+    window = np.hanning(nfft) * np.ones(nfft, x.dtype)  # mlab.window_hanning(ones)
+    # mlab transforms the columns of an (nfft, frames) view; one contiguous row per frame
+    # gives the same numbers (numpy's pocketfft transforms one 1-D slice at a time) faster.
+    frames = np.lib.stride_tricks.sliding_window_view(x, nfft)[::nfft - noverlap]
+    if _kernel_mode() is None:
+        return np.fft.fft(frames * window, n=nfft, axis=1), window
+    from refimpl import _render
+
+    # the same products, written straight into a complex buffer (numpy's FFT of real
+    # input first converts it to complex with zero imaginary parts: same numbers)
+    buffer = np.empty(frames.shape, np.complex128)
+    _render.windowed_frames(x, window, nfft - noverlap, buffer)
+    return np.fft.fft(buffer, n=nfft, axis=1, out=buffer), window
+
+
+def _psd_numpy(spectrum, rate, window, n_freqs):
+    """mlab's PSD steps, literally, on mlab's layout: C-contiguous (freqs, frames)."""
+    result = np.ascontiguousarray(spectrum[:, :n_freqs].T)
+    result = np.conj(result) * result
+    result[1:-1] *= 2.0
+    result /= rate
+    result /= (window ** 2).sum()
+    return result
+
+
+def _psd_kernel(spectrum, rate, window, n_freqs, use_fma):
+    from refimpl import _render
+
+    out = np.empty((n_freqs, spectrum.shape[0]), np.complex128)
+    _render.psd_columns(spectrum, out, float(rate), float((window ** 2).sum()), use_fma)
+    return out
+
+
+@functools.cache
+def _kernel_mode():
+    """How the compiled PSD kernel must multiply to equal numpy's conj(X) * X here:
+    True (fused multiply-add, as numpy's AVX2/AVX-512 loops do), False (plain), or None
+    (the kernel is not built, or neither variant reproduces numpy: use numpy)."""
+    try:
+        from refimpl import _render
+        _render.windowed_frames, _render.psd_columns  # noqa: B018 (a stale build lacks them)
+    except (ImportError, AttributeError):
+        return None
+    rng = np.random.default_rng(20170101)
+    probe = rng.standard_normal((67, 256)) * 10.0 ** rng.uniform(-9, 3, (67, 1))
+    spectrum, window = np.fft.fft(probe, axis=1), np.hanning(256)
+    frames = np.empty((3, 256), np.complex128)
+    line = probe.ravel()
+    _render.windowed_frames(line, window, 64, frames)
+    want = np.lib.stride_tricks.sliding_window_view(line, 256)[::64][:3] * window
+    if not (np.array_equal(frames.real, want) and not frames.imag.any()):
+        return None
+    for use_fma in (True, False):
+        if all(np.array_equal(_psd_kernel(spectrum, rate, window, 129, use_fma).real,
+                              _psd_numpy(spectrum, rate, window, 129).real)
+               for rate in (16000, 44100, 8000.5)):
+            return use_fma
+    return None
+
+
+def psd_complex(signal, rate, nfft=256, noverlap=128):
+    """mlab.specgram's complex `result` array (freqs x frames, C order) whose real part
+    is the PSD, equal bit for bit (its imaginary part is not kept)."""
+    spectrum, window = _frames_spectrum(signal, nfft, noverlap)
+    n_freqs = nfft // 2 + 1
+    mode = _kernel_mode()
+    if mode is None:
+        return _psd_numpy(spectrum, rate, window, n_freqs)
+    return _psd_kernel(spectrum, rate, window, n_freqs, mode)
+
+
+def psd_db(signal, rate, nfft=256, noverlap=128):
+    """Axes.specgram's image data before flipping: 10*log10(PSD), freqs x frames.
+
+    log10 runs on the real part of a complex array, as in matplotlib, so numpy takes the
+    same (strided) loop; -inf where the power is exactly zero."""
+    with np.errstate(divide="ignore"):
+        return 10. * np.log10(psd_complex(signal, rate, nfft, noverlap).real)
+
+
+def _affine_matrix(width, height, extent, ylim, size=IMAGE_SIZE):
+    """The 3 x 3 matrix matplotlib hands to _image.resample for this picture: data
+    pixel (column, row) of the flipped RGBA array -> screen pixel. Mirrors
+    _ImageBase._make_image and _resample (nearest, origin 'upper'), each Affine2D built
+    element by element as Affine2D.scale/translate do, each composite as numpy.dot."""
+    xmin, xmax, ymin, ymax = extent
+    vx0, vx1 = xmin, xmax
+    vy0, vy1 = ylim
+
+    def scale(m, sx, sy):  # Affine2D.scale: rows multiplied in place
+        m[0] *= sx
+        m[1] *= sy
+        return m
+
+    def translate(m, tx, ty):  # Affine2D.translate
+        m[0, 2] += tx
+        m[1, 2] += ty
+        return m
+
+    def affine(sx, sy, tx, ty):  # Affine2D().scale(sx, sy).translate(tx, ty)
+        return translate(scale(np.identity(3), sx, sy), tx, ty)
+
+    def translate_scale(tx, ty, sx, sy):  # Affine2D().translate(tx, ty).scale(sx, sy)
+        return scale(translate(np.identity(3), tx, ty), sx, sy)
+
+    # transData = transScale (identity) + (transLimits + transAxes)
+    inw, inh = vx1 - vx0, vy1 - vy0
+    x_scale, y_scale = 1.0 / inw, 1.0 / inh
+    limits = np.array([[x_scale, 0.0, -vx0 * x_scale],
+                       [0.0, y_scale, -vy0 * y_scale],
+                       [0.0, 0.0, 1.0]])
+    axes = np.array([[float(size), 0.0, 0.0], [0.0, float(size), 0.0], [0.0, 0.0, 1.0]])
+    data = np.dot(np.dot(axes, limits), np.identity(3))
+
+    # in_bbox = the extent; out_bbox = its corners through transData, clipped to the axes
+    in_x0, in_y0, in_w, in_h = xmin, ymin, xmax - xmin, ymax - ymin
+    corners = np.array([[xmin, ymin], [xmax, ymin], [xmin, ymax], [xmax, ymax]])
+    # TransformedBbox: the four corners through the affine (x*a + y*c + e, as in C)
+    pts = np.column_stack([corners[:, 0] * data[0, 0] + corners[:, 1] * data[0, 1] + data[0, 2],
+                           corners[:, 0] * data[1, 0] + corners[:, 1] * data[1, 1] + data[1, 2]])
+    ox0, ox1 = min(pts[:, 0]), max(pts[:, 0])
+    oy0, oy1 = min(pts[:, 1]), max(pts[:, 1])
+    cx0, cy0 = max(ox0, 0.0), max(oy0, 0.0)
+    cx1, cy1 = min(ox1, float(size)), min(oy1, float(size))
+    mx0 = np.floor(cx0 + 0.5)
+    my0 = np.ceil(cy0 - 0.5 - 1e-8)
+    mx1 = np.floor(cx1 + 0.5 + 1e-8)
+    my1 = np.ceil(cy1 - 0.5)
+    if (mx0, my0, mx1, my1) != (0.0, 0.0, float(size), float(size)):
+        raise ImageError("the image does not fill the axes; the fast renderer only "
+                         "draws pictures that do")
+
+    flip_rows = translate_scale(0, -height, 1, -1)
+    bbox = affine(in_w / width, in_h / height, in_x0, in_y0)
+    t0 = np.dot(np.dot(data, bbox), flip_rows)
+    t = np.dot(affine(1.0, 1.0, -mx0, -my0), t0)
+    # _resample, nearest: the data is flipped left-right, then (origin 'upper') up-down
+    t = np.dot(t, translate_scale(-width, 0, -1, 1))
+    t = np.dot(t, translate_scale(0, -height, 1, -1))
+    return t
+
+
+def _agg_invert(m):
+    """agg::trans_affine::invert, operation by operation."""
+    sx, shx, tx = m[0]
+    shy, sy, ty = m[1]
+    d = 1.0 / (sx * sy - shy * shx)
+    t0 = sy * d
+    sy = sx * d
+    shy = -shy * d
+    shx = -shx * d
+    t4 = -tx * t0 - ty * shx
+    ty = -tx * shy - ty * sy
+    sx = t0
+    tx = t4
+    return sx, shx, tx, shy, sy, ty
+
+
+def _reflect(v, size):
+    """agg::wrap_mode_reflect: index v mirrored into [0, size)."""
+    v = np.mod(v, 2 * size)
+    return np.where(v >= size, 2 * size - v - 1, v)
+
+
+def sample_indices(width, height, extent, ylim, size=IMAGE_SIZE):
+    """Which data pixel each screen pixel shows, as Agg's nearest-neighbour resampling
+    picks it: (columns[size], rows_main[size], rows_last[size]) indices into the
+    flipped array handed to Agg, where screen row y (upwards) of screen column x < size-1
+    shows rows_main[y] and the last column shows rows_last[y]."""
+    sx, shx, tx, shy, sy, ty = _agg_invert(_affine_matrix(width, height, extent, ylim, size))
+    if shx != 0.0 or shy != 0.0:  # products of axis-aligned matrices: cannot happen
+        raise ImageError("sheared image transform; the fast renderer cannot draw it")
+    length = size  # each screen row is one span from x = 0 to size - 1
+    last = float(length - 1)
+    xs = np.arange(size, dtype=np.float64)
+    # the interpolator transforms the span's first and last pixel centres ...
+    x_begin, x_end = 0.0 + 0.5, 0.0 + 0.5 + last
+    stx1 = (x_begin * sx + 0.5 * shx + tx) * 256  # y term is +-0 (no shear)
+    stx2 = (x_end * sx + 0.5 * shx + tx) * 256
+    # ... and interpolates linearly between them, in doubles, truncating
+    sub_x = np.trunc(stx1 + (stx2 - stx1) * xs / last + 1e-8)
+    sub_x[-1] = np.trunc(stx2)
+    columns = _reflect(np.floor_divide(sub_x.astype(np.int64), 256), width)
+    ys = np.arange(size, dtype=np.float64) + 0.5
+    sty1 = (x_begin * shy + ys * sy + ty) * 256
+    sty2 = (x_end * shy + ys * sy + ty) * 256
+    rows_main = _reflect(np.floor_divide(np.trunc(sty1 + (sty2 - sty1) * 0.0 / last + 1e-8)
+                                         .astype(np.int64), 256), height)
+    rows_last = _reflect(np.floor_divide(np.trunc(sty2).astype(np.int64), 256), height)
+    return columns, rows_main, rows_last
+
+
+def spectrum_extent(n_samples, rate, nfft=256, noverlap=128):
+    """Axes.specgram's image extent (xmin, xmax, fmin, fmax), computed as it does."""
+    freqs = np.fft.fftfreq(nfft, 1 / rate)[:nfft // 2 + 1]
+    if not nfft % 2:
+        freqs[-1] *= -1
+    freqs += 0  # Fc
+    t = np.arange(nfft / 2, n_samples - nfft / 2 + 1, nfft - noverlap) / rate
+    pad_xextent = (nfft - noverlap) / rate / 2
+    return (np.min(t) - pad_xextent, np.max(t) + pad_xextent, freqs[0], freqs[-1])
+
+
+def spectrogram_image_fast(signal, rate, options=DEFAULT_OPTIONS, name=""):
+    """Signal -> 227 x 227 x 3 uint8 RGB, the same pixels as
+    refimpl.image.spectrogram_image, without matplotlib's drawing.
+
+    Raises ImageError for signals check_signal refuses and for options outside
+    fast_path_supported."""
+    check_signal(signal, options.nfft, name)
+    if not fast_path_supported(rate, options):
+        raise ImageError(f"{name or '<signal>'}: the fast renderer does not support "
+                         f"{options} at {rate} Hz; use renderer='matplotlib' or 'auto'")
+    lut, _ = colour_table(options.cmap)
+    z = psd_db(signal, rate, options.nfft, options.noverlap)
+    height, width = z.shape
+    extent = spectrum_extent(len(signal), rate, options.nfft, options.noverlap)
+    top = extent[3] if options.fmax is None else float(options.fmax)
+    columns, rows_main, rows_last = _screen_samples(width, height, extent, (extent[2], top))
+    try:
+        from refimpl import _render
+    except ImportError:
+        return _paint_numpy(z, columns, rows_main, rows_last, lut)
+    vmin, vmax, any_finite = _render.finite_range(z)
+    image = np.empty((IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+    if not any_finite:  # every value masked: matplotlib draws nothing on the white canvas
+        image.fill(255)
+        return image
+    return np.asarray(_render.paint(z, columns, rows_main, rows_last, lut, vmin, vmax, image))
+
+
+@functools.lru_cache(maxsize=4096)
+def _screen_samples_cached(width, height, extent, ylim):
+    columns, rows_main, rows_last = sample_indices(width, height, extent, ylim)
+    # specgram's flipud and _resample's two flips: Agg's data pixel (row r, column c)
+    # is z[r, width - 1 - c] of the unflipped psd_db array
+    arrays = (width - 1 - columns, rows_main, rows_last)
+    result = tuple(np.ascontiguousarray(a, dtype=np.intp) for a in arrays)
+    for a in result:
+        a.flags.writeable = False
+    return result
+
+
+def _screen_samples(width, height, extent, ylim):
+    return _screen_samples_cached(int(width), int(height), tuple(map(float, extent)),
+                                  tuple(map(float, ylim)))
+
+
+def _paint_numpy(z, columns, rows_main, rows_last, lut):
+    """NumPy version of _render.paint (used when the extension is not built)."""
+    finite = z[np.isfinite(z)]
+    image = np.full((IMAGE_SIZE, IMAGE_SIZE, 3), 255, np.uint8)
+    if finite.size == 0:
+        return image
+    vmin, vmax = finite.min(), finite.max()
+    n_colours = len(lut)
+    picked = np.empty((IMAGE_SIZE, IMAGE_SIZE))
+    picked[:, :-1] = z[rows_main[:, None], columns[None, :-1]]
+    picked[:, -1] = z[rows_last, columns[-1]]
+    masked = ~np.isfinite(picked)
+    if vmin == vmax:
+        index = np.zeros(picked.shape, np.intp)
+    else:
+        with np.errstate(invalid="ignore"):
+            scaled = picked - vmin
+            scaled /= (vmax - vmin)
+            scaled *= n_colours
+            scaled[scaled == n_colours] = n_colours - 1
+            index = scaled.astype(np.intp)
+        index[masked] = 0
+    image[:] = lut[index]
+    image[masked] = 255
+    return np.ascontiguousarray(image[::-1])
+
+
+# ------------------------------------------------------------------------ dispatch, CLI
+
+def render_image(signal, rate, options=DEFAULT_OPTIONS, name="", renderer="auto"):
+    """Signal -> 227 x 227 x 3 uint8 RGB spectrogram image, by the chosen renderer.
+
+    renderer: "matplotlib" draws the reference picture (refimpl.image); "fast" computes
+    the same pixels directly and raises ImageError for options it does not support;
+    "auto" (the default) is "fast" where fast_path_supported(rate, options), matplotlib
+    otherwise. Both refuse the same signals (check_signal) with the same ImageError."""
+    if renderer not in RENDERERS:
+        raise ValueError(f"unknown renderer {renderer!r}; choose from {', '.join(RENDERERS)}")
+    if renderer == "matplotlib" or (renderer == "auto"
+                                    and not fast_path_supported(rate, options)):
+        return spectrogram_image(signal, rate, options, name=name)
+    return spectrogram_image_fast(signal, rate, options, name=name)
+
+
+def add_renderer_argument(parser, default="auto"):
+    """Add --renderer {auto,fast,matplotlib} to an argparse parser (for `refimpl image`
+    and `refimpl extract`); pass args.renderer on to render_image."""
+    parser.add_argument(
+        "--renderer", choices=RENDERERS, default=default,
+        help="how to draw the spectrogram: 'matplotlib' (the reference), 'fast' "
+             "(the same pixels computed directly, about 20x faster; NFFT 256 only) or "
+             "'auto': fast where it is proven identical, matplotlib otherwise "
+             f"(default: {default})")
+    return parser

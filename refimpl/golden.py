@@ -1,0 +1,300 @@
+"""Golden files: the expected output of every stage on small synthetic cases, and the
+harness that checks any implementation against them.
+
+golden/manifest.json lists the cases and records how they were made (library versions,
+the BLAS Caffe ran on, the weights) and the tolerances a port must meet. For each case,
+golden/cases/NAME/ holds
+  signal.npy   int16 samples (the rate is in the manifest; float signal = samples/32768)
+  image.png    the 227 x 227 RGB image the matplotlib recipe draws (lossless)
+  fc7.npy      float32 (4096,) fc7 after ReLU, computed by REAL Caffe on the seed-0
+               synthetic AlexNet (refimpl weights synth --seed 0)
+The blob is fully determined by the image; its SHA-256 is in the manifest.
+
+`refimpl golden make` regenerates everything (it needs `make caffe`); `refimpl golden
+verify --stage image|blob|fc7 --impl MODULE:CALLABLE` checks another implementation:
+  image: f(signal: float64 1-D, rate: int) -> uint8 227 x 227 x 3 RGB
+  blob:  f(image: uint8 227 x 227 x 3)      -> float32 3 x 227 x 227 or 1 x 3 x 227 x 227
+  fc7:   f(blob: float32 N x 3 x 227 x 227, weights: path of the seed-0 caffemodel)
+         -> float32 N x 4096
+"""
+import hashlib
+import importlib
+import json
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from refimpl import paths, signals
+from refimpl.blob import image_to_blob
+from refimpl.fileio import atomic_open, atomic_path
+from refimpl.image import DEFAULT_OPTIONS, decode_png, save_png, spectrogram_image
+
+MANIFEST = "manifest.json"
+WEIGHTS_SEED = 0
+TOLERANCES = {
+    # Pixels and blobs are exact: the image is integers, the blob a cast of them.
+    "image_differing_pixels": 0,
+    "blob_max_abs_error": 0.0,
+    # fc7 is float arithmetic summed in a different order by each BLAS; errors are
+    # measured relative to the largest activation of the case's vector.
+    "fc7_max_error_rel_to_max": 1e-5,
+}
+
+
+def sha256_bytes(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def array_sha256(a):
+    """Hash of an array's values, dtype and shape (C order)."""
+    a = np.ascontiguousarray(a)
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------- reading
+
+@dataclass
+class GoldenCase:
+    name: str
+    rate: int
+    samples: np.ndarray  # int16
+    image: np.ndarray    # uint8 227 x 227 x 3
+    blob_sha256: str
+    fc7: np.ndarray      # float32 4096
+
+    @property
+    def signal(self):
+        return signals.pcm16_to_float(self.samples)
+
+
+def load_manifest(root=None):
+    root = Path(root or paths.GOLDEN_DIR)
+    with open(root / MANIFEST) as f:
+        return json.load(f)
+
+
+def load_cases(root=None):
+    root = Path(root or paths.GOLDEN_DIR)
+    manifest = load_manifest(root)
+    cases = []
+    for entry in manifest["cases"]:
+        d = root / "cases" / entry["name"]
+        cases.append(GoldenCase(
+            name=entry["name"], rate=entry["rate"],
+            samples=np.load(d / "signal.npy"),
+            image=decode_png((d / "image.png").read_bytes()),
+            blob_sha256=entry["blob_sha256"],
+            fc7=np.load(d / "fc7.npy")))
+    return cases
+
+
+# ---------------------------------------------------------------------------- making
+
+def blas_of_caffe():
+    """Which BLAS library Caffe's libblas.so.3 resolves to in the prefix."""
+    for lib in sorted(paths.caffe_prefix().glob("usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas*.so*")):
+        if lib.is_file() and not lib.is_symlink():
+            return lib.name
+    return "unknown"
+
+
+def make_golden(root=None, weights=None, log=print):
+    """Regenerate golden/ from the case generators, matplotlib and real Caffe."""
+    import matplotlib
+    import PIL
+
+    from refimpl.caffe_backend import CaffeNet
+    from refimpl.weights import synthetic_weights_path
+
+    root = Path(root or paths.GOLDEN_DIR)
+    weights = Path(weights or synthetic_weights_path(WEIGHTS_SEED))
+    entries = []
+    with CaffeNet(weights=weights) as net:
+        caffe_info = net.worker.info
+        for name in signals.CASES:
+            samples, rate = signals.make_case(name)
+            image = spectrogram_image(signals.pcm16_to_float(samples), rate, name=name)
+            blob = image_to_blob(image)
+            fc7 = net.forward(blob, outputs=("fc7",))["fc7"][0].astype(np.float32)
+            d = root / "cases" / name
+            d.mkdir(parents=True, exist_ok=True)
+            with atomic_path(d / "signal.npy") as tmp:
+                _save_npy(tmp, samples)
+            save_png(image, d / "image.png")
+            with atomic_path(d / "fc7.npy") as tmp:
+                _save_npy(tmp, fc7)
+            entries.append({
+                "name": name, "rate": rate, "n_samples": int(len(samples)),
+                "signal_sha256": array_sha256(samples),
+                "image_sha256": array_sha256(image),
+                "blob_sha256": array_sha256(blob[0]),
+                "fc7_max": float(fc7.max()),
+                "fc7_nonzero_fraction": float(np.mean(fc7 > 0)),
+            })
+            log(f"{name}: {len(samples)} samples at {rate} Hz, fc7 max {fc7.max():.4g}, "
+                f"{np.mean(fc7 > 0):.0%} non-zero")
+    manifest = {
+        "format": 1,
+        "made_by": "refimpl golden make",
+        "image_options": {"nfft": DEFAULT_OPTIONS.nfft, "noverlap": DEFAULT_OPTIONS.noverlap,
+                          "cmap": DEFAULT_OPTIONS.cmap, "fmax": DEFAULT_OPTIONS.fmax,
+                          "dpi": 227},
+        "blob": {"channel_order": "BGR", "layout": "CHW", "scale": "0..255",
+                 "mean_subtracted": False},
+        "weights": {"kind": "synthetic AlexNet (refimpl weights synth)", "seed": WEIGHTS_SEED,
+                    "sha256": _file_sha256(weights)},
+        "versions": {
+            "python": platform.python_version(), "numpy": np.__version__,
+            "matplotlib": matplotlib.__version__, "pillow": PIL.__version__,
+            "caffe": caffe_info.get("caffe"), "caffe_numpy": caffe_info.get("numpy"),
+            "caffe_python": caffe_info.get("python"), "caffe_blas": blas_of_caffe(),
+        },
+        "tolerances": TOLERANCES,
+        "cases": entries,
+    }
+    with atomic_open(root / MANIFEST) as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    return manifest
+
+
+def _save_npy(path, a):
+    with open(path, "wb") as f:
+        np.save(f, a, allow_pickle=False)
+
+
+def _file_sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- verifying
+
+@dataclass
+class CaseResult:
+    name: str
+    error: float      # differing pixels (image) or max error (blob: absolute, fc7: relative)
+    passed: bool
+    detail: str = ""
+
+
+def load_callable(spec):
+    """'package.module:function' -> the function."""
+    module, sep, attr = spec.partition(":")
+    if not sep:
+        raise ValueError(f"--impl must look like MODULE:CALLABLE, got {spec!r}")
+    obj = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def verify(stage, impl, root=None, weights=None):
+    """Run `impl` on every golden case of `stage`; -> list of CaseResult."""
+    manifest = load_manifest(root)
+    tol = manifest["tolerances"]
+    results = []
+    cases = load_cases(root)
+    if stage == "fc7":
+        from refimpl.weights import synthetic_weights_path
+        weights = Path(weights or synthetic_weights_path(manifest["weights"]["seed"]))
+        blobs = np.concatenate([image_to_blob(c.image) for c in cases])
+        got = np.asarray(impl(blobs, weights), dtype=np.float32)
+        if got.shape != (len(cases), 4096):
+            raise ValueError(f"fc7 implementation returned shape {got.shape}, "
+                             f"expected {(len(cases), 4096)}")
+    for i, case in enumerate(cases):
+        if stage == "image":
+            img = np.asarray(impl(case.signal, case.rate))
+            if img.shape != case.image.shape:
+                results.append(CaseResult(case.name, float("inf"), False, f"shape {img.shape}"))
+                continue
+            diff = int(np.any(img != case.image, axis=-1).sum())
+            results.append(CaseResult(case.name, diff, diff <= tol["image_differing_pixels"],
+                                      f"{diff} of {img.shape[0] * img.shape[1]} pixels differ"))
+        elif stage == "blob":
+            blob = np.asarray(impl(case.image), dtype=np.float32).reshape(3, 227, 227)
+            want = image_to_blob(case.image)[0]
+            assert array_sha256(want) == case.blob_sha256, "golden blob hash mismatch"
+            err = float(np.max(np.abs(blob - want)))
+            results.append(CaseResult(case.name, err, err <= tol["blob_max_abs_error"]))
+        elif stage == "fc7":
+            ref = case.fc7
+            err = float(np.max(np.abs(got[i] - ref)) / max(float(ref.max()), 1e-30))
+            results.append(CaseResult(case.name, err, err <= tol["fc7_max_error_rel_to_max"],
+                                      f"max |diff| {np.max(np.abs(got[i] - ref)):.3g}, "
+                                      f"fc7 max {ref.max():.4g}"))
+        else:
+            raise ValueError(f"unknown stage {stage!r}")
+    return results
+
+
+# ---------------------------------------------------------------- reference callables
+
+def reference_image(signal, rate):
+    return spectrogram_image(signal, rate)
+
+
+def reference_blob(image):
+    return image_to_blob(image)
+
+
+def numpy_fc7(blob, weights):
+    from refimpl.caffemodel import load_alexnet_params
+    from refimpl.network import forward_numpy
+    return forward_numpy(load_alexnet_params(weights), blob)
+
+
+def caffe_fc7(blob, weights):
+    from refimpl.caffe_backend import CaffeNet
+    with CaffeNet(weights=weights) as net:
+        return net.forward(blob, outputs=("fc7",))["fc7"]
+
+
+DEFAULT_IMPL = {"image": "refimpl.golden:reference_image", "blob": "refimpl.golden:reference_blob",
+                "fc7": "refimpl.golden:numpy_fc7"}
+
+
+# --------------------------------------------------------------------------------- CLI
+
+def register(sub):
+    p = sub.add_parser("golden", help="make or verify golden files")
+    gsub = p.add_subparsers(dest="golden_command", required=True)
+    m = gsub.add_parser("make", help="regenerate golden/ with matplotlib and real Caffe")
+    m.add_argument("--root", default=None, help="golden folder (default: the repository's)")
+    m.add_argument("--weights", default=None, help="caffemodel (default: seed-0 synthetic)")
+    m.set_defaults(func=_cmd_make)
+    v = gsub.add_parser("verify", help="check an implementation of a stage against golden/")
+    v.add_argument("--stage", choices=("image", "blob", "fc7"), required=True)
+    v.add_argument("--impl", default=None,
+                   help="MODULE:CALLABLE (default: our reference for the stage); see "
+                        "refimpl.golden for each stage's signature")
+    v.add_argument("--root", default=None)
+    v.add_argument("--weights", default=None)
+    v.set_defaults(func=_cmd_verify)
+
+
+def _cmd_make(args):
+    make_golden(args.root, args.weights)
+    return 0
+
+
+def _cmd_verify(args):
+    spec = args.impl or DEFAULT_IMPL[args.stage]
+    results = verify(args.stage, load_callable(spec), args.root, args.weights)
+    width = max(len(r.name) for r in results)
+    for r in results:
+        print(f"{'ok  ' if r.passed else 'FAIL'} {r.name:<{width}}  error {r.error:.3g}  {r.detail}")
+    worst = max(results, key=lambda r: r.error)
+    failed = sum(not r.passed for r in results)
+    print(f"{args.stage} via {spec}: {len(results) - failed}/{len(results)} cases pass; "
+          f"worst {worst.error:.3g} ({worst.name})")
+    return 1 if failed else 0

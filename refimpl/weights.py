@@ -1,0 +1,241 @@
+"""AlexNet weights: fetch the official BVLC model, or make a synthetic stand-in.
+
+The deep spectrum features use the ImageNet-trained BVLC AlexNet (`bvlc_alexnet.caffemodel`,
+244 MB, Caffe model zoo). `fetch_alexnet()` downloads it from its official address and
+checks its SHA1, so a changed or corrupted file is never used.
+
+Where the download is impossible (no internet, CI), `synth_alexnet(seed, path)` writes a
+synthetic AlexNet in Caffe's own file format with the real layer shapes. It is
+bit-identical for a given seed on every machine: it uses only numpy's PCG64 stream (an
+integer generator) and IEEE float32 operations that are exactly rounded (*, -, sqrt), no
+exp/log based sampler whose result would depend on the C library. Its scale keeps
+activations in a realistic range for the project's input (BGR pixel values 0..255, no
+mean subtraction), and fc7 after ReLU is mostly non-zero, so it exercises every layer the
+way the trained net does: a good oracle for comparing implementations, not a feature
+extractor (its features carry no ImageNet knowledge).
+
+Command line: `refimpl weights fetch [-o PATH]`, `refimpl weights synth --seed N -o PATH`,
+`refimpl weights verify PATH [--sha1 HEX]`.
+"""
+import hashlib
+import json
+import os
+import sys
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from refimpl import caffemodel, paths
+
+__all__ = ["ALEXNET_URL", "ALEXNET_SHA1", "ALEXNET_SIZE", "ChecksumError", "fetch_alexnet",
+           "verify_sha1", "sha1_of", "synth_alexnet_params", "synth_alexnet",
+           "synthetic_weights_path", "alexnet_weights_path", "register"]
+
+_MANIFEST = json.loads((paths.WEIGHTS_DIR / "weights.json").read_text())["alexnet"]
+ALEXNET_URL = _MANIFEST["caffemodel"]["url"]
+ALEXNET_SHA1 = _MANIFEST["caffemodel"]["sha1"]
+ALEXNET_SIZE = _MANIFEST["caffemodel"]["size"]
+ALEXNET_FILE = _MANIFEST["caffemodel"]["file"]
+
+
+class ChecksumError(ValueError):
+    """A file whose SHA1 is not the expected one."""
+
+
+def sha1_of(path, chunk=1 << 22):
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk)
+            if not block:
+                return h.hexdigest()
+            h.update(block)
+
+
+def verify_sha1(path, expected=ALEXNET_SHA1):
+    """Raise ChecksumError naming the file and both hashes unless SHA1(path) == expected."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    actual = sha1_of(path)
+    if actual != expected.lower():
+        raise ChecksumError(f"{path}: SHA1 is {actual}, expected {expected.lower()}")
+    return actual
+
+
+def alexnet_weights_path():
+    """Where fetch_alexnet() puts the official model by default."""
+    return paths.cache_dir() / "weights" / ALEXNET_FILE
+
+
+def _progress(done, total, out):
+    if total:
+        frac = done / total
+        bar = "#" * int(frac * 40)
+        out.write(f"\r  [{bar:<40}] {done / 1e6:7.1f}/{total / 1e6:.1f} MB")
+    else:
+        out.write(f"\r  {done / 1e6:7.1f} MB")
+    out.flush()
+
+
+def fetch_alexnet(dest=None, url=None, sha1=ALEXNET_SHA1, progress=True, timeout=60):
+    """Download the official BVLC AlexNet caffemodel to `dest` and check its SHA1.
+
+    Downloads into DEST.part beside the target and renames only after the checksum
+    matched; on a mismatch the partial file is deleted and ChecksumError gives both
+    hashes. An existing `dest` with the right checksum is kept. Returns the path.
+    """
+    dest = Path(dest) if dest else alexnet_weights_path()
+    url = url or ALEXNET_URL
+    if dest.is_file():
+        try:
+            verify_sha1(dest, sha1)
+            return dest
+        except ChecksumError:
+            pass  # a stale or broken copy: download again
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    out = sys.stderr
+    h = hashlib.sha1()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp, open(part, "wb") as f:
+            total = int(resp.headers.get("Content-Length") or 0)
+            done = 0
+            if progress:
+                out.write(f"downloading {url}\n")
+            while True:
+                block = resp.read(1 << 20)
+                if not block:
+                    break
+                f.write(block)
+                h.update(block)
+                done += len(block)
+                if progress:
+                    _progress(done, total, out)
+            if progress:
+                out.write("\n")
+        if total and done != total:
+            raise OSError(f"{url}: download ended after {done} of {total} bytes")
+    except BaseException as e:
+        part.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise OSError(f"cannot download {url} to {dest}: {e}") from e
+        raise
+    actual = h.hexdigest()
+    if actual != sha1.lower():
+        part.unlink(missing_ok=True)
+        raise ChecksumError(f"{url}: downloaded file has SHA1 {actual}, expected "
+                            f"{sha1.lower()} (partial file {part} deleted)")
+    os.replace(part, dest)
+    return dest
+
+
+# --------------------------------------------------------------------------- synthetic
+
+# Biases: uniform on [low, high) per layer. The input is not mean-subtracted (pixels
+# 0..255), so with zero-mean He-uniform weights the pre-activations of every layer are
+# symmetric around zero with a std of ~60-120 and ReLU keeps about half of them. Positive
+# biases of about half that std in fc6 and fc7 push most units into the linear part of
+# ReLU (~70 % of fc7 non-zero), as in the trained net whose fc7 is mostly non-zero. The
+# conv biases are small but non-zero, so that a bias bug cannot hide.
+# Bump when the recipe below changes, so stale cached files are not reused.
+SYNTH_VERSION = "v1"
+_BIAS_RANGE = {"conv1": (0.0, 1.0), "conv2": (0.0, 1.0), "conv3": (0.0, 1.0),
+               "conv4": (0.0, 1.0), "conv5": (0.0, 1.0), "fc6": (25.0, 75.0),
+               "fc7": (25.0, 75.0), "fc8": (-1.0, 1.0)}
+
+
+def _uniform(rng, shape, low, high):
+    """float32 uniform on [low, high) by exactly rounded operations only.
+
+    Generator.random(dtype=float32) is (next_uint32 >> 8) * 2**-24: exact. Each further
+    step is one correctly rounded IEEE float32 operation, identical on every machine (no
+    exp/log/sin whose last bits depend on the C library).
+    """
+    u = rng.random(int(np.prod(shape)), dtype=np.float32)
+    u *= np.float32(high) - np.float32(low)
+    u += np.float32(low)
+    return u.reshape(shape)
+
+
+def synth_alexnet_params(seed=0):
+    """Synthetic AlexNet parameters: layer name -> (weights, bias), float32.
+
+    Weights are He-uniform, U[-sqrt(6/fan_in), sqrt(6/fan_in)), which keeps the second
+    moment of the activations about constant through conv/fc + ReLU. Drawn in layer
+    order from one PCG64 stream: conv1 weights, conv1 bias, conv2 weights, ...
+    """
+    rng = np.random.Generator(np.random.PCG64(seed))
+    params = {}
+    for name, (wshape, bshape) in caffemodel.ALEXNET_PARAM_SHAPES.items():
+        fan_in = int(np.prod(wshape[1:]))
+        bound = np.sqrt(np.float32(6) / np.float32(fan_in))  # sqrt is exactly rounded
+        weights = _uniform(rng, wshape, -bound, bound)
+        bias = _uniform(rng, bshape, *_BIAS_RANGE[name])
+        params[name] = (weights, bias)
+    return params
+
+
+def synth_alexnet(seed, path, v1=False):
+    """Write the synthetic AlexNet for `seed` as a .caffemodel at `path` (atomically)."""
+    params = synth_alexnet_params(seed)
+    return caffemodel.write_caffemodel(
+        path, {k: list(v) for k, v in params.items()}, caffemodel.ALEXNET_LAYER_TYPES,
+        v1=v1, name="AlexNet-synthetic-seed%d" % seed)
+
+
+def synthetic_weights_path(seed=0):
+    """The cached synthetic AlexNet for `seed`, generated (atomically) if missing."""
+    path = paths.cache_dir() / "weights" / \
+        f"alexnet_synthetic_{SYNTH_VERSION}_seed{seed}.caffemodel"
+    if not path.is_file():
+        synth_alexnet(seed, path)
+    return path
+
+
+# --------------------------------------------------------------------------- CLI
+
+def _cmd_fetch(args):
+    from refimpl.cli import UserError
+    try:
+        path = fetch_alexnet(args.output)
+    except (OSError, ChecksumError) as e:
+        raise UserError(str(e)) from None
+    print(path)
+
+
+def _cmd_synth(args):
+    path = synth_alexnet(args.seed, args.output, v1=args.v1)
+    print(f"{path} sha256={hashlib.sha256(path.read_bytes()).hexdigest()}")
+
+
+def _cmd_verify(args):
+    from refimpl.cli import UserError
+    try:
+        if args.sha1:
+            verify_sha1(args.path, args.sha1)
+        caffemodel.load_alexnet_params(args.path)
+    except (OSError, ValueError) as e:
+        raise UserError(str(e)) from None
+    print(f"{args.path}: OK" + (f" (SHA1 {args.sha1.lower()})" if args.sha1 else
+                                " (AlexNet layers and shapes)"))
+
+
+def register(subparsers):
+    p = subparsers.add_parser("weights", help="AlexNet weights: fetch, synthesize, verify")
+    sub = p.add_subparsers(dest="weights_command", required=True)
+    f = sub.add_parser("fetch", help="download the official bvlc_alexnet.caffemodel")
+    f.add_argument("-o", "--output", type=Path, default=None,
+                   help=f"destination (default {alexnet_weights_path()})")
+    f.set_defaults(func=_cmd_fetch)
+    s = sub.add_parser("synth", help="write a synthetic AlexNet caffemodel (bit-identical "
+                                     "per seed)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("-o", "--output", type=Path, required=True)
+    s.add_argument("--v1", action="store_true", help="2014 V1 layout, like the real file")
+    s.set_defaults(func=_cmd_synth)
+    v = sub.add_parser("verify", help="check a caffemodel's SHA1 and AlexNet shapes")
+    v.add_argument("path", type=Path)
+    v.add_argument("--sha1", default=None, help="expected SHA1 (hex)")
+    v.set_defaults(func=_cmd_verify)

@@ -1,0 +1,76 @@
+"""golden/ against its oracles: the signal generators, matplotlib, and real Caffe."""
+import json
+
+import matplotlib
+import numpy as np
+import pytest
+
+from refimpl import golden, signals
+from refimpl.blob import image_to_blob
+from refimpl.caffe_backend import caffe_available
+from refimpl.image import spectrogram_image
+
+CASES = golden.load_cases()
+MANIFEST = golden.load_manifest()
+needs_caffe = pytest.mark.skipif(not caffe_available(), reason="real Caffe not installed (make caffe)")
+
+
+def test_manifest_lists_every_case_and_the_versions_that_made_it():
+    assert [c["name"] for c in MANIFEST["cases"]] == list(signals.CASES)
+    # pixel identity is only promised for the matplotlib the images were drawn with
+    assert MANIFEST["versions"]["matplotlib"] == matplotlib.__version__
+    assert MANIFEST["tolerances"] == golden.TOLERANCES
+    for case, entry in zip(CASES, MANIFEST["cases"]):
+        assert golden.array_sha256(case.samples) == entry["signal_sha256"]
+        assert golden.array_sha256(case.image) == entry["image_sha256"]
+        assert case.fc7.shape == (4096,) and case.fc7.dtype == np.float32
+        assert (case.fc7 >= 0).all() and 0.3 < np.mean(case.fc7 > 0) < 1.0
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_generators_still_make_the_stored_signals(case):
+    samples, rate = signals.make_case(case.name)
+    assert rate == case.rate
+    # int16 quantisation absorbs libm differences; allow one step at a rounding edge
+    assert np.max(np.abs(samples.astype(np.int32) - case.samples)) <= 1
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_matplotlib_still_draws_the_stored_images(case):
+    np.testing.assert_array_equal(spectrogram_image(case.signal, case.rate), case.image)
+
+
+def test_cases_are_distinct_so_a_constant_output_cannot_pass():
+    fc7 = np.stack([c.fc7 for c in CASES])
+    worst_match = min(np.abs(fc7[i] - fc7[j]).max() / fc7[i].max()
+                      for i in range(len(CASES)) for j in range(len(CASES)) if i != j)
+    assert worst_match > 100 * golden.TOLERANCES["fc7_max_error_rel_to_max"]
+
+
+def test_numpy_forward_agrees_with_the_caffe_golden_fc7():
+    results = golden.verify("fc7", golden.numpy_fc7)
+    worst = max(r.error for r in results)
+    print(f"NumPy vs Caffe golden fc7: worst error {worst:.3g} of the vector max")
+    assert all(r.passed for r in results)
+
+
+@pytest.mark.caffe
+@needs_caffe
+def test_live_caffe_still_produces_the_golden_fc7():
+    """Real Caffe, now, on this machine: the golden files cannot drift from it."""
+    results = golden.verify("fc7", golden.caffe_fc7)
+    assert all(r.passed for r in results), [(r.name, r.error) for r in results if not r.passed]
+
+
+def test_verify_cli_fails_a_wrong_port(capsys):
+    from refimpl.cli import main
+    assert main(["golden", "verify", "--stage", "blob"]) == 0
+    # an RGB blob (forgetting Caffe's BGR order) must be caught
+    assert main(["golden", "verify", "--stage", "blob",
+                 "--impl", "tests.test_golden:rgb_blob_port"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "0/10 cases pass" in out
+
+
+def rgb_blob_port(image):
+    return image_to_blob(image[..., ::-1])
