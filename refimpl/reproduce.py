@@ -187,8 +187,10 @@ class Extractor(Protocol):
     kind       "functionals": extract gives one 1-D vector per file;
                "llds": one (frames, d) matrix per file (for BoAW)
     control    None, or why the features are only a control (e.g. "random-weight AlexNet")
-    extract(paths) -> list of arrays, one per path, in order. May raise; the grid then
+    extract(paths) -> list with one array per path, in order; an element may instead be an
+               Exception for a file that failed. extract may also raise; the grid then
                retries file by file to name the file that failed.
+    close()    optional: called once the grid has all of this extractor's features
     batch_size optional: how many paths to give extract at once (default 16)
     """
     name: str
@@ -244,25 +246,123 @@ def _missing(name, module):
     return factory
 
 
-# name -> factory(seed=...) returning a FeatureSet. The real extractors replace these
-# entries when their branches land; each needs only a thin adapter object with name,
-# config_id, kind, control and extract(paths):
-#   "egemaps", "compare": openSMILE functionals, kind="functionals", config_id naming the
-#       openSMILE version and configuration file.
-#   "boaw": kind="llds" (the LLDs the paper quantises, one (frames, d) matrix per file),
-#       plus boaw_fn(train_llds, test_llds, size, assignments, seed) -> (train_bags,
-#       test_bags) wrapping refimpl.boaw (random codebook of `size` words drawn with `seed`
-#       from train_llds; `assignments` nearest words per frame; test_llds may be empty), and
-#       boaw_config naming its settings.
-#   "deepspectrum": kind="functionals" (4096 fc7 activations); with the BVLC weights
-#       control=None and config_id containing the weights' checksum; without them a
-#       random-weight AlexNet with control="random-weight AlexNet" (the report then labels
-#       its rows "not the paper's network").
+def _file_sha1(path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class DeepSpectrumExtractor:
+    """Deep spectrum features (refimpl.features): fc7 of AlexNet on the spectrogram image.
+
+    With the BVLC weights (`make weights`) this is the paper's network; without them a
+    seeded random-weight AlexNet stands in and every row it produces is marked as a control
+    ("not the paper's network"). The network is opened on first use and closed by close().
+    """
+    name = "deepspectrum"
+    kind = "functionals"
+    batch_size = 32
+
+    def __init__(self, seed=0, backend="caffe", weights=None):
+        from refimpl import weights as w
+        from refimpl.image import DEFAULT_OPTIONS
+        real = w.alexnet_weights_path() if weights is None else Path(weights)
+        if real.is_file():
+            self.weights, self.control = real, None
+        else:
+            self.weights = w.synthetic_weights_path(seed)
+            self.control = f"random-weight AlexNet (synthetic seed {seed})"
+        self.backend = backend
+        self.config_id = (f"deepspectrum backend={backend} weights-sha1={_file_sha1(self.weights)} "
+                          f"image={DEFAULT_OPTIONS!r} layer=fc7")
+        self._network = None
+
+    def extract(self, paths):
+        from refimpl import features
+        if self._network is None:
+            self._network = features.open_network(self.backend, self.weights)
+        result = features.extract([Path(p) for p in paths], self._network,
+                                  batch=self.batch_size, progress=False)
+        rows = dict(zip(result.names, result.rows))
+        failed = {Path(f).name: reason for f, reason in result.failed}
+        return [rows[Path(p).name] if Path(p).name in rows
+                else RuntimeError(failed.get(Path(p).name, "no features")) for p in paths]
+
+    def close(self):
+        if self._network is not None:
+            self._network.close()
+            self._network = None
+
+
+class OpenSmileFunctionals:
+    """eGeMAPS (v01a, 88) or ComParE 2013 (6373) functionals (refimpl.functionals)."""
+    kind = "functionals"
+    control = None
+    batch_size = 16
+
+    def __init__(self, name, feature_set):
+        import opensmile
+        from refimpl import functionals
+        self.name, self.feature_set = name, feature_set
+        self.config_id = (f"opensmile {opensmile.__version__} {feature_set} config-sha1="
+                          f"{_file_sha1(functionals.config_path(feature_set))}")
+
+    def extract(self, paths):
+        from refimpl import functionals
+        return [functionals.functionals(p, self.feature_set, use_cache=False) for p in paths]
+
+
+class MfccLLDs:
+    """The BoAW input: MFCC 1-12 + log energy per 10 ms frame (refimpl.lld)."""
+    name = "mfcc12_e"
+    kind = "llds"
+    control = None
+    batch_size = 16
+
+    def __init__(self):
+        import opensmile
+        from refimpl import lld
+        self.config_id = f"opensmile {opensmile.__version__} config-sha1={_file_sha1(lld.MFCC_CONFIG)}"
+
+    def extract(self, paths):
+        from refimpl import lld
+        return [lld.lld(p, use_cache=False)[1] for p in paths]
+
+
+def _needs(module, name, make):
+    """A factory that builds the feature set when `module` exists, else says what is missing."""
+    def factory(**kw):
+        try:
+            __import__(module)
+        except ImportError:
+            return _missing(name, module)(**kw)
+        return make(**kw)
+    return factory
+
+
+def _boaw_set(seed=0, **_):
+    boaw_fn, config = openxbow_boaw_fn()
+    return FeatureSet("boaw", MfccLLDs(), boaw_fn, config)
+
+
+# name -> factory(seed=...) returning a FeatureSet. Each real extractor sits behind a thin
+# adapter with name, config_id, kind, control and extract(paths) (see Extractor):
+#   "egemaps", "compare": refimpl.functionals (openSMILE eGeMAPS v01a / IS13 ComParE);
+#   "boaw": refimpl.lld's MFCC 1-12 + log energy frames, quantised by refimpl.boaw through
+#       openxbow_boaw_fn (random codebooks, openXBOW's defaults otherwise);
+#   "deepspectrum": refimpl.features with the BVLC weights, or a random-weight AlexNet whose
+#       rows the report labels "not the paper's network".
+# A factory whose module is not in this checkout raises a UserError naming it.
 FEATURE_FACTORIES: dict[str, Callable[..., FeatureSet]] = {
-    "egemaps": _missing("egemaps", "the openSMILE eGeMAPS extractor"),
-    "compare": _missing("compare", "the openSMILE ComParE extractor"),
-    "boaw": _missing("boaw", "refimpl.boaw and the LLD extractor"),
-    "deepspectrum": _missing("deepspectrum", "the deep spectrum extractor"),
+    "egemaps": _needs("refimpl.functionals", "egemaps", lambda **_: FeatureSet(
+        "egemaps", OpenSmileFunctionals("egemaps", "egemaps"))),
+    "compare": _needs("refimpl.functionals", "compare", lambda **_: FeatureSet(
+        "compare", OpenSmileFunctionals("compare", "compare2013"))),
+    "boaw": _needs("refimpl.boaw", "boaw", _boaw_set),
+    "deepspectrum": _needs("refimpl.features", "deepspectrum", lambda seed=0, **_: FeatureSet(
+        "deepspectrum", DeepSpectrumExtractor(seed))),
 }
 
 
@@ -465,6 +565,8 @@ def run_grid(view: CorpusView, feature_sets: Sequence[FeatureSet], *, out_dir="r
                                             show_progress=show_progress)
             raw[(fs.key, cond)] = got
             failures += failed
+        if hasattr(fs.extractor, "close"):
+            fs.extractor.close()
         timings[f"features {fs.key} [s]"] = round(time.perf_counter() - t0, 1)
     bad = {f.file for f in failures}
     keep = np.array([f not in bad for f in view.files.tolist()])

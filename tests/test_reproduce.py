@@ -245,14 +245,23 @@ def test_corpus_view_rejects_speaker_leaks(corpus):
 
 def test_emodb_subset_end_to_end(shared_data, tmp_path):
     """Real EmoDB recordings (6 speakers, 8 files each); noisy = clean + white noise."""
+    view = _emodb_view(shared_data, tmp_path, per_speaker=8)
+    rows, failures = _run(view, tmp_path, feature_sets()[:1])
+    assert failures == [] and len(rows) == 36
+    assert all(r.n_test == 16 for r in rows)
+    table9 = (tmp_path / "results" / "table9.csv").read_text()
+    assert table9.count("\n") == 1    # header only: no deep spectrum rows in this run
+
+
+def _emodb_view(shared_data, tmp_path, per_speaker):
     emodb = shared_data / "emodb"
     with open(emodb / "labels.csv") as f:
         table = list(csv.DictReader(f))
-    chosen = [r for r in table if r["speaker"] in {"03", "08", "09", "10", "11", "12"}]
     by_speaker = {}
-    for r in chosen:
-        by_speaker.setdefault(r["speaker"], []).append(r)
-    chosen = [r for spk in sorted(by_speaker) for r in by_speaker[spk][:8]]
+    for r in table:
+        if r["speaker"] in {"03", "08", "09", "10", "11", "12"}:
+            by_speaker.setdefault(r["speaker"], []).append(r)
+    chosen = [r for spk in sorted(by_speaker) for r in by_speaker[spk][:per_speaker]]
     rng = np.random.default_rng(1)
     audio = {c: [] for c in reproduce.CONDITIONS}
     for r in chosen:
@@ -269,11 +278,25 @@ def test_emodb_subset_end_to_end(shared_data, tmp_path):
     fold = np.where(partition == "test", 0, np.where(np.isin(speakers, ["03", "08"]), 1, 2))
     emotion = np.array([r["emotion"] for r in chosen])
     arousal = np.where(np.isin(emotion, ["anger", "happiness", "fear"]), "high", "low")
-    view = reproduce.CorpusView("emodb", [r["file"] for r in chosen], speakers, partition,
+    return reproduce.CorpusView("emodb", [r["file"] for r in chosen], speakers, partition,
                                 fold, {"2class": arousal, "7class": emotion}, audio,
                                 {"2class": "2-class", "7class": "7-class"})
-    rows, failures = _run(view, tmp_path, feature_sets()[:1])
+
+
+@pytest.mark.slow
+@pytest.mark.caffe
+def test_real_deep_spectrum_without_bvlc_weights_is_a_labelled_control(shared_data, tmp_path,
+                                                                         monkeypatch):
+    """The real extractor (Caffe) with the BVLC weights absent: control rows, run completes."""
+    from refimpl import paths, weights
+    if not (paths.caffe_prefix() / "caffe-python").exists():
+        pytest.skip("real Caffe not installed (make caffe)")
+    monkeypatch.setattr(weights, "alexnet_weights_path", lambda: tmp_path / "absent.caffemodel")
+    view = _emodb_view(shared_data, tmp_path, per_speaker=4)
+    fs = reproduce.DeepSpectrumExtractor(seed=0)
+    assert fs.control and "random-weight" in fs.control
+    rows, failures = _run(view, tmp_path, [reproduce.FeatureSet("deepspectrum", fs)])
     assert failures == [] and len(rows) == 36
-    assert all(r.n_test == 16 for r in rows)
-    table9 = (tmp_path / "results" / "table9.csv").read_text()
-    assert table9.count("\n") == 1    # header only: no deep spectrum rows in this run
+    assert all(r.control == fs.control for r in rows)
+    table9 = (tmp_path / "results" / "table9.md").read_text()
+    assert table9.count("not the paper's network") >= 6
