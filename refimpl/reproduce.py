@@ -170,10 +170,13 @@ class CorpusView:
         if train.any() and (fold[train] == 0).any():
             fold[train] = classifier.speaker_folds(speakers[train])
         fold[~train] = 0
+        labels = {t: [r[c] for r in rows] for t, c in tasks.items()}
+        n_classes = {t: len(classes.get(t) or set(labels[t])) for t in tasks}
+        order = sorted(tasks, key=lambda t: (n_classes[t], t))   # 2-class first, as the paper
         return cls(name or path.stem, [r["file"] for r in rows], speakers, partition, fold,
-                   {t: [r[c] for r in rows] for t, c in tasks.items()},
+                   {t: labels[t] for t in order},
                    {c: [resolve(r["path_" + c]) for r in rows] for c in conds},
-                   classes=classes)
+                   {t: f"{n_classes[t]}-class" for t in order}, classes)
 
 
 # --------------------------------------------------------------------------- extractors

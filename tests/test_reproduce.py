@@ -219,6 +219,7 @@ def test_manifest_corpus_and_cli_errors(corpus, tmp_path):
     view = reproduce.CorpusView.from_manifest(manifest)
     np.testing.assert_array_equal(view.files, corpus.files)
     assert view.classes == {"2class": ["low", "high"], "3class": ["a", "b", "c"]}
+    assert view.tasks == {"2class": "2-class", "3class": "3-class"}
     np.testing.assert_array_equal(view.audio["noisy"], corpus.audio["noisy"])
     train = view.partition == "train"
     classifier.check_speaker_independent(view.fold[train], view.speakers[train])
