@@ -351,6 +351,7 @@ class BoawModel:
     codebook_seed: int
     cv_uars: dict   # {(size, assignments, alpha): mean inner UAR}
     test_bags: np.ndarray | None = None   # bags of select_boaw's `test_llds`, if given
+    skipped: list = field(default_factory=list)   # [(Cs, Na, why)] the quantiser refused
 
     def bags(self, test_llds):
         """Test LLDs quantised with the codebook learnt on the whole training partition."""
@@ -397,14 +398,21 @@ def select_boaw_multi(train_llds: Sequence[np.ndarray], fold, boaw_fn: BoawFn,
         prepared[name] = (y, bool(setting[1]), classes)
     inner = [(np.flatnonzero(fold == a), np.flatnonzero(fold == b)) for a, b in ((1, 2), (2, 1))]
     cv = {name: {} for name in settings}
+    skipped = []
     for cs, na in boaw_grid(sizes, assignments):
         # Each fold quantised with the codebook of the other (training) fold, standardised
         # with that training fold's statistics; shared by all settings and alphas.
         folds = []
-        for k, (tr, te) in enumerate(inner):
-            bags = boaw_fn([train_llds[i] for i in tr], [train_llds[i] for i in te],
-                           cs, na, _seed(seed, 4, cs, k))
-            folds.append(standardise(*bags))
+        try:
+            for k, (tr, te) in enumerate(inner):
+                bags = boaw_fn([train_llds[i] for i in tr], [train_llds[i] for i in te],
+                               cs, na, _seed(seed, 4, cs, k))
+                folds.append(standardise(*bags))
+        except ValueError as e:
+            # A pair the quantiser cannot build (openXBOW: a codebook larger than the
+            # training frames of a small inner fold) is left out of the search, not fatal.
+            skipped.append((cs, na, str(e)))
+            continue
         for name, (y, oversampling, classes) in prepared.items():
             for alpha in alphas:
                 scores = []
@@ -415,6 +423,9 @@ def select_boaw_multi(train_llds: Sequence[np.ndarray], fold, boaw_fn: BoawFn,
                     scores.append(uar(y[te], svm.predict(B_te), classes))
                 cv[name][(cs, na, alpha)] = float(np.mean(scores))
         del folds
+    if not any(cv.values()):
+        raise ValueError("no (Cs, Na) pair could be built: " + "; ".join(
+            f"Cs={cs} Na={na}: {why}" for cs, na, why in skipped[:3]))
     test_llds = [] if test_llds is None else list(test_llds)
     final_bags = {}
     models = {}
@@ -428,7 +439,7 @@ def select_boaw_multi(train_llds: Sequence[np.ndarray], fold, boaw_fn: BoawFn,
         model = fit_final(B_train, y, alpha, classes=classes, oversampling=oversampling,
                           seed=seed, cv_uars={a: scores[(cs, na, a)] for a in alphas})
         models[name] = BoawModel(model, cs, na, train_llds, boaw_fn, codebook_seed, scores,
-                                 B_test if test_llds else None)
+                                 B_test if test_llds else None, list(skipped))
     return models
 
 

@@ -251,3 +251,23 @@ def test_select_boaw_learns_codebooks_on_training_llds_only():
     again = C.select_boaw(llds, y, fold, _random_codebook_boaw, sizes=(10, 20),
                           assignments=(1, 5, 50), alphas=(1e-2, 1.0), seed=2)
     assert again.cv_uars == boaw.cv_uars
+
+
+def test_select_boaw_skips_pairs_the_quantiser_refuses():
+    rng = np.random.default_rng(3)
+    y = np.tile([0, 1], 10)
+    llds = [rng.normal(size=(4, 2)) + 3.0 * label for label in y]
+    fold = np.repeat([1, 2], 10)
+
+    def refusing(train, test, size, na, seed):
+        frames = sum(len(f) for f in train)
+        if size > frames:
+            raise ValueError(f"codebook size {size} is larger than the number of frames {frames}")
+        return _random_codebook_boaw(train, test, size, na, seed)
+
+    boaw = C.select_boaw(llds, y, fold, refusing, sizes=(10, 20, 50), assignments=(1, 2),
+                         alphas=(1e-2,))
+    assert {(cs, na) for cs, na, _ in boaw.skipped} == {(50, 1), (50, 2)}
+    assert {k[:2] for k in boaw.cv_uars} == {(10, 1), (10, 2), (20, 1), (20, 2)}
+    with pytest.raises(ValueError, match="no \\(Cs, Na\\) pair"):
+        C.select_boaw(llds, y, fold, refusing, sizes=(50,), assignments=(1,), alphas=(1e-2,))
