@@ -301,3 +301,52 @@ def test_real_deep_spectrum_without_bvlc_weights_is_a_labelled_control(shared_da
     assert all(r.control == fs.control for r in rows)
     table9 = (tmp_path / "results" / "table9.md").read_text()
     assert table9.count("not the paper's network") >= 6
+
+
+class FakeCorpus:
+    """The part of refimpl.corpus.Corpus that corpus_view_from_layer uses."""
+
+    def __init__(self, view, drop_condition=None):
+        self.view, self.drop = view, drop_condition
+        self.name, self.source = "aibo", "fake"
+        self.tasks = {"3class": ["c", "b", "a"], "2class": ["low", "high"]}
+
+    def files(self):
+        return list(self.view.files)
+
+    def speakers(self):
+        return self.view.speakers
+
+    def partitions(self):
+        return self.view.partition
+
+    def folds(self):
+        return self.view.fold
+
+    def label_names(self, task):
+        return self.view.labels[task]
+
+    def audio_paths(self, condition, check=True):
+        if condition == self.drop:
+            return [None] * len(self.view.files)
+        return [__import__("pathlib").Path(p) for p in self.view.audio[condition]]
+
+
+def test_adapter_from_the_corpus_layer(corpus):
+    from refimpl.cli import UserError
+
+    class Layer:
+        def __init__(self, c):
+            self.c = c
+
+        def load_corpus(self, spec, root=None, seed=0):
+            assert (spec, root, seed) == ("aibo", "/data/aibo", 3)
+            return self.c
+
+    view = reproduce.corpus_view_from_layer(Layer(FakeCorpus(corpus)), "aibo", "/data/aibo", 3)
+    assert list(view.tasks.items()) == [("2class", "2-class"), ("3class", "3-class")]
+    assert view.classes["3class"] == ["c", "b", "a"]
+    np.testing.assert_array_equal(view.audio["denoised"], corpus.audio["denoised"])
+    with pytest.raises(UserError, match="no noisy audio"):
+        reproduce.corpus_view_from_layer(Layer(FakeCorpus(corpus, "noisy")), "aibo",
+                                         "/data/aibo", 3)
