@@ -61,9 +61,8 @@ bench: venv build caffe test-deps
 		--benchmark-group-by=group --benchmark-columns=min,median,mean,rounds $(PYTEST_ARGS)
 
 clean:
-	rm -rf build refimpl/*.so csrc/*.c .pytest_cache
+	rm -rf build refimpl/*.so csrc/_*.c .pytest_cache
 
-<<<<<<< HEAD
 # Speed of the two spectrogram renderers (matplotlib, fast) on a 2 s EmoDB file.
 .PHONY: bench-image
 bench-image: venv build
@@ -75,12 +74,22 @@ bench-image: venv build
 .PHONY: efficientnet
 efficientnet: venv
 	$(BIN)/python -m refimpl efficientnet fetch
-=======
+
 # The official BVLC AlexNet weights (244 MB, SHA1-checked) into .cache/weights/.
 .PHONY: weights
 weights: venv
 	$(BIN)/refimpl weights fetch
->>>>>>> net
+
+# EmoDB's noisy (simulated room microphone) and denoised (LSTM mask enhancer) conditions,
+# into .cache/conditions/emodb/seed0 (refimpl/conditions.py, refimpl/denoise.py).
+conditions: venv
+	$(BIN)/refimpl corpus conditions emodb --seed 0
+
+# Retrain the enhancer's committed weights (weights/denoiser/README.md) with real Caffe.
+denoiser: venv caffe
+	$(BIN)/refimpl corpus conditions emodb --seed 0 --only noisy
+	$(BIN)/refimpl denoiser train emodb --seed 0 --iters 1500
+.PHONY: conditions denoiser
 
 # The paper's whole grid -> results/ (Tables 5-9, Figures 2-3, report.md).
 #   make reproduce                                   EmoDB (../shared/data or downloaded)

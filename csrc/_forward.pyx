@@ -1,33 +1,302 @@
-# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Compiled AlexNet layers: the same semantics as refimpl.network, faster.
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Compiled AlexNet kernels (C in forward_impl.c); the Python API is refimpl.cforward.
 
-Each kernel mirrors a function of refimpl/network.py (same arguments, same channel-major
-(C, N, H, W) blobs for the conv part) and is tested against it and against real Caffe:
-
-    conv2d_cnhw      im2col packing (OpenMP) + one sgemm per group and image chunk
-                     (scipy's BLAS), bias and ReLU fused after it
-    lrn_cnhw         Caffe's running window sum, in the same rounding as
-                     network.lrn_cnhw (bit-identical to it), OpenMP over pixels
-    max_pool         Caffe's ceil-rounded, clipped-window max, OpenMP over planes
-    inner_product    one sgemm (x W^T) + bias (+ ReLU)
-
-Matrix products go through scipy.linalg.cython_blas; BLAS threads and OpenMP threads
-are not used at the same time (packing, LRN and pooling run between the products).
+Each function takes float32 C-contiguous 4-D arrays in one of two layouts, chosen by a
+flag: NCHW (Caffe's, shape (N, C, H, W)) or CNHW (shape (C, N, H, W)), the layout the
+fused forward keeps between convolutions so that a batch is one matrix product per
+group. Shapes are checked by the caller (cforward.py); here only what the C code needs
+to be memory-safe is checked. All kernels run without the GIL.
 """
+import threading
+
 import numpy as np
 cimport numpy as cnp
-from cython.parallel cimport prange, threadid
-cimport openmp
-from libc.math cimport sqrt, pow
-from libc.string cimport memset
-from scipy.linalg.cython_blas cimport sgemm, sgemv
+from libc.stddef cimport ptrdiff_t
+from scipy.linalg.cython_blas cimport sgemm as blas_sgemm, sgemv as blas_sgemv
 
 cnp.import_array()
 
-cdef float FLT_MAX = 3.4028234663852886e38
+cdef extern from "forward_impl.c" nogil:
+    ctypedef void (*fw_sgemm_t)(char *, char *, int *, int *, int *, float *, float *,
+                                int *, float *, int *, float *, float *, int *) noexcept nogil
+    ctypedef void (*fw_sgemv_t)(char *, int *, int *, float *, float *, int *, float *,
+                                int *, float *, float *, int *) noexcept nogil
+    ctypedef struct fw_view:
+        float *data
+        int n, c, h, w
+        ptrdiff_t sn, sc
+    ctypedef struct fw_conv_cfg:
+        int kh, kw, sh, sw, ph, pw, group, relu
+    ctypedef struct fw_ctx:
+        fw_sgemm_t sgemm
+        fw_sgemv_t sgemv
+        int threads
+        int split
+        int chunk_cols
+    enum:
+        FW_SPLIT_OMP
+        FW_SPLIT_BLAS
+    int fw_conv(const fw_ctx *ctx, const fw_view *inp, const float *weights,
+                const float *bias, int m, const fw_conv_cfg *cfg, const fw_view *out)
+    int fw_inner_product(const fw_ctx *ctx, const float *x, int n, int k, const float *w,
+                         const float *bias, int m, int relu, float *out)
+    int fw_lrn(const fw_ctx *ctx, const fw_view *inp, const fw_view *out, int size,
+               float alpha, float beta, float k)
+    void fw_max_pool(const fw_ctx *ctx, const fw_view *inp, const fw_view *out, int kh,
+                     int kw, int sh, int sw, int ph, int pw)
+    void fw_relu(const fw_ctx *ctx, float *x, const float *src, ptrdiff_t count)
+    int fw_pool_output_size(int size, int kernel, int stride, int pad)
+    int fw_blas_bind(void *sgemm_ptr)
+    int fw_blas_get_threads()
+    void fw_blas_set_threads(int n)
 
-# Largest im2col buffer; bigger batches are packed and multiplied in chunks of images.
-COLS_BYTES = 256 << 20
+SPLIT_OMP = FW_SPLIT_OMP
+SPLIT_BLAS = FW_SPLIT_BLAS
+
+cdef fw_ctx _ctx
+_ctx.sgemm = <fw_sgemm_t>blas_sgemm
+_ctx.sgemv = <fw_sgemv_t>blas_sgemv
+_ctx.threads = 1
+_ctx.split = FW_SPLIT_BLAS
+_ctx.chunk_cols = 0
+
+# Whether BLAS's thread count can be set (needed to run single-threaded BLAS calls on
+# several OpenMP threads at once without oversubscribing the cores).
+BLAS_THREAD_CONTROL = bool(fw_blas_bind(<void *>blas_sgemm))
+
+_blas_lock = threading.RLock()
+_blas_depth = 0
+_blas_saved = -1
+
+
+def configure(threads=None, split=None, chunk_cols=None):
+    """Set the OpenMP thread count, the work split (SPLIT_OMP / SPLIT_BLAS) and the
+    im2col chunk width (0 = automatic). Returns the previous settings as a dict."""
+    old = settings()
+    if threads is not None:
+        if int(threads) < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        _ctx.threads = int(threads)
+    if split is not None:
+        if split not in (FW_SPLIT_OMP, FW_SPLIT_BLAS):
+            raise ValueError(f"split must be SPLIT_OMP or SPLIT_BLAS, got {split!r}")
+        if split == FW_SPLIT_OMP and not BLAS_THREAD_CONTROL:
+            raise RuntimeError("SPLIT_OMP needs control over BLAS threads, which this "
+                               "BLAS does not offer (not OpenBLAS)")
+        _ctx.split = split
+    if chunk_cols is not None:
+        _ctx.chunk_cols = max(0, int(chunk_cols))
+    return old
+
+
+def settings():
+    return dict(threads=_ctx.threads, split=_ctx.split, chunk_cols=_ctx.chunk_cols)
+
+
+def blas_threads():
+    """BLAS's current thread count (-1 if unknown)."""
+    return fw_blas_get_threads()
+
+
+class single_threaded_blas:
+    """Context: BLAS single-threaded while SPLIT_OMP kernels run (they call BLAS from
+    several OpenMP threads at once, and a threaded BLAS in each would oversubscribe the
+    cores). Re-entrant; concurrent users from other Python threads wait their turn."""
+
+    def __enter__(self):
+        global _blas_depth, _blas_saved
+        self._held = _ctx.split == FW_SPLIT_OMP
+        if not self._held:
+            return self
+        _blas_lock.acquire()
+        if _blas_depth == 0:
+            _blas_saved = fw_blas_get_threads()
+            if _blas_saved != 1:
+                fw_blas_set_threads(1)
+        _blas_depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        global _blas_depth
+        if not self._held:
+            return False
+        _blas_depth -= 1
+        if _blas_depth == 0 and _blas_saved > 1:
+            fw_blas_set_threads(_blas_saved)
+        _blas_lock.release()
+        return False
+
+
+cdef fw_view _view(cnp.ndarray a, bint cnhw) except *:
+    cdef fw_view v
+    if a.ndim != 4 or a.dtype != np.float32 or not a.flags.c_contiguous:
+        raise ValueError("expected a C-contiguous float32 4-D array")
+    v.data = <float *>cnp.PyArray_DATA(a)
+    if cnhw:
+        v.c = a.shape[0]; v.n = a.shape[1]
+    else:
+        v.n = a.shape[0]; v.c = a.shape[1]
+    v.h = a.shape[2]; v.w = a.shape[3]
+    if cnhw:
+        v.sc = <ptrdiff_t>v.n * v.h * v.w
+        v.sn = <ptrdiff_t>v.h * v.w
+    else:
+        v.sn = <ptrdiff_t>v.c * v.h * v.w
+        v.sc = <ptrdiff_t>v.h * v.w
+    return v
+
+
+def _empty(shape_nchw, bint cnhw):
+    n, c, h, w = shape_nchw
+    return np.empty((c, n, h, w) if cnhw else (n, c, h, w), dtype=np.float32)
+
+
+def pool_output_size(int size, int kernel, int stride, int pad):
+    return fw_pool_output_size(size, kernel, stride, pad)
+
+
+def conv2d_layout(cnp.ndarray x, cnp.ndarray weights, bias, int sh, int sw, int ph, int pw,
+                  int group, bint relu, bint x_cnhw=False, bint out_cnhw=False,
+                  int chunk_cols=-1):
+    """Convolution (+ bias, + ReLU if asked). weights (M, C/group, KH, KW) float32
+    C-contiguous; bias (M,) float32 or None."""
+    cdef fw_view vin = _view(x, x_cnhw), vout
+    cdef fw_conv_cfg cfg
+    cdef cnp.ndarray b
+    cdef const float *bp = NULL
+    cdef int m = weights.shape[0], rc
+    if weights.ndim != 4 or weights.dtype != np.float32 or not weights.flags.c_contiguous:
+        raise ValueError("weights must be C-contiguous float32 (M, C/group, KH, KW)")
+    if group < 1 or vin.c % group or m % group or weights.shape[1] * group != vin.c:
+        raise ValueError(f"weights {np.shape(weights)} do not fit {vin.c} input channels "
+                         f"with group={group}")
+    if sh < 1 or sw < 1 or ph < 0 or pw < 0:
+        raise ValueError("stride must be >= 1 and pad >= 0")
+    cfg.kh = weights.shape[2]; cfg.kw = weights.shape[3]
+    if cfg.kw > 64:
+        raise ValueError(f"kernel width {cfg.kw} > 64 is not supported by the C core")
+    cfg.sh = sh; cfg.sw = sw; cfg.ph = ph; cfg.pw = pw
+    cfg.group = group; cfg.relu = relu
+    oh = (vin.h + 2 * ph - cfg.kh) // sh + 1
+    ow = (vin.w + 2 * pw - cfg.kw) // sw + 1
+    if oh < 1 or ow < 1:
+        raise ValueError(f"kernel {cfg.kh}x{cfg.kw} larger than padded input "
+                         f"{vin.h}x{vin.w}")
+    if bias is not None:
+        b = bias
+        if b.dtype != np.float32 or b.ndim != 1 or b.shape[0] != m or not b.flags.c_contiguous:
+            raise ValueError(f"bias must be float32 ({m},)")
+        bp = <const float *>cnp.PyArray_DATA(b)
+    out = _empty((vin.n, m, oh, ow), out_cnhw)
+    vout = _view(out, out_cnhw)
+    cdef const float *wp = <const float *>cnp.PyArray_DATA(weights)
+    cdef fw_ctx ctx = _ctx
+    if chunk_cols >= 0:
+        ctx.chunk_cols = chunk_cols
+    with single_threaded_blas():
+        with nogil:
+            rc = fw_conv(&ctx, &vin, wp, bp, m, &cfg, &vout)
+    if rc:
+        raise MemoryError("conv2d: out of memory for the im2col buffer")
+    return out
+
+
+def inner_product(x, weights, bias=None, bint fuse_relu=False):
+    """Caffe's InnerProduct (+ ReLU): x (N, ...) flattened in C order, weights (M, K),
+    bias (M,) or None -> (N, M) float32."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    x = x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
+    weights = np.ascontiguousarray(weights, dtype=np.float32)
+    if bias is not None:
+        bias = np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
+    return _inner_product(x, weights, bias, fuse_relu)
+
+
+def _inner_product(cnp.ndarray x, cnp.ndarray weights, bias, bint relu):
+    cdef cnp.ndarray b
+    cdef const float *bp = NULL
+    cdef int n, k, m
+    if x.ndim != 2 or x.dtype != np.float32 or not x.flags.c_contiguous:
+        raise ValueError("x must be C-contiguous float32 (N, K)")
+    if weights.ndim != 2 or weights.dtype != np.float32 or not weights.flags.c_contiguous:
+        raise ValueError("weights must be C-contiguous float32 (M, K)")
+    n = x.shape[0]; k = x.shape[1]; m = weights.shape[0]
+    if weights.shape[1] != k:
+        raise ValueError(f"weights {np.shape(weights)} do not fit input of {k} values")
+    if bias is not None:
+        b = bias
+        if b.dtype != np.float32 or b.ndim != 1 or b.shape[0] != m or not b.flags.c_contiguous:
+            raise ValueError(f"bias must be float32 ({m},)")
+        bp = <const float *>cnp.PyArray_DATA(b)
+    cdef cnp.ndarray out = np.empty((n, m), dtype=np.float32)
+    cdef const float *xp = <const float *>cnp.PyArray_DATA(x)
+    cdef const float *wp = <const float *>cnp.PyArray_DATA(weights)
+    cdef float *op = <float *>cnp.PyArray_DATA(out)
+    cdef int rc
+    with single_threaded_blas():
+        with nogil:
+            rc = fw_inner_product(&_ctx, xp, n, k, wp, bp, m, relu, op)
+    if rc:
+        raise MemoryError("inner_product: out of memory")
+    return out
+
+
+def lrn_layout(cnp.ndarray x, int size, float alpha, float beta, float k, bint cnhw=False,
+               bint inplace=False):
+    """Caffe's ACROSS_CHANNELS LRN. With inplace=True, x is overwritten and returned."""
+    cdef fw_view vin = _view(x, cnhw), vout
+    cdef int rc
+    if size < 1:
+        raise ValueError("LRN size must be >= 1")
+    out = x if inplace else np.empty_like(x)
+    vout = _view(out, cnhw)
+    with nogil:
+        rc = fw_lrn(&_ctx, &vin, &vout, size, alpha, beta, k)
+    if rc:
+        raise MemoryError("lrn: out of memory")
+    return out
+
+
+def max_pool_layout(cnp.ndarray x, int kh, int kw, int sh, int sw, int ph, int pw,
+                    bint x_cnhw=False, bint out_cnhw=False):
+    """Caffe's MAX pooling, ceil-mode output size."""
+    cdef fw_view vin = _view(x, x_cnhw), vout
+    if kh < 1 or kw < 1 or sh < 1 or sw < 1 or ph < 0 or pw < 0:
+        raise ValueError("pooling needs kernel >= 1, stride >= 1, pad >= 0")
+    if ph >= kh or pw >= kw:
+        raise ValueError("pooling pad must be smaller than the kernel (as in Caffe)")
+    oh = fw_pool_output_size(vin.h, kh, sh, ph)
+    ow = fw_pool_output_size(vin.w, kw, sw, pw)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"pooling kernel {kh}x{kw} larger than padded input "
+                         f"{vin.h}x{vin.w}")
+    out = _empty((vin.n, vin.c, oh, ow), out_cnhw)
+    vout = _view(out, out_cnhw)
+    with nogil:
+        fw_max_pool(&_ctx, &vin, &vout, kh, kw, sh, sw, ph, pw)
+    return out
+
+
+def relu(cnp.ndarray x, bint inplace=False):
+    """max(x, 0) on any C-contiguous float32 array."""
+    if x.dtype != np.float32 or not x.flags.c_contiguous:
+        raise ValueError("expected a C-contiguous float32 array")
+    out = x if inplace else np.empty_like(x)
+    cdef float *op = <float *>cnp.PyArray_DATA(out)
+    cdef const float *xp = <const float *>cnp.PyArray_DATA(x)
+    cdef ptrdiff_t count = x.size
+    with nogil:
+        fw_relu(&_ctx, op, xp, count)
+    return out
+
+
+# ------------------------------------------------------------------------------------
+# The channel-major API of refimpl.network (conv2d_cnhw, lrn_cnhw, max_pool, ...), the
+# one network.forward_c and tests/test_network_c.py call: same signatures, same kernels.
+
+# Largest im2col buffer per work item, in bytes, when a caller sets it (tests do, to cut
+# a batch into one image per work item); None leaves the automatic chunk width.
+COLS_BYTES = None
 
 
 def _pair(v):
@@ -36,307 +305,42 @@ def _pair(v):
     return int(v[0]), int(v[1])
 
 
-cdef void _im2col(const float *x, float *cols, int c, int n, int h, int w,
-                  int i0, int nb, int kh, int kw, int sh, int sw, int ph, int pw,
-                  int oh, int ow, int nthreads) noexcept nogil:
-    """cols[(ch, ky, kx), (img, oy, ox)] = x[ch, i0 + img, oy*sh - ph + ky, ox*sw - pw + kx]
-    (0 outside the input), for images i0 .. i0+nb-1 of a (C, N, H, W) blob."""
-    cdef Py_ssize_t rows = <Py_ssize_t>c * kh * kw
-    cdef Py_ssize_t ncols = <Py_ssize_t>nb * oh * ow
-    cdef Py_ssize_t r, img, oy, ox
-    cdef int ch, ky, kx, iy, ix
-    cdef const float *src
-    cdef float *dst
-    for r in prange(rows, schedule="static", num_threads=nthreads):
-        ch = <int>(r // (kh * kw))
-        ky = <int>((r // kw) % kh)
-        kx = <int>(r % kw)
-        for img in range(nb):
-            src = x + ((<Py_ssize_t>ch * n + i0 + img) * h) * w
-            dst = cols + r * ncols + img * oh * ow
-            for oy in range(oh):
-                iy = <int>oy * sh - ph + ky
-                if iy < 0 or iy >= h:
-                    memset(dst + oy * ow, 0, ow * sizeof(float))
-                    continue
-                for ox in range(ow):
-                    ix = <int>ox * sw - pw + kx
-                    if ix >= 0 and ix < w:
-                        dst[oy * ow + ox] = src[iy * w + ix]
-                    else:
-                        dst[oy * ow + ox] = 0
-
-
 def conv2d_cnhw(x, weights, bias=None, stride=1, pad=0, group=1, fuse_relu=False):
-    """Convolution on (C, N, H, W) float32 -> (M, N, OH, OW); see network.conv2d_cnhw."""
-    cdef float[:, :, :, ::1] xv = np.ascontiguousarray(x, dtype=np.float32)
-    cdef float[:, :, :, ::1] wv = np.ascontiguousarray(weights, dtype=np.float32)
-    cdef int c = xv.shape[0], n = xv.shape[1], h = xv.shape[2], w = xv.shape[3]
-    cdef int m = wv.shape[0], cg = wv.shape[1], kh = wv.shape[2], kw = wv.shape[3]
-    cdef int sh, sw, ph, pw
-    sh, sw = _pair(stride)
-    ph, pw = _pair(pad)
-    cdef int g = group
-    if g < 1 or c % g or m % g or cg != c // g:
-        raise ValueError(f"conv2d: weights {tuple(weights.shape)} do not fit input "
-                         f"channels {c} with group={group}")
-    cdef int oh = (h + 2 * ph - kh) // sh + 1
-    cdef int ow = (w + 2 * pw - kw) // sw + 1
-    if oh < 1 or ow < 1:
-        raise ValueError(f"conv2d: kernel {kh}x{kw} larger than padded input {h}x{w}")
-    cdef bint has_bias = bias is not None
-    cdef bint relu = fuse_relu
-    cdef float[::1] bv = (np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
-                          if has_bias else np.zeros(m, dtype=np.float32))
-    if bv.shape[0] != m:
-        raise ValueError(f"conv2d: bias has {bv.shape[0]} values, need {m}")
-    out = np.empty((m, n, oh, ow), dtype=np.float32)
-    cdef float[:, :, :, ::1] ov = out
-    cdef int spatial = oh * ow
-    cdef int kdim = cg * kh * kw
-    cdef int mg = m // g
-    cdef int chunk = <int>max(1, min(n, COLS_BYTES // (4 * c * kh * kw * spatial)))
-    cols_arr = np.empty(<Py_ssize_t>c * kh * kw * chunk * spatial, dtype=np.float32)
-    cdef float[::1] cols = cols_arr
-    cdef int i0, nb, gi, ncols, ldc
-    cdef float one = 1.0, zero = 0.0
-    cdef char *nn = b"N"
-    cdef Py_ssize_t mi, j, row_len
-    cdef float *orow
-    cdef float bval
-    ldc = n * spatial
-    for i0 in range(0, n, chunk):
-        nb = min(chunk, n - i0)
-        ncols = nb * spatial
-        with nogil:
-            _im2col(&xv[0, 0, 0, 0], &cols[0], c, n, h, w, i0, nb, kh, kw, sh, sw, ph, pw,
-                    oh, ow, openmp.omp_get_max_threads())
-            for gi in range(g):
-                # Row-major out_g (mg x ncols) = W_g (mg x kdim) @ cols_g (kdim x ncols),
-                # i.e. column-major out_g^T = cols_g^T @ W_g^T: sgemm("N", "N").
-                # Rows of out are N*OH*OW apart (ldc): the chunk lands in place.
-                sgemm(nn, nn, &ncols, &mg, &kdim, &one,
-                      &cols[<Py_ssize_t>gi * kdim * ncols], &ncols,
-                      &wv[gi * mg, 0, 0, 0], &kdim, &zero,
-                      &ov[gi * mg, i0, 0, 0], &ldc)
-            if has_bias or relu:
-                row_len = ncols
-                for mi in prange(m, schedule="static"):
-                    orow = &ov[mi, i0, 0, 0]
-                    bval = bv[mi]
-                    for j in range(row_len):
-                        orow[j] = orow[j] + bval
-                        if relu and orow[j] < 0:  # max(x, 0); NaN stays NaN
-                            orow[j] = 0
-    return out
+    """network.conv2d_cnhw: x (C, N, H, W) -> (M, N, OH, OW), bias and ReLU fused."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    weights = np.ascontiguousarray(weights, dtype=np.float32)
+    if bias is not None:
+        bias = np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
+    (sh, sw), (ph, pw) = _pair(stride), _pair(pad)
+    chunk = -1
+    if COLS_BYTES is not None and x.ndim == 4 and weights.ndim == 4:
+        # whole images per work item, as many as fit in COLS_BYTES (at least one)
+        oh = (x.shape[2] + 2 * ph - weights.shape[2]) // sh + 1
+        ow = (x.shape[3] + 2 * pw - weights.shape[3]) // sw + 1
+        col_bytes = 4 * x.shape[0] * weights.shape[2] * weights.shape[3] * max(oh * ow, 1)
+        chunk = max(1, COLS_BYTES // col_bytes) * max(oh * ow, 1)
+    return conv2d_layout(x, weights, bias, sh, sw, ph, pw, int(group), bool(fuse_relu),
+                         x_cnhw=True, out_cnhw=True, chunk_cols=chunk)
 
 
-def conv2d_cnhw_per_image(x, weights, bias=None, stride=1, pad=0, group=1,
-                          fuse_relu=False):
-    """conv2d_cnhw with OpenMP over images: each thread packs one image at a time into
-    its own (cache-sized) buffer and multiplies it with a single-threaded sgemm, like
-    Caffe's per-image loop but in parallel. Call with BLAS limited to one thread."""
-    cdef float[:, :, :, ::1] xv = np.ascontiguousarray(x, dtype=np.float32)
-    cdef float[:, :, :, ::1] wv = np.ascontiguousarray(weights, dtype=np.float32)
-    cdef int c = xv.shape[0], n = xv.shape[1], h = xv.shape[2], w = xv.shape[3]
-    cdef int m = wv.shape[0], cg = wv.shape[1], kh = wv.shape[2], kw = wv.shape[3]
-    cdef int sh, sw, ph, pw
-    sh, sw = _pair(stride)
-    ph, pw = _pair(pad)
-    cdef int g = group
-    if g < 1 or c % g or m % g or cg != c // g:
-        raise ValueError(f"conv2d: weights {tuple(weights.shape)} do not fit input "
-                         f"channels {c} with group={group}")
-    cdef int oh = (h + 2 * ph - kh) // sh + 1
-    cdef int ow = (w + 2 * pw - kw) // sw + 1
-    if oh < 1 or ow < 1:
-        raise ValueError(f"conv2d: kernel {kh}x{kw} larger than padded input {h}x{w}")
-    cdef bint has_bias = bias is not None
-    cdef bint relu = fuse_relu
-    cdef float[::1] bv = (np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
-                          if has_bias else np.zeros(m, dtype=np.float32))
-    if bv.shape[0] != m:
-        raise ValueError(f"conv2d: bias has {bv.shape[0]} values, need {m}")
-    out = np.empty((m, n, oh, ow), dtype=np.float32)
-    cdef float[:, :, :, ::1] ov = out
-    cdef int spatial = oh * ow
-    cdef int kdim = cg * kh * kw
-    cdef int mg = m // g
-    cdef int nthreads = max(1, min(n, openmp.omp_get_max_threads()))
-    cols_arr = np.empty((nthreads, <Py_ssize_t>c * kh * kw * spatial), dtype=np.float32)
-    cdef float[:, ::1] cols = cols_arr
-    cdef int i, gi, tid, ldc = n * spatial
-    cdef float one = 1.0, zero = 0.0
-    cdef char *nn = b"N"
-    cdef Py_ssize_t mi, j
-    cdef float *orow
-    cdef float bval
-    for i in prange(n, nogil=True, schedule="dynamic", chunksize=1, num_threads=nthreads):
-        tid = threadid()
-        _im2col(&xv[0, 0, 0, 0], &cols[tid, 0], c, n, h, w, i, 1, kh, kw, sh, sw, ph, pw,
-                oh, ow, 1)
-        for gi in range(g):
-            sgemm(nn, nn, &spatial, &mg, &kdim, &one,
-                  &cols[tid, <Py_ssize_t>gi * kdim * spatial], &spatial,
-                  &wv[gi * mg, 0, 0, 0], &kdim, &zero, &ov[gi * mg, i, 0, 0], &ldc)
-        for mi in range(m):
-            orow = &ov[mi, i, 0, 0]
-            bval = bv[mi]
-            for j in range(spatial):
-                orow[j] = orow[j] + bval
-                if relu and orow[j] < 0:
-                    orow[j] = 0
-    return out
+# One implementation serves both names (the per-image loop was an earlier variant).
+conv2d_cnhw_per_image = conv2d_cnhw
 
 
 def lrn_cnhw(x, size=5, alpha=1e-4, beta=0.75, k=1.0):
-    """Caffe's cross-channel LRN on (C, N, H, W) float32; see network.lrn_cnhw.
-
-    Per pixel: scale starts at k, the channels of the first window are added, then per
-    channel the entering one added and the leaving one subtracted, each step
-    run = float32(double(run) +- a * double(float32(x^2))) (caffe_axpy's fused
-    multiply-add); out = float32(scale^-beta computed in double) * x.
-    """
-    cdef float[:, ::1] xv = np.ascontiguousarray(x, dtype=np.float32).reshape(x.shape[0], -1)
-    cdef int c = xv.shape[0]
-    cdef Py_ssize_t plane = xv.shape[1]
-    out = np.empty((c, plane), dtype=np.float32)
-    cdef float[:, ::1] ov = out
-    cdef int sz = size
-    cdef int pre = (sz - 1) // 2
-    cdef double a = <double>(<float>alpha / <float>sz)
-    cdef float kf = k
-    cdef double nbeta = -<double>(<float>beta)
-    cdef bint b075 = beta == 0.75
-    cdef Py_ssize_t p0, blk = 256
-    for p0 in prange(0, plane, blk, schedule="static", nogil=True):
-        _lrn_block(&xv[0, 0], &ov[0, 0], c, plane, p0, min(blk, plane - p0), sz, pre, a, kf,
-                   nbeta, b075)
-    return out.reshape(x.shape)
-
-
-cdef void _lrn_block(const float *x, float *out, int c, Py_ssize_t plane, Py_ssize_t p0,
-                     Py_ssize_t cnt, int size, int pre, double a, float k, double nbeta,
-                     bint b075) noexcept nogil:
-    cdef float run[256]
-    cdef Py_ssize_t p
-    cdef int ch, i, head, tail
-    cdef float sq, v
-    cdef double s, root
-    for p in range(cnt):
-        run[p] = k
-    for ch in range(c):
-        if ch == 0:
-            for i in range(min(size - pre, c)):
-                for p in range(cnt):
-                    v = x[i * plane + p0 + p]
-                    sq = v * v
-                    run[p] = <float>(<double>run[p] + a * <double>sq)
-        else:
-            head = ch + size - 1 - pre
-            tail = ch - 1 - pre
-            if head < c:
-                for p in range(cnt):
-                    v = x[head * plane + p0 + p]
-                    sq = v * v
-                    run[p] = <float>(<double>run[p] + a * <double>sq)
-            if tail >= 0:
-                for p in range(cnt):
-                    v = x[tail * plane + p0 + p]
-                    sq = v * v
-                    run[p] = <float>(<double>run[p] - a * <double>sq)
-        for p in range(cnt):
-            s = <double>run[p]
-            if b075:
-                root = sqrt(s)
-                s = 1.0 / (root * sqrt(root))
-            else:
-                s = pow(s, nbeta)
-            out[ch * plane + p0 + p] = (<float>s) * x[ch * plane + p0 + p]
-
-
-def pool_output_size(int size, int kernel, int stride, int pad):
-    """As network.pool_output_size (ceil; C division truncates, so round up by hand)."""
-    if size + 2 * pad < kernel:
-        raise ValueError(f"pooling: kernel {kernel} larger than padded input {size}")
-    cdef int out = (size + 2 * pad - kernel + stride - 1) // stride + 1
-    if pad and (out - 1) * stride >= size + pad:
-        out -= 1
-    return out
+    """network.lrn_cnhw: Caffe's LRN on (C, N, H, W) blobs, bit-identical."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return lrn_layout(x, int(size), float(alpha), float(beta), float(k), cnhw=True)
 
 
 def max_pool(x, kernel=3, stride=2, pad=0):
-    """Caffe's MAX pooling on any (A, B, H, W) float32 blob; see network.max_pool."""
-    cdef int kh, kw, sh, sw, ph, pw
-    kh, kw = _pair(kernel)
-    sh, sw = _pair(stride)
-    ph, pw = _pair(pad)
-    cdef float[:, :, ::1] xv = np.ascontiguousarray(x, dtype=np.float32).reshape(
-        -1, x.shape[2], x.shape[3])
-    cdef Py_ssize_t planes = xv.shape[0]
-    cdef int h = xv.shape[1], w = xv.shape[2]
-    cdef int oh = pool_output_size(h, kh, sh, ph)
-    cdef int ow = pool_output_size(w, kw, sw, pw)
-    out = np.empty((x.shape[0], x.shape[1], oh, ow), dtype=np.float32)
-    cdef float[:, :, ::1] ov = out.reshape(-1, oh, ow)
-    cdef Py_ssize_t q
-    cdef int py, px, hs, ws, he, we, yy, xx
-    cdef float best, v
-    for q in prange(planes, schedule="static", nogil=True):
-        for py in range(oh):
-            hs = py * sh - ph
-            he = min(hs + kh, h)
-            hs = max(hs, 0)
-            for px in range(ow):
-                ws = px * sw - pw
-                we = min(ws + kw, w)
-                ws = max(ws, 0)
-                best = -FLT_MAX
-                for yy in range(hs, he):
-                    for xx in range(ws, we):
-                        v = xv[q, yy, xx]
-                        if v > best:
-                            best = v
-                ov[q, py, px] = best
-    return out
-
-
-def inner_product(x, weights, bias=None, fuse_relu=False):
-    """x (N, ...) flattened, times W^T (W: (M, K)) plus bias -> (N, M); optional ReLU."""
-    cdef float[:, ::1] xv = np.ascontiguousarray(x, dtype=np.float32).reshape(x.shape[0], -1)
-    cdef float[:, ::1] wv = np.ascontiguousarray(weights, dtype=np.float32)
-    cdef int n = xv.shape[0], kdim = xv.shape[1], m = wv.shape[0]
-    if wv.shape[1] != kdim:
-        raise ValueError(f"inner_product: weights {tuple(weights.shape)} do not fit "
-                         f"inputs of {kdim} values")
-    out = np.empty((n, m), dtype=np.float32)
-    cdef float[:, ::1] ov = out
-    cdef float one = 1.0, zero = 0.0
-    cdef char *tr = b"T"
-    cdef char *nn = b"N"
-    cdef bint has_bias = bias is not None
-    cdef bint relu = fuse_relu
-    cdef float[::1] bv = (np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
-                          if has_bias else np.zeros(m, dtype=np.float32))
-    if bv.shape[0] != m:
-        raise ValueError(f"inner_product: bias has {bv.shape[0]} values, need {m}")
-    cdef Py_ssize_t i, j
-    cdef int inc = 1
-    with nogil:
-        if n < 4:
-            # A few images: matrix-vector products, which stream W once at memory speed
-            # (sgemm with a 1-column operand is several times slower here).
-            for i in range(n):
-                sgemv(tr, &kdim, &m, &one, &wv[0, 0], &kdim, &xv[i, 0], &inc, &zero,
-                      &ov[i, 0], &inc)
-        else:
-            # Column-major out^T (m x n) = W (col-major k x m, transposed) @ x^T (k x n).
-            sgemm(tr, nn, &m, &n, &kdim, &one, &wv[0, 0], &kdim, &xv[0, 0], &kdim, &zero,
-                  &ov[0, 0], &m)
-        if has_bias or relu:
-            for i in range(n):
-                for j in range(m):
-                    ov[i, j] = ov[i, j] + bv[j]
-                    if relu and ov[i, j] < 0:
-                        ov[i, j] = 0
-    return out
+    """network.max_pool: Caffe's MAX pooling over the last two axes of any blob."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim < 2:
+        raise ValueError(f"max_pool needs at least 2 axes, got shape {x.shape}")
+    nd = x.ndim
+    lead = tuple(x.shape[:nd - 2])
+    x4 = x.reshape((1, int(np.prod(lead))) + tuple(x.shape[nd - 2:]))
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel), _pair(stride), _pair(pad)
+    out = max_pool_layout(x4, kh, kw, sh, sw, ph, pw)
+    return out.reshape(lead + tuple(out.shape[2:]))

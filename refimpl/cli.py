@@ -15,6 +15,8 @@ COMMAND_MODULES = [
     "refimpl.demo",
     "refimpl.efficientnet",
     "refimpl.weights",
+    "refimpl.corpus",
+    "refimpl.denoise",
     "refimpl.reproduce",
 ]
 

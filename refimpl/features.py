@@ -120,7 +120,13 @@ class CaffeNetwork:
         self.net.close()
 
 
-BACKENDS = {"numpy": NumpyNetwork, "caffe": CaffeNetwork}
+def _c_network(weights):
+    from refimpl.cforward import CNetwork
+    return CNetwork(weights)
+
+
+# numpy: the readable reference; caffe: the real thing; c: the compiled core (fastest)
+BACKENDS = {"numpy": NumpyNetwork, "caffe": CaffeNetwork, "c": _c_network}
 
 
 def open_network(backend, weights):
@@ -306,7 +312,9 @@ def register(sub):
     p.add_argument("inputs", nargs="+", metavar="PATH", help="audio files or folders")
     p.add_argument("-o", "--output", required=True, help="OUT.csv or OUT.arff")
     p.add_argument("--labels", help="CSV: file name, label")
-    p.add_argument("--backend", choices=sorted(BACKENDS), default="caffe")
+    p.add_argument("--backend", choices=sorted(BACKENDS), default="caffe",
+                   help="caffe: real Caffe (the paper's); numpy: the reference forward pass; "
+                        "c: the compiled core (fastest, golden-checked against Caffe)")
     p.add_argument("--weights", default=None,
                    help="caffemodel path, or synthetic:SEED; default: the BVLC weights "
                         "from `make weights`")

@@ -357,49 +357,10 @@ def forward_numpy(params, blob, until=FEATURE_BLOB, batch_size=None, threads=Non
     return forward_blobs(params, blob, [until])[until]
 
 
-def _c_core():
-    try:
-        from refimpl import _forward
-    except ImportError as e:
-        raise ImportError("the compiled core refimpl._forward is not built: run `make build` "
-                          f"(setup.py build_ext --inplace) ({e})") from None
-    return _forward
-
-
 def forward_c(params, blob, until=FEATURE_BLOB, threads=None):
-    """forward_numpy with the compiled kernels of csrc/_forward.pyx (same semantics).
-
-    Same arguments and result as forward_numpy. The conv layers run with OpenMP over
-    images, each thread packing one image into its own cache-sized buffer and calling a
-    single-threaded sgemm (Caffe's per-image loop, in parallel); bias and ReLU are fused
-    into conv and fc. threads: OpenMP threads (None: OpenMP's default, OMP_NUM_THREADS).
-    """
-    from threadpoolctl import threadpool_limits
-    core = _c_core()
-    params = _as_params(params)
-    blob = _check_input(blob)
-    if until not in BLOB_NAMES:
-        raise ValueError(f"unknown AlexNet blob {until!r}; one of {', '.join(BLOB_NAMES)}")
-    limits = {"blas": 1} if threads is None else {"blas": 1, "openmp": int(threads)}
-    with threadpool_limits(limits=limits):
-        return _forward_c(core, params, blob, _LAST_WRITER.get(until, until))
-
-
-def _forward_c(core, params, blob, stop):
-    x = np.ascontiguousarray(blob.transpose(1, 0, 2, 3))  # (C, N, H, W)
-    for name, kind, cfg in ALEXNET_LAYERS:
-        # Every ReLU of AlexNet follows a conv or fc layer (in place): fused into it.
-        fused = name in _LAST_WRITER
-        if kind == "conv":
-            x = core.conv2d_cnhw_per_image(x, *params[name], **cfg, fuse_relu=fused)
-        elif kind == "lrn":
-            x = core.lrn_cnhw(x, **cfg)
-        elif kind == "pool":
-            x = core.max_pool(x, **cfg)
-        elif kind == "fc":
-            if x.ndim == 4:  # Caffe flattens (N, C, H, W) in C order
-                x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(x.shape[1], -1)
-            x = core.inner_product(x, *params[name], fuse_relu=fused)
-        if name == stop:
-            return np.ascontiguousarray(x.transpose(1, 0, 2, 3)) if x.ndim == 4 else x
-    raise AssertionError("unreachable")
+    """forward_numpy with the compiled core (refimpl.cforward; same arguments and result).
+    threads: OpenMP threads for the core (None: one per core)."""
+    from refimpl import cforward
+    if threads is not None:
+        cforward.configure(threads=int(threads))
+    return cforward.forward_c(params, blob, until)

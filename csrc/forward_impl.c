@@ -1,0 +1,598 @@
+/* AlexNet forward-pass kernels with Caffe's layer semantics (refimpl._forward).
+ *
+ * The arithmetic is the NumPy reference's (refimpl/network.py), operation for operation,
+ * so that the two agree to rounding: convolution = im2col + one SGEMM per group, then
+ * "+ bias" and max(., 0) on the product; LRN squares, scales by alpha/size, sums the
+ * window in channel order starting from k, and multiplies x by scale^-beta; max pooling
+ * clips each ceil-mode window to the input. Only the order in which the work is done
+ * differs: the batch's columns are cut into chunks that fit in cache, and each chunk goes
+ * through im2col -> SGEMM -> bias/ReLU while its data is still hot.
+ *
+ * Included by _forward.pyx (after Python.h, which defines _GNU_SOURCE for dladdr).
+ */
+#include "forward_impl.h"
+
+#include <dlfcn.h>
+#include <float.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <immintrin.h>
+
+static inline long fw_min_l(long a, long b) { return a < b ? a : b; }
+static inline int fw_min(int a, int b) { return a < b ? a : b; }
+static inline int fw_max(int a, int b) { return a > b ? a : b; }
+
+/* ------------------------------------------------------------------ BLAS threads */
+
+static void (*blas_set_threads)(int) = NULL;
+static int (*blas_get_threads)(void) = NULL;
+
+/* Find openblas_set/get_num_threads in the BLAS that `sgemm_ptr` belongs to (scipy's
+ * bundled OpenBLAS prefixes them with scipy_). dlsym on the handle of the module that
+ * holds sgemm searches that module's dependencies too, so this finds the library that
+ * cython_blas really calls rather than some other OpenBLAS in the process (numpy has
+ * its own). Returns 1 if both were found. */
+int fw_blas_bind(void *sgemm_ptr)
+{
+    static const char *set_names[] = {"scipy_openblas_set_num_threads",
+                                      "openblas_set_num_threads", NULL};
+    static const char *get_names[] = {"scipy_openblas_get_num_threads",
+                                      "openblas_get_num_threads", NULL};
+    Dl_info info;
+    void *handle;
+    int i;
+    if (!dladdr(sgemm_ptr, &info) || !info.dli_fname)
+        return 0;
+    handle = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD);
+    if (!handle)
+        return 0;
+    for (i = 0; set_names[i]; i++) {
+        void *s = dlsym(handle, set_names[i]);
+        void *g = dlsym(handle, get_names[i]);
+        if (s && g) {
+            *(void **)&blas_set_threads = s;
+            *(void **)&blas_get_threads = g;
+            break;
+        }
+    }
+    dlclose(handle); /* NOLOAD took a reference; the library stays loaded */
+    return blas_set_threads != NULL;
+}
+
+int fw_blas_get_threads(void) { return blas_get_threads ? blas_get_threads() : -1; }
+
+void fw_blas_set_threads(int n)
+{
+    if (blas_set_threads && n > 0)
+        blas_set_threads(n);
+}
+
+/* ------------------------------------------------------------------- convolution */
+
+/* A piece of one output row inside a chunk: image n, output row oy, columns
+ * [ox0, ox1), written from column `dst` of the chunk on. */
+typedef struct { long n; int oy, ox0, ox1, dst; } im2col_seg;
+
+/* Cut output columns [j0, j1) of the flattened (n, oy, ox) index into row pieces; `segs`
+ * has room for (j1 - j0) / ow + 2 of them. Returns their number. */
+static int im2col_segments(int ow, int P, long j0, long j1, im2col_seg *segs)
+{
+    int ns = 0;
+    long j = j0;
+    while (j < j1) {
+        const long nn = j / P;
+        const int p = (int)(j - nn * P);
+        const int oy = p / ow, ox0 = p - oy * ow;
+        const int ox1 = (int)fw_min_l(ow, ox0 + (j1 - j));
+        segs[ns].n = nn; segs[ns].oy = oy; segs[ns].ox0 = ox0; segs[ns].ox1 = ox1;
+        segs[ns].dst = (int)(j - j0);
+        ns++;
+        j += ox1 - ox0;
+    }
+    return ns;
+}
+
+/* im2col for the columns described by `segs` (leading dimension lc), input channels
+ * [c0, c1): row (c, ky, kx) of `buf` holds the input value under kernel tap (ky, kx) of
+ * channel c for each column, zero where the tap falls in the padding. Rows are numbered
+ * from channel 0, so a group's rows are one contiguous block. The loops run channel,
+ * kernel row, row piece, kernel column: each input row is read once while it is in
+ * cache and copied to the kw rows of the taps that see it. */
+static void im2col_chunk(const fw_view *in, const fw_conv_cfg *cfg, int ow,
+                         const im2col_seg *segs, int nsegs, long lc, float *buf,
+                         int c0, int c1)
+{
+    const int H = in->h, W = in->w, kh = cfg->kh, kw = cfg->kw, sw = cfg->sw;
+    int lo[64], hi[64];  /* per kernel column: output columns whose tap is inside */
+    int c, ky, kx, s;
+    for (kx = 0; kx < kw; kx++) {
+        const int off = kx - cfg->pw;  /* input column = ox*sw + off */
+        int l = off >= 0 ? 0 : (-off + sw - 1) / sw;
+        int h = W - off <= 0 ? 0 : (W - off + sw - 1) / sw;
+        if (h > ow) h = ow;
+        if (l > h) l = h;
+        lo[kx] = l; hi[kx] = h;
+    }
+    for (c = c0; c < c1; c++)
+        for (ky = 0; ky < kh; ky++) {
+            float *rows = buf + (long)(c * kh + ky) * kw * lc;  /* row (c, ky, 0) */
+            for (s = 0; s < nsegs; s++) {
+                const im2col_seg *sg = &segs[s];
+                const int iy = sg->oy * cfg->sh - cfg->ph + ky;
+                const int ox0 = sg->ox0, ox1 = sg->ox1;
+                if (iy < 0 || iy >= H) {
+                    for (kx = 0; kx < kw; kx++)
+                        memset(rows + kx * lc + sg->dst, 0, sizeof(float) * (ox1 - ox0));
+                    continue;
+                }
+                {
+                    const float *row = in->data + sg->n * in->sn + c * in->sc + (long)iy * W;
+                    for (kx = 0; kx < kw; kx++) {
+                        float *d = rows + kx * lc + sg->dst - ox0;  /* d[ox]: column ox */
+                        const int off = kx - cfg->pw;
+                        const int a = fw_min(fw_max(ox0, lo[kx]), ox1);
+                        const int b = fw_max(fw_min(ox1, hi[kx]), a);
+                        int ox;
+                        if (sw > 1 && kx >= sw) {
+                            /* tap kx at column ox reads the input column that tap
+                             * kx - sw reads at column ox + 1 (zero padding included):
+                             * copy that row shifted by one instead of gathering again */
+                            const float *e = d - sw * lc + 1;
+                            for (ox = ox0; ox < ox1 - 1; ox++) d[ox] = e[ox];
+                            ox = ox1 - 1;
+                            d[ox] = (ox >= lo[kx] && ox < hi[kx]) ? row[ox * sw + off] : 0.0f;
+                            continue;
+                        }
+                        for (ox = ox0; ox < a; ox++) d[ox] = 0.0f;
+                        if (sw == 1) {
+                            const float *src = row + off;
+                            for (ox = a; ox < b; ox++) d[ox] = src[ox];
+                        } else {
+                            for (ox = a; ox < b; ox++) d[ox] = row[ox * sw + off];
+                        }
+                        for (ox = b; ox < ox1; ox++) d[ox] = 0.0f;
+                    }
+                }
+            }
+        }
+}
+
+/* out[m, j] = max(out[m, j] + bias[m], 0) (or without the max) for rows [m0, m1). The
+ * addition comes after the product, as in Caffe and the reference. */
+static void bias_relu_rows(float *o, ptrdiff_t ld, long lc, const float *bias, int relu,
+                           int m0, int m1)
+{
+    int m;
+    long j;
+    for (m = m0; m < m1; m++) {
+        float *r = o + m * ld;
+        const float b = bias ? bias[m] : 0.0f;
+        if (bias && relu)
+            for (j = 0; j < lc; j++) { float v = r[j] + b; r[j] = v < 0.0f ? 0.0f : v; }
+        else if (bias)
+            for (j = 0; j < lc; j++) r[j] += b;
+        else if (relu)
+            for (j = 0; j < lc; j++) r[j] = r[j] < 0.0f ? 0.0f : r[j];
+    }
+}
+
+typedef struct {
+    const fw_ctx *ctx;
+    const fw_view *in, *out;
+    const float *weights, *bias;
+    const fw_conv_cfg *cfg;
+    int m, oh, ow, P;
+} conv_job;
+
+/* One work item: im2col of columns [j0, j1), the group products, bias and ReLU.
+ * `inner` > 1 parallelises the loops around the products (FW_SPLIT_BLAS). */
+static void conv_chunk(const conv_job *job, long j0, long j1, float *buf,
+                       im2col_seg *segs, int inner)
+{
+    int nsegs;
+    const fw_conv_cfg *cfg = job->cfg;
+    const fw_view *in = job->in, *out = job->out;
+    const int g = cfg->group, C = in->c;
+    const int mg = job->m / g, kg = (C / g) * cfg->kh * cfg->kw;
+    int lc = (int)(j1 - j0), ldc = (int)out->sc, lda, gi;
+    const long n0 = j0 / job->P;
+    float *o = out->data + n0 * out->sn + (j0 - n0 * job->P);
+    float one = 1.0f, zero = 0.0f;
+    char nn = 'N';
+
+    nsegs = im2col_segments(job->ow, job->P, j0, j1, segs);
+    if (inner > 1) {
+        int c;
+        #pragma omp parallel for num_threads(inner) schedule(static)
+        for (c = 0; c < C; c++)
+            im2col_chunk(in, cfg, job->ow, segs, nsegs, lc, buf, c, c + 1);
+    } else {
+        im2col_chunk(in, cfg, job->ow, segs, nsegs, lc, buf, 0, C);
+    }
+    lda = lc;
+    for (gi = 0; gi < g; gi++) {
+        int mm = mg, kk = kg;
+        /* Row-major out (M x L) = W (M x K) . cols (K x L) is, to column-major BLAS,
+         * out^T = cols^T . W^T with both operands as they lie in memory. */
+        job->ctx->sgemm(&nn, &nn, &lc, &mm, &kk, &one, buf + (long)gi * kg * lc, &lda,
+                        (float *)job->weights + (long)gi * mg * kg, &kk, &zero,
+                        o + (long)gi * mg * ldc, &ldc);
+    }
+    if (job->bias || cfg->relu) {
+        if (inner > 1) {
+            int m;
+            #pragma omp parallel for num_threads(inner) schedule(static)
+            for (m = 0; m < job->m; m++)
+                bias_relu_rows(o, ldc, lc, job->bias, cfg->relu, m, m + 1);
+        } else {
+            bias_relu_rows(o, ldc, lc, job->bias, cfg->relu, 0, job->m);
+        }
+    }
+}
+
+/* Default columns per work item. FW_SPLIT_OMP: the im2col block of a chunk (K x cols
+ * floats) should stay in the core's L2 while the product reads it, yet a product much
+ * narrower than 256 columns runs below BLAS's best speed; 256..512 columns measured best
+ * on AlexNet's layers (flat within noise from 256 to 2048). FW_SPLIT_BLAS: as wide as
+ * possible (fewer, bigger threaded products), up to a 64 MiB buffer. */
+static int auto_chunk(const fw_ctx *ctx, int ktot)
+{
+    long cols;
+    if (ctx->split == FW_SPLIT_BLAS) {
+        cols = (long)(64 << 20) / ((long)sizeof(float) * ktot);
+        return (int)(cols < 256 ? 256 : cols);
+    }
+    cols = (long)(1 << 20) / ((long)sizeof(float) * ktot);  /* ~1 MiB of columns */
+    if (cols < 256) cols = 256;
+    if (cols > 512) cols = 512;
+    return (int)cols;
+}
+
+int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const float *bias,
+            int m, const fw_conv_cfg *cfg, const fw_view *out)
+{
+    conv_job job;
+    const int N = in->n, P = out->h * out->w;
+    const long L = (long)N * P;
+    const int ktot = in->c * cfg->kh * cfg->kw;
+    const int T = ctx->threads > 0 ? ctx->threads : 1;
+    /* Columns of consecutive images are contiguous in the output (CNHW; the row stride
+     * then holds the whole batch): chunks may run across images. Otherwise (NCHW) a
+     * chunk stays inside one image. */
+    const int span = out->sn == P && out->sc >= L;
+    int chunk = ctx->chunk_cols > 0 ? ctx->chunk_cols : auto_chunk(ctx, ktot);
+    long nchunks, per_image = 1, maxcols, i;
+    int failed = 0;
+
+    job.ctx = ctx; job.in = in; job.out = out; job.weights = weights; job.bias = bias;
+    job.cfg = cfg; job.m = m; job.oh = out->h; job.ow = out->w; job.P = P;
+    if (L == 0)
+        return 0;
+    if (span) {
+        nchunks = (L + chunk - 1) / chunk;
+        if (ctx->split == FW_SPLIT_OMP)  /* whole rounds, so no core idles at the end */
+            nchunks = (nchunks + T - 1) / T * T;
+        if (nchunks > L) nchunks = L;
+        maxcols = (L + nchunks - 1) / nchunks;
+    } else {
+        per_image = (P + chunk - 1) / chunk;
+        if (ctx->split == FW_SPLIT_OMP && N * per_image < T)
+            per_image = (T + N - 1) / N;
+        if (per_image > P) per_image = P;
+        nchunks = N * per_image;
+        maxcols = (P + per_image - 1) / per_image;
+    }
+#define CHUNK_BOUNDS(i, j0, j1)                                                    \
+    if (span) { j0 = L * (i) / nchunks; j1 = L * ((i) + 1) / nchunks; }            \
+    else { long n_ = (i) / per_image, q_ = (i) % per_image;                        \
+           j0 = n_ * P + P * q_ / per_image; j1 = n_ * P + P * (q_ + 1) / per_image; }
+
+    if (ctx->split == FW_SPLIT_BLAS || T == 1 || nchunks == 1) {
+        float *buf = malloc(sizeof(float) * (size_t)ktot * maxcols);
+        im2col_seg *segs = malloc(sizeof(im2col_seg) * (size_t)(maxcols / out->w + 2));
+        if (!buf || !segs) {
+            free(buf);
+            free(segs);
+            return -1;
+        }
+        for (i = 0; i < nchunks; i++) {
+            long j0, j1;
+            CHUNK_BOUNDS(i, j0, j1);
+            conv_chunk(&job, j0, j1, buf, segs, ctx->split == FW_SPLIT_BLAS ? T : 1);
+        }
+        free(buf);
+        free(segs);
+        return 0;
+    }
+    #pragma omp parallel num_threads(T)
+    {
+        float *buf = malloc(sizeof(float) * (size_t)ktot * maxcols);
+        im2col_seg *segs = malloc(sizeof(im2col_seg) * (size_t)(maxcols / out->w + 2));
+        long ii;
+        if (!buf || !segs) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp for schedule(dynamic, 1)
+        for (ii = 0; ii < nchunks; ii++) {
+            long j0, j1;
+            if (!buf || !segs) continue;
+            CHUNK_BOUNDS(ii, j0, j1);
+            conv_chunk(&job, j0, j1, buf, segs, 1);
+        }
+        free(buf);
+        free(segs);
+    }
+#undef CHUNK_BOUNDS
+    return failed ? -1 : 0;
+}
+
+/* ----------------------------------------------------------------- inner product */
+
+/* out (n x m) = x (n x k) . w^T + bias, w (m x k) as Caffe stores it. To column-major
+ * BLAS that is out^T = w . x^T, with w read transposed in place. FW_SPLIT_OMP gives each
+ * thread a block of output neurons (rows of w). */
+int fw_inner_product(const fw_ctx *ctx, const float *x, int n, int k, const float *w,
+                     const float *bias, int m, int relu, float *out)
+{
+    const int T = ctx->threads > 0 ? ctx->threads : 1;
+    /* Several blocks per thread, taken as threads come free: on a machine shared with
+     * other jobs one thread may lose its core for a while, and a fixed half each would
+     * leave the other waiting for it. */
+    const int split = ctx->split == FW_SPLIT_OMP && T > 1;
+    const int parts = split ? fw_max(1, fw_min(4 * T, m / 256)) : 1;
+    int pi, failed = 0;
+    if (n == 0 || m == 0)
+        return 0;
+    #pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (split && parts > 1)
+    for (pi = 0; pi < parts; pi++) {
+        int m0 = (int)((long)m * pi / parts), m1 = (int)((long)m * (pi + 1) / parts);
+        int mm = m1 - m0, kk = k, nn = n, one_i = 1, i, j;
+        float one = 1.0f, zero = 0.0f;
+        char t = 'T', nc = 'N';
+        if (mm <= 0) continue;
+        if (n == 1 && ctx->sgemv) {
+            /* w rows m0..m1 as column-major (k x mm); y = A^T x */
+            ctx->sgemv(&t, &kk, &mm, &one, (float *)w + (long)m0 * k, &kk, (float *)x,
+                       &one_i, &zero, out + m0, &one_i);
+        } else {
+            /* tmp (mm x n, row-major) = w_block . x^T, then transposed into out. To BLAS
+             * that is tmp^T = x . w_block^T with the small x as the packed left operand;
+             * OpenBLAS runs this 1.5x faster than the equivalent out^T = w_block . x^T
+             * (which packs w as the left operand) for batches of 8..32 (measured). */
+            float *tmp = malloc(sizeof(float) * (size_t)mm * n);
+            int ldt = n;
+            if (!tmp) {
+                #pragma omp atomic write
+                failed = 1;
+                continue;
+            }
+            ctx->sgemm(&t, &nc, &nn, &mm, &kk, &one, (float *)x, &kk,
+                       (float *)w + (long)m0 * k, &kk, &zero, tmp, &ldt);
+            for (j = 0; j < mm; j++)
+                for (i = 0; i < n; i++)
+                    out[(long)i * m + m0 + j] = tmp[(long)j * n + i];
+            free(tmp);
+        }
+        for (i = 0; i < n; i++) {
+            float *r = out + (long)i * m;
+            if (bias && relu)
+                for (j = m0; j < m1; j++) { float v = r[j] + bias[j]; r[j] = v < 0.0f ? 0.0f : v; }
+            else if (bias)
+                for (j = m0; j < m1; j++) r[j] += bias[j];
+            else if (relu)
+                for (j = m0; j < m1; j++) r[j] = r[j] < 0.0f ? 0.0f : r[j];
+        }
+    }
+    return failed ? -1 : 0;
+}
+
+/* -------------------------------------------------------------------------- ReLU */
+
+void fw_relu(const fw_ctx *ctx, float *x, const float *src, ptrdiff_t count)
+{
+    const int T = ctx->threads > 0 ? ctx->threads : 1;
+    ptrdiff_t i;
+    #pragma omp parallel for num_threads(T) schedule(static) if (count > 65536)
+    for (i = 0; i < count; i++)
+        x[i] = src[i] < 0.0f ? 0.0f : src[i];  /* NaN stays NaN, as std::max in Caffe */
+}
+
+/* --------------------------------------------------------------------------- LRN */
+
+/* s <- s^-0.75 for the AlexNet exponent, as 1 / (sqrt(s) * sqrt(sqrt(s))) in double:
+ * within a few double ulps of the exact power, so the float result is the correctly
+ * rounded s^-0.75 (what an exact powf gives) but several times faster than powf. */
+static void pow_m075_scalar(float *s, int n)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        double v = s[i], r = sqrt(v);
+        s[i] = (float)(1.0 / (r * sqrt(r)));
+    }
+}
+
+__attribute__((target("avx2")))
+static void pow_m075_avx2(float *s, int n)
+{
+    int i = 0;
+    const __m256d one = _mm256_set1_pd(1.0);
+    for (; i + 4 <= n; i += 4) {
+        __m256d v = _mm256_cvtps_pd(_mm_loadu_ps(s + i));
+        __m256d r = _mm256_sqrt_pd(v);
+        __m256d q = _mm256_sqrt_pd(r);
+        _mm_storeu_ps(s + i, _mm256_cvtpd_ps(_mm256_div_pd(one, _mm256_mul_pd(r, q))));
+    }
+    pow_m075_scalar(s + i, n - i);
+}
+
+static int have_avx2 = -1;
+
+static void pow_neg(float *s, int n, float beta)
+{
+    int i;
+    if (beta == 0.75f) {
+        if (have_avx2 < 0)
+            have_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+        if (have_avx2)
+            pow_m075_avx2(s, n);
+        else
+            pow_m075_scalar(s, n);
+        return;
+    }
+    for (i = 0; i < n; i++)
+        s[i] = (float)pow((double)s[i], -(double)beta);
+}
+
+#define LRN_BLOCK 256
+
+/* Caffe's LRN across channels: y = x * (k + alpha/size * sum_{window} x^2)^-beta, the
+ * window being `size` channels centred on c ((size-1)/2 before it), zero beyond the
+ * edges. The window sum is computed in Caffe's own order, so that the result is
+ * bit-identical to Caffe's and to the NumPy reference: a running sum over channels that
+ * starts from k plus the first window and then, channel by channel, adds the entering
+ * square and subtracts the leaving one. Each step is Caffe's axpy, which OpenBLAS does
+ * with a fused multiply-add; here a*x^2 (a float times a float, exact in double) is added
+ * in double and the sum rounded to float, as the reference does. Work items are
+ * (image, block of pixels); the squares of a block, all channels, stay in a per-thread
+ * buffer. `out` may be `in` (in place). */
+/* One LRN work item: image n, pixels [b0, b0 + len) of every channel. Compiled twice
+ * (AVX2 and baseline) and picked at run time: the double-precision steps vectorise
+ * four-wide with AVX2. Same operations, same results, either way. */
+__attribute__((target_clones("avx2", "default")))
+static void lrn_block(const fw_view *in, const fw_view *out, long n, int b0, int len,
+                      int size, double a, float beta, float k, float *sq, float *run,
+                      float *scale)
+{
+    const int C = in->c, pre = (size - 1) / 2;
+    int c, t;
+    for (c = 0; c < C; c++) {
+        const float *x = in->data + n * in->sn + c * in->sc + b0;
+        float *q = sq + (long)c * LRN_BLOCK;
+        for (t = 0; t < len; t++) q[t] = x[t] * x[t];   /* caffe_sqr */
+    }
+    for (t = 0; t < len; t++) run[t] = k;
+    for (c = 0; c < fw_min(size - pre, C); c++) {       /* the first window */
+        const float *q = sq + (long)c * LRN_BLOCK;
+        for (t = 0; t < len; t++) run[t] = (float)((double)run[t] + a * q[t]);
+    }
+    for (c = 0; c < C; c++) {
+        const int head = c + size - 1 - pre, tail = c - 1 - pre;
+        const float *x = in->data + n * in->sn + c * in->sc + b0;
+        float *y = out->data + n * out->sn + c * out->sc + b0;
+        if (c > 0 && head < C) {
+            const float *q = sq + (long)head * LRN_BLOCK;
+            for (t = 0; t < len; t++) run[t] = (float)((double)run[t] + a * q[t]);
+        }
+        if (c > 0 && tail >= 0) {
+            const float *q = sq + (long)tail * LRN_BLOCK;
+            for (t = 0; t < len; t++) run[t] = (float)((double)run[t] - a * q[t]);
+        }
+        memcpy(scale, run, sizeof(float) * len);
+        pow_neg(scale, len, beta);
+        for (t = 0; t < len; t++) y[t] = scale[t] * x[t];
+    }
+}
+
+int fw_lrn(const fw_ctx *ctx, const fw_view *in, const fw_view *out, int size, float alpha,
+           float beta, float k)
+{
+    const int T = ctx->threads > 0 ? ctx->threads : 1;
+    const int C = in->c, HW = in->h * in->w;
+    const long nblocks = (HW + LRN_BLOCK - 1) / LRN_BLOCK, items = (long)in->n * nblocks;
+    const double a = (double)(alpha / (float)size);  /* alpha_over_size, rounded to float */
+    int failed = 0;
+    if (items == 0 || C == 0)
+        return 0;
+    #pragma omp parallel num_threads(T) if (items > 1)
+    {
+        float *sq = malloc(sizeof(float) * (size_t)C * LRN_BLOCK);
+        float run[LRN_BLOCK], scale[LRN_BLOCK];
+        long it;
+        if (!sq) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp for schedule(dynamic, 1)  /* see fw_inner_product */
+        for (it = 0; it < items; it++) {
+            const int b0 = (int)(it % nblocks) * LRN_BLOCK;
+            if (!sq) continue;
+            lrn_block(in, out, it / nblocks, b0, fw_min(LRN_BLOCK, HW - b0), size, a, beta,
+                      k, sq, run, scale);
+        }
+        free(sq);
+    }
+    return failed ? -1 : 0;
+}
+
+/* ----------------------------------------------------------------------- pooling */
+
+/* Caffe's pooled size: ceil((size + 2 pad - kernel) / stride) + 1, minus one if the
+ * last window would start in the right padding. */
+int fw_pool_output_size(int size, int kernel, int stride, int pad)
+{
+    int span = size + 2 * pad - kernel;
+    int out = (span >= 0 ? (span + stride - 1) / stride : -((-span) / stride)) + 1;
+    if (pad && (out - 1) * stride >= size + pad)
+        out--;
+    return out;
+}
+
+/* Caffe's MAX pooling: each window [o*stride - pad, + kernel) clipped to the input; the
+ * max starts at -FLT_MAX (an empty window gives -FLT_MAX, as in Caffe). For each output
+ * row the rows of its window are first reduced column by column (contiguous, so it
+ * vectorises), then each output takes the max of its columns: max is exact, so the
+ * order does not change the result. */
+void fw_max_pool(const fw_ctx *ctx, const fw_view *in, const fw_view *out, int kh, int kw,
+                 int sh, int sw, int ph, int pw)
+{
+    const int T = ctx->threads > 0 ? ctx->threads : 1;
+    const long planes = (long)in->n * in->c;
+    const int H = in->h, W = in->w, OH = out->h, OW = out->w;
+    #pragma omp parallel num_threads(T) if (planes > 1)
+    {
+        float *cm = malloc(sizeof(float) * (size_t)(W > 0 ? W : 1));
+        long pl;
+        #pragma omp for schedule(dynamic, 8)  /* see fw_inner_product */
+        for (pl = 0; pl < planes; pl++) {
+            const long n = pl / in->c;
+            const int c = (int)(pl % in->c);
+            const float *src = in->data + n * in->sn + c * in->sc;
+            float *dst = out->data + n * out->sn + c * out->sc;
+            int oy, ox, y, x;
+            for (oy = 0; oy < OH; oy++) {
+                int hs = oy * sh - ph, he = fw_min(hs + kh, H);
+                float *d = dst + (long)oy * OW;
+                hs = fw_max(hs, 0);
+                if (he <= hs || !cm) {
+                    for (ox = 0; ox < OW; ox++) {
+                        int ws = fw_max(ox * sw - pw, 0), we = fw_min(ox * sw - pw + kw, W);
+                        float mx = -FLT_MAX;
+                        for (y = hs; y < he; y++)
+                            for (x = ws; x < we; x++) {
+                                float v = src[(long)y * W + x];
+                                if (v > mx) mx = v;
+                            }
+                        d[ox] = mx;
+                    }
+                    continue;
+                }
+                memcpy(cm, src + (long)hs * W, sizeof(float) * W);
+                for (y = hs + 1; y < he; y++) {
+                    const float *r = src + (long)y * W;
+                    for (x = 0; x < W; x++) cm[x] = r[x] > cm[x] ? r[x] : cm[x];
+                }
+                for (ox = 0; ox < OW; ox++) {
+                    int ws = fw_max(ox * sw - pw, 0), we = fw_min(ox * sw - pw + kw, W);
+                    float mx = -FLT_MAX;
+                    for (x = ws; x < we; x++)
+                        if (cm[x] > mx) mx = cm[x];
+                    d[ox] = mx;
+                }
+            }
+        }
+        free(cm);
+    }
+}

@@ -1,0 +1,62 @@
+/* The AlexNet forward-pass kernels behind refimpl._forward (see forward_impl.c).
+ *
+ * Every kernel reads and writes 4-D float32 blobs through an fw_view: rows of a (H, W)
+ * plane are contiguous and planes sit at data + n*sn + c*sc. That one description covers
+ * Caffe's NCHW (sn = C*H*W, sc = H*W) and the CNHW layout the fused forward keeps between
+ * convolutions (sc = N*H*W, sn = H*W), where the columns of a whole batch are one
+ * contiguous range and the batch becomes one matrix product per group.
+ */
+#ifndef REFIMPL_FORWARD_IMPL_H
+#define REFIMPL_FORWARD_IMPL_H
+
+#include <stddef.h>
+
+/* Fortran BLAS signatures, as scipy.linalg.cython_blas exports them. */
+typedef void (*fw_sgemm_t)(char *transa, char *transb, int *m, int *n, int *k,
+                           float *alpha, float *a, int *lda, float *b, int *ldb,
+                           float *beta, float *c, int *ldc);
+typedef void (*fw_sgemv_t)(char *trans, int *m, int *n, float *alpha, float *a, int *lda,
+                           float *x, int *incx, float *beta, float *y, int *incy);
+
+typedef struct {
+    float *data;
+    int n, c, h, w;
+    ptrdiff_t sn, sc;
+} fw_view;
+
+/* How work is split over the cores.
+ *   FW_SPLIT_OMP:  OpenMP threads take whole work items (column chunks of a convolution,
+ *                  row blocks of an inner product); BLAS runs single-threaded inside each.
+ *   FW_SPLIT_BLAS: work items run one after another; BLAS uses its own threads, OpenMP
+ *                  only the loops around it (im2col, bias, ReLU). */
+enum { FW_SPLIT_OMP = 0, FW_SPLIT_BLAS = 1 };
+
+typedef struct {
+    int kh, kw, sh, sw, ph, pw, group, relu;
+} fw_conv_cfg;
+
+typedef struct {
+    fw_sgemm_t sgemm;
+    fw_sgemv_t sgemv;
+    int threads;       /* OpenMP threads (>= 1) */
+    int split;         /* FW_SPLIT_OMP or FW_SPLIT_BLAS */
+    int chunk_cols;    /* im2col columns per work item; 0 = automatic */
+} fw_ctx;
+
+int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const float *bias,
+            int m, const fw_conv_cfg *cfg, const fw_view *out);
+int fw_inner_product(const fw_ctx *ctx, const float *x, int n, int k, const float *w,
+                     const float *bias, int m, int relu, float *out);
+int fw_lrn(const fw_ctx *ctx, const fw_view *in, const fw_view *out, int size, float alpha,
+           float beta, float k);
+void fw_max_pool(const fw_ctx *ctx, const fw_view *in, const fw_view *out, int kh, int kw,
+                 int sh, int sw, int ph, int pw);
+void fw_relu(const fw_ctx *ctx, float *x, const float *src, ptrdiff_t count);
+int fw_pool_output_size(int size, int kernel, int stride, int pad);
+
+/* BLAS thread control for FW_SPLIT_OMP (found next to the sgemm in use). */
+int fw_blas_bind(void *sgemm_ptr);
+int fw_blas_get_threads(void);
+void fw_blas_set_threads(int n);
+
+#endif

@@ -1,0 +1,322 @@
+"""AlexNet forward pass through the compiled C core (csrc/_forward.pyx, forward_impl.c).
+
+Same numbers as the NumPy reference (refimpl/network.py): conv1, LRN, pooling and ReLU
+bit for bit, the later layers to float32 rounding (their sums go through a differently
+blocked SGEMM). The layer functions here take the reference's arguments and return its
+shapes, so either can stand in for the other; `forward_c` is `forward_numpy`'s twin,
+`CNetwork` the feature backend "c" (refimpl.features), `golden_fc7` the callable for
+`refimpl golden verify --stage fc7 --impl refimpl.cforward:golden_fc7`.
+
+Where the speed comes from:
+
+* Between conv1 and pool5 blobs are kept channel-major, (C, N, H, W), so the columns of
+  all images of a batch form one matrix: each convolution group is one product over the
+  batch, not Caffe's one per image, and no layer needs a transpose.
+* That matrix is never built whole. Its columns are cut into chunks of a few hundred,
+  and each chunk goes im2col -> SGEMM -> bias + ReLU while it is still in cache.
+* Both cores work all the time: the OpenMP threads take chunks (and blocks of fc neurons,
+  pixels for LRN, planes for pooling) and each calls a single-threaded SGEMM (scipy's
+  OpenBLAS, through scipy.linalg.cython_blas; no BLAS of our own). Caffe's im2col, LRN
+  and pooling run on one core. The other split, one chunk at a time with BLAS's own
+  threads (`configure(split="blas")`), measured 2-4x slower here (OpenBLAS's idle threads
+  spin against OpenMP's), so it is not the default; tests/benchmarks time both.
+* LRN runs Caffe's own running window sum (bit-identical to the reference) and takes
+  scale^-0.75 as 1/(sqrt(s) sqrt(sqrt(s))) in double: the float result of an exact
+  power, at a fraction of pow's cost.
+"""
+import os
+import threading
+
+import numpy as np
+
+from refimpl import network as _ref
+
+
+def _import_core():
+    """Import the extension with OpenMP's idle threads sleeping instead of spinning.
+
+    libgomp reads OMP_WAIT_POLICY once, when it is loaded (with _forward). Its default
+    lets an idle thread spin for a while before it sleeps; on a loaded machine (other
+    processes on the same two cores) a spinning thread burns the time slice its partner
+    needs, and batch 1 ran 4x slower (measured). PASSIVE costs a few microseconds per
+    parallel region on an idle machine. A policy the user set is kept; the variable is
+    removed again afterwards so that child processes (the Caffe worker) do not see it."""
+    user_set = "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ
+    if not user_set:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        from refimpl import _forward as core
+    finally:
+        if not user_set:
+            os.environ.pop("OMP_WAIT_POLICY", None)
+    return core
+
+
+try:
+    _forward = _import_core()
+except ImportError as _err:  # the extension is built by setup.py, not shipped
+    _forward = None
+    _IMPORT_ERROR = _err
+else:
+    _IMPORT_ERROR = None
+
+__all__ = ["conv2d", "relu", "lrn", "max_pool", "pool_output_size", "inner_product",
+           "forward_c", "prepare_params", "golden_fc7", "CNetwork", "configure", "settings",
+           "available"]
+
+SPLITS = {"omp": "SPLIT_OMP", "blas": "SPLIT_BLAS"}
+
+
+def available():
+    """True if the compiled core is importable."""
+    return _forward is not None
+
+
+def _core():
+    if _forward is None:
+        raise ImportError(
+            "refimpl._forward (the C core of the forward pass) is not built: run `make build` "
+            "(or `python setup.py build_ext --inplace`) in the repository; import error: "
+            f"{_IMPORT_ERROR}") from _IMPORT_ERROR
+    return _forward
+
+
+def _default_threads():
+    env = os.environ.get("REFIMPL_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+_configured = False
+_config_lock = threading.RLock()
+
+
+def configure(threads=None, split=None, chunk_cols=None):
+    """Tune the C core: `threads` (default: the CPUs this process may use, or
+    $REFIMPL_THREADS), `split` "omp" (OpenMP threads share the work, BLAS single-threaded;
+    the default where BLAS's thread count can be controlled) or "blas" (BLAS threads in
+    each product), `chunk_cols` (im2col columns per work item, 0 = automatic).
+    Returns the previous settings."""
+    global _configured
+    core = _core()
+    with _config_lock:
+        if not _configured:  # defaults first, so that a partial call keeps the others
+            _configured = True
+            configure(threads=_default_threads(),
+                      split="omp" if core.BLAS_THREAD_CONTROL else "blas", chunk_cols=0)
+        if split is not None:
+            if split not in SPLITS:
+                raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
+            split = getattr(core, SPLITS[split])
+        old = core.configure(threads=threads, split=split, chunk_cols=chunk_cols)
+    return _named(old)
+
+
+def _named(s):
+    s = dict(s)
+    s["split"] = "omp" if s["split"] == _forward.SPLIT_OMP else "blas"
+    return s
+
+
+def settings():
+    """The current settings, with whether BLAS's threads can be controlled."""
+    _ensure_configured()
+    s = _named(_forward.settings())
+    s["blas_thread_control"] = _forward.BLAS_THREAD_CONTROL
+    return s
+
+
+def _ensure_configured():
+    core = _core()
+    if not _configured:
+        configure()
+    return core
+
+
+# ------------------------------------------------------------------- layer functions
+# Same signatures and results as refimpl.network's; NCHW float32 in, NCHW float32 out.
+
+def _f32(a):
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _nchw(x, what):
+    x = _f32(x)
+    if x.ndim != 4:
+        raise ValueError(f"{what}: expected an (N, C, H, W) blob, got shape {x.shape}")
+    return x
+
+
+def _pair(v):
+    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+
+
+def conv2d(x, weights, bias=None, stride=1, pad=0, group=1, relu=False):
+    """Caffe's Convolution (like network.conv2d), optionally with the following ReLU
+    fused in: x (N, C, H, W) -> (N, M, OH, OW)."""
+    core = _ensure_configured()
+    x = _nchw(x, "conv2d")
+    weights = _f32(weights)
+    if weights.ndim != 4:
+        raise ValueError(f"conv2d: weights must be (M, C/group, KH, KW), got {weights.shape}")
+    (sh, sw), (ph, pw) = _pair(stride), _pair(pad)
+    b = None if bias is None else _f32(bias).reshape(-1)
+    return core.conv2d_layout(x, weights, b, sh, sw, ph, pw, int(group), bool(relu))
+
+
+def relu(x):
+    """Caffe's ReLU: max(x, 0)."""
+    return _ensure_configured().relu(_f32(x))
+
+
+def lrn(x, size=5, alpha=1e-4, beta=0.75, k=1.0):
+    """Caffe's LRN across channels (like network.lrn)."""
+    core = _ensure_configured()
+    return core.lrn_layout(_nchw(x, "lrn"), int(size), float(alpha), float(beta), float(k))
+
+
+def pool_output_size(size, kernel, stride, pad):
+    """Caffe's ceil-mode pooled size (like network.pool_output_size)."""
+    return _core().pool_output_size(int(size), int(kernel), int(stride), int(pad))
+
+
+def max_pool(x, kernel=3, stride=2, pad=0):
+    """Caffe's MAX pooling with ceil-mode output size (like network.max_pool)."""
+    core = _ensure_configured()
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel), _pair(stride), _pair(pad)
+    return core.max_pool_layout(_nchw(x, "max_pool"), kh, kw, sh, sw, ph, pw)
+
+
+def inner_product(x, weights, bias=None, relu=False):
+    """Caffe's InnerProduct (like network.inner_product), optionally with ReLU fused:
+    x flattened to (N, K) in C order -> (N, M)."""
+    core = _ensure_configured()
+    x = _f32(x)
+    x = x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
+    b = None if bias is None else _f32(bias).reshape(-1)
+    return core.inner_product(x, _f32(weights), b, bool(relu))
+
+
+# ---------------------------------------------------------------------- the network
+
+# Blob name -> the layer after which it is final (ReLUs work in place, as in Caffe).
+_PARAM_LAYERS = [name for name, kind, _ in _ref.ALEXNET_LAYERS if kind in ("conv", "fc")]
+_STOP = {"conv1": "relu1", "conv2": "relu2", "conv3": "relu3", "conv4": "relu4",
+         "conv5": "relu5", "fc6": "relu6", "fc7": "relu7"}
+
+
+def prepare_params(params):
+    """A caffemodel path or load_alexnet_params' dict -> the same dict with every array
+    float32 and C-contiguous (done once; CNetwork keeps the result)."""
+    if not isinstance(params, dict):
+        from refimpl.caffemodel import load_alexnet_params
+        params = load_alexnet_params(params)
+    missing = [name for name in _PARAM_LAYERS if name not in params]
+    if missing:
+        raise ValueError(f"AlexNet parameters lack layer(s) {', '.join(missing)}")
+    return {name: tuple(_f32(a) for a in params[name]) for name in _PARAM_LAYERS}
+
+
+def forward_c(params, blob, until=_ref.FEATURE_BLOB, batch_size=64):
+    """AlexNet on `blob` (N, 3, 227, 227) float32 -> blob `until`, as forward_numpy.
+
+    params: a .caffemodel path or `caffemodel.load_alexnet_params(...)`'s dict (pass
+    `prepare_params(...)`'s result to skip the float32/contiguity check on every call).
+    until: "fc7" (default: the deep spectrum features, after relu7) or any AlexNet blob
+    name, as in forward_numpy. Batches larger than `batch_size` run in pieces (memory).
+    """
+    core = _ensure_configured()
+    params = params if _is_prepared(params) else prepare_params(params)
+    blob = _f32(blob)
+    if blob.ndim != 4 or blob.shape[1:] != _ref.INPUT_SHAPE:
+        raise ValueError(f"AlexNet input must be (N, 3, 227, 227), got {blob.shape}")
+    if until not in _ref.BLOB_NAMES:
+        raise ValueError(f"unknown AlexNet blob {until!r}; one of {', '.join(_ref.BLOB_NAMES)}")
+    stop = _STOP.get(until, until)
+    if batch_size and blob.shape[0] > batch_size:
+        return np.concatenate([forward_c(params, blob[i:i + batch_size], until, batch_size)
+                               for i in range(0, blob.shape[0], batch_size)])
+    with core.single_threaded_blas():
+        return _forward_layers(core, params, blob, stop)
+
+
+def _is_prepared(params):
+    return isinstance(params, dict) and all(
+        isinstance(params.get(name), tuple)
+        and all(isinstance(a, np.ndarray) and a.dtype == np.float32 and a.flags.c_contiguous
+                for a in params[name])
+        for name in _PARAM_LAYERS)
+
+
+def _forward_layers(core, params, x, stop):
+    """The layer loop. Blobs between conv1 and pool5 are CNHW (`cnhw` True); a ReLU that
+    follows a convolution or inner product is fused into it."""
+    layers = _ref.ALEXNET_LAYERS
+    cnhw = False
+    i = 0
+    while i < len(layers):
+        name, kind, cfg = layers[i]
+        nxt = layers[i + 1] if i + 1 < len(layers) else None
+        fuse = nxt is not None and nxt[1] == "relu" and name != stop
+        if kind == "conv":
+            w, b = params[name]
+            x = core.conv2d_layout(x, w, b, cfg["stride"], cfg["stride"], cfg["pad"], cfg["pad"],
+                            cfg["group"], fuse, x_cnhw=cnhw, out_cnhw=True)
+            cnhw = True
+        elif kind == "relu":
+            x = core.relu(x, inplace=True)
+        elif kind == "lrn":
+            x = core.lrn_layout(x, cfg["size"], cfg["alpha"], cfg["beta"], cfg["k"], cnhw=cnhw,
+                         inplace=True)
+        elif kind == "pool":
+            k, s, p = cfg["kernel"], cfg["stride"], cfg["pad"]
+            # pool5 writes NCHW, which is the C-order flattening fc6 expects
+            to_cnhw = cnhw and name != "pool5" and name != stop
+            x = core.max_pool_layout(x, k, k, s, s, p, p, x_cnhw=cnhw, out_cnhw=to_cnhw)
+            cnhw = to_cnhw
+        elif kind == "fc":
+            if cnhw:
+                x = np.ascontiguousarray(x.transpose(1, 0, 2, 3))
+                cnhw = False
+            w, b = params[name]
+            x = core.inner_product(x.reshape(x.shape[0], w.shape[1]), w, b, fuse)
+        elif kind == "dropout":
+            pass
+        else:
+            raise AssertionError(f"unhandled layer kind {kind}")
+        if fuse:
+            i += 1  # the ReLU was done inside the layer
+            name = layers[i][0]
+        if name == stop:
+            break
+        i += 1
+    if cnhw:
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3))
+    return x
+
+
+class CNetwork:
+    """The C core as a feature backend (refimpl.features): weights loaded once."""
+
+    def __init__(self, weights):
+        _core()  # fail early, with the build hint, if the extension is missing
+        self.params = prepare_params(weights)
+
+    def fc7(self, blob):
+        return forward_c(self.params, blob, "fc7")
+
+    def forward(self, blob, until=_ref.FEATURE_BLOB):
+        return forward_c(self.params, blob, until)
+
+    def close(self):
+        self.params = None
+
+
+def golden_fc7(blob, weights):
+    """fc7 in `refimpl golden verify --stage fc7`'s signature:
+    `refimpl golden verify --stage fc7 --impl refimpl.cforward:golden_fc7`."""
+    return forward_c(weights, blob, "fc7")

@@ -1,0 +1,242 @@
+"""The noisy condition: a simulated room microphone about 3 m from the speaker.
+
+The paper's noisy FAU-AIBO set is the room microphone of the recordings: reverberant, with
+background noise. EmoDB has no such microphone, so we simulate one, per utterance:
+
+  1. draw a shoebox room, its reverberation time and the positions of speaker and
+     microphone (about 3 m apart) from the ranges in data/noisy_condition.json;
+  2. compute the room impulse response with pyroomacoustics' image-source method, the
+     wall absorption and reflection order following from the RT60 (Sabine's formula);
+  3. convolve the clean speech with it, aligned on the direct path so that clean and noisy
+     stay sample-aligned (the enhancer's training pairs need that);
+  4. add a segment of a real background-noise recording at a drawn SNR; training and test
+     utterances use disjoint recordings (data/noise_split.csv);
+  5. bring the mixture back to the clean file's RMS level (never clipping) and write it as
+     16-bit PCM.
+
+Everything drawn comes from one generator seeded by a stable hash of (seed, file name), so
+each file is reproducible bit for bit on its own, in any order, and the parameters are
+written to the condition's manifest (noisy.csv), one row per file.
+"""
+import csv
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import fftconvolve
+
+from refimpl import paths
+from refimpl.cli import UserError
+from refimpl.corpus import (DATA_DIR, DEFAULT_SEED, conditions_dir, load_corpus, read_csv_rows,
+                            read_json)
+from refimpl.fileio import atomic_open, atomic_path
+
+SPEC_FILE = "noisy_condition.json"
+
+# The manifest of the generated condition: one row per file, every drawn value.
+PARAM_COLUMNS = [
+    "file", "speaker", "partition", "seed", "file_seed",
+    "room_length_m", "room_width_m", "room_height_m", "rt60_s", "wall_absorption",
+    "max_order", "source_x_m", "source_y_m", "source_z_m", "mic_x_m", "mic_y_m", "mic_z_m",
+    "distance_m", "direct_delay_samples", "rt60_measured_s", "noise_file",
+    "noise_offset_samples", "snr_db", "gain", "path_noisy",
+]
+
+
+def file_seed(seed, name):
+    """A 63-bit seed from (seed, file name), stable across runs and platforms."""
+    digest = hashlib.sha256(f"{int(seed)}/{name}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def noise_pool(noise_root=None):
+    """{partition: [recording paths]} from data/noise_split.csv (disjoint by construction)."""
+    spec = read_json(SPEC_FILE)
+    root = Path(noise_root) if noise_root else paths.shared_data() / "noise"
+    pool = {"train": [], "test": []}
+    missing = []
+    for row in read_csv_rows(DATA_DIR / spec["noise_split"]):
+        p = root / row["recording"]
+        if not p.is_file():
+            missing.append(str(p))
+        pool[row["partition"]].append(p)
+    if missing:
+        raise UserError(f"{root}: {len(missing)} noise recording(s) missing: {', '.join(missing)}")
+    return pool
+
+
+def draw_parameters(rng, spec, partition, pool):
+    """Draw a room, positions, noise and SNR; rejection-sample positions inside the room."""
+    u = lambda lo_hi: float(rng.uniform(*lo_hi))
+    room = [u(spec["room_length_m"]), u(spec["room_width_m"]), u(spec["room_height_m"])]
+    rt60 = u(spec["rt60_s"])
+    margin = spec["wall_margin_m"]
+    for _ in range(1000):
+        source = [u([margin, room[0] - margin]), u([margin, room[1] - margin]),
+                  u(spec["source_height_m"])]
+        distance = u(spec["distance_m"])
+        mic_z = u(spec["mic_height_m"])
+        horizontal = np.sqrt(max(distance ** 2 - (mic_z - source[2]) ** 2, 0.0))
+        azimuth = u([0.0, 2 * np.pi])
+        mic = [float(source[0] + horizontal * np.cos(azimuth)),
+               float(source[1] + horizontal * np.sin(azimuth)), mic_z]
+        if margin <= mic[0] <= room[0] - margin and margin <= mic[1] <= room[1] - margin:
+            break
+    else:   # cannot happen with the shipped ranges (rooms are wider than 3 m + margins)
+        raise RuntimeError("no microphone position found inside the room")
+    recordings = pool[partition]
+    noise_file = recordings[int(rng.integers(len(recordings)))]
+    return {
+        "room_length_m": room[0], "room_width_m": room[1], "room_height_m": room[2],
+        "rt60_s": rt60,
+        "source_x_m": source[0], "source_y_m": source[1], "source_z_m": source[2],
+        "mic_x_m": mic[0], "mic_y_m": mic[1], "mic_z_m": mic[2],
+        "distance_m": float(np.linalg.norm(np.subtract(mic, source))),
+        "noise_file": noise_file,
+        "noise_unit": float(rng.uniform()),   # where in the recording the segment starts
+        "snr_db": u(spec["snr_db"]),
+    }
+
+
+def room_impulse_response(params, fs):
+    """Image-source RIR of the drawn room (pyroomacoustics), with absorption from the RT60."""
+    import pyroomacoustics as pra
+    dims = [params["room_length_m"], params["room_width_m"], params["room_height_m"]]
+    absorption, max_order = pra.inverse_sabine(params["rt60_s"], dims)
+    room = pra.ShoeBox(dims, fs=fs, materials=pra.Material(absorption), max_order=max_order)
+    room.add_source([params["source_x_m"], params["source_y_m"], params["source_z_m"]])
+    room.add_microphone([params["mic_x_m"], params["mic_y_m"], params["mic_z_m"]])
+    room.compute_rir()
+    rir = np.asarray(room.rir[0][0], dtype=np.float64)
+    return rir, float(absorption), int(max_order)
+
+
+def direct_path_delay(params, fs):
+    """Sample index of the direct sound in the RIR: distance / c, plus the centre of
+    pyroomacoustics' fractional-delay filter. From the geometry, not the RIR's peak: in
+    small rooms several coinciding reflections can outweigh the direct sound."""
+    import pyroomacoustics as pra
+    seconds = params["distance_m"] / pra.constants.get("c")
+    return int(round(seconds * fs)) + pra.constants.get("frac_delay_length") // 2
+
+
+def measured_rt60(rir, fs):
+    """RT60 of the simulated response (Schroeder decay), as a check on the drawn value."""
+    import pyroomacoustics as pra
+    try:
+        return float(pra.experimental.measure_rt60(rir, fs=fs, decay_db=30))
+    except Exception:   # very short responses: no 30 dB decay to measure
+        return float("nan")
+
+
+def read_mono(path, fs=None):
+    audio, sr = sf.read(str(path), dtype="float64", always_2d=True)
+    if fs is not None and sr != fs:
+        raise UserError(f"{path}: sample rate {sr} Hz, expected {fs} Hz")
+    return audio.mean(axis=1), sr
+
+
+def simulate(clean, fs, params, noise):
+    """Reverberant speech at the microphone plus background noise, clean's level, no clipping.
+
+    Returns (noisy, extra parameters). `noise` is the whole noise recording.
+    """
+    rir, absorption, max_order = room_impulse_response(params, fs)
+    delay = direct_path_delay(params, fs)
+    reverberant = fftconvolve(clean, rir)[delay:delay + len(clean)]
+    offset = int(params["noise_unit"] * len(noise))
+    segment = np.take(noise, np.arange(offset, offset + len(clean)), mode="wrap")
+    p_speech = np.mean(reverberant ** 2)
+    p_noise = np.mean(segment ** 2)
+    scale = np.sqrt(p_speech / (p_noise * 10 ** (params["snr_db"] / 10))) if p_noise > 0 else 0.0
+    mixture = reverberant + scale * segment
+    gain = np.sqrt(np.mean(clean ** 2) / max(np.mean(mixture ** 2), 1e-20))
+    peak = np.max(np.abs(mixture)) * gain
+    if peak > 0.99:
+        gain *= 0.99 / peak
+    extra = {"wall_absorption": absorption, "max_order": max_order,
+             "direct_delay_samples": delay, "noise_offset_samples": offset,
+             "gain": float(gain), "rt60_measured_s": measured_rt60(rir, fs)}
+    return mixture * gain, extra
+
+
+def noisy_file(clean_path, out_path, name, partition, seed, pool, spec=None, noise_cache=None):
+    """Simulate one file and write it (atomically); returns its manifest row."""
+    spec = spec or read_json(SPEC_FILE)
+    fs = spec["sample_rate"]
+    clean, _ = read_mono(clean_path, fs)
+    fseed = file_seed(seed, name)
+    rng = np.random.default_rng(fseed)
+    params = draw_parameters(rng, spec, partition, pool)
+    noise_cache = {} if noise_cache is None else noise_cache
+    nf = params["noise_file"]
+    if nf not in noise_cache:
+        noise_cache[nf] = read_mono(nf, fs)[0]
+    noisy, extra = simulate(clean, fs, params, noise_cache[nf])
+    with atomic_path(out_path) as tmp:
+        sf.write(str(tmp), noisy, fs, subtype="PCM_16", format="WAV")
+    row = dict(params, **extra)
+    row.pop("noise_unit")
+    noise_root = Path(nf).parent.parent
+    row.update(file=name, partition=partition, seed=int(seed), file_seed=fseed,
+               noise_file=str(Path(nf).relative_to(noise_root)), path_noisy=str(out_path))
+    return row
+
+
+def generate_noisy(corpus, seed=DEFAULT_SEED, out_dir=None, noise_root=None, limit=None,
+                   progress=True):
+    """Write the noisy condition of a corpus and its manifest (noisy.csv); returns its path."""
+    from tqdm import tqdm
+    spec = read_json(SPEC_FILE)
+    out_dir = Path(out_dir) if out_dir else conditions_dir(corpus.name, seed)
+    pool = noise_pool(noise_root)
+    rows = corpus.rows[:limit] if limit else corpus.rows
+    cache, manifest = {}, []
+    for r in tqdm(rows, desc=f"noisy {corpus.name} seed {seed}", unit="file", disable=not progress):
+        out = out_dir / "noisy" / r["file"]
+        row = noisy_file(r["path_clean"], out, r["file"], r["partition"], seed, pool, spec, cache)
+        row["speaker"] = r["speaker"]
+        manifest.append(row)
+    path = out_dir / "noisy.csv"
+    write_rows(path, manifest, PARAM_COLUMNS)
+    return path
+
+
+def write_rows(path, rows, columns):
+    with atomic_open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: (repr(float(v)) if isinstance(v, (float, np.floating)) else v)
+                        for k, v in row.items()})
+
+
+def run_conditions_command(args):
+    """`refimpl corpus conditions emodb --seed N`: noisy, then denoised, then <corpus>.csv,
+    the corpus manifest with the paths of all three conditions."""
+    corpus = load_corpus(args.corpus, root=args.root, seed=args.seed)
+    out_dir = conditions_dir(corpus.name, args.seed)
+    timings = {}
+    if args.only in (None, "noisy"):
+        t = time.perf_counter()
+        path = generate_noisy(corpus, args.seed, out_dir, args.noise_root, args.limit)
+        timings["noisy"] = time.perf_counter() - t
+        print(f"noisy condition: {path} ({timings['noisy']:.1f} s)")
+    if args.only in (None, "denoised"):
+        from refimpl import denoise
+        t = time.perf_counter()
+        path = denoise.generate_denoised(corpus, args.seed, out_dir, limit=args.limit)
+        timings["denoised"] = time.perf_counter() - t
+        print(f"denoised condition: {path} ({timings['denoised']:.1f} s)")
+    if not args.limit:
+        # Conditions not generated (yet) are left empty so that the manifest loads.
+        for r in corpus.rows:
+            for cond in ("noisy", "denoised"):
+                if r["path_" + cond] and not Path(r["path_" + cond]).is_file():
+                    r["path_" + cond] = ""
+        manifest = out_dir / f"{corpus.name}.csv"     # load_corpus(path) names it after the file
+        corpus.to_manifest(manifest)
+        print(f"corpus manifest with all conditions: {manifest}")
+    return 0

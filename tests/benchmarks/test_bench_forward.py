@@ -1,0 +1,78 @@
+"""Speed of AlexNet to fc7: real Caffe vs the NumPy reference vs the C core.
+
+    pytest tests/benchmarks/test_bench_forward.py --benchmark-enable
+
+Each batch size is one benchmark group, so the rows of a group (same inputs, same
+machine, same moment) give the ratios; images/s is in each row's extra_info
+(--benchmark-verbose or --benchmark-json). The C core runs in both work splits: "omp"
+(the default: OpenMP threads share the work, BLAS single-threaded in each) and "blas"
+(one work item at a time, BLAS's own threads), which is how the default was chosen.
+On a machine shared with other jobs, run it a few times and compare medians.
+"""
+import numpy as np
+import pytest
+
+from refimpl import caffe_backend as cb
+from refimpl import caffemodel as cm
+from refimpl import cforward as C
+from refimpl import network as N
+from refimpl import weights
+
+BATCHES = [1, 32]
+
+
+@pytest.fixture(scope="module")
+def weights_path():
+    return weights.synthetic_weights_path(0)
+
+
+@pytest.fixture(scope="module")
+def numpy_params(weights_path):
+    return cm.load_alexnet_params(weights_path)
+
+
+def images(n):
+    return np.random.default_rng(0).integers(0, 256, (n, 3, 227, 227)).astype(np.float32)
+
+
+def run(benchmark, fn, blob, name):
+    n = len(blob)
+    benchmark.group = f"alexnet to fc7, batch {n}"
+    benchmark.name = name
+    out = benchmark(fn, blob)
+    if benchmark.stats is not None and getattr(benchmark.stats, "stats", None) is not None:
+        benchmark.extra_info["images_per_s"] = round(n / benchmark.stats.stats.median, 2)
+    assert out.shape == (n, 4096)
+    return out
+
+
+@pytest.mark.caffe
+@pytest.mark.parametrize("batch", BATCHES)
+def test_caffe(benchmark, weights_path, batch):
+    if not cb.caffe_available():
+        pytest.skip("real Caffe not installed (make caffe)")
+    blob = images(batch)
+    with cb.CaffeNet(cb.ALEXNET_PROTOTXT, weights_path) as net:
+        net.extract_fc7(blob)  # warm up: Caffe allocates at the first reshape
+        run(benchmark, net.extract_fc7, blob, f"caffe b{batch}")
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+def test_numpy(benchmark, numpy_params, batch):
+    run(benchmark, lambda b: N.forward_numpy(numpy_params, b), images(batch),
+        f"numpy b{batch}")
+
+
+@pytest.mark.skipif(not C.available(), reason="C core not built (make build)")
+@pytest.mark.parametrize("split", ["omp", "blas"])
+@pytest.mark.parametrize("batch", BATCHES)
+def test_c(benchmark, weights_path, batch, split):
+    net = C.CNetwork(weights_path)
+    old = C.configure(split=split)
+    try:
+        blob = images(batch)
+        net.fc7(blob)  # warm up
+        run(benchmark, net.fc7, blob, f"c-{split} b{batch}")
+    finally:
+        C.configure(**old)
+        net.close()

@@ -1,0 +1,371 @@
+"""The C core (refimpl.cforward, csrc/forward_impl.c) against the NumPy reference.
+
+Each kernel is compared with refimpl.network's layer function on random shapes chosen
+by hypothesis (odd sizes, groups, pads, strides, tiny chunks so that work items cut
+through rows and images, both work splits, one and two threads). LRN, pooling and ReLU
+must be bit-identical (same operations in the same order); convolution and inner product
+go through a differently blocked SGEMM, so they agree to float32 rounding. The whole
+network to fc7 is compared with the NumPy reference here and with real Caffe in
+test_cforward_caffe.py (and with Caffe's golden fc7 in test_golden_fc7_from_caffe).
+"""
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from refimpl import cforward as C
+from refimpl import network as N
+
+# Tests that run whether or not the extension is built; the others skip without it.
+WITHOUT_CORE = {"test_core_is_built", "test_missing_build_gives_a_clear_error"}
+
+SETTINGS = settings(max_examples=int(os.environ.get("REFIMPL_HYPOTHESIS_EXAMPLES", 40)),
+                    deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FC7_TOLERANCE = 1e-5  # worst |diff| relative to the vector's max (project-wide)
+
+
+def test_core_is_built():
+    """The other tests skip without the extension; this one fails, so that a test run
+    on an unbuilt tree cannot pass quietly."""
+    assert C.available(), "refimpl._forward is not built: run `make build`"
+
+
+def rand(seed, shape, scale=1.0, offset=0.0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(shape) * scale + offset).astype(np.float32)
+
+
+@pytest.fixture(autouse=True)
+def restore_settings(request):
+    if request.function.__name__ in WITHOUT_CORE:
+        yield
+        return
+    if not C.available():
+        pytest.skip("C core not built (make build)")
+    old = C.configure()
+    yield
+    C.configure(**old)
+
+
+def core_settings(data):
+    """Draw a work split, thread count and chunk width (small ones cut rows/images)."""
+    split = data.draw(st.sampled_from(["omp", "blas"]), label="split")
+    threads = data.draw(st.sampled_from([1, 2]), label="threads")
+    chunk = data.draw(st.sampled_from([0, 1, 7, 16, 100]), label="chunk_cols")
+    C.configure(threads=threads, split=split, chunk_cols=chunk)
+
+
+def assert_close_to_sgemm(got, want, magnitude, what):
+    """A float32 SGEMM result: the two products sum in different orders, so they may
+    differ by rounding, which is bounded by the size of the terms summed (`magnitude`:
+    the same product of absolute values), not by the result (it may cancel to ~0). A
+    wrong index or a missed term gives errors of the terms' own size."""
+    assert got.shape == want.shape, (what, got.shape, want.shape)
+    assert got.dtype == np.float32
+    err = np.abs(got.astype(np.float64) - want)
+    bound = 1e-5 * np.maximum(magnitude, 1e-30)
+    worst = np.unravel_index(np.argmax(err - bound), err.shape)
+    assert np.all(err <= bound), (f"{what}: |diff| {err[worst]:.3g} at {worst}, terms "
+                                  f"{magnitude[worst]:.3g}")
+
+
+# ------------------------------------------------------------------------ convolution
+
+@SETTINGS
+@given(st.data())
+def test_conv2d_matches_numpy(data):
+    core_settings(data)
+    group = data.draw(st.sampled_from([1, 2, 3]))
+    cg, mg = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 6))
+    kh, kw = data.draw(st.integers(1, 6)), data.draw(st.integers(1, 6))
+    stride, pad = data.draw(st.integers(1, 4)), data.draw(st.integers(0, 3))
+    h = data.draw(st.integers(max(1, kh - 2 * pad), 19))
+    w = data.draw(st.integers(max(1, kw - 2 * pad), 19))
+    n = data.draw(st.integers(1, 3))
+    relu = data.draw(st.booleans())
+    seed = data.draw(st.integers(0, 2 ** 31))
+    x = rand(seed, (n, cg * group, h, w), 10.0)
+    wt = rand(seed + 1, (mg * group, cg, kh, kw))
+    b = rand(seed + 2, (mg * group,))
+    want = N.conv2d(x, wt, b, stride=stride, pad=pad, group=group)
+    if relu:
+        want = N.relu(want)
+    got = C.conv2d(x, wt, b, stride=stride, pad=pad, group=group, relu=relu)
+    terms = N.conv2d(abs(x), abs(wt), abs(b), stride=stride, pad=pad, group=group)
+    assert_close_to_sgemm(got, want, terms, "conv2d")
+
+
+@SETTINGS
+@given(st.data())
+def test_conv2d_channel_major_layouts(data):
+    """The fused forward keeps blobs (C, N, H, W) between layers: every combination of
+    input and output layout gives the NCHW result, transposed."""
+    core_settings(data)
+    x_cnhw, out_cnhw = data.draw(st.booleans()), data.draw(st.booleans())
+    group = data.draw(st.sampled_from([1, 2]))
+    n, h, w = data.draw(st.integers(1, 4)), data.draw(st.integers(3, 15)), data.draw(st.integers(3, 15))
+    seed = data.draw(st.integers(0, 2 ** 31))
+    x = rand(seed, (n, 2 * group, h, w), 5.0)
+    wt = rand(seed + 1, (3 * group, 2, 3, 3))
+    b = rand(seed + 2, (3 * group,))
+    want = N.relu(N.conv2d(x, wt, b, stride=1, pad=1, group=group))
+    core = C._ensure_configured()
+    xin = np.ascontiguousarray(x.transpose(1, 0, 2, 3)) if x_cnhw else x
+    got = core.conv2d_layout(xin, wt, b, 1, 1, 1, 1, group, True, x_cnhw=x_cnhw, out_cnhw=out_cnhw)
+    if out_cnhw:
+        got = np.ascontiguousarray(got.transpose(1, 0, 2, 3))
+    terms = N.conv2d(abs(x), abs(wt), abs(b), stride=1, pad=1, group=group)
+    assert_close_to_sgemm(got, want, terms, "conv2d layouts")
+
+
+def test_conv2d_alexnet_conv1_shape_and_values():
+    x = rand(1, (2, 3, 227, 227), 60.0, 120.0)
+    wt, b = rand(2, (96, 3, 11, 11), 0.01), rand(3, (96,))
+    got = C.conv2d(x, wt, b, stride=4)
+    assert got.shape == (2, 96, 55, 55)
+    assert_close_to_sgemm(got, N.conv2d(x, wt, b, stride=4),
+                          N.conv2d(abs(x), abs(wt), abs(b), stride=4), "conv1")
+
+
+def test_conv2d_without_bias_and_rectangular_stride_pad():
+    x = rand(4, (2, 4, 13, 10), 3.0)
+    wt = rand(5, (6, 2, 3, 4))
+    got = C.conv2d(x, wt, None, stride=(2, 1), pad=(1, 2), group=2)
+    assert_close_to_sgemm(got, N.conv2d(x, wt, None, stride=(2, 1), pad=(1, 2), group=2),
+                          N.conv2d(abs(x), abs(wt), None, stride=(2, 1), pad=(1, 2), group=2),
+                          "rectangular")
+
+
+def test_conv2d_rejects_misfit_weights():
+    x = rand(6, (1, 4, 8, 8))
+    with pytest.raises(ValueError, match="group"):
+        C.conv2d(x, rand(7, (6, 3, 3, 3)), None, group=2)
+    with pytest.raises(ValueError, match="larger than"):
+        C.conv2d(x, rand(7, (2, 4, 11, 11)), None)
+    with pytest.raises(ValueError, match="bias"):
+        C.conv2d(x, rand(7, (2, 4, 3, 3)), np.zeros(3, np.float32))
+
+
+# -------------------------------------------------------------------------------- LRN
+
+@SETTINGS
+@given(st.data())
+def test_lrn_bit_identical_to_numpy(data):
+    core_settings(data)
+    n, c = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 24))
+    h, w = data.draw(st.integers(1, 23)), data.draw(st.integers(1, 23))
+    size = data.draw(st.sampled_from([1, 3, 5, 7]))
+    scale = data.draw(st.sampled_from([1.0, 30.0, 300.0]))
+    x = rand(data.draw(st.integers(0, 2 ** 31)), (n, c, h, w), scale)
+    np.testing.assert_array_equal(C.lrn(x, size=size), N.lrn(x, size=size))
+
+
+@SETTINGS
+@given(st.data())
+def test_lrn_other_parameters(data):
+    """Any alpha, beta, k: the general power (double pow) instead of AlexNet's
+    beta = 0.75 shortcut; equal to the reference within a float32 ulp or two."""
+    c, size = data.draw(st.integers(1, 12)), data.draw(st.sampled_from([3, 5, 9]))
+    alpha = data.draw(st.sampled_from([1e-4, 1e-3, 0.5]))
+    beta = data.draw(st.sampled_from([0.5, 0.75, 1.0, 2.0]))
+    k = data.draw(st.sampled_from([1.0, 2.0]))
+    x = rand(data.draw(st.integers(0, 2 ** 31)), (2, c, 7, 9), 20.0)
+    got = C.lrn(x, size, alpha, beta, k)
+    want = N.lrn(x, size, alpha, beta, k)
+    np.testing.assert_allclose(got, want, rtol=5e-7, atol=1e-37)
+
+
+def test_lrn_alexnet_norm1_exact():
+    x = np.maximum(rand(8, (2, 96, 55, 55), 200.0), 0)
+    np.testing.assert_array_equal(C.lrn(x), N.lrn(x))
+
+
+# ---------------------------------------------------------------------------- pooling
+
+@SETTINGS
+@given(st.data())
+def test_max_pool_bit_identical_to_numpy(data):
+    core_settings(data)
+    k = data.draw(st.integers(1, 4))
+    stride, pad = data.draw(st.integers(1, 3)), data.draw(st.integers(0, k - 1))
+    h = data.draw(st.integers(max(1, k - 2 * pad), 17))
+    w = data.draw(st.integers(max(1, k - 2 * pad), 17))
+    x = rand(data.draw(st.integers(0, 2 ** 31)), (2, 3, h, w), 5.0)
+    want = N.max_pool(x, kernel=k, stride=stride, pad=pad)
+    got = C.max_pool(x, kernel=k, stride=stride, pad=pad)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("size,kernel,stride,pad", [
+    (55, 3, 2, 0), (27, 3, 2, 0), (13, 3, 2, 0), (6, 3, 2, 1), (7, 2, 2, 1), (5, 3, 3, 2),
+    (1, 1, 1, 0), (8, 3, 3, 0), (10, 4, 3, 1)])
+def test_pool_output_size_is_caffes(size, kernel, stride, pad):
+    assert C.pool_output_size(size, kernel, stride, pad) == \
+        N.pool_output_size(size, kernel, stride, pad)
+
+
+def test_max_pool_alexnet_sizes():
+    x = rand(9, (1, 4, 13, 13))
+    assert C.max_pool(x).shape == (1, 4, 6, 6)
+    assert C.max_pool(rand(9, (1, 2, 55, 55))).shape == (1, 2, 27, 27)
+
+
+def test_max_pool_rejects_pad_not_below_kernel():
+    with pytest.raises(ValueError, match="pad"):
+        C.max_pool(rand(10, (1, 1, 5, 5)), kernel=2, stride=1, pad=2)
+
+
+# ---------------------------------------------------------- inner product and ReLU
+
+@SETTINGS
+@given(st.data())
+def test_inner_product_matches_numpy(data):
+    core_settings(data)
+    n = data.draw(st.integers(1, 9))  # n == 1 goes through sgemv
+    k, m = data.draw(st.integers(1, 300)), data.draw(st.integers(1, 70))
+    relu = data.draw(st.booleans())
+    with_bias = data.draw(st.booleans())
+    seed = data.draw(st.integers(0, 2 ** 31))
+    x = rand(seed, (n, k), 3.0)
+    wt = rand(seed + 1, (m, k))
+    b = rand(seed + 2, (m,)) if with_bias else None
+    want = N.inner_product(x, wt, b)
+    if relu:
+        want = N.relu(want)
+    terms = N.inner_product(abs(x), abs(wt), None if b is None else abs(b))
+    assert_close_to_sgemm(C.inner_product(x, wt, b, relu=relu), want, terms, "inner_product")
+
+
+def test_inner_product_flattens_blobs_in_c_order():
+    x = rand(11, (3, 4, 2, 2))
+    wt = rand(12, (5, 16))
+    assert_close_to_sgemm(C.inner_product(x, wt), N.inner_product(x, wt),
+                          N.inner_product(abs(x), abs(wt)), "flatten")
+
+
+def test_relu_exact():
+    x = rand(13, (3, 5, 7, 9))
+    np.testing.assert_array_equal(C.relu(x), N.relu(x))
+
+
+# ------------------------------------------------------------------------ the network
+
+@pytest.fixture(scope="module")
+def params():
+    from refimpl import weights
+    return C.prepare_params(weights.synthetic_weights_path(0))
+
+
+@pytest.fixture(scope="module")
+def blob():
+    # BGR pixel values 0..255, as the project feeds AlexNet
+    return np.random.default_rng(20).integers(0, 256, (3, 3, 227, 227)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def numpy_blobs(params, blob):
+    return N.forward_blobs(params, blob, N.BLOB_NAMES[:-1])
+
+
+def fc7_error(got, want):
+    """Worst |diff| of each row relative to that row's max (the project's measure)."""
+    return float((np.abs(got - want).max(axis=1) / np.abs(want).max(axis=1)).max())
+
+
+def test_fc7_matches_numpy_reference(params, blob, numpy_blobs):
+    got = C.forward_c(params, blob)
+    want = numpy_blobs["fc7"]
+    assert got.shape == (3, 4096) and got.dtype == np.float32
+    assert (want > 0).mean() > 0.3  # a live network, not a vector of zeros
+    err = fc7_error(got, want)
+    assert err <= FC7_TOLERANCE, f"fc7 worst error {err:.3g} of max"
+
+
+@pytest.mark.parametrize("name", N.BLOB_NAMES[:-1])
+def test_every_blob_matches_numpy(params, blob, numpy_blobs, name):
+    got = C.forward_c(params, blob, until=name)
+    want = numpy_blobs[name]
+    assert got.shape == want.shape
+    if name in ("conv1", "norm1", "pool1"):  # before the first differently-blocked sum
+        np.testing.assert_array_equal(got, want)
+    else:
+        scale = float(np.abs(want).max())
+        assert float(np.abs(got - want).max()) <= FC7_TOLERANCE * scale
+
+
+def test_forward_invariant_to_threads_split_and_batching(params, blob):
+    C.configure(threads=1, split="omp")
+    one = C.forward_c(params, blob)
+    C.configure(threads=2, split="blas")
+    two = C.forward_c(params, blob, batch_size=2)
+    assert fc7_error(two, one) <= 1e-6
+
+
+def test_forward_leaves_blas_threads_as_they_were(params, blob):
+    core = C._ensure_configured()
+    before = core.blas_threads()
+    C.forward_c(params, blob[:1])
+    assert core.blas_threads() == before
+
+
+def test_concurrent_forwards_from_two_threads(params, blob):
+    """extract() runs the network beside an image thread; two callers at once must each
+    get their own answer, and BLAS's thread count must come back as it was."""
+    import threading
+    core = C._ensure_configured()
+    before = core.blas_threads()
+    want = [C.forward_c(params, blob[i:i + 1]) for i in range(2)]
+    got = [None, None]
+
+    def work(i):
+        for _ in range(2):
+            got[i] = C.forward_c(params, blob[i:i + 1])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(2):
+        np.testing.assert_array_equal(got[i], want[i])
+    assert core.blas_threads() == before
+
+
+def test_forward_accepts_a_caffemodel_path_and_rejects_bad_input(params, blob):
+    from refimpl import weights
+    path = weights.synthetic_weights_path(0)
+    np.testing.assert_array_equal(C.forward_c(path, blob[:1]), C.forward_c(params, blob[:1]))
+    with pytest.raises(ValueError, match="227"):
+        C.forward_c(params, blob[:, :, :200])
+    with pytest.raises(ValueError, match="unknown AlexNet blob"):
+        C.forward_c(params, blob, until="fc9")
+
+
+def test_empty_batch(params):
+    out = C.forward_c(params, np.zeros((0, 3, 227, 227), np.float32))
+    assert out.shape == (0, 4096) and out.dtype == np.float32
+
+
+def test_cnetwork_backend(params, blob):
+    from refimpl import weights
+    net = C.CNetwork(weights.synthetic_weights_path(0))
+    try:
+        np.testing.assert_array_equal(net.fc7(blob), C.forward_c(params, blob))
+    finally:
+        net.close()
+
+
+def test_golden_fc7_from_caffe():
+    """The C core passes `refimpl golden verify --stage fc7` (fc7 stored from real Caffe)."""
+    from refimpl import golden
+    results = golden.verify("fc7", C.golden_fc7)
+    assert results and all(r.passed for r in results), [(r.name, r.error) for r in results]
+
+
+def test_missing_build_gives_a_clear_error(monkeypatch):
+    monkeypatch.setattr(C, "_forward", None)
+    with pytest.raises(ImportError, match="make build"):
+        C.forward_c({}, np.zeros((1, 3, 227, 227), np.float32))
+    with pytest.raises(ImportError, match="make build"):
+        C.CNetwork("unused.caffemodel")

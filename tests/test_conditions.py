@@ -1,0 +1,144 @@
+"""The simulated room microphone: physics checked against pyroomacoustics, determinism."""
+import csv
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from refimpl import conditions as N
+from refimpl.corpus import Corpus, load_corpus, read_json
+
+pra = pytest.importorskip("pyroomacoustics")
+
+
+@pytest.fixture(scope="module")
+def emodb(shared_data):
+    return load_corpus("emodb", root=shared_data / "emodb")
+
+
+def small(corpus, n=3):
+    """n training and n test files: enough to see both noise pools."""
+    rows = corpus.subset("train").rows[:n] + corpus.subset("test").rows[:n]
+    return Corpus(corpus.name, corpus.tasks, rows, corpus.source)
+
+
+def test_reverberation_matches_pyroomacoustics_simulation(emodb):
+    # Oracle: pyroomacoustics' own room.simulate() of the same room and signal.
+    spec = read_json(N.SPEC_FILE)
+    clean, fs = N.read_mono(emodb.rows[0]["path_clean"], 16000)
+    rng = np.random.default_rng(N.file_seed(7, emodb.rows[0]["file"]))
+    params = N.draw_parameters(rng, spec, "train", N.noise_pool())
+    silent = np.zeros(fs)
+    noisy, extra = N.simulate(clean, fs, dict(params, snr_db=300.0), silent + 1e-3)
+    dims = [params["room_length_m"], params["room_width_m"], params["room_height_m"]]
+    absorption, order = pra.inverse_sabine(params["rt60_s"], dims)
+    room = pra.ShoeBox(dims, fs=fs, materials=pra.Material(absorption), max_order=order)
+    room.add_source([params["source_x_m"], params["source_y_m"], params["source_z_m"]],
+                    signal=clean)
+    room.add_microphone([params["mic_x_m"], params["mic_y_m"], params["mic_z_m"]])
+    room.simulate()
+    delay = extra["direct_delay_samples"]
+    reference = room.mic_array.signals[0][delay:delay + len(clean)] * extra["gain"]
+    err = np.max(np.abs(noisy - reference)) / np.max(np.abs(reference))
+    assert err < 1e-9, err
+    # the direct path: distance / speed of sound, plus pra's fractional-delay filter centre
+    expected = params["distance_m"] / pra.constants.get("c") * fs \
+        + pra.constants.get("frac_delay_length") // 2
+    assert abs(delay - expected) <= 1.0
+
+
+def test_alignment_on_the_direct_path_in_every_room(emodb):
+    # Alignment oracle: the delay that best aligns the reverberant signal with the clean one
+    # (cross-correlation peak) is the direct path, whatever the room.
+    spec = read_json(N.SPEC_FILE)
+    clean, fs = N.read_mono(emodb.rows[2]["path_clean"], 16000)
+    for seed in range(6):
+        params = N.draw_parameters(np.random.default_rng(seed), spec, "train", N.noise_pool())
+        rir, _, _ = N.room_impulse_response(params, fs)
+        delay = N.direct_path_delay(params, fs)
+        window = rir[delay - 2:delay + 3]
+        assert np.argmax(np.abs(window)) == 2          # the direct sound's peak sample
+        assert np.abs(rir[delay]) > 0.5 / (4 * np.pi * params["distance_m"])
+
+
+def test_snr_and_level(emodb):
+    spec = read_json(N.SPEC_FILE)
+    clean, fs = N.read_mono(emodb.rows[1]["path_clean"], 16000)
+    params = N.draw_parameters(np.random.default_rng(3), spec, "test", N.noise_pool())
+    noise = N.read_mono(params["noise_file"], fs)[0]
+    noisy, extra = N.simulate(clean, fs, params, noise)
+    speech_only, _ = N.simulate(clean, fs, dict(params, snr_db=400.0), noise)
+    # remove the level normalisation, then measure speech and noise powers separately
+    s = speech_only / np.sqrt(np.mean(speech_only ** 2))
+    x = noisy / extra["gain"]
+    g_speech = np.sqrt(np.mean((speech_only / _["gain"]) ** 2))
+    n = x - s * g_speech
+    snr = 10 * np.log10(np.mean((s * g_speech) ** 2) / np.mean(n ** 2))
+    assert abs(snr - params["snr_db"]) < 1e-6
+    assert np.max(np.abs(noisy)) <= 0.99 + 1e-12
+    level = np.sqrt(np.mean(noisy ** 2) / np.mean(clean ** 2))
+    assert level <= 1 + 1e-9 and (level > 0.999 or np.isclose(np.max(np.abs(noisy)), 0.99))
+
+
+def test_generated_condition_is_reproducible_and_recorded(emodb, tmp_path):
+    corpus = small(emodb)
+    a = N.generate_noisy(corpus, seed=5, out_dir=tmp_path / "a", progress=False)
+    # the same files one at a time, in reverse order, elsewhere: identical bytes
+    for r in reversed(corpus.rows):
+        single = Corpus(corpus.name, corpus.tasks, [r], corpus.source)
+        N.generate_noisy(single, seed=5, out_dir=tmp_path / "b", progress=False)
+    for r in corpus.rows:
+        assert (tmp_path / "a/noisy" / r["file"]).read_bytes() == \
+            (tmp_path / "b/noisy" / r["file"]).read_bytes()
+    N.generate_noisy(corpus, seed=6, out_dir=tmp_path / "c", progress=False)
+    f0 = corpus.rows[0]["file"]
+    assert (tmp_path / "a/noisy" / f0).read_bytes() != (tmp_path / "c/noisy" / f0).read_bytes()
+
+    rows = list(csv.DictReader(open(a)))
+    assert [r["file"] for r in rows] == [r["file"] for r in corpus.rows]
+    assert set(rows[0]) == set(N.PARAM_COLUMNS)
+    spec = read_json(N.SPEC_FILE)
+    for r in rows:
+        assert all(r[c] != "" for c in N.PARAM_COLUMNS), r
+        for key in ("rt60_s", "snr_db", "room_length_m", "room_width_m", "room_height_m"):
+            lo, hi = spec[key]
+            assert lo <= float(r[key]) <= hi
+        lo, hi = spec["distance_m"]
+        assert lo - 1e-9 <= float(r["distance_m"]) <= hi + 1e-9
+        audio, fs = sf.read(r["path_noisy"])
+        clean, _ = sf.read(next(c["path_clean"] for c in corpus.rows if c["file"] == r["file"]))
+        assert fs == 16000 and len(audio) == len(clean)
+    split = {row["recording"]: row["partition"]
+             for row in csv.DictReader(open(N.DATA_DIR / "noise_split.csv"))}
+    for r in rows:
+        assert split[r["noise_file"]] == r["partition"]
+
+
+def test_noise_split_is_disjoint_and_complete(shared_data):
+    pool = N.noise_pool(shared_data / "noise")
+    assert pool["train"] and pool["test"] and not set(pool["train"]) & set(pool["test"])
+    on_disk = {p.relative_to(shared_data / "noise") for p in (shared_data / "noise").rglob("*.wav")}
+    assert on_disk == {p.relative_to(shared_data / "noise") for p in pool["train"] + pool["test"]}
+
+
+def test_file_seed_depends_on_seed_and_name():
+    assert N.file_seed(0, "a.wav") == N.file_seed(0, "a.wav")
+    assert len({N.file_seed(s, f) for s in (0, 1) for f in ("a.wav", "b.wav")}) == 4
+    assert 0 <= N.file_seed(2**40, "x") < 2**63
+
+
+def needs_slow(request):
+    # The default run (make test) selects everything; the 4-minute suite runs only with -m slow.
+    if "slow" not in (request.config.option.markexpr or ""):
+        pytest.skip("long suite: run with -m slow (make test-slow)")
+
+
+@pytest.mark.slow
+def test_whole_emodb_noisy_condition(emodb, tmp_path, request):
+    needs_slow(request)
+    manifest = N.generate_noisy(emodb, seed=0, out_dir=tmp_path, progress=False)
+    rows = list(csv.DictReader(open(manifest)))
+    assert len(rows) == 535
+    train = {r["noise_file"] for r in rows if r["partition"] == "train"}
+    test = {r["noise_file"] for r in rows if r["partition"] == "test"}
+    assert train and test and not train & test
