@@ -5,7 +5,9 @@
 
 Three stages, each with a progress bar:
 1. features: every (feature set, condition, file) is extracted once and cached as
-   `cache_dir()/features/<extractor>/<config hash>/<condition>/<file>.npy` (atomic writes),
+   `cache_dir()/features/<extractor>/<config hash>/<condition>/<file>.<audio tag>.npy`
+   (atomic writes; the tag hashes the audio's path, size and time, so regenerated audio
+   is extracted again),
    so an interrupted run resumes and a rerun only extracts what changed. A file that fails
    is reported by name and left out of the whole grid (so every feature set is scored on
    the same files, which the significance test assumes); the run goes on.
@@ -78,7 +80,9 @@ class CorpusView:
         self.partition = np.asarray(self.partition, dtype=str)
         self.fold = np.asarray(self.fold, dtype=np.int64)
         self.labels = {k: np.asarray(v, dtype=str) for k, v in self.labels.items()}
-        self.audio = {k: np.asarray(v, dtype=str) for k, v in self.audio.items()}
+        # Object arrays: a path assigned later is never cut to the longest earlier one.
+        self.audio = {k: np.array([str(p) for p in v], dtype=object)
+                      for k, v in self.audio.items()}
         self.tasks = dict(self.tasks) or {k: k for k in self.labels}
         self.classes = {k: [str(c) for c in self.classes[k]] if k in self.classes
                         else sorted(set(v.tolist())) for k, v in self.labels.items()}
@@ -383,8 +387,21 @@ def feature_dir(extractor, condition, root=None) -> Path:
     return root / "features" / extractor.name / _hash(extractor.config_id) / condition
 
 
-def feature_path(extractor, condition, file_id, root=None) -> Path:
-    return feature_dir(extractor, condition, root) / (_safe(file_id) + ".npy")
+def _source_tag(audio_path) -> str | None:
+    """Short hash of the audio file's identity (path, size, modification time), or None if
+    it cannot be read: regenerated audio (another seed, a rerun of the denoiser) is never
+    mistaken for the cached one."""
+    try:
+        st = os.stat(audio_path)
+    except OSError:
+        return None
+    return _hash(f"{os.path.abspath(audio_path)}|{st.st_size}|{st.st_mtime_ns}", 12)
+
+
+def feature_path(extractor, condition, file_id, audio_path, root=None) -> Path:
+    """Cache file of one (file, condition, extractor configuration, audio identity)."""
+    tag = _source_tag(audio_path) or "missing"
+    return feature_dir(extractor, condition, root) / f"{_safe(file_id)}.{tag}.npy"
 
 
 def _save(path, array):
@@ -423,7 +440,7 @@ def extract_condition(extractor, view: CorpusView, condition, *, cache_root=None
             f.write(extractor.config_id + "\n")
     out, failures, todo = {}, [], []
     for file_id, path in zip(view.files.tolist(), view.audio[condition].tolist()):
-        cached = folder / (_safe(file_id) + ".npy")
+        cached = feature_path(extractor, condition, file_id, path, cache_root)
         if cached.exists():
             out[file_id] = np.load(cached)
         else:
@@ -446,7 +463,7 @@ def extract_condition(extractor, view: CorpusView, condition, *, cache_root=None
                         results.append(extractor.extract([path])[0])
                     except Exception as e:
                         results.append(e)
-            for (file_id, _), value in zip(chunk, results):
+            for (file_id, path), value in zip(chunk, results):
                 if isinstance(value, Exception):
                     failures.append(Failure(file_id, condition, extractor.name,
                                             f"{type(value).__name__}: {value}"))
@@ -456,7 +473,7 @@ def extract_condition(extractor, view: CorpusView, condition, *, cache_root=None
                         failures.append(Failure(file_id, condition, extractor.name,
                                                 "empty or non-finite features"))
                         continue
-                    _save(folder / (_safe(file_id) + ".npy"), value)
+                    _save(feature_path(extractor, condition, file_id, path, cache_root), value)
                     out[file_id] = value
             bar.update(len(chunk))
     finally:

@@ -189,6 +189,25 @@ def test_interrupted_run_resumes_with_only_the_rest(corpus, tmp_path):
     assert failures == [] and len(rows) == 2 * 2 * 3 * 3
 
 
+def test_changed_audio_is_extracted_again(corpus, tmp_path):
+    import os
+    view = corpus.subset(np.ones(len(corpus.files), bool))
+    first = LogSpecStats("standin-a")
+    _run(view, tmp_path, [reproduce.FeatureSet("egemaps", first)], write=False)
+    changed = tmp_path / "changed.wav"
+    x, sr = sf.read(view.audio["noisy"][0])
+    sf.write(changed, 0.5 * x, sr)
+    view.audio["noisy"] = view.audio["noisy"].copy()
+    view.audio["noisy"][0] = str(changed)          # e.g. the noisy condition regenerated
+    again = LogSpecStats("standin-a")
+    _run(view, tmp_path, [reproduce.FeatureSet("egemaps", again)], write=False)
+    assert again.calls == 1
+    os.utime(changed, ns=(1, 1))                   # touched: extracted once more
+    third = LogSpecStats("standin-a")
+    _run(view, tmp_path, [reproduce.FeatureSet("egemaps", third)], write=False)
+    assert third.calls == 1
+
+
 def test_a_bad_file_is_named_skipped_and_listed(corpus, tmp_path):
     bad = corpus.subset(np.ones(len(corpus.files), bool))
     victim = int(np.flatnonzero(bad.partition == "test")[0])
@@ -198,8 +217,7 @@ def test_a_bad_file_is_named_skipped_and_listed(corpus, tmp_path):
     bad.audio["noisy"][victim] = str(broken)
     rows, failures = _run(bad, tmp_path, feature_sets()[:1])
     assert [f.file for f in failures] == [bad.files[victim]]
-    assert failures[0].condition == "noisy" and "broken.wav" in failures[0].error \
-        or failures[0].error
+    assert failures[0].condition == "noisy" and "broken.wav" in failures[0].error
     assert all(r.n_test == 17 for r in rows)     # left out of every condition
     text = (tmp_path / "results" / "report.md").read_text()
     assert bad.files[victim] in text.split("### Files left out")[1]
