@@ -96,3 +96,15 @@ denoiser: venv caffe
 .PHONY: openxbow
 openxbow: venv
 	$(BIN)/python -c "from refimpl.boaw import openxbow_jar; print(openxbow_jar())"
+
+# The paper's whole grid -> results/ (Tables 5-9, Figures 2-3, report.md).
+#   make reproduce                                   EmoDB (../shared/data or downloaded)
+#   make reproduce CORPUS=aibo AIBO_ROOT=/path/to/FAU-AIBO
+#   make reproduce CORPUS=path/to/manifest.csv
+CORPUS ?= emodb
+AIBO_ROOT ?=
+RESULTS ?= results
+SEED ?= 0
+.PHONY: reproduce
+reproduce: venv caffe
+	$(BIN)/python -m refimpl reproduce --corpus $(CORPUS) $(if $(AIBO_ROOT),--root $(AIBO_ROOT)) --out $(RESULTS) --seed $(SEED)

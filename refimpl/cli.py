@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "refimpl.boaw",
     "refimpl.lld",
     "refimpl.functionals",
+    "refimpl.reproduce",
 ]
 
 

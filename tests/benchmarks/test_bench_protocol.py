@@ -1,0 +1,51 @@
+"""Speed of the protocol on EmoDB-sized data (about 270 training files, 7 classes).
+
+Run with `pytest tests/benchmarks -m slow --benchmark-enable`; skipped unless -m slow is given
+(the BoAW search alone takes about 2-3 CPU minutes).
+"""
+import numpy as np
+import pytest
+
+from refimpl import classifier as C
+
+
+@pytest.fixture(autouse=True)
+def _only_when_asked(request):
+    # Minutes of CPU: run only when slow tests are selected (-m slow), not in the default run.
+    if "slow" not in (request.config.getoption("markexpr") or "") or \
+            "not slow" in request.config.getoption("markexpr"):
+        pytest.skip("benchmark: run with -m slow")
+
+
+def _emodb_sized(d, n=270, n_classes=7, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_classes, n)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    speakers = rng.integers(0, 5, n)
+    return X, y, C.speaker_folds(speakers)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,d", [("egemaps", 88), ("deepspectrum", 4096), ("compare", 6373)])
+def test_select_alpha_speed(benchmark, name, d):
+    X, y, fold = _emodb_sized(d)
+    alpha, cv = benchmark.pedantic(C.select_alpha, args=(X, y, fold), rounds=1, iterations=1)
+    assert len(cv) == 24
+
+
+@pytest.mark.slow
+def test_select_boaw_speed(benchmark):
+    """The SGD part of the BoAW search (bags drawn at random: the quantiser is not timed)."""
+    X, y, fold = _emodb_sized(2)
+    llds = [np.zeros((1, 1))] * len(y)
+
+    def bags(train, test, size, na, seed):
+        rng = np.random.default_rng(seed)
+        return (rng.poisson(1.0, (len(train), size)).astype(float),
+                rng.poisson(1.0, (len(test), size)).astype(float))
+
+    settings = {(t, o): (y if t == "7class" else y % 2, o) for t in ("2class", "7class")
+                for o in (False, True)}
+    models = benchmark.pedantic(C.select_boaw_multi, args=(llds, fold, bags, settings),
+                                rounds=1, iterations=1)
+    assert len(models) == 4
