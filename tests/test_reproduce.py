@@ -248,8 +248,10 @@ def test_manifest_corpus_and_cli_errors(corpus, tmp_path):
                               cwd=REPO_ROOT, capture_output=True, text=True)
     r = cli("--corpus", str(tmp_path / "nope.csv"))
     assert r.returncode == 2 and "nope.csv" in r.stderr and "Traceback" not in r.stderr
+    # training rows without an inner fold: the corpus layer names the file and every row
     r = cli("--corpus", str(manifest), "--features", "egemaps")
-    assert r.returncode == 2 and "egemaps" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "manifest.csv" in r.stderr and "Traceback" not in r.stderr
+    assert "training row needs fold 1 or 2" in r.stderr
     r = cli("--corpus", str(manifest), "--features", "mfcc")
     assert r.returncode == 2 and "mfcc" in r.stderr
 
