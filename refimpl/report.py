@@ -305,12 +305,16 @@ def matched_figure(rows, task, task_name, path, conditions=CONDITIONS, title=Non
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("UAR [%] (matched train/test condition)")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(sets)), fontsize=8)
+    # long labels (controls, provenance) get a row each so none runs off the figure
+    ncol = 1 if max(map(len, labels), default=0) > 60 else min(4, len(sets))
+    legend_rows = -(-len(labels) // ncol)
+    fig.set_figheight(3.8 + 0.18 * legend_rows)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8)
     fig.text(0.99, 0.99, "* deep spectrum better, 2-sided z-test p < 0.001",
              ha="right", va="top", fontsize=8)
     if title:
         fig.text(0.01, 0.99, title, ha="left", va="top", fontsize=11, weight="bold")
-    fig.tight_layout(rect=(0, 0.12, 1, 0.95))
+    fig.tight_layout(rect=(0, (0.1 + 0.18 * legend_rows) / fig.get_figheight(), 1, 0.95))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
