@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from refimpl import paths
 from refimpl.audio import AudioError, read_audio, windows
 from refimpl.blob import image_to_blob
 from refimpl.fileio import atomic_open

@@ -31,3 +31,13 @@ def atomic_open(path, mode="w", **kwargs):
     with atomic_path(path) as tmp:
         with open(tmp, mode, **kwargs) as f:
             yield f
+
+
+def file_digest(path, algorithm="sha256", chunk=1 << 22):
+    """Hex digest of a file's bytes (read in chunks: weights files are 244 MB)."""
+    import hashlib
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()

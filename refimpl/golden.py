@@ -21,7 +21,6 @@ import hashlib
 import importlib
 import json
 import platform
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import numpy as np
 
 from refimpl import paths, signals
 from refimpl.blob import image_to_blob
-from refimpl.fileio import atomic_open, atomic_path
+from refimpl.fileio import atomic_open, atomic_path, file_digest
 from refimpl.image import DEFAULT_OPTIONS, decode_png, save_png, spectrogram_image
 
 MANIFEST = "manifest.json"
@@ -169,11 +168,7 @@ def _save_npy(path, a):
 
 
 def _file_sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path, "sha256")
 
 
 # --------------------------------------------------------------------------- verifying

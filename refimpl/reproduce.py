@@ -255,11 +255,8 @@ def _missing(name, module):
 
 
 def _file_sha1(path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from refimpl.fileio import file_digest
+    return file_digest(path, "sha1")
 
 
 class DeepSpectrumExtractor:

@@ -59,11 +59,8 @@ class CheckpointError(ValueError):
 
 def sha256_of(path):
     """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    from refimpl.fileio import file_digest
+    return file_digest(path, "sha256")
 
 
 def load_state_dict(path, sha256=None):

@@ -43,14 +43,14 @@ class ChecksumError(ValueError):
     """A file whose SHA1 is not the expected one."""
 
 
+def sha256_of_file(path):
+    from refimpl.fileio import file_digest
+    return file_digest(path, "sha256")
+
+
 def sha1_of(path, chunk=1 << 22):
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(chunk)
-            if not block:
-                return h.hexdigest()
-            h.update(block)
+    from refimpl.fileio import file_digest
+    return file_digest(path, "sha1", chunk)
 
 
 def verify_sha1(path, expected=ALEXNET_SHA1):
@@ -207,7 +207,7 @@ def _cmd_fetch(args):
 
 def _cmd_synth(args):
     path = synth_alexnet(args.seed, args.output, v1=args.v1)
-    print(f"{path} sha256={hashlib.sha256(path.read_bytes()).hexdigest()}")
+    print(f"{path} sha256={sha256_of_file(path)}")
 
 
 def _cmd_verify(args):

@@ -1,5 +1,4 @@
 """golden/ against its oracles: the signal generators, matplotlib, and real Caffe."""
-import json
 
 import matplotlib
 import numpy as np
