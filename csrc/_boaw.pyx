@@ -646,31 +646,9 @@ def normalize_bags(float[:, ::1] bof, int mode, const int[::1] n_frames):
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def fit_output_standardize(const float[:, ::1] bof):
-    """Per-word mean and n-1 std over bags, float32 running sums (std < FLT_MIN -> 1)."""
-    cdef Py_ssize_t N = bof.shape[0], K = bof.shape[1], i, w
-    mean_a = np.zeros(K, np.float32)
-    std_a = np.zeros(K, np.float32)
-    cdef float[::1] mean = mean_a
-    cdef float[::1] std = std_a
-    cdef float diff
-    cdef float cnt = <float>N
-    cdef float cnt1 = <float>(N - 1)
-    with nogil:
-        for i in range(N):
-            for w in range(K):
-                mean[w] = mean[w] + bof[i, w]
-        for w in range(K):
-            mean[w] = mean[w] / cnt
-        for i in range(N):
-            for w in range(K):
-                diff = bof[i, w] - mean[w]
-                std[w] = std[w] + diff * diff
-        for w in range(K):
-            std[w] = std[w] / cnt1
-            std[w] = <float>sqrt(<double>std[w])
-            if std[w] < FLT_MIN:
-                std[w] = 1.0
-    return mean_a, std_a
+    """Per-word mean and n-1 std over bags: openXBOW computes them exactly as it does the
+    input statistics (float32 running sums, std < FLT_MIN -> 1), so the same kernel."""
+    return fit_standardize(bof)
 
 
 @cython.boundscheck(False)
