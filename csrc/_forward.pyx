@@ -33,11 +33,16 @@ cdef extern from "forward_impl.c" nogil:
         int threads
         int split
         int chunk_cols
+        int wino_tiles
     enum:
         FW_SPLIT_OMP
         FW_SPLIT_BLAS
     int fw_conv(const fw_ctx *ctx, const fw_view *inp, const float *weights,
                 const float *bias, int m, const fw_conv_cfg *cfg, const fw_view *out)
+    long fw_wino_filter_floats(int r, int m, int cg)
+    int fw_wino_transform_filters(const float *weights, int r, int m, int cg, float *u)
+    int fw_conv_wino(const fw_ctx *ctx, const fw_view *inp, const float *u,
+                     const float *bias, int m, const fw_conv_cfg *cfg, const fw_view *out)
     int fw_inner_product(const fw_ctx *ctx, const float *x, int n, int k, const float *w,
                          const float *bias, int m, int relu, float *out)
     int fw_lrn(const fw_ctx *ctx, const fw_view *inp, const fw_view *out, int size,
@@ -59,6 +64,11 @@ _ctx.sgemv = <fw_sgemv_t>blas_sgemv
 _ctx.threads = 1
 _ctx.split = FW_SPLIT_BLAS
 _ctx.chunk_cols = 0
+_ctx.wino_tiles = 0
+
+# Whether the fused forward (refimpl.cforward) takes the Winograd path where it applies;
+# the kernels here only follow what they are given (conv2d_layout's wino_filters).
+_winograd = True
 
 # Whether BLAS's thread count can be set (needed to run single-threaded BLAS calls on
 # several OpenMP threads at once without oversubscribing the cores).
@@ -69,9 +79,11 @@ _blas_depth = 0
 _blas_saved = -1
 
 
-def configure(threads=None, split=None, chunk_cols=None):
-    """Set the OpenMP thread count, the work split (SPLIT_OMP / SPLIT_BLAS) and the
-    im2col chunk width (0 = automatic). Returns the previous settings as a dict."""
+def configure(threads=None, split=None, chunk_cols=None, winograd=None, wino_tiles=None):
+    """Set the OpenMP thread count, the work split (SPLIT_OMP / SPLIT_BLAS), the im2col
+    chunk width (0 = automatic), whether the forward uses Winograd convolutions and the
+    Winograd tiles per work item (0 = automatic). Returns the previous settings."""
+    global _winograd
     old = settings()
     if threads is not None:
         if int(threads) < 1:
@@ -86,11 +98,35 @@ def configure(threads=None, split=None, chunk_cols=None):
         _ctx.split = split
     if chunk_cols is not None:
         _ctx.chunk_cols = max(0, int(chunk_cols))
+    if winograd is not None:
+        _winograd = bool(winograd)
+    if wino_tiles is not None:
+        _ctx.wino_tiles = max(0, int(wino_tiles))
     return old
 
 
 def settings():
-    return dict(threads=_ctx.threads, split=_ctx.split, chunk_cols=_ctx.chunk_cols)
+    return dict(threads=_ctx.threads, split=_ctx.split, chunk_cols=_ctx.chunk_cols,
+                winograd=_winograd, wino_tiles=_ctx.wino_tiles)
+
+
+WINOGRAD_KERNELS = (3, 5)
+
+
+def winograd_filters(cnp.ndarray weights):
+    """Winograd F(2x2, rxr) filters for stride-1 convolutions with square r x r kernels,
+    r in WINOGRAD_KERNELS: weights (M, C/group, r, r) float32 C-contiguous ->
+    U ((r+1)^2, M, C/group) float32, G g G^T computed in double and rounded once."""
+    if weights.ndim != 4 or weights.dtype != np.float32 or not weights.flags.c_contiguous:
+        raise ValueError("weights must be C-contiguous float32 (M, C/group, r, r)")
+    cdef int m = weights.shape[0], cg = weights.shape[1], r = weights.shape[2]
+    if weights.shape[3] != r or r not in WINOGRAD_KERNELS:
+        raise ValueError(f"Winograd needs square {WINOGRAD_KERNELS} kernels, got "
+                         f"{weights.shape[2]}x{weights.shape[3]}")
+    cdef cnp.ndarray u = np.empty(((r + 1) * (r + 1), m, cg), dtype=np.float32)
+    fw_wino_transform_filters(<const float *>cnp.PyArray_DATA(weights), r, m, cg,
+                              <float *>cnp.PyArray_DATA(u))
+    return u
 
 
 def blas_threads():
@@ -157,9 +193,10 @@ def pool_output_size(int size, int kernel, int stride, int pad):
 
 def conv2d_layout(cnp.ndarray x, cnp.ndarray weights, bias, int sh, int sw, int ph, int pw,
                   int group, bint relu, bint x_cnhw=False, bint out_cnhw=False,
-                  int chunk_cols=-1):
+                  int chunk_cols=-1, wino_filters=None):
     """Convolution (+ bias, + ReLU if asked). weights (M, C/group, KH, KW) float32
-    C-contiguous; bias (M,) float32 or None."""
+    C-contiguous; bias (M,) float32 or None. With wino_filters (winograd_filters(weights))
+    a stride-1 convolution runs by Winograd's minimal filtering instead of im2col."""
     cdef fw_view vin = _view(x, x_cnhw), vout
     cdef fw_conv_cfg cfg
     cdef cnp.ndarray b
@@ -191,11 +228,25 @@ def conv2d_layout(cnp.ndarray x, cnp.ndarray weights, bias, int sh, int sw, int 
     vout = _view(out, out_cnhw)
     cdef const float *wp = <const float *>cnp.PyArray_DATA(weights)
     cdef fw_ctx ctx = _ctx
+    cdef cnp.ndarray u
+    cdef const float *up = NULL
     if chunk_cols >= 0:
         ctx.chunk_cols = chunk_cols
+    if wino_filters is not None:
+        u = wino_filters
+        r = cfg.kh
+        if (cfg.kw != r or r not in WINOGRAD_KERNELS or sh != 1 or sw != 1
+                or u.dtype != np.float32 or not u.flags.c_contiguous
+                or (<object>u).shape != ((r + 1) * (r + 1), m, weights.shape[1])):
+            raise ValueError("wino_filters must be winograd_filters(weights) of a stride-1 "
+                             f"convolution with a square {WINOGRAD_KERNELS} kernel")
+        up = <const float *>cnp.PyArray_DATA(u)
     with single_threaded_blas():
         with nogil:
-            rc = fw_conv(&ctx, &vin, wp, bp, m, &cfg, &vout)
+            if up != NULL:
+                rc = fw_conv_wino(&ctx, &vin, up, bp, m, &cfg, &vout)
+            else:
+                rc = fw_conv(&ctx, &vin, wp, bp, m, &cfg, &vout)
     if rc:
         raise MemoryError("conv2d: out of memory for the im2col buffer")
     return out

@@ -329,6 +329,317 @@ int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const fl
     return failed ? -1 : 0;
 }
 
+/* ---------------------------------------------------------- Winograd convolution */
+
+/* Stride-1 convolutions with r x r kernels (r = 3: conv3-5; r = 5: conv2) by Winograd's
+ * minimal filtering F(2x2, rxr) (Lavin & Gray 2016): the output is cut into 2x2 tiles;
+ * each tile needs an n x n input patch d (n = r + 1) and is
+ *     Y = A^T [ U .* (B^T d B) ] A,     U = G g G^T per (output, input) channel pair,
+ * and the sum over input channels of the elementwise products is, for each of the n^2
+ * positions, a matrix product (M x C) . (C x tiles). That is n^2 products of 4 outputs'
+ * worth of work instead of r^2 * 4: 2.25x (r = 3) or 2.8x (r = 5) fewer multiplications,
+ * paid for by the input and output transforms and by a rounding error a few times
+ * float32's (the transforms add and subtract; the fractions of G are applied in double,
+ * once, to the filters). The matrices come from tools/winograd_matrices.py, which checks
+ * them against direct correlation in exact arithmetic and writes winograd_gen.h.
+ *
+ * Work items are chunks of tiles (running across images, like conv_chunk's columns):
+ * per group, the chunk's input patches are transformed into V (n^2, C/g, tiles), the n^2
+ * products give Y (n^2, M/g, tiles), and the output transform adds the bias, applies the
+ * ReLU and writes the 2x2 outputs (fewer at the right and bottom edges) into `out`. */
+
+#define WL 8  /* tiles transformed together: one AVX register of floats per value */
+#include "winograd_gen.h"
+
+long fw_wino_filter_floats(int r, int m, int cg) { return (long)(r + 1) * (r + 1) * m * cg; }
+
+/* u[(i n + j), o, c] = (G g G^T)[i][j] for filter g = weights[o, c], in double, rounded
+ * once to float. */
+int fw_wino_transform_filters(const float *weights, int r, int m, int cg, float *u)
+{
+    const double *G;
+    const int n = r + 1;
+    int o, c, i, j, k, q;
+    if (r == 3) G = &wino3_g[0][0];
+    else if (r == 5) G = &wino5_g[0][0];
+    else return -1;
+    for (o = 0; o < m; o++)
+        for (c = 0; c < cg; c++) {
+            const float *g = weights + ((long)o * cg + c) * r * r;
+            double t[6][5];  /* G g */
+            for (i = 0; i < n; i++)
+                for (k = 0; k < r; k++) {
+                    double s = 0.0;
+                    for (q = 0; q < r; q++) s += G[i * r + q] * (double)g[q * r + k];
+                    t[i][k] = s;
+                }
+            for (i = 0; i < n; i++)
+                for (j = 0; j < n; j++) {
+                    double s = 0.0;
+                    for (k = 0; k < r; k++) s += t[i][k] * G[j * r + k];
+                    u[((long)(i * n + j) * m + o) * cg + c] = (float)s;
+                }
+        }
+    return 0;
+}
+
+typedef struct {
+    const fw_ctx *ctx;
+    const fw_view *in, *out;
+    const float *u, *bias;
+    const fw_conv_cfg *cfg;
+    int m, r, n, oh, ow, th, tw;
+    long tpi;         /* tiles per image */
+    const float *xp;  /* the padded, column-split input (wino_pad) */
+    int hp, kw;       /* its rows and columns per half plane */
+} wino_job;
+
+/* Floats from one position's block of V or Y to the next: at least `floats`, and an odd
+ * multiple of 16 (64 bytes), so that the n^2 blocks, which the transforms read or write
+ * together, start in n^2 different cache sets; a multiple of 4 KiB (cg * ld often is)
+ * would put them all in the same set and thrash L1 and L2 (measured: the output
+ * transform ran 3x slower). */
+static long wino_block(long floats)
+{
+    return (floats + 31) / 32 * 32 + 16;
+}
+
+/* Scratch memory per thread, kept between calls: a fresh malloc of a few MiB each call
+ * went back to the kernel and came back as zeroed pages (10% of the time in page
+ * faults, measured). Slot 0: the padded input (caller's thread); 1, 2: V and Y. */
+static __thread float *scratch_ptr[3];
+static __thread size_t scratch_cap[3];
+
+static float *scratch(int slot, size_t bytes)
+{
+    if (scratch_cap[slot] < bytes) {
+        free(scratch_ptr[slot]);
+        scratch_ptr[slot] = malloc(bytes);
+        scratch_cap[slot] = scratch_ptr[slot] ? bytes : 0;
+    }
+    return scratch_ptr[slot];
+}
+
+/* The input, zero-padded and with even and odd columns split: for channel c, image i,
+ * xp[((c N + i) 2 + parity) hp kw + y kw + k] = x[c, i, y - ph, 2k + parity - pw] (0 in
+ * the padding). Tile (ty, tx)'s patch element (u, v) is then at row 2 ty + u, column
+ * tx + v/2 of half plane v % 2: consecutive tiles of a row are consecutive floats, so
+ * the input transform runs over 8 tiles with plain vector loads, and no tile needs a
+ * bounds check. Planes [p0, p1). */
+static void wino_pad(const wino_job *job, float *xp, long p0, long p1)
+{
+    const fw_view *in = job->in;
+    const int H = in->h, W = in->w, ph = job->cfg->ph, pw = job->cfg->pw;
+    const int hp = job->hp, kw = job->kw;
+    long pl;
+    int y, k, par;
+    for (pl = p0; pl < p1; pl++) {
+        const long c = pl / in->n, i = pl - c * in->n;
+        const float *src = in->data + i * in->sn + c * in->sc;
+        for (par = 0; par < 2; par++) {
+            float *dst = xp + (pl * 2 + par) * (long)hp * kw;
+            for (y = 0; y < hp; y++) {
+                const int iy = y - ph;
+                float *d = dst + (long)y * kw;
+                if (iy < 0 || iy >= H) {
+                    memset(d, 0, sizeof(float) * kw);
+                    continue;
+                }
+                for (k = 0; k < kw; k++) {
+                    const int ix = 2 * k + par - pw;
+                    d[k] = (ix >= 0 && ix < W) ? src[(long)iy * W + ix] : 0.0f;
+                }
+            }
+        }
+    }
+}
+
+/* A run of tiles in one tile row: image img, row ty, columns [tx, tx + cnt), which are
+ * columns [t, t + cnt) of the chunk's V and Y. */
+typedef struct { long img; int ty, tx, cnt, t; } wino_seg;
+
+static int wino_segments(const wino_job *job, long j0, long j1, wino_seg *segs)
+{
+    int ns = 0;
+    long j = j0;
+    while (j < j1) {
+        const long img = j / job->tpi;
+        const int q = (int)(j - img * job->tpi), ty = q / job->tw, tx = q - ty * job->tw;
+        const int cnt = (int)fw_min_l(job->tw - tx, j1 - j);
+        segs[ns].img = img; segs[ns].ty = ty; segs[ns].tx = tx; segs[ns].cnt = cnt;
+        segs[ns].t = (int)(j - j0);
+        ns++;
+        j += cnt;
+    }
+    return ns;
+}
+
+/* Input transform of channels [c0, c1) (one group) into V[p][c - c0][t] (leading
+ * dimension ld), then the output transform of rows [0, mg) of Y[p][m][t] into output
+ * channels mo.. with bias and ReLU. Lanes are 8 consecutive tiles of a segment; a
+ * segment's last group may run past its end: those lanes compute garbage that the next
+ * segment overwrites (V, Y have 8 spare columns) or that is never stored (output). One
+ * instance per kernel size, so the transforms unroll with their constant coefficients,
+ * compiled for AVX2 and baseline. */
+#define WINO_KERNELS(R)                                                                  \
+__attribute__((target_clones("avx2", "default")))                                        \
+static void wino##R##_input(const wino_job *job, const wino_seg *segs, int ns, int ld,   \
+                            long pb, int c0, int c1, float *V)                          \
+{                                                                                        \
+    enum { n = R + 1 };                                                                  \
+    const int kw = job->kw;                                                              \
+    const long hk = (long)job->hp * kw;                                                  \
+    float t[n * n * WL];                                                                 \
+    int c, s, x, i, v;                                                                   \
+    for (c = c0; c < c1; c++)                                                            \
+        for (s = 0; s < ns; s++) {                                                       \
+            const wino_seg *sg = &segs[s];                                               \
+            const float *half = job->xp + ((long)c * job->in->n + sg->img) * 2 * hk      \
+                                + (long)(2 * sg->ty) * kw;                               \
+            for (x = 0; x < sg->cnt; x += WL) {                                          \
+                float *dst = V + (ptrdiff_t)(c - c0) * ld + sg->t + x;                   \
+                for (v = 0; v < n; v++)  /* columns: t = B^T d */                        \
+                    wino##R##_bt(half + (v & 1) * hk + sg->tx + x + v / 2, kw,           \
+                                 t + v * WL, n * WL);                                    \
+                for (i = 0; i < n; i++)  /* rows: (B^T d) B, position (i, j) -> V */     \
+                    wino##R##_bt(t + i * n * WL, WL, dst + (ptrdiff_t)(i * n) * pb, pb); \
+            }                                                                            \
+        }                                                                                \
+}                                                                                        \
+                                                                                         \
+__attribute__((target_clones("avx2", "default")))                                        \
+static void wino##R##_output(const wino_job *job, const wino_seg *segs, int ns, int ld,  \
+                             long pb, int mo, int mg, const float *Y)                    \
+{                                                                                        \
+    enum { n = R + 1 };                                                                  \
+    const fw_view *out = job->out;                                                       \
+    const int relu = job->cfg->relu, ow = out->w, oh = out->h;                           \
+    float t[2 * n * WL], o[4 * WL], rb[2 * WL];                                          \
+    int ml, s, x, i, v, l;                                                               \
+    for (ml = 0; ml < mg; ml++) {                                                        \
+        const float b = job->bias ? job->bias[mo + ml] : 0.0f;                           \
+        for (s = 0; s < ns; s++) {                                                       \
+            const wino_seg *sg = &segs[s];                                               \
+            float *row = out->data + (ptrdiff_t)(mo + ml) * out->sc + sg->img * out->sn  \
+                         + (ptrdiff_t)(2 * sg->ty) * ow;                                 \
+            const int two_rows = 2 * sg->ty + 1 < oh;                                    \
+            for (x = 0; x < sg->cnt; x += WL) {                                          \
+                const int cnt = fw_min(WL, sg->cnt - x), ox = 2 * (sg->tx + x);          \
+                for (v = 0; v < n; v++)  /* columns: A^T Y */                            \
+                    wino##R##_at(Y + v * pb + (ptrdiff_t)ml * ld + sg->t + x,            \
+                                 n * pb, t + v * WL, n * WL);                            \
+                for (i = 0; i < 2; i++)  /* rows: (A^T Y) A -> o[i][k][lane] */          \
+                    wino##R##_at(t + i * n * WL, WL, o + i * 2 * WL, WL);                \
+                if (job->bias)                                                           \
+                    for (l = 0; l < 4 * WL; l++) o[l] = o[l] + b;                        \
+                if (relu)                                                                \
+                    for (l = 0; l < 4 * WL; l++) o[l] = o[l] < 0.0f ? 0.0f : o[l];       \
+                for (i = 0; i < 1 + two_rows; i++) {  /* interleave, then copy */       \
+                    float *d = row + (ptrdiff_t)i * ow + ox;                             \
+                    const float *o0 = o + (2 * i) * WL, *o1 = o + (2 * i + 1) * WL;      \
+                    const int width = fw_min(2 * cnt, ow - ox);                          \
+                    for (l = 0; l < WL; l++) { rb[2 * l] = o0[l]; rb[2 * l + 1] = o1[l]; } \
+                    for (l = 0; l < width; l++) d[l] = rb[l];                            \
+                }                                                                        \
+            }                                                                            \
+        }                                                                                \
+    }                                                                                    \
+}
+
+WINO_KERNELS(3)
+WINO_KERNELS(5)
+
+/* One work item: tiles [j0, j1). V and Y hold one group at a time. */
+static void wino_chunk(const wino_job *job, long j0, long j1, float *V, float *Y,
+                       wino_seg *segs)
+{
+    const int g = job->cfg->group, C = job->in->c, nn = job->n * job->n;
+    const int cg = C / g, mg = job->m / g;
+    int T = (int)(j1 - j0), ld = (T + WL - 1) / WL * WL + WL, gi, p;
+    const long pv = wino_block((long)cg * ld), py = wino_block((long)mg * ld);
+    float one = 1.0f, zero = 0.0f;
+    char N = 'N';
+    int mm = mg, kk = cg;
+    const int ns = wino_segments(job, j0, j1, segs);
+    for (gi = 0; gi < g; gi++) {
+        if (job->r == 3) wino3_input(job, segs, ns, ld, pv, gi * cg, (gi + 1) * cg, V);
+        else wino5_input(job, segs, ns, ld, pv, gi * cg, (gi + 1) * cg, V);
+        for (p = 0; p < nn; p++)
+            /* Y_p (mg x T) = U_p (mg x cg) . V_p (cg x T), row-major; to column-major
+             * BLAS: Y_p^T = V_p^T . U_p^T, both as they lie in memory */
+            job->ctx->sgemm(&N, &N, &T, &mm, &kk, &one, V + p * pv, &ld,
+                            (float *)job->u + ((ptrdiff_t)p * job->m + gi * mg) * cg, &kk,
+                            &zero, Y + p * py, &ld);
+        if (job->r == 3) wino3_output(job, segs, ns, ld, py, gi * mg, mg, Y);
+        else wino5_output(job, segs, ns, ld, py, gi * mg, mg, Y);
+    }
+}
+
+int fw_conv_wino(const fw_ctx *ctx, const fw_view *in, const float *u, const float *bias,
+                 int m, const fw_conv_cfg *cfg, const fw_view *out)
+{
+    wino_job job;
+    const int T = ctx->threads > 0 ? ctx->threads : 1;
+    const int r = cfg->kh, n = r + 1, g = cfg->group;
+    const long planes = (long)in->c * in->n;
+    long L, nchunks, maxt;
+    int chunk, failed = 0;
+    size_t vsz, ysz, xsz;
+    float *xp;
+    if (cfg->kw != r || (r != 3 && r != 5) || cfg->sh != 1 || cfg->sw != 1)
+        return -2;
+    job.ctx = ctx; job.in = in; job.out = out; job.u = u; job.bias = bias; job.cfg = cfg;
+    job.m = m; job.r = r; job.n = n; job.oh = out->h; job.ow = out->w;
+    job.th = (out->h + 1) / 2;
+    job.tw = (out->w + 1) / 2;
+    job.tpi = (long)job.th * job.tw;
+    job.hp = 2 * job.th + n - 2;
+    job.kw = job.tw + n / 2;
+    L = (long)in->n * job.tpi;
+    if (L == 0)
+        return 0;
+    chunk = ctx->wino_tiles > 0 ? ctx->wino_tiles
+          : ctx->split == FW_SPLIT_BLAS ? 1024 : 128;
+    nchunks = (L + chunk - 1) / chunk;
+    if (ctx->split == FW_SPLIT_OMP)  /* whole rounds, so no core idles at the end */
+        nchunks = (nchunks + T - 1) / T * T;
+    if (nchunks > L) nchunks = L;
+    maxt = (L + nchunks - 1) / nchunks;
+    maxt = (maxt + WL - 1) / WL * WL + WL;
+    vsz = sizeof(float) * (size_t)n * n * wino_block((long)(in->c / g) * maxt);
+    ysz = sizeof(float) * (size_t)n * n * wino_block((long)(m / g) * maxt);
+    /* + WL: the last segment's lanes may read up to WL - 1 floats past the last row */
+    xsz = sizeof(float) * ((size_t)planes * 2 * job.hp * job.kw + WL);
+    xp = scratch(0, xsz);
+    if (!xp)
+        return -1;
+    memset(xp + (size_t)planes * 2 * job.hp * job.kw, 0, sizeof(float) * WL);
+    job.xp = xp;
+
+    #pragma omp parallel num_threads(T) if (ctx->split == FW_SPLIT_OMP && T > 1)
+    {
+        /* the caller's thread keeps slot 0 (xp) while it also works on chunks */
+        float *V = scratch(1, vsz), *Y = scratch(2, ysz);
+        wino_seg *segs = malloc(sizeof(wino_seg) * (size_t)(maxt / job.tw + 2));
+        long ii;
+        if (!V || !Y || !segs) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp for schedule(static)
+        for (ii = 0; ii < planes; ii++)
+            wino_pad(&job, xp, ii, ii + 1);
+        /* (the implicit barrier: every chunk may read every plane) */
+        #pragma omp for schedule(dynamic, 1)
+        for (ii = 0; ii < nchunks; ii++) {
+            if (!V || !Y || !segs) continue;
+            wino_chunk(&job, L * ii / nchunks, L * (ii + 1) / nchunks, V, Y, segs);
+        }
+        free(segs);
+    }
+    return failed ? -1 : 0;
+}
+
 /* ----------------------------------------------------------------- inner product */
 
 /* out (n x m) = x (n x k) . w^T + bias, w (m x k) as Caffe stores it. To column-major

@@ -41,10 +41,18 @@ typedef struct {
     int threads;       /* OpenMP threads (>= 1) */
     int split;         /* FW_SPLIT_OMP or FW_SPLIT_BLAS */
     int chunk_cols;    /* im2col columns per work item; 0 = automatic */
+    int wino_tiles;    /* Winograd tiles per work item; 0 = automatic */
 } fw_ctx;
 
 int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const float *bias,
             int m, const fw_conv_cfg *cfg, const fw_view *out);
+/* Winograd minimal filtering F(2x2, rxr), r = 3 or 5, for stride-1 convolutions
+ * (fw_conv_wino). The filters are transformed once: weights (M, C/group, r, r) ->
+ * u ((r+1)^2, M, C/group), fw_wino_filter_floats(r, m, cg) floats. */
+long fw_wino_filter_floats(int r, int m, int cg);
+int fw_wino_transform_filters(const float *weights, int r, int m, int cg, float *u);
+int fw_conv_wino(const fw_ctx *ctx, const fw_view *in, const float *u, const float *bias,
+                 int m, const fw_conv_cfg *cfg, const fw_view *out);
 int fw_inner_product(const fw_ctx *ctx, const float *x, int n, int k, const float *w,
                      const float *bias, int m, int relu, float *out);
 int fw_lrn(const fw_ctx *ctx, const fw_view *in, const fw_view *out, int size, float alpha,

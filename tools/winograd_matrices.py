@@ -1,0 +1,204 @@
+"""Winograd minimal-filtering matrices F(2, r) from Toom-Cook, in exact rational arithmetic,
+and the C code of their transforms (csrc/winograd_gen.h).
+
+    python tools/winograd_matrices.py            # check, then print the header
+    python tools/winograd_matrices.py --write    # check, then write csrc/winograd_gen.h
+
+One output pair (m = 2) per tile and n = m + r - 1 evaluation points: 0, +-1, (+-2,) inf.
+The 1-D correlation y_i = sum_k g_k d_{i+k} (Caffe's convolution, no kernel flip) is the
+transpose of the linear convolution s = g * h, which Toom-Cook computes as
+s = V^-1 [(E_r g) .* (E_m h)], E_k being the n x k evaluation matrix at the points (the
+point at infinity takes the leading coefficient) and V = E_n. Transposing,
+y = E_m^T [(E_r g) .* (V^-T d)], so A^T = E_m^T, G = E_r and B^T = V^-T; each column of
+V^-1 is scaled to integers and its factor moved into the matching row of G, so that the
+input transform (done in float on every call) has small integer coefficients and all
+fractions sit in the filter transform (done once, in double). The 2-D form is
+Y = A^T [(G g G^T) .* (B^T d B)] A. The script checks both against direct correlation
+exactly (Fractions) and in float64 on random data before it writes anything.
+"""
+import argparse
+import math
+import random
+import sys
+from fractions import Fraction as Fr
+from pathlib import Path
+
+INF = None
+POINTS = {3: [0, 1, -1, INF], 5: [0, 1, -1, 2, -2, INF]}
+M = 2  # outputs per tile side
+
+
+def evaluation(points, k):
+    """n x k: row j evaluates a degree-(k-1) polynomial (coefficients low to high)."""
+    rows = []
+    for p in points:
+        if p is INF:
+            rows.append([Fr(int(i == k - 1)) for i in range(k)])
+        else:
+            rows.append([Fr(p) ** i for i in range(k)])
+    return rows
+
+
+def inverse(a):
+    n = len(a)
+    aug = [list(row) + [Fr(int(i == j)) for j in range(n)] for i, row in enumerate(a)]
+    for col in range(n):
+        piv = next(r for r in range(col, n) if aug[r][col] != 0)
+        aug[col], aug[piv] = aug[piv], aug[col]
+        pv = aug[col][col]
+        aug[col] = [v / pv for v in aug[col]]
+        for r in range(n):
+            if r != col and aug[r][col] != 0:
+                f = aug[r][col]
+                aug[r] = [x - f * y for x, y in zip(aug[r], aug[col])]
+    return [row[n:] for row in aug]
+
+
+def transpose(a):
+    return [list(c) for c in zip(*a)]
+
+
+def matmul(a, b):
+    return [[sum(a[i][k] * b[k][j] for k in range(len(b))) for j in range(len(b[0]))]
+            for i in range(len(a))]
+
+
+def matrices(r):
+    pts = POINTS[r]
+    n = M + r - 1
+    assert len(pts) == n
+    vinv = inverse(evaluation(pts, n))            # n x n: columns <-> points
+    g = evaluation(pts, r)
+    # scale column j of V^-1 to coprime integers, the factor into row j of G
+    for j in range(n):
+        col = [vinv[i][j] for i in range(n)]
+        den = math.lcm(*[c.denominator for c in col])
+        num = math.gcd(*[int(c * den) for c in col])
+        s = Fr(den, num)
+        for i in range(n):
+            vinv[i][j] *= s
+        g[j] = [v / s for v in g[j]]
+    at = transpose(evaluation(pts, M))            # m x n
+    bt = transpose(vinv)                          # n x n
+    return at, g, bt
+
+
+def direct_2d(d, g):
+    n, r = len(d), len(g)
+    m = n - r + 1
+    return [[sum(g[u][v] * d[i + u][j + v] for u in range(r) for v in range(r))
+             for j in range(m)] for i in range(m)]
+
+
+def winograd_2d(d, g, at, gm, bt):
+    u = matmul(matmul(gm, g), transpose(gm))
+    v = matmul(matmul(bt, d), transpose(bt))
+    prod = [[u[i][j] * v[i][j] for j in range(len(u))] for i in range(len(u))]
+    return matmul(matmul(at, prod), transpose(at))
+
+
+def check(r, at, gm, bt, trials=200):
+    n = M + r - 1
+    rng = random.Random(r)
+    worst = 0.0
+    for t in range(trials):
+        d = [[Fr(rng.randint(-50, 50), rng.randint(1, 9)) for _ in range(n)] for _ in range(n)]
+        g = [[Fr(rng.randint(-50, 50), rng.randint(1, 9)) for _ in range(r)] for _ in range(r)]
+        if winograd_2d(d, g, at, gm, bt) != direct_2d(d, g):
+            raise AssertionError(f"F(2x2,{r}x{r}) is wrong (exact arithmetic)")
+        df = [[float(v) for v in row] for row in d]
+        gf = [[float(v) for v in row] for row in g]
+        w = winograd_2d(df, gf, [[float(v) for v in row] for row in at],
+                        [[float(v) for v in row] for row in gm],
+                        [[float(v) for v in row] for row in bt])
+        ref = direct_2d(df, gf)
+        scale = max(abs(v) for row in ref for v in row) or 1.0
+        worst = max(worst, max(abs(a - b) for ra, rb in zip(w, ref) for a, b in zip(ra, rb))
+                    / scale)
+    if worst > 1e-13:
+        raise AssertionError(f"F(2x2,{r}x{r}) float64 error {worst:.1e}")
+    return worst
+
+
+def c_number(v):
+    v = Fr(v)
+    if v.denominator == 1:
+        return f"{v.numerator}.0f"
+    return f"({v.numerator}.0f / {v.denominator}.0f)"
+
+
+def c_transform(name, mat, what):
+    """out[i] = sum_j mat[i][j] in[j] over WL lanes, zero terms left out, +-1 as +/-."""
+    lines = [f"/* {what} */",
+             f"static inline __attribute__((always_inline)) void {name}"
+             "(const float *restrict in, ptrdiff_t is,\n    float *restrict out, ptrdiff_t os)",
+             "{", "    int l;", "    for (l = 0; l < WL; l++) {"]
+    for i, row in enumerate(mat):
+        terms = []
+        for j, c in enumerate(row):
+            if c == 0:
+                continue
+            x = f"in[{j} * is + l]"
+            if c == 1:
+                t = ("+", x)
+            elif c == -1:
+                t = ("-", x)
+            else:
+                t = ("-" if c < 0 else "+", f"{c_number(abs(c))} * {x}")
+            terms.append(t)
+        expr = ("-" if terms[0][0] == "-" else "") + terms[0][1]
+        for sign, t in terms[1:]:
+            expr += f" {sign} {t}"
+        lines.append(f"        out[{i} * os + l] = {expr};")
+    lines += ["    }", "}", ""]
+    return "\n".join(lines)
+
+
+def fmt(mat):
+    return "\n".join(" *   [" + ", ".join(f"{str(v):>6}" for v in row) + "]" for row in mat)
+
+
+def header():
+    out = ["/* Generated by tools/winograd_matrices.py: do not edit.",
+           " *",
+           " * Winograd F(2x2, rxr) transforms: Y = A^T [(G g G^T) .* (B^T d B)] A, checked",
+           " * there against direct correlation in exact rational arithmetic and float64.",
+           " * Each 1-D transform works on WL lanes (tiles) at once: in[j * is + l].",
+           " */", ""]
+    for r in (3, 5):
+        at, g, bt = matrices(r)
+        n = M + r - 1
+        out.append(f"/* r = {r}, points {POINTS[r][:-1]} and infinity\n * A^T =\n{fmt(at)}\n"
+                   f" * G =\n{fmt(g)}\n * B^T =\n{fmt(bt)}\n */")
+        out.append(f"#define WINO{r}_N {n}")
+        out.append(f"static const double wino{r}_g[{n}][{r}] = {{")
+        for row in g:
+            out.append("    {" + ", ".join(f"{float(v)!r}" if Fr(float(v)) == v
+                                           else f"{v.numerator}.0 / {v.denominator}.0"
+                                           for v in row) + "},")
+        out.append("};")
+        out.append(c_transform(f"wino{r}_bt", bt, f"B^T (n = {n})"))
+        out.append(c_transform(f"wino{r}_at", at, f"A^T (2 x {n})"))
+    return "\n".join(out)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--write", action="store_true", help="write csrc/winograd_gen.h")
+    args = ap.parse_args(argv)
+    for r in (3, 5):
+        at, g, bt = matrices(r)
+        worst = check(r, at, g, bt)
+        print(f"F(2x2,{r}x{r}): exact OK, float64 worst relative error {worst:.1e}",
+              file=sys.stderr)
+    text = header()
+    if args.write:
+        path = Path(__file__).resolve().parents[1] / "csrc" / "winograd_gen.h"
+        path.write_text(text)
+        print(f"wrote {path}", file=sys.stderr)
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
