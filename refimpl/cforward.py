@@ -95,24 +95,33 @@ _configured = False
 _config_lock = threading.RLock()
 
 
-def configure(threads=None, split=None, chunk_cols=None):
+def _default_winograd():
+    env = os.environ.get("REFIMPL_WINOGRAD", "").strip().lower()
+    return env not in ("0", "no", "false", "off")
+
+
+def configure(threads=None, split=None, chunk_cols=None, winograd=None, wino_tiles=None):
     """Tune the C core: `threads` (default: the CPUs this process may use, or
     $REFIMPL_THREADS), `split` "omp" (OpenMP threads share the work, BLAS single-threaded;
     the default where BLAS's thread count can be controlled) or "blas" (BLAS threads in
-    each product), `chunk_cols` (im2col columns per work item, 0 = automatic).
-    Returns the previous settings."""
+    each product), `chunk_cols` (im2col columns per work item, 0 = automatic),
+    `winograd` (the forward runs conv2-5 by Winograd's minimal filtering; default on,
+    $REFIMPL_WINOGRAD=0 turns it off) and `wino_tiles` (Winograd tiles per work item,
+    0 = automatic). Returns the previous settings."""
     global _configured
     core = _core()
     with _config_lock:
         if not _configured:  # defaults first, so that a partial call keeps the others
             _configured = True
             configure(threads=_default_threads(),
-                      split="omp" if core.BLAS_THREAD_CONTROL else "blas", chunk_cols=0)
+                      split="omp" if core.BLAS_THREAD_CONTROL else "blas", chunk_cols=0,
+                      winograd=_default_winograd(), wino_tiles=0)
         if split is not None:
             if split not in SPLITS:
                 raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
             split = getattr(core, SPLITS[split])
-        old = core.configure(threads=threads, split=split, chunk_cols=chunk_cols)
+        old = core.configure(threads=threads, split=split, chunk_cols=chunk_cols,
+                             winograd=winograd, wino_tiles=wino_tiles)
     return _named(old)
 
 
@@ -155,9 +164,11 @@ def _pair(v):
     return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
 
 
-def conv2d(x, weights, bias=None, stride=1, pad=0, group=1, relu=False):
+def conv2d(x, weights, bias=None, stride=1, pad=0, group=1, relu=False, winograd=False):
     """Caffe's Convolution (like network.conv2d), optionally with the following ReLU
-    fused in: x (N, C, H, W) -> (N, M, OH, OW)."""
+    fused in: x (N, C, H, W) -> (N, M, OH, OW). winograd=True computes it by Winograd's
+    minimal filtering F(2x2, rxr), as the forward does for conv2-5 (stride 1, square 3x3
+    or 5x5 kernels only; anything else is a ValueError)."""
     core = _ensure_configured()
     x = _nchw(x, "conv2d")
     weights = _f32(weights)
@@ -165,7 +176,15 @@ def conv2d(x, weights, bias=None, stride=1, pad=0, group=1, relu=False):
         raise ValueError(f"conv2d: weights must be (M, C/group, KH, KW), got {weights.shape}")
     (sh, sw), (ph, pw) = _pair(stride), _pair(pad)
     b = None if bias is None else _f32(bias).reshape(-1)
-    return core.conv2d_layout(x, weights, b, sh, sw, ph, pw, int(group), bool(relu))
+    u = None
+    if winograd:
+        if (sh, sw) != (1, 1) or not _winograd_applies(weights, 1):
+            raise ValueError(f"conv2d: Winograd needs stride 1 and a square "
+                             f"{core.WINOGRAD_KERNELS} kernel, got stride {(sh, sw)}, "
+                             f"weights {weights.shape}")
+        u = core.winograd_filters(weights)
+    return core.conv2d_layout(x, weights, b, sh, sw, ph, pw, int(group), bool(relu),
+                              wino_filters=u)
 
 
 def relu(x):
@@ -209,16 +228,36 @@ _STOP = {"conv1": "relu1", "conv2": "relu2", "conv3": "relu3", "conv4": "relu4",
          "conv5": "relu5", "fc6": "relu6", "fc7": "relu7"}
 
 
+class PreparedParams(dict):
+    """prepare_params' result: {layer: (weights, bias)} float32 C-contiguous, plus
+    `winograd` = {layer: winograd_filters(weights)} for the convolutions that can run by
+    Winograd's minimal filtering (stride 1, 3x3 or 5x5 kernels: conv2-5)."""
+
+    winograd = {}
+
+
 def prepare_params(params):
     """A caffemodel path or load_alexnet_params' dict -> the same dict with every array
-    float32 and C-contiguous (done once; CNetwork keeps the result)."""
+    float32 and C-contiguous, and the Winograd-transformed filters of conv2-5 (done once;
+    CNetwork keeps the result; the weights must not be changed in place afterwards)."""
     if not isinstance(params, dict):
         from refimpl.caffemodel import load_alexnet_params
         params = load_alexnet_params(params)
     missing = [name for name in _PARAM_LAYERS if name not in params]
     if missing:
         raise ValueError(f"AlexNet parameters lack layer(s) {', '.join(missing)}")
-    return {name: tuple(_f32(a) for a in params[name]) for name in _PARAM_LAYERS}
+    out = PreparedParams({name: tuple(_f32(a) for a in params[name]) for name in _PARAM_LAYERS})
+    core = _core()
+    out.winograd = {}
+    for name, kind, cfg in _ref.ALEXNET_LAYERS:
+        if kind == "conv" and _winograd_applies(out[name][0], cfg["stride"]):
+            out.winograd[name] = core.winograd_filters(out[name][0])
+    return out
+
+
+def _winograd_applies(weights, stride):
+    return (int(stride) == 1 and weights.ndim == 4 and weights.shape[2] == weights.shape[3]
+            and weights.shape[2] in _core().WINOGRAD_KERNELS)
 
 
 def forward_c(params, blob, until=_ref.FEATURE_BLOB, batch_size=64):
@@ -245,7 +284,7 @@ def forward_c(params, blob, until=_ref.FEATURE_BLOB, batch_size=64):
 
 
 def _is_prepared(params):
-    return isinstance(params, dict) and all(
+    return isinstance(params, PreparedParams) and all(
         isinstance(params.get(name), tuple)
         and all(isinstance(a, np.ndarray) and a.dtype == np.float32 and a.flags.c_contiguous
                 for a in params[name])
@@ -256,6 +295,7 @@ def _forward_layers(core, params, x, stop):
     """The layer loop. Blobs between conv1 and pool5 are CNHW (`cnhw` True); a ReLU that
     follows a convolution or inner product is fused into it."""
     layers = _ref.ALEXNET_LAYERS
+    wino = params.winograd if core.settings()["winograd"] else {}
     cnhw = False
     i = 0
     while i < len(layers):
@@ -265,7 +305,8 @@ def _forward_layers(core, params, x, stop):
         if kind == "conv":
             w, b = params[name]
             x = core.conv2d_layout(x, w, b, cfg["stride"], cfg["stride"], cfg["pad"], cfg["pad"],
-                            cfg["group"], fuse, x_cnhw=cnhw, out_cnhw=True)
+                                   cfg["group"], fuse, x_cnhw=cnhw, out_cnhw=True,
+                                   wino_filters=wino.get(name))
             cnhw = True
         elif kind == "relu":
             x = core.relu(x, inplace=True)
