@@ -69,6 +69,13 @@ _ctx.wino_tiles = 0
 # Whether the fused forward (refimpl.cforward) takes the Winograd path where it applies;
 # the kernels here only follow what they are given (conv2d_layout's wino_filters).
 _winograd = True
+# Winograd convolutions run so far (tests check that the forward really takes the path).
+_wino_calls = 0
+
+
+def winograd_calls():
+    """How many convolutions have run by Winograd's minimal filtering in this process."""
+    return _wino_calls
 
 # Whether BLAS's thread count can be set (needed to run single-threaded BLAS calls on
 # several OpenMP threads at once without oversubscribing the cores).
@@ -232,6 +239,7 @@ def conv2d_layout(cnp.ndarray x, cnp.ndarray weights, bias, int sh, int sw, int 
     cdef const float *up = NULL
     if chunk_cols >= 0:
         ctx.chunk_cols = chunk_cols
+    global _wino_calls
     if wino_filters is not None:
         u = wino_filters
         r = cfg.kh
@@ -248,7 +256,9 @@ def conv2d_layout(cnp.ndarray x, cnp.ndarray weights, bias, int sh, int sw, int 
             else:
                 rc = fw_conv(&ctx, &vin, wp, bp, m, &cfg, &vout)
     if rc:
-        raise MemoryError("conv2d: out of memory for the im2col buffer")
+        raise MemoryError("conv2d: out of memory for the im2col / Winograd buffers")
+    if up != NULL:
+        _wino_calls += 1
     return out
 
 

@@ -1,0 +1,258 @@
+"""The C core's Winograd convolutions (F(2x2,3x3) for conv3-5, F(2x2,5x5) for conv2)
+against the NumPy reference, against live Caffe, and inside the forward pass.
+
+Winograd's result is not the direct sum reordered: each 2x2 output tile is computed from
+transforms of the tile's whole (r+1)x(r+1) input patch, so its rounding error scales with
+that patch (the terms of all four outputs of the tile), not with the terms of one
+output's window. The bound is the project's SGEMM bound, 1e-5 of the terms, with the
+terms taken as the largest of the tile's four outputs. Measured over 300 random shapes:
+at most 2.8e-7 (r = 3) and 2.2e-6 (r = 5) of that; an index error or a wrong transform
+gives errors of the terms' own size.
+"""
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from refimpl import cforward as C
+from refimpl import network as N
+
+pytestmark = pytest.mark.skipif(not C.available(), reason="C core not built (make build)")
+
+SETTINGS = settings(max_examples=int(os.environ.get("REFIMPL_HYPOTHESIS_EXAMPLES", 40)),
+                    deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FC7_TOLERANCE = 1e-5  # worst |diff| relative to the vector's max (project-wide)
+
+
+@pytest.fixture(autouse=True)
+def restore_settings():
+    old = C.configure()
+    yield
+    C.configure(**old)
+
+
+def rand(rng, shape, scale=1.0, offset=0.0):
+    return (rng.standard_normal(shape) * scale + offset).astype(np.float32)
+
+
+def tile_terms(terms):
+    """Each output's bound scale: the largest terms of its Winograd tile (2x2 outputs
+    starting at even rows and columns)."""
+    n, m, h, w = terms.shape
+    p = np.zeros((n, m, h + h % 2, w + w % 2))
+    p[:, :, :h, :w] = terms
+    q = p.reshape(n, m, p.shape[2] // 2, 2, p.shape[3] // 2, 2).max(axis=(3, 5))
+    return np.repeat(np.repeat(q, 2, axis=2), 2, axis=3)[:, :, :h, :w]
+
+
+def assert_close_to_winograd(got, want, terms, what):
+    assert got.shape == want.shape, (what, got.shape, want.shape)
+    assert got.dtype == np.float32
+    err = np.abs(got.astype(np.float64) - want)
+    bound = 1e-5 * np.maximum(tile_terms(terms), 1e-30)
+    worst = np.unravel_index(np.argmax(err - bound), err.shape)
+    assert np.all(err <= bound), (f"{what}: |diff| {err[worst]:.3g} at {worst}, "
+                                  f"tile terms {bound[worst] / 1e-5:.3g}")
+
+
+def draw_conv(data, max_size=19):
+    """A random stride-1 convolution with a 3x3 or 5x5 kernel: groups, channel counts,
+    pads up to the kernel size, odd sizes (partial tiles), 1-3 images."""
+    r = data.draw(st.sampled_from([3, 5]), label="r")
+    group = data.draw(st.sampled_from([1, 2, 3]), label="group")
+    cg, mg = data.draw(st.integers(1, 9), label="cg"), data.draw(st.integers(1, 7), label="mg")
+    pad = data.draw(st.integers(0, r), label="pad")
+    h = data.draw(st.integers(max(1, r - 2 * pad), max_size), label="h")
+    w = data.draw(st.integers(max(1, r - 2 * pad), max_size), label="w")
+    n = data.draw(st.integers(1, 3), label="n")
+    return r, group, cg, mg, pad, h, w, n
+
+
+def draw_settings(data):
+    """Work split, threads and tiles per work item (1 and 3 cut through tile rows and
+    images; 0 is the automatic size)."""
+    C.configure(split=data.draw(st.sampled_from(["omp", "blas"]), label="split"),
+                threads=data.draw(st.sampled_from([1, 2]), label="threads"),
+                wino_tiles=data.draw(st.sampled_from([0, 1, 3, 8, 100]), label="wino_tiles"))
+
+
+@SETTINGS
+@given(st.data())
+def test_winograd_conv_matches_numpy(data):
+    draw_settings(data)
+    r, group, cg, mg, pad, h, w, n = draw_conv(data)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 31), label="seed"))
+    offset = data.draw(st.sampled_from([0.0, 30.0]), label="offset")
+    x = rand(rng, (n, cg * group, h, w), 10.0, offset)
+    wt = rand(rng, (mg * group, cg, r, r))
+    b = rand(rng, (mg * group,)) if data.draw(st.booleans(), label="bias") else None
+    relu = data.draw(st.booleans(), label="relu")
+    want = N.conv2d(x.astype(np.float64), wt.astype(np.float64),
+                    None if b is None else b.astype(np.float64), pad=pad, group=group)
+    if relu:
+        want = np.maximum(want, 0)
+    got = C.conv2d(x, wt, b, pad=pad, group=group, relu=relu, winograd=True)
+    terms = N.conv2d(np.abs(x).astype(np.float64), np.abs(wt).astype(np.float64),
+                     None if b is None else np.abs(b).astype(np.float64), pad=pad, group=group)
+    assert_close_to_winograd(got, want, terms, f"F(2x2,{r}x{r})")
+
+
+@SETTINGS
+@given(st.data())
+def test_winograd_conv_channel_major_layouts(data):
+    """Every combination of NCHW / CNHW input and output gives the NCHW result."""
+    draw_settings(data)
+    r, group, cg, mg, pad, h, w, n = draw_conv(data, max_size=15)
+    x_cnhw, out_cnhw = data.draw(st.booleans()), data.draw(st.booleans())
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 31)))
+    x = rand(rng, (n, cg * group, h, w), 5.0)
+    wt, b = rand(rng, (mg * group, cg, r, r)), rand(rng, (mg * group,))
+    core = C._ensure_configured()
+    xin = np.ascontiguousarray(x.transpose(1, 0, 2, 3)) if x_cnhw else x
+    got = core.conv2d_layout(xin, wt, b, 1, 1, pad, pad, group, True, x_cnhw=x_cnhw,
+                             out_cnhw=out_cnhw, wino_filters=core.winograd_filters(wt))
+    if out_cnhw:
+        got = np.ascontiguousarray(got.transpose(1, 0, 2, 3))
+    want = np.maximum(N.conv2d(x.astype(np.float64), wt.astype(np.float64),
+                               b.astype(np.float64), pad=pad, group=group), 0)
+    terms = N.conv2d(np.abs(x).astype(np.float64), np.abs(wt).astype(np.float64),
+                     np.abs(b).astype(np.float64), pad=pad, group=group)
+    assert_close_to_winograd(got, want, terms, "layouts")
+
+
+def test_winograd_alexnet_shapes():
+    """conv2 (5x5, pad 2, group 2, 27x27) and conv4 (3x3, pad 1, group 2, 13x13) at their
+    real sizes, two images (tiles of a work item run across the image boundary)."""
+    rng = np.random.default_rng(5)
+    for (c, m, r, pad, size) in [(96, 256, 5, 2, 27), (384, 384, 3, 1, 13)]:
+        x = np.abs(rand(rng, (2, c, size, size), 20.0))
+        wt, b = rand(rng, (m, c // 2, r, r), 0.03), rand(rng, (m,))
+        got = C.conv2d(x, wt, b, pad=pad, group=2, relu=True, winograd=True)
+        want = np.maximum(N.conv2d(x.astype(np.float64), wt.astype(np.float64),
+                                   b.astype(np.float64), pad=pad, group=2), 0)
+        terms = N.conv2d(np.abs(x).astype(np.float64), np.abs(wt).astype(np.float64),
+                         np.abs(b).astype(np.float64), pad=pad, group=2)
+        assert got.shape == (2, m, size, size)
+        assert_close_to_winograd(got, want, terms, f"{r}x{r} AlexNet size")
+
+
+def test_winograd_work_items_do_not_change_the_result():
+    """Tiles per work item, threads and split only change who computes which tile."""
+    rng = np.random.default_rng(6)
+    x, wt, b = rand(rng, (3, 8, 11, 9), 4.0), rand(rng, (6, 4, 5, 5)), rand(rng, (6,))
+    C.configure(split="omp", threads=1, wino_tiles=0)
+    whole = C.conv2d(x, wt, b, pad=2, group=2, winograd=True)
+    for split, threads, tiles in [("omp", 2, 1), ("omp", 2, 7), ("blas", 2, 5)]:
+        C.configure(split=split, threads=threads, wino_tiles=tiles)
+        np.testing.assert_array_equal(C.conv2d(x, wt, b, pad=2, group=2, winograd=True),
+                                      whole)
+
+
+def test_winograd_rejects_what_it_cannot_do():
+    x, core = np.zeros((1, 2, 9, 9), np.float32), C._ensure_configured()
+    with pytest.raises(ValueError, match="Winograd"):
+        C.conv2d(x, np.zeros((2, 2, 3, 3), np.float32), stride=2, winograd=True)
+    with pytest.raises(ValueError, match="Winograd"):
+        C.conv2d(x, np.zeros((2, 2, 4, 4), np.float32), winograd=True)
+    with pytest.raises(ValueError, match="Winograd"):
+        core.winograd_filters(np.zeros((2, 2, 3, 5), np.float32))
+    with pytest.raises(ValueError, match="wino_filters"):  # filters of other weights
+        core.conv2d_layout(x, np.zeros((2, 2, 3, 3), np.float32), None, 1, 1, 1, 1, 1, False,
+                           wino_filters=core.winograd_filters(np.zeros((4, 2, 3, 3), np.float32)))
+
+
+def test_winograd_filters_are_g_g_gt():
+    """U = G g G^T for F(2x2,3x3) (Lavin's G, rows scaled as tools/winograd_matrices.py
+    does), in the (position, M, C/group) layout the products read."""
+    g_mat = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]])
+    wt = rand(np.random.default_rng(7), (3, 2, 3, 3))
+    u = C._ensure_configured().winograd_filters(wt)
+    want = np.einsum("ij,mcjk,lk->ilmc", g_mat, wt.astype(np.float64), g_mat)
+    np.testing.assert_allclose(u, want.reshape(16, 3, 2), rtol=1e-7, atol=1e-7)
+
+
+# ---------------------------------------------------------------------- the forward
+
+@pytest.fixture(scope="module")
+def params():
+    from refimpl import weights
+    return C.prepare_params(weights.synthetic_weights_path(0))
+
+
+@pytest.fixture(scope="module")
+def blob():
+    return np.random.default_rng(21).integers(0, 256, (2, 3, 227, 227)).astype(np.float32)
+
+
+def test_forward_takes_the_winograd_path_for_conv2_to_conv5(params, blob):
+    """A silent fallback to im2col cannot pass: the forward must make exactly four
+    Winograd convolutions (conv2-5), and with winograd off none."""
+    assert sorted(params.winograd) == ["conv2", "conv3", "conv4", "conv5"]
+    core = C._ensure_configured()
+    C.configure(winograd=True)
+    before = core.winograd_calls()
+    on = C.forward_c(params, blob)
+    assert core.winograd_calls() - before == 4
+    C.configure(winograd=False)
+    before = core.winograd_calls()
+    off = C.forward_c(params, blob)
+    assert core.winograd_calls() == before
+    assert not np.array_equal(on, off)  # two different computations ...
+    err = float((np.abs(on - off).max(axis=1) / np.abs(off).max(axis=1)).max())
+    assert err <= FC7_TOLERANCE  # ... of the same features
+
+
+@pytest.mark.parametrize("name", ["conv2", "conv3", "conv4", "conv5"])
+def test_forward_winograd_layers_match_numpy(params, blob, name):
+    """Layer by layer, the Winograd forward against the NumPy reference (im2col)."""
+    C.configure(winograd=True)
+    got = C.forward_c(params, blob, until=name)
+    want = N.forward_blobs(params, blob, [name])[name]
+    scale = float(np.abs(want).max())
+    assert float(np.abs(got - want).max()) <= FC7_TOLERANCE * scale, name
+
+
+# --------------------------------------------------------------------- live Caffe
+
+@pytest.fixture(scope="module")
+def worker():
+    from refimpl import caffe_backend as cb
+    if not cb.caffe_available():
+        pytest.skip("real Caffe not installed (make caffe)")
+    with cb.CaffeWorker() as w:
+        yield w
+
+
+@pytest.mark.caffe
+@settings(max_examples=int(os.environ.get("REFIMPL_HYPOTHESIS_EXAMPLES", 15)), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_winograd_conv_vs_caffe(worker, tmp_path_factory, data):
+    """Random stride-1 3x3 / 5x5 convolutions in real Caffe (weights written by our
+    codec) against the Winograd kernel, image-like inputs (0..255)."""
+    from refimpl import caffe_backend as cb
+    from refimpl import caffemodel as cm
+    r, group, cg, mg, pad, h, w, n = draw_conv(data, max_size=15)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 31)))
+    x = rng.uniform(0, 255, (n, group * cg, h, w)).astype(np.float32)
+    wt = rand(rng, (group * mg, cg, r, r))
+    b = rand(rng, (group * mg,))
+    proto = ('layer { name: "data" type: "Input" top: "data" input_param { shape: { '
+             + " ".join(f"dim: {d}" for d in x.shape) + " } } }\n"
+             'layer { name: "out" type: "Convolution" bottom: "data" top: "out" '
+             f"convolution_param {{ num_output: {group * mg} kernel_size: {r} pad: {pad} "
+             f"group: {group} }} }}\n")
+    path = cm.write_caffemodel(tmp_path_factory.mktemp("wino") / "conv.caffemodel",
+                               {"out": [wt, b]}, {"out": "Convolution"})
+    net = cb.CaffeNet(proto, path, worker=worker)
+    try:
+        want = net.forward(x, outputs=("out",))["out"]
+    finally:
+        net.close()
+    got = C.conv2d(x, wt, b, pad=pad, group=group, winograd=True)
+    assert got.shape == want.shape
+    terms = N.conv2d(np.abs(x).astype(np.float64), np.abs(wt).astype(np.float64),
+                     np.abs(b).astype(np.float64), pad=pad, group=group)
+    # Caffe's own float32 sum differs from the exact one by up to ~1e-6 of the terms
+    assert_close_to_winograd(got, want.astype(np.float64), terms, "vs Caffe")
