@@ -5,6 +5,9 @@
  * Each 1-D transform works on WL lanes (tiles) at once: in[j * is + l].
  */
 
+/* WL floats, any alignment (the lanes of V and Y start at any tile) */
+typedef float wino_vec __attribute__((vector_size(WL * sizeof(float)), aligned(4)));
+
 /* r = 3, points [0, 1, -1] and infinity
  * A^T =
  *   [     1,      1,      1,      0]
@@ -28,27 +31,29 @@ static const double wino3_g[4][3] = {
     {0.0, 0.0, 1.0},
 };
 /* B^T (n = 4) */
-static inline __attribute__((always_inline)) void wino3_bt(const float *restrict in, ptrdiff_t is,
-    float *restrict out, ptrdiff_t os)
+static inline __attribute__((always_inline)) void wino3_bt(const float *in, ptrdiff_t is,
+    float *out, ptrdiff_t os)
 {
-    int l;
-    for (l = 0; l < WL; l++) {
-        out[0 * os + l] = in[0 * is + l] - in[2 * is + l];
-        out[1 * os + l] = in[1 * is + l] + in[2 * is + l];
-        out[2 * os + l] = -in[1 * is + l] + in[2 * is + l];
-        out[3 * os + l] = -in[1 * is + l] + in[3 * is + l];
-    }
+    const wino_vec x0 = *(const wino_vec *)(in + 0 * is);
+    const wino_vec x1 = *(const wino_vec *)(in + 1 * is);
+    const wino_vec x2 = *(const wino_vec *)(in + 2 * is);
+    const wino_vec x3 = *(const wino_vec *)(in + 3 * is);
+    *(wino_vec *)(out + 0 * os) = x0 - x2;
+    *(wino_vec *)(out + 1 * os) = x1 + x2;
+    *(wino_vec *)(out + 2 * os) = -x1 + x2;
+    *(wino_vec *)(out + 3 * os) = -x1 + x3;
 }
 
 /* A^T (2 x 4) */
-static inline __attribute__((always_inline)) void wino3_at(const float *restrict in, ptrdiff_t is,
-    float *restrict out, ptrdiff_t os)
+static inline __attribute__((always_inline)) void wino3_at(const float *in, ptrdiff_t is,
+    float *out, ptrdiff_t os)
 {
-    int l;
-    for (l = 0; l < WL; l++) {
-        out[0 * os + l] = in[0 * is + l] + in[1 * is + l] + in[2 * is + l];
-        out[1 * os + l] = in[1 * is + l] - in[2 * is + l] + in[3 * is + l];
-    }
+    const wino_vec x0 = *(const wino_vec *)(in + 0 * is);
+    const wino_vec x1 = *(const wino_vec *)(in + 1 * is);
+    const wino_vec x2 = *(const wino_vec *)(in + 2 * is);
+    const wino_vec x3 = *(const wino_vec *)(in + 3 * is);
+    *(wino_vec *)(out + 0 * os) = x0 + x1 + x2;
+    *(wino_vec *)(out + 1 * os) = x1 - x2 + x3;
 }
 
 /* r = 5, points [0, 1, -1, 2, -2] and infinity
@@ -80,27 +85,33 @@ static const double wino5_g[6][5] = {
     {0.0, 0.0, 0.0, 0.0, 1.0},
 };
 /* B^T (n = 6) */
-static inline __attribute__((always_inline)) void wino5_bt(const float *restrict in, ptrdiff_t is,
-    float *restrict out, ptrdiff_t os)
+static inline __attribute__((always_inline)) void wino5_bt(const float *in, ptrdiff_t is,
+    float *out, ptrdiff_t os)
 {
-    int l;
-    for (l = 0; l < WL; l++) {
-        out[0 * os + l] = 4.0f * in[0 * is + l] - 5.0f * in[2 * is + l] + in[4 * is + l];
-        out[1 * os + l] = 4.0f * in[1 * is + l] + 4.0f * in[2 * is + l] - in[3 * is + l] - in[4 * is + l];
-        out[2 * os + l] = -4.0f * in[1 * is + l] + 4.0f * in[2 * is + l] + in[3 * is + l] - in[4 * is + l];
-        out[3 * os + l] = -2.0f * in[1 * is + l] - in[2 * is + l] + 2.0f * in[3 * is + l] + in[4 * is + l];
-        out[4 * os + l] = 2.0f * in[1 * is + l] - in[2 * is + l] - 2.0f * in[3 * is + l] + in[4 * is + l];
-        out[5 * os + l] = 4.0f * in[1 * is + l] - 5.0f * in[3 * is + l] + in[5 * is + l];
-    }
+    const wino_vec x0 = *(const wino_vec *)(in + 0 * is);
+    const wino_vec x1 = *(const wino_vec *)(in + 1 * is);
+    const wino_vec x2 = *(const wino_vec *)(in + 2 * is);
+    const wino_vec x3 = *(const wino_vec *)(in + 3 * is);
+    const wino_vec x4 = *(const wino_vec *)(in + 4 * is);
+    const wino_vec x5 = *(const wino_vec *)(in + 5 * is);
+    *(wino_vec *)(out + 0 * os) = 4.0f * x0 - 5.0f * x2 + x4;
+    *(wino_vec *)(out + 1 * os) = 4.0f * x1 + 4.0f * x2 - x3 - x4;
+    *(wino_vec *)(out + 2 * os) = -4.0f * x1 + 4.0f * x2 + x3 - x4;
+    *(wino_vec *)(out + 3 * os) = -2.0f * x1 - x2 + 2.0f * x3 + x4;
+    *(wino_vec *)(out + 4 * os) = 2.0f * x1 - x2 - 2.0f * x3 + x4;
+    *(wino_vec *)(out + 5 * os) = 4.0f * x1 - 5.0f * x3 + x5;
 }
 
 /* A^T (2 x 6) */
-static inline __attribute__((always_inline)) void wino5_at(const float *restrict in, ptrdiff_t is,
-    float *restrict out, ptrdiff_t os)
+static inline __attribute__((always_inline)) void wino5_at(const float *in, ptrdiff_t is,
+    float *out, ptrdiff_t os)
 {
-    int l;
-    for (l = 0; l < WL; l++) {
-        out[0 * os + l] = in[0 * is + l] + in[1 * is + l] + in[2 * is + l] + in[3 * is + l] + in[4 * is + l];
-        out[1 * os + l] = in[1 * is + l] - in[2 * is + l] + 2.0f * in[3 * is + l] - 2.0f * in[4 * is + l] + in[5 * is + l];
-    }
+    const wino_vec x0 = *(const wino_vec *)(in + 0 * is);
+    const wino_vec x1 = *(const wino_vec *)(in + 1 * is);
+    const wino_vec x2 = *(const wino_vec *)(in + 2 * is);
+    const wino_vec x3 = *(const wino_vec *)(in + 3 * is);
+    const wino_vec x4 = *(const wino_vec *)(in + 4 * is);
+    const wino_vec x5 = *(const wino_vec *)(in + 5 * is);
+    *(wino_vec *)(out + 0 * os) = x0 + x1 + x2 + x3 + x4;
+    *(wino_vec *)(out + 1 * os) = x1 - x2 + 2.0f * x3 - 2.0f * x4 + x5;
 }

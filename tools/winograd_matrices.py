@@ -128,29 +128,32 @@ def c_number(v):
 
 
 def c_transform(name, mat, what):
-    """out[i] = sum_j mat[i][j] in[j] over WL lanes, zero terms left out, +-1 as +/-."""
-    lines = [f"/* {what} */",
-             f"static inline __attribute__((always_inline)) void {name}"
-             "(const float *restrict in, ptrdiff_t is,\n    float *restrict out, ptrdiff_t os)",
-             "{", "    int l;", "    for (l = 0; l < WL; l++) {"]
+    """out[i] = sum_j mat[i][j] in[j] on WL lanes at once (GCC/Clang vector extension, so
+    that it is one vector operation per term whatever the strides), zero terms left out,
+    +-1 as plain + and -. The sums run left to right, as written."""
+    rows, used = [], sorted({j for row in mat for j, c in enumerate(row) if c != 0})
     for i, row in enumerate(mat):
         terms = []
         for j, c in enumerate(row):
             if c == 0:
                 continue
-            x = f"in[{j} * is + l]"
             if c == 1:
-                t = ("+", x)
+                t = ("+", f"x{j}")
             elif c == -1:
-                t = ("-", x)
+                t = ("-", f"x{j}")
             else:
-                t = ("-" if c < 0 else "+", f"{c_number(abs(c))} * {x}")
+                t = ("-" if c < 0 else "+", f"{c_number(abs(c))} * x{j}")
             terms.append(t)
         expr = ("-" if terms[0][0] == "-" else "") + terms[0][1]
         for sign, t in terms[1:]:
             expr += f" {sign} {t}"
-        lines.append(f"        out[{i} * os + l] = {expr};")
-    lines += ["    }", "}", ""]
+        rows.append(f"    *(wino_vec *)(out + {i} * os) = {expr};")
+    lines = [f"/* {what} */",
+             f"static inline __attribute__((always_inline)) void {name}"
+             "(const float *in, ptrdiff_t is,\n    float *out, ptrdiff_t os)",
+             "{"]
+    lines += [f"    const wino_vec x{j} = *(const wino_vec *)(in + {j} * is);" for j in used]
+    lines += rows + ["}", ""]
     return "\n".join(lines)
 
 
@@ -164,7 +167,10 @@ def header():
            " * Winograd F(2x2, rxr) transforms: Y = A^T [(G g G^T) .* (B^T d B)] A, checked",
            " * there against direct correlation in exact rational arithmetic and float64.",
            " * Each 1-D transform works on WL lanes (tiles) at once: in[j * is + l].",
-           " */", ""]
+           " */", "",
+           "/* WL floats, any alignment (the lanes of V and Y start at any tile) */",
+           "typedef float wino_vec __attribute__((vector_size(WL * sizeof(float)), aligned(4)));",
+           ""]
     for r in (3, 5):
         at, g, bt = matrices(r)
         n = M + r - 1
