@@ -539,7 +539,10 @@ static void wino##R##_output(const wino_job *job, const wino_seg *segs, int ns, 
                     const float *o0 = o + (2 * i) * WL, *o1 = o + (2 * i + 1) * WL;      \
                     const int width = fw_min(2 * cnt, ow - ox);                          \
                     for (l = 0; l < WL; l++) { rb[2 * l] = o0[l]; rb[2 * l + 1] = o1[l]; } \
-                    for (l = 0; l < width; l++) d[l] = rb[l];                            \
+                    l = 0;  /* whole vectors, then the rest (no call to memcpy) */       \
+                    for (; l + WL <= width; l += WL)                                     \
+                        *(wino_vec *)(d + l) = *(const wino_vec *)(rb + l);              \
+                    for (; l < width; l++) d[l] = rb[l];                                 \
                 }                                                                        \
             }                                                                            \
         }                                                                                \
