@@ -2,7 +2,7 @@
 
 Same numbers as the NumPy reference (refimpl/network.py): conv1, LRN, pooling and ReLU
 bit for bit, the later layers to float32 rounding (their sums go through a differently
-blocked SGEMM). The layer functions here take the reference's arguments and return its
+blocked SGEMM, and conv2-5 through Winograd's transforms). The layer functions here take the reference's arguments and return its
 shapes, so either can stand in for the other; `forward_c` is `forward_numpy`'s twin,
 `CNetwork` the feature backend "c" (refimpl.features), `golden_fc7` the callable for
 `refimpl golden verify --stage fc7 --impl refimpl.cforward:golden_fc7`.
@@ -20,6 +20,14 @@ Where the speed comes from:
   and pooling run on one core. The other split, one chunk at a time with BLAS's own
   threads (`configure(split="blas")`), measured 2-4x slower here (OpenBLAS's idle threads
   spin against OpenMP's), so it is not the default; tests/benchmarks time both.
+* conv2-5 (stride 1, 5x5 and 3x3 kernels) run by Winograd's minimal filtering
+  F(2x2, rxr) (Lavin & Gray 2016): 2x2 output tiles from (r+1)^2 products per tile
+  instead of 4 r^2, i.e. 2.8x (conv2) and 2.25x (conv3-5) fewer multiplications, as
+  (r+1)^2 matrix products over the batch's tiles. The filters are transformed once, in
+  prepare_params (kept by CNetwork). The price is rounding: the error of a tile scales
+  with its whole input patch, a few times float32's; fc7 stays within 7e-7 of Caffe's
+  max (the project's tolerance is 1e-5). `configure(winograd=False)` or
+  REFIMPL_WINOGRAD=0 gives the im2col path for every layer.
 * LRN runs Caffe's own running window sum (bit-identical to the reference) and takes
   scale^-0.75 as 1/(sqrt(s) sqrt(sqrt(s))) in double: the float result of an exact
   power, at a fraction of pow's cost.
@@ -61,8 +69,8 @@ else:
     _IMPORT_ERROR = None
 
 __all__ = ["conv2d", "relu", "lrn", "max_pool", "pool_output_size", "inner_product",
-           "forward_c", "prepare_params", "golden_fc7", "CNetwork", "configure", "settings",
-           "available"]
+           "forward_c", "prepare_params", "PreparedParams", "golden_fc7", "CNetwork",
+           "configure", "settings", "available"]
 
 SPLITS = {"omp": "SPLIT_OMP", "blas": "SPLIT_BLAS"}
 

@@ -6,7 +6,8 @@ Each batch size is one benchmark group, so the rows of a group (same inputs, sam
 machine, same moment) give the ratios; images/s is in each row's extra_info
 (--benchmark-verbose or --benchmark-json). The C core runs in both work splits: "omp"
 (the default: OpenMP threads share the work, BLAS single-threaded in each) and "blas"
-(one work item at a time, BLAS's own threads), which is how the default was chosen.
+(one work item at a time, BLAS's own threads), which is how the default was chosen,
+and with conv2-5 by Winograd (the default) or all by im2col ("c-omp-im2col").
 On a machine shared with other jobs, run it a few times and compare medians.
 """
 import numpy as np
@@ -73,6 +74,21 @@ def test_c(benchmark, weights_path, batch, split):
         blob = images(batch)
         net.fc7(blob)  # warm up
         run(benchmark, net.fc7, blob, f"c-{split} b{batch}")
+    finally:
+        C.configure(**old)
+        net.close()
+
+
+@pytest.mark.skipif(not C.available(), reason="C core not built (make build)")
+@pytest.mark.parametrize("batch", BATCHES)
+def test_c_im2col(benchmark, weights_path, batch):
+    """The default split with Winograd off: what Winograd gains at each batch size."""
+    net = C.CNetwork(weights_path)
+    old = C.configure(split="omp", winograd=False)
+    try:
+        blob = images(batch)
+        net.fc7(blob)  # warm up
+        run(benchmark, net.fc7, blob, f"c-omp-im2col b{batch}")
     finally:
         C.configure(**old)
         net.close()
