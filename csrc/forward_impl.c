@@ -16,6 +16,7 @@
 #include <float.h>
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <immintrin.h>
@@ -404,20 +405,45 @@ static long wino_block(long floats)
     return (floats + 31) / 32 * 32 + 16;
 }
 
-/* Scratch memory per thread, kept between calls: a fresh malloc of a few MiB each call
- * went back to the kernel and came back as zeroed pages (10% of the time in page
- * faults, measured). Slot 0: the padded input (caller's thread); 1, 2: V and Y. */
-static __thread float *scratch_ptr[3];
-static __thread size_t scratch_cap[3];
+/* V and Y of each thread, kept between calls: a fresh malloc of a few MiB each call went
+ * back to the kernel and came back as zeroed pages (~10% of conv2's time in page faults,
+ * measured). They sit behind a pthread key, so that a thread's buffers are freed when it
+ * ends (OpenMP's workers live on; Python threads that call the forward may not). */
+typedef struct { float *ptr[2]; size_t cap[2]; } scratch_set;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_key_ok;
+
+static void scratch_free(void *p)
+{
+    scratch_set *s = p;
+    free(s->ptr[0]);
+    free(s->ptr[1]);
+    free(s);
+}
+
+static void scratch_init(void) { scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0; }
 
 static float *scratch(int slot, size_t bytes)
 {
-    if (scratch_cap[slot] < bytes) {
-        free(scratch_ptr[slot]);
-        scratch_ptr[slot] = malloc(bytes);
-        scratch_cap[slot] = scratch_ptr[slot] ? bytes : 0;
+    scratch_set *s;
+    pthread_once(&scratch_once, scratch_init);
+    if (!scratch_key_ok)
+        return NULL;
+    s = pthread_getspecific(scratch_key);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s || pthread_setspecific(scratch_key, s)) {
+            free(s);
+            return NULL;
+        }
     }
-    return scratch_ptr[slot];
+    if (s->cap[slot] < bytes) {
+        free(s->ptr[slot]);
+        s->ptr[slot] = malloc(bytes);
+        s->cap[slot] = s->ptr[slot] ? bytes : 0;
+    }
+    return s->ptr[slot];
 }
 
 /* The input, zero-padded and with even and odd columns split: for channel c, image i,
@@ -617,7 +643,7 @@ int fw_conv_wino(const fw_ctx *ctx, const fw_view *in, const float *u, const flo
     ysz = sizeof(float) * (size_t)n * n * wino_block((long)(m / g) * maxt);
     /* + WL: the last segment's lanes may read up to WL - 1 floats past the last row */
     xsz = sizeof(float) * ((size_t)planes * 2 * job.hp * job.kw + WL);
-    xp = scratch(0, xsz);
+    xp = malloc(xsz);  /* batch-sized: not kept */
     if (!xp)
         return -1;
     memset(xp + (size_t)planes * 2 * job.hp * job.kw, 0, sizeof(float) * WL);
@@ -625,8 +651,7 @@ int fw_conv_wino(const fw_ctx *ctx, const fw_view *in, const float *u, const flo
 
     #pragma omp parallel num_threads(T) if (ctx->split == FW_SPLIT_OMP && T > 1)
     {
-        /* the caller's thread keeps slot 0 (xp) while it also works on chunks */
-        float *V = scratch(1, vsz), *Y = scratch(2, ysz);
+        float *V = scratch(0, vsz), *Y = scratch(1, ysz);
         wino_seg *segs = malloc(sizeof(wino_seg) * (size_t)(maxt / job.tw + 2));
         long ii;
         if (!V || !Y || !segs) {
@@ -644,6 +669,7 @@ int fw_conv_wino(const fw_ctx *ctx, const fw_view *in, const float *u, const flo
         }
         free(segs);
     }
+    free(xp);
     return failed ? -1 : 0;
 }
 
