@@ -578,14 +578,26 @@ static void wino##R##_output(const wino_job *job, const wino_seg *segs, int ns, 
 WINO_KERNELS(3)
 WINO_KERNELS(5)
 
+/* Largest product (M N K multiply-adds) per sgemm call: OpenBLAS's AVX-512 kernels (as
+ * in scipy's wheel) run products up to 100^3 by a "small matrix" kernel that reads both
+ * operands in place instead of packing them, and conv3-5's Winograd products (~112 tiles
+ * x 192..256 channels x 128..384 outputs) ran 15-20% faster cut into blocks of output
+ * channels below that size than whole (measured: 32 outputs per block for conv3, 40 for
+ * conv4/5; 8 more and they went back to the packing path, 40% slower). With another
+ * BLAS it only makes the products narrower (>= 8 outputs). */
+#define WINO_SMALL_PRODUCT 1000000L
+
 /* One work item: tiles [j0, j1). V and Y hold one group at a time. */
 static void wino_chunk(const wino_job *job, long j0, long j1, float *V, float *Y,
                        wino_seg *segs)
 {
     const int g = job->cfg->group, C = job->in->c, nn = job->n * job->n;
     const int cg = C / g, mg = job->m / g;
-    int T = (int)(j1 - j0), ld = (T + WL - 1) / WL * WL + WL, gi, p;
+    int T = (int)(j1 - j0), ld = (T + WL - 1) / WL * WL + WL, gi, p, m0;
     const long pv = wino_block((long)cg * ld), py = wino_block((long)mg * ld);
+    /* (FW_SPLIT_BLAS: whole products, for BLAS's threads to share) */
+    const int nb = job->ctx->split == FW_SPLIT_BLAS ? mg
+        : (int)fw_min_l(mg, fw_max(8, (int)(WINO_SMALL_PRODUCT / ((long)T * cg)) / 8 * 8));
     float one = 1.0f, zero = 0.0f;
     char N = 'N';
     int mm = mg, kk = cg;
@@ -593,12 +605,16 @@ static void wino_chunk(const wino_job *job, long j0, long j1, float *V, float *Y
     for (gi = 0; gi < g; gi++) {
         if (job->r == 3) wino3_input(job, segs, ns, ld, pv, gi * cg, (gi + 1) * cg, V);
         else wino5_input(job, segs, ns, ld, pv, gi * cg, (gi + 1) * cg, V);
+        /* Y_p (mg x T) = U_p (mg x cg) . V_p (cg x T), row-major; to column-major
+         * BLAS: Y_p^T = V_p^T . U_p^T, both as they lie in memory. In blocks of nb
+         * output channels, each product at most WINO_SMALL_PRODUCT multiply-adds */
         for (p = 0; p < nn; p++)
-            /* Y_p (mg x T) = U_p (mg x cg) . V_p (cg x T), row-major; to column-major
-             * BLAS: Y_p^T = V_p^T . U_p^T, both as they lie in memory */
-            job->ctx->sgemm(&N, &N, &T, &mm, &kk, &one, V + p * pv, &ld,
-                            (float *)job->u + ((ptrdiff_t)p * job->m + gi * mg) * cg, &kk,
-                            &zero, Y + p * py, &ld);
+            for (m0 = 0; m0 < mg; m0 += nb) {
+                mm = fw_min(nb, mg - m0);
+                job->ctx->sgemm(&N, &N, &T, &mm, &kk, &one, V + p * pv, &ld,
+                                (float *)job->u + ((ptrdiff_t)p * job->m + gi * mg + m0) * cg,
+                                &kk, &zero, Y + p * py + (ptrdiff_t)m0 * ld, &ld);
+            }
         if (job->r == 3) wino3_output(job, segs, ns, ld, py, gi * mg, mg, Y);
         else wino5_output(job, segs, ns, ld, py, gi * mg, mg, Y);
     }
