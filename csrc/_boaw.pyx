@@ -539,12 +539,28 @@ def assign_bags(const float[:, ::1] X, const float[:, ::1] codebook, const int[:
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def accumulate_assignments(const int[:, ::1] words, const float[:, ::1] dists, const int[::1] frame_bag,
-                           int n_bags, int K, float gaussian=0.0, float off=0.0):
+def accumulate_assignments(const int[:, :] words, const float[:, :] dists, const int[::1] frame_bag,
+                           int n_bags, int K, float gaussian=0.0, float off=0.0, int na=-1,
+                           out=None):
     """Bags from precomputed per-frame word lists (the fast mode's BLAS path): same
-    increments and accumulation order as assign_bags."""
-    cdef Py_ssize_t n = words.shape[0], na = words.shape[1], i, a
-    bof_a = np.zeros((n_bags, K), np.float32)
+    increments and accumulation order as assign_bags.
+
+    `na` >= 0 uses only the first `na` columns of `words` / `dists` (a ranking nearest
+    first serves every smaller number of assignments). `out`, an (n_bags, K) float32
+    array, is added to in place and returned: frames fed in order over several calls
+    give the very sums of one call over all of them."""
+    cdef Py_ssize_t n = words.shape[0], i, a
+    cdef Py_ssize_t cols = words.shape[1] if na < 0 else na
+    if cols > words.shape[1] or dists.shape[0] != n or dists.shape[1] < cols:
+        raise ValueError(f"na={na} exceeds the {words.shape[1]} ranked words per frame")
+    if frame_bag.shape[0] != n:
+        raise ValueError("frame_bag must have one entry per frame")
+    if out is None:
+        bof_a = np.zeros((n_bags, K), np.float32)
+    else:
+        bof_a = out
+        if bof_a.dtype != np.float32 or bof_a.shape != (n_bags, K):
+            raise ValueError(f"out must be float32 of shape ({n_bags}, {K})")
     cdef float[:, ::1] bof = bof_a
     cdef bint use_gauss = gaussian > 1.401298464324817e-45
     cdef bint use_off = off > 1.401298464324817e-45
@@ -556,7 +572,7 @@ def accumulate_assignments(const int[:, ::1] words, const float[:, ::1] dists, c
             bag = frame_bag[i]
             if bag < 0:
                 continue
-            for a in range(na):
+            for a in range(cols):
                 j = words[i, a]
                 mind = dists[i, a]
                 inc = 1.0

@@ -222,43 +222,97 @@ def boaw(lld: LLD, codebook: Codebook | None = None, *, size=500, method="random
          fast=False) -> BoawResult:
     """openXBOW's main(): with `codebook` given it behaves like -b (all weighting and
     standardisation settings come from the codebook), otherwise it learns one like -B."""
+    if codebook is not None:
+        na = codebook.assignments
+        return boaw_multi(lld, [na], {na: codebook}, norm=norm, fast=fast)[na]
+    return boaw_multi(lld, [assignments], size=size, method=method, seed=seed,
+                      gaussian=gaussian, off=off, log=log, idf=idf, norm=norm,
+                      standardize_input=standardize_input,
+                      standardize_output=standardize_output, low_energy=low_energy,
+                      fast=fast)[assignments]
+
+
+def boaw_multi(lld: LLD, assignments, codebooks: dict | None = None, *, size=500,
+               method="random++", seed=10, gaussian=0.0, off=0.0, log=False, idf=False,
+               norm=0, standardize_input=False, standardize_output=False, low_energy=None,
+               fast=False) -> dict:
+    """boaw() for several numbers of assignments Na at once: {na: BoawResult}.
+
+    Every result equals boaw(..., assignments=na) (or boaw(lld, codebooks[na])) bit for
+    bit; what is shared is done once: input standardisation, the codebook (learnt once: its
+    words depend on size, method and seed, not on Na) and, in the fast mode, the distances
+    and one partial sort of each frame's distances to the words, with a cut after every na.
+    `codebooks` (the -b case) maps each na to its codebook; they must share words and
+    input settings (codebooks learnt by one boaw_multi call do), while their term
+    weighting, IDF and output standardisation (learnt from each na's own bags) differ.
+    """
     X = np.ascontiguousarray(lld.features, np.float32)
     if X.ndim != 2 or X.shape[0] == 0:
         raise BoawError(f"{lld.source or 'input'}: no frames")
+    nas = [int(a) for a in assignments]
+    if not nas:
+        raise BoawError("no numbers of assignments given")
     names, frame_bag = instances(lld.names)
-    learn = codebook is None
+    learn = codebooks is None
     if learn:
         if norm not in (0, 1, 2, 3):
             raise BoawError(f"norm must be 0, 1, 2 or 3, got {norm}")
-        if assignments < 1:
-            raise BoawError(f"assignments must be positive, got {assignments}")
-        cb = Codebook(np.zeros((0, X.shape[1]), np.float32), int(assignments),
-                      float(np.float32(gaussian)), float(np.float32(off)), log=bool(log),
-                      low_energy=low_energy)
+        if min(nas) < 1:
+            raise BoawError(f"assignments must be positive, got {min(nas)}")
+        base = Codebook(np.zeros((0, X.shape[1]), np.float32), nas[0],
+                        float(np.float32(gaussian)), float(np.float32(off)), log=bool(log),
+                        low_energy=low_energy)
     else:
-        cb = codebook
-        if cb.words.shape[1] != X.shape[1]:
+        missing = [na for na in nas if na not in codebooks]
+        if missing:
+            raise BoawError(f"no codebook given for assignments {missing}")
+        base = codebooks[nas[0]]
+        for na in nas:
+            _check_shared(base, codebooks[na])
+            if codebooks[na].assignments != na:
+                raise BoawError(f"codebook for {na} assignments says {codebooks[na].assignments}")
+        if base.words.shape[1] != X.shape[1]:
             raise BoawError(f"{lld.source or 'input'}: {X.shape[1]} features, codebook has "
-                            f"{cb.words.shape[1]}")
-    active = _active_frames(X, cb.low_energy)
+                            f"{base.words.shape[1]}")
+    active = _active_frames(X, base.low_energy)
     # Input standardisation uses all frames, active or not (as openXBOW does).
     if learn and standardize_input:
         mean, std = _boaw.fit_standardize(X)
-        cb.input_mean, cb.input_std = mean, std
-        cb.input_name_stats = ("0.0", "1.0" if X.shape[0] > 1 else "NaN")
-    if cb.input_mean is not None:
-        X = _boaw.apply_standardize(X, cb.input_mean, cb.input_std)
+        base.input_mean, base.input_std = mean, std
+        base.input_name_stats = ("0.0", "1.0" if X.shape[0] > 1 else "NaN")
+    if base.input_mean is not None:
+        X = _boaw.apply_standardize(X, base.input_mean, base.input_std)
     if learn:
-        cb.words = learn_codebook(X, size, method, seed)
+        base.words = learn_codebook(X, size, method, seed)
     frame_bag = np.where(active, frame_bag, -1).astype(np.intc)
     n_frames = np.bincount(frame_bag[frame_bag >= 0], minlength=len(names)).astype(np.intc)
     if fast:
-        words, dists = fast_assignments(X, cb.words, cb.assignments)
-        bags = _boaw.accumulate_assignments(words, dists, frame_bag, len(names), cb.size,
-                                            cb.gaussian, cb.off)
+        all_bags = fast_bags(X, base.words, nas, frame_bag, len(names), base.gaussian, base.off)
     else:
-        bags = _boaw.assign_bags(X, cb.words, frame_bag, len(names), cb.assignments,
-                                 cb.gaussian, cb.off)
+        all_bags = {na: _boaw.assign_bags(X, base.words, frame_bag, len(names), na,
+                                          base.gaussian, base.off) for na in nas}
+    results = {}
+    for na in nas:
+        cb = dataclasses.replace(base, assignments=na) if learn else codebooks[na]
+        results[na] = _finish_bags(all_bags[na], cb, learn, idf, norm, standardize_output,
+                                   n_frames, names)
+    return results
+
+
+def _check_shared(a: Codebook, b: Codebook):
+    """Codebooks used together by boaw_multi must quantise identically."""
+    same = (a.words.shape == b.words.shape and np.array_equal(a.words, b.words)
+            and a.gaussian == b.gaussian and a.off == b.off and a.low_energy == b.low_energy
+            and (a.input_mean is None) == (b.input_mean is None)
+            and (a.input_mean is None or (np.array_equal(a.input_mean, b.input_mean)
+                                          and np.array_equal(a.input_std, b.input_std))))
+    if not same:
+        raise BoawError("codebooks given together must share words, input standardisation, "
+                        "Gaussian weighting, cut-off and low-energy setting")
+
+
+def _finish_bags(bags, cb: Codebook, learn, idf, norm, standardize_output, n_frames, names):
+    """openXBOW's post-processing of raw term frequencies (the order is openXBOW's)."""
     bags[n_frames == 0] = np.float32(0.001)     # openXBOW never leaves a bag all zero
     use_idf = (idf if learn else cb.idf is not None)
     if use_idf and learn:
@@ -277,31 +331,85 @@ def boaw(lld: LLD, codebook: Codebook | None = None, *, size=500, method="random
 # --------------------------------------------------------------------------------------
 # Fast mode
 # --------------------------------------------------------------------------------------
-def fast_assignments(X, words, na, chunk=4096):
-    """Na nearest words per frame from BLAS distances |x|^2 - 2 x.c + |c|^2 (float64).
-    Equal to openXBOW's choice except where two distances are equal or within rounding;
-    the distances returned are the float64 values rounded to float32."""
+def nearest_word_sets(X, words, assignments, chunk=1024):
+    """For several Na at once, the Na nearest words of every frame, from BLAS distances
+    |x|^2 - 2 x.c + |c|^2 (float64), in chunks of frames: yields (start, words (rows,
+    depth) intc, distances (rows, depth) float32), depth = min(max Na, codebook size).
+
+    For every na in `assignments`, the first na columns hold the na nearest words (in no
+    particular order inside): one partial sort with a cut after each na serves all of them.
+    Ties go to the lower word index, openXBOW's rule. Equal to openXBOW's choice except
+    where two distances are equal in float64 but not in openXBOW's float32 running sums,
+    or the other way round."""
     X = np.asarray(X, np.float64)
     C = np.asarray(words, np.float64)
     K = C.shape[0]
+    cuts = sorted({min(int(a), K) for a in assignments})
+    depth = cuts[-1]
+    inner = [c for c in cuts if c < K]          # a cut at K takes every word: nothing to do
+    kth = sorted({k for c in inner for k in (c - 1, c)})
     c2 = np.einsum("ij,ij->i", C, C)
-    out_w = np.empty((X.shape[0], na), np.intc)
-    out_d = np.empty((X.shape[0], na), np.float32)
-    take = min(na, K)
+    CT2 = np.ascontiguousarray(-2.0 * C.T)      # exact: a power of two
     for s in range(0, X.shape[0], chunk):
         x = X[s:s + chunk]
-        D = np.einsum("ij,ij->i", x, x)[:, None] - 2.0 * (x @ C.T) + c2[None, :]
+        # in place, in the order of |x|^2 - 2 x.c + |c|^2 (no chunk-sized temporaries)
+        D = x @ CT2
+        D += np.einsum("ij,ij->i", x, x)[:, None]
+        D += c2[None, :]
         np.maximum(D, 0.0, out=D)
-        if take < K:
-            idx = np.argpartition(D, take - 1, axis=1)[:, :take]
+        if kth:
+            idx = np.argpartition(D, kth, axis=1)
+            # Positions c-1 and c hold the c-th and (c+1)-th smallest distances; where they
+            # are equal, the partition may have kept a higher word index than an equally
+            # near one it left out. Those rare rows are ordered in full, by (distance, index).
+            at = np.take_along_axis(D, idx[:, kth], axis=1)
+            lo = [kth.index(c - 1) for c in inner]
+            hi = [kth.index(c) for c in inner]
+            tied = np.flatnonzero((at[:, lo] == at[:, hi]).any(axis=1))
+            for r in tied:
+                idx[r] = np.argsort(D[r], kind="stable")
+            idx = idx[:, :depth]
         else:
             idx = np.broadcast_to(np.arange(K), (x.shape[0], K))
-        out_w[s:s + chunk, :take] = idx
-        out_d[s:s + chunk, :take] = np.take_along_axis(D, idx, axis=1)
-    if na > K:          # openXBOW: once every word is used, the argmin falls back to word 0
-        out_w[:, K:] = 0
-        out_d[:, K:] = np.finfo(np.float32).max
+        yield (s, np.ascontiguousarray(idx, np.intc),
+               np.take_along_axis(D, idx, axis=1).astype(np.float32))
+
+
+def fast_assignments(X, words, na, chunk=1024):
+    """Na nearest words per frame (in no particular order) and their distances (the float64
+    values rounded to float32), from nearest_word_sets. Na larger than the codebook:
+    openXBOW's argmin falls back to word 0 once every word is used, at the largest float
+    distance."""
+    out_w = np.empty((X.shape[0], na), np.intc)
+    out_d = np.empty((X.shape[0], na), np.float32)
+    for s, w, d in nearest_word_sets(X, words, [na], chunk):
+        out_w[s:s + len(w)], out_d[s:s + len(w)] = _pad_assignments(w, d, na)
     return out_w, out_d
+
+
+def _pad_assignments(w, d, na):
+    if na <= w.shape[1]:
+        return w, d
+    extra = na - w.shape[1]
+    return (np.concatenate([w, np.zeros((len(w), extra), np.intc)], axis=1),
+            np.concatenate([d, np.full((len(d), extra), np.finfo(np.float32).max,
+                                       np.float32)], axis=1))
+
+
+def fast_bags(X, words, assignments, frame_bag, n_bags, gaussian=0.0, off=0.0, chunk=1024):
+    """Raw bags {na: (n_bags, size) float32} for every na in `assignments`, from one
+    partial sort of every frame's distances (nearest_word_sets). Frames are added in
+    order, so each bag equals a separate pass with that na alone."""
+    nas = sorted(set(int(a) for a in assignments))
+    K = len(words)
+    bags = {na: np.zeros((n_bags, K), np.float32) for na in nas}
+    frame_bag = np.ascontiguousarray(frame_bag, np.intc)
+    for s, w, d in nearest_word_sets(X, words, nas, chunk):
+        w, d = _pad_assignments(w, d, nas[-1])
+        fb = frame_bag[s:s + len(w)]
+        for na in nas:
+            _boaw.accumulate_assignments(w, d, fb, n_bags, K, gaussian, off, na, bags[na])
+    return bags
 
 
 def exact_assignments(X, words, na):

@@ -334,8 +334,15 @@ def train_and_test(X_train, y_train, fold, X_test, y_test, *, classes=None, alph
 # a random codebook of `size` words learnt on train_llds (a list of per-file (frames, d)
 # LLD matrices), every file of both lists quantised with it into a histogram of
 # `assignments` nearest words per frame; bags are (n_files, size) matrices.
+# A boaw_fn may also have a `many(train_llds, test_llds, size, assignments, seed)` method
+# returning {na: (train_bags, test_bags)} for a list of assignments, equal to one call per
+# na but sharing the codebook and the nearest-word search (the Na search's main cost).
 BoawFn = Callable[[Sequence[np.ndarray], Sequence[np.ndarray], int, int, int],
                   tuple[np.ndarray, np.ndarray]]
+
+# Raw fold bags held at once while the Na values of one codebook size are scored together
+# (FAU-AIBO's ~10k training files x Cs = 5000 take ~400 MB per Na; EmoDB's all fit).
+BOAW_BAGS_BUDGET = 512 * 2**20
 
 
 @dataclass
@@ -362,6 +369,19 @@ def boaw_grid(sizes=BOAW_SIZES, assignments=BOAW_ASSIGNMENTS):
     return [(cs, na) for cs in sizes for na in assignments if na <= cs]
 
 
+def _score_boaw_pair(cv, prepared, inner, folds, cs, na, alphas, seed):
+    """Inner-CV UAR of every setting and alpha on one (Cs, Na) pair's fold bags."""
+    for name, (y, oversampling, classes) in prepared.items():
+        for alpha in alphas:
+            scores = []
+            for k, (tr, te) in enumerate(inner):
+                B_tr, B_te = folds[k]
+                X_fit, y_fit = _train_set(B_tr, y[tr], oversampling, seed, 1, k)
+                svm = _fit(X_fit, y_fit, alpha, _seed(seed, 2, k))
+                scores.append(uar(y[te], svm.predict(B_te), classes))
+            cv[name][(cs, na, alpha)] = float(np.mean(scores))
+
+
 def select_boaw_multi(train_llds: Sequence[np.ndarray], fold, boaw_fn: BoawFn,
                       settings: Mapping[object, tuple], *, sizes=BOAW_SIZES,
                       assignments=BOAW_ASSIGNMENTS, alphas=ALPHAS, seed=0, speakers=None,
@@ -370,9 +390,11 @@ def select_boaw_multi(train_llds: Sequence[np.ndarray], fold, boaw_fn: BoawFn,
 
     `settings` maps a name to (y, oversampling[, classes]): e.g. the tasks x {Un., Ov.} of
     one training condition, which share LLDs, folds and therefore every codebook. Each
-    (Cs, Na) pair's bags are built once, scored for every setting and alpha, and dropped
-    before the next pair, so memory holds one pair's bags at a time (FAU-AIBO's ~10k
-    training files x Cs = 5000 would not fit otherwise). Returns {name: BoawModel}.
+    (Cs, Na) pair's bags are built once, scored for every setting and alpha, and dropped;
+    a boaw_fn with `many` builds the bags of several Na of one Cs together (one codebook
+    and one nearest-word search per fold), as many at a time as BOAW_BAGS_BUDGET allows
+    (FAU-AIBO's ~10k training files x Cs = 5000 fit one at a time). Returns
+    {name: BoawModel}.
 
     In the inner CV the codebook is learnt on the inner training fold's LLDs and the other
     fold quantised with it; the final codebook is learnt on the whole training partition,
@@ -396,30 +418,35 @@ def select_boaw_multi(train_llds: Sequence[np.ndarray], fold, boaw_fn: BoawFn,
     inner = [(np.flatnonzero(fold == a), np.flatnonzero(fold == b)) for a, b in ((1, 2), (2, 1))]
     cv = {name: {} for name in settings}
     skipped = []
-    for cs, na in boaw_grid(sizes, assignments):
-        # Each fold quantised with the codebook of the other (training) fold, standardised
-        # with that training fold's statistics; shared by all settings and alphas.
-        folds = []
-        try:
-            for k, (tr, te) in enumerate(inner):
-                bags = boaw_fn([train_llds[i] for i in tr], [train_llds[i] for i in te],
-                               cs, na, _seed(seed, 4, cs, k))
-                folds.append(standardise(*bags))
-        except ValueError as e:
-            # A pair the quantiser cannot build (openXBOW: a codebook larger than the
-            # training frames of a small inner fold) is left out of the search, not fatal.
-            skipped.append((cs, na, str(e)))
-            continue
-        for name, (y, oversampling, classes) in prepared.items():
-            for alpha in alphas:
-                scores = []
+    many = getattr(boaw_fn, "many", None)
+    grid = boaw_grid(sizes, assignments)
+    per_na = 2 * len(train_llds) * 4            # bytes of both folds' bags per word and Na
+    for cs in dict.fromkeys(c for c, _ in grid):
+        nas = [na for c, na in grid if c == cs]
+        step = max(1, BOAW_BAGS_BUDGET // (per_na * cs)) if many else 1
+        for group in (nas[i:i + step] for i in range(0, len(nas), step)):
+            # Each fold quantised with the codebook of the other (training) fold; one
+            # codebook per (Cs, fold) serves every Na of the group.
+            try:
+                made = []
                 for k, (tr, te) in enumerate(inner):
-                    B_tr, B_te = folds[k]
-                    X_fit, y_fit = _train_set(B_tr, y[tr], oversampling, seed, 1, k)
-                    svm = _fit(X_fit, y_fit, alpha, _seed(seed, 2, k))
-                    scores.append(uar(y[te], svm.predict(B_te), classes))
-                cv[name][(cs, na, alpha)] = float(np.mean(scores))
-        del folds
+                    tr_llds, te_llds = [train_llds[i] for i in tr], [train_llds[i] for i in te]
+                    if many:
+                        made.append(many(tr_llds, te_llds, cs, group, _seed(seed, 4, cs, k)))
+                    else:
+                        made.append({group[0]: boaw_fn(tr_llds, te_llds, cs, group[0],
+                                                       _seed(seed, 4, cs, k))})
+            except ValueError as e:
+                # A size the quantiser cannot build (openXBOW: a codebook larger than the
+                # training frames of a small inner fold) is left out of the search, not fatal.
+                skipped += [(cs, na, str(e)) for na in group]
+                continue
+            for na in group:
+                # standardised with each training fold's statistics; shared by all
+                # settings and alphas
+                folds = [standardise(*made[k].pop(na)) for k in range(len(inner))]
+                _score_boaw_pair(cv, prepared, inner, folds, cs, na, alphas, seed)
+                del folds
     if not any(cv.values()):
         raise ValueError("no (Cs, Na) pair could be built: " + "; ".join(
             f"Cs={cs} Na={na}: {why}" for cs, na, why in skipped[:3]))

@@ -378,41 +378,23 @@ def segmental_snr(reference, estimate, frame=512, lo=-10.0, hi=35.0):
 # ------------------------------------------------------------------------ the condition
 
 def generate_denoised(corpus, seed=DEFAULT_SEED, out_dir=None, limit=None, progress=True,
-                      model=None):
-    """Denoise every noisy file; writes denoised/<file> and denoised.csv (with measures)."""
-    from tqdm import tqdm
-    from refimpl.conditions import write_rows
+                      model=None, jobs=None):
+    """Denoise every noisy file; writes denoised/<file> and denoised.csv (with measures).
+    `jobs` worker processes (default: every core); the files do not depend on it."""
+    from refimpl.conditions import map_files, write_rows
     model = load_model() if model is None else model
     out_dir = Path(out_dir) if out_dir else conditions_dir(corpus.name, seed)
     rows = corpus.rows[:limit] if limit else corpus.rows
-    manifest = []
-    for r in tqdm(rows, desc=f"denoised {corpus.name} seed {seed}", unit="file",
-                  disable=not progress):
+    for r in rows:
         noisy_path = out_dir / "noisy" / r["file"]
         if not noisy_path.is_file():
             raise UserError(f"{noisy_path}: no noisy audio; generate the noisy condition first")
-        noisy, fs = sf.read(str(noisy_path), dtype="float64")
-        clean, _ = sf.read(r["path_clean"], dtype="float64")
-        out = enhance(noisy, model)
-        peak = np.max(np.abs(out))
-        if peak > 0.99:
-            out = out * (0.99 / peak)
-        path = out_dir / "denoised" / r["file"]
-        with atomic_path(path) as tmp:
-            sf.write(str(tmp), out, fs, subtype="PCM_16", format="WAV")
-        written, _ = sf.read(str(path), dtype="float64")
-        # Context for the figures: the same resynthesis with the ideal Mel mask (computed
-        # from the clean signal), the ceiling of any enhancer of this form.
-        noisy_spec = stft(noisy)
-        ideal = apply_mel_mask(noisy_spec, ideal_ratio_mask(stft(clean), noisy_spec), len(noisy))
-        manifest.append({"file": r["file"], "speaker": r["speaker"], "partition": r["partition"],
-                         "si_sdr_noisy_db": si_sdr(clean, noisy),
-                         "si_sdr_denoised_db": si_sdr(clean, written),
-                         "si_sdr_ideal_mask_db": si_sdr(clean, ideal),
-                         "segsnr_noisy_db": segmental_snr(clean, noisy),
-                         "segsnr_denoised_db": segmental_snr(clean, written),
-                         "segsnr_ideal_mask_db": segmental_snr(clean, ideal),
-                         "path_denoised": str(path)})
+    items = [(out_dir / "noisy" / r["file"], r["path_clean"], out_dir / "denoised" / r["file"])
+             for r in rows]
+    measured = map_files(_denoise_item, items, jobs, f"denoised {corpus.name} seed {seed}",
+                         progress, initializer=_set_model, initargs=(model,))
+    manifest = [{"file": r["file"], "speaker": r["speaker"], "partition": r["partition"], **m}
+                for r, m in zip(rows, measured)]
     manifest_path = out_dir / "denoised.csv"
     write_rows(manifest_path, manifest, list(manifest[0]) if manifest else ["file"])
     summary = summarise(manifest)
@@ -422,6 +404,38 @@ def generate_denoised(corpus, seed=DEFAULT_SEED, out_dir=None, limit=None, progr
     for line in summary_lines(summary):
         print(line)
     return manifest_path
+
+
+_MODEL = {}   # per process: the enhancer's weights, set once by _set_model
+
+
+def _set_model(model):
+    _MODEL["model"] = model
+
+
+def _denoise_item(item):
+    """Denoise one file and measure it; returns its manifest columns."""
+    noisy_path, clean_path, path = item
+    noisy, fs = sf.read(str(noisy_path), dtype="float64")
+    clean, _ = sf.read(str(clean_path), dtype="float64")
+    out = enhance(noisy, _MODEL["model"])
+    peak = np.max(np.abs(out))
+    if peak > 0.99:
+        out = out * (0.99 / peak)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), out, fs, subtype="PCM_16", format="WAV")
+    written, _ = sf.read(str(path), dtype="float64")
+    # Context for the figures: the same resynthesis with the ideal Mel mask (computed
+    # from the clean signal), the ceiling of any enhancer of this form.
+    noisy_spec = stft(noisy)
+    ideal = apply_mel_mask(noisy_spec, ideal_ratio_mask(stft(clean), noisy_spec), len(noisy))
+    return {"si_sdr_noisy_db": si_sdr(clean, noisy),
+            "si_sdr_denoised_db": si_sdr(clean, written),
+            "si_sdr_ideal_mask_db": si_sdr(clean, ideal),
+            "segsnr_noisy_db": segmental_snr(clean, noisy),
+            "segsnr_denoised_db": segmental_snr(clean, written),
+            "segsnr_ideal_mask_db": segmental_snr(clean, ideal),
+            "path_denoised": str(path)}
 
 
 def summarise(rows):

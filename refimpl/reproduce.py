@@ -232,16 +232,26 @@ def openxbow_boaw_fn(method="random", fast=True, **options):
         frames = np.concatenate(llds) if llds else np.zeros((0, 0), np.float32)
         return boaw_module.LLD(names.tolist(), np.ascontiguousarray(frames, np.float32))
 
-    def boaw_fn(train_llds, test_llds, size, assignments, seed):
+    def many(train_llds, test_llds, size, assignments, seed):
+        """{na: (train bags, test bags)} for every na in `assignments`, from one codebook
+        and (fast mode) one partial sort of the distances per set of frames."""
         from refimpl import boaw as B
-        learnt = B.boaw(as_lld(B, train_llds), size=size, assignments=assignments,
-                        method=method, seed=int(seed) % 2**31, fast=fast, **options)
-        test = np.zeros((0, size), np.float32)
+        nas = [int(a) for a in assignments]
+        learnt = B.boaw_multi(as_lld(B, train_llds), nas, size=size, method=method,
+                              seed=int(seed) % 2**31, fast=fast, **options)
         if len(test_llds):
-            test = B.boaw(as_lld(B, test_llds), codebook=learnt.codebook, fast=fast).bags
-        return learnt.bags, test
+            tested = B.boaw_multi(as_lld(B, test_llds), nas,
+                                  {na: r.codebook for na, r in learnt.items()}, fast=fast)
+            return {na: (learnt[na].bags, tested[na].bags) for na in nas}
+        return {na: (learnt[na].bags, np.zeros((0, size), np.float32)) for na in nas}
 
-    config = f"refimpl.boaw method={method} fast={fast} " + " ".join(
+    def boaw_fn(train_llds, test_llds, size, assignments, seed):
+        return many(train_llds, test_llds, size, [assignments], seed)[int(assignments)]
+
+    boaw_fn.many = many
+    # "ties": fast-mode ties go to the lower word index, as in openXBOW (part of the cache
+    # key, so features cached before that rule are not reused).
+    config = f"refimpl.boaw method={method} fast={fast} ties=lower-index " + " ".join(
         f"{k}={v}" for k, v in sorted(options.items()))
     return boaw_fn, config
 

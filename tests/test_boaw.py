@@ -385,3 +385,79 @@ def test_random_pp_more_words_than_distinct_frames(tmp_path, openxbow_jar):
     for size in (2, 3, 5, 12):
         same_bags, same_cb, _ = compare(tmp_path, openxbow_jar, p, size=size, assignments=2)
         assert same_bags and same_cb, size
+
+
+# --------------------------------------------------------------------------------------
+# Several numbers of assignments from one codebook and one ranking (the reproduce search)
+# --------------------------------------------------------------------------------------
+MULTI_NA = [1, 5, 20, 50]
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["exact", "fast"])
+def test_multi_assignments_match_jar(tmp_path, openxbow_jar, emodb_lld_csv, fast):
+    """One boaw_multi call (learning, -B) and one quantising test frames with its codebooks
+    (-b) give, for every Na, the jar's bags and codebook files byte for byte."""
+    lld = B.read_lld_csv(str(emodb_lld_csv))
+    cfg = dict(size=500, method="random", seed=7, log=True, idf=True, standardize_input=True)
+    learnt = B.boaw_multi(lld, MULTI_NA, fast=fast, **cfg)
+    # the "test" set: the first half of the instances, quantised with the learnt codebooks
+    test_csv = tmp_path / "test.csv"
+    first = set(learnt[1].names[: len(learnt[1].names) // 2])
+    test_csv.write_text("".join(ln + "\n" for ln in emodb_lld_csv.read_text().splitlines()
+                                if ln.split(";")[0].strip("'") in first))
+    tested = B.boaw_multi(B.read_lld_csv(str(test_csv)), MULTI_NA,
+                          {na: r.codebook for na, r in learnt.items()}, fast=fast)
+    for na in MULTI_NA:
+        d = tmp_path / f"na{na}"
+        d.mkdir()
+        B.run_openxbow(["-i", emodb_lld_csv, "-o", d / "j.csv", "-writeName", "-B", d / "jcb.txt"]
+                       + jar_args(assignments=na, **cfg), openxbow_jar)
+        B.run_openxbow(["-i", test_csv, "-o", d / "jt.csv", "-writeName", "-b", d / "jcb.txt"],
+                       openxbow_jar)
+        B.write_bags(d / "r.csv", learnt[na].names, learnt[na].bags, source=str(emodb_lld_csv))
+        B.save_codebook(d / "rcb.txt", learnt[na].codebook)
+        B.write_bags(d / "rt.csv", tested[na].names, tested[na].bags, source=str(test_csv))
+        assert (d / "j.csv").read_bytes() == (d / "r.csv").read_bytes(), f"Na={na} bags"
+        assert (d / "jcb.txt").read_bytes() == (d / "rcb.txt").read_bytes(), f"Na={na} codebook"
+        assert (d / "jt.csv").read_bytes() == (d / "rt.csv").read_bytes(), f"Na={na} -b bags"
+
+
+@pytest.mark.parametrize("options", [{}, dict(gaussian=2.0), dict(norm=1, standardize_output=True),
+                                     dict(off=3.0, log=True)], ids=repr)
+def test_multi_equals_one_call_per_assignment(emodb_lld_csv, options):
+    """Sharing the nearest-word search changes nothing: each Na of boaw_multi equals its
+    own boaw()."""
+    lld = B.read_lld_csv(str(emodb_lld_csv))
+    nas = [1, 2, 10, 100, 700]      # 700 > Cs: openXBOW's fall-back to word 0
+    multi = B.boaw_multi(lld, nas, size=500, method="random", seed=3, fast=True, **options)
+    for na in nas:
+        one = B.boaw(lld, size=500, method="random", seed=3, assignments=na, fast=True, **options)
+        assert np.array_equal(one.bags, multi[na].bags), na
+        assert multi[na].codebook.assignments == na
+
+
+def test_fast_mode_breaks_ties_like_openxbow():
+    """Duplicate words are equally near every frame; openXBOW takes the lower index first.
+    The fast mode must too, also where a tie straddles the cut after Na words."""
+    rng = np.random.default_rng(0)
+    words = rng.integers(0, 3, (40, 4)).astype(np.float32)   # many duplicate words
+    X = rng.integers(0, 3, (300, 4)).astype(np.float32)      # many equal distances
+    for na in (1, 3, 7, 40):
+        fast, _ = B.fast_assignments(X, words, na)
+        exact = B.exact_assignments(X, words, na)
+        assert np.array_equal(np.sort(fast, axis=1), np.sort(exact, axis=1)), na
+    # several cuts at once, next to each other too (1, 2, 3)
+    for s, w, _ in B.nearest_word_sets(X, words, [1, 2, 3, 7, 20], chunk=64):
+        for na in (1, 2, 3, 7, 20):
+            exact = B.exact_assignments(X[s:s + len(w)], words, na)
+            assert np.array_equal(np.sort(w[:, :na], axis=1), np.sort(exact, axis=1)), na
+
+
+def test_multi_rejects_codebooks_that_do_not_share_words(emodb_lld_csv):
+    lld = B.read_lld_csv(str(emodb_lld_csv))
+    a = B.boaw_multi(lld, [1], size=50, method="random", seed=1, fast=True)[1].codebook
+    b = B.boaw_multi(lld, [2], size=50, method="random", seed=2, fast=True)[2].codebook
+    with pytest.raises(B.BoawError, match="share words"):
+        B.boaw_multi(lld, [1, 2], {1: a, 2: b}, fast=True)
+    with pytest.raises(B.BoawError, match="no codebook given"):
+        B.boaw_multi(lld, [1, 5], {1: a}, fast=True)

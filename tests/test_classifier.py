@@ -271,3 +271,44 @@ def test_select_boaw_skips_pairs_the_quantiser_refuses():
     assert {k[:2] for k in boaw.cv_uars} == {(10, 1), (10, 2), (20, 1), (20, 2)}
     with pytest.raises(ValueError, match="no \\(Cs, Na\\) pair"):
         C.select_boaw(llds, y, fold, refusing, sizes=(50,), assignments=(1,), alphas=(1e-2,))
+
+
+def test_select_boaw_with_many_equals_one_call_per_na(monkeypatch):
+    """The reproduce quantiser (refimpl.boaw, fast mode) offers `many`: several Na from one
+    codebook and ranking per fold. The search must come out exactly as with one call per
+    (Cs, Na), whether all Na of a size fit the memory budget at once or only some do."""
+    from refimpl.reproduce import openxbow_boaw_fn
+    rng = np.random.default_rng(5)
+    speakers = np.repeat(np.arange(6), 8)
+    y = rng.integers(0, 3, len(speakers))
+    llds = [(rng.normal(size=(int(rng.integers(20, 40)), 5)) + label).astype(np.float32)
+            for label in y]
+    fold = C.speaker_folds(speakers)
+    boaw_fn, _ = openxbow_boaw_fn()
+    calls = []
+
+    def counting_many(*args):
+        calls.append(tuple(args[4 - 1]))   # the assignments asked for together
+        return boaw_fn.many(*args)
+
+    def single(*args):
+        return boaw_fn(*args)
+
+    with_many = lambda *a: boaw_fn(*a)    # noqa: E731 - a function object with `many`
+    with_many.many = counting_many
+    settings = {"un": (y, False), "ov": (y, True)}
+    kw = dict(sizes=(10, 50), assignments=(1, 2, 5, 20), alphas=(1e-3, 1e-1), seed=4,
+              speakers=speakers, test_llds=llds[:5])
+    one = C.select_boaw_multi(llds, fold, single, settings, **kw)
+    grouped = C.select_boaw_multi(llds, fold, with_many, settings, **kw)
+    assert set(calls) == {(1, 2, 5), (1, 2, 5, 20)}   # Na <= Cs, every Na of a size at once
+    monkeypatch.setattr(C, "BOAW_BAGS_BUDGET", 2 * len(llds) * 4 * 50 * 2)  # 2 Na at Cs 50
+    calls.clear()
+    split = C.select_boaw_multi(llds, fold, with_many, settings, **kw)
+    assert (1, 2) in calls and (5, 20) in calls
+    for name in settings:
+        for other in (grouped, split):
+            assert other[name].cv_uars == one[name].cv_uars
+            assert (other[name].size, other[name].assignments, other[name].model.alpha) == \
+                (one[name].size, one[name].assignments, one[name].model.alpha)
+            assert np.array_equal(other[name].test_bags, one[name].test_bags)

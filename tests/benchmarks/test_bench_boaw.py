@@ -36,3 +36,28 @@ def test_bench_openxbow_jar(benchmark, emodb_all, tmp_path, request):
     benchmark.pedantic(B.run_openxbow, args=(["-i", emodb_all, "-o", tmp_path / "j.csv",
                                               "-writeName", "-size", 5000, "-a", 500], jar),
                        rounds=1, iterations=1)
+
+
+# The reproduce search's quantiser: every Na of one codebook size on one inner fold (the
+# first 243 EmoDB files, ~67k frames), all at once versus one call per Na. Group "na-search".
+SEARCH_NA = (1, 2, 5, 10, 20, 50, 100, 200, 500)
+
+
+@pytest.fixture(scope="module")
+def emodb_fold(emodb_all):
+    lld = B.read_lld_csv(str(emodb_all))
+    keep = set(list(dict.fromkeys(lld.names))[:243])
+    rows = [i for i, n in enumerate(lld.names) if n in keep]
+    return B.LLD([lld.names[i] for i in rows], lld.features[rows])
+
+
+@pytest.mark.benchmark(group="na-search")
+@pytest.mark.parametrize("how", ["all-na-at-once", "one-call-per-na"])
+def test_bench_na_search(benchmark, emodb_fold, how):
+    def run():
+        if how == "all-na-at-once":
+            return B.boaw_multi(emodb_fold, SEARCH_NA, size=2000, method="random", fast=True)
+        return {na: B.boaw(emodb_fold, size=2000, method="random", assignments=na, fast=True)
+                for na in SEARCH_NA}
+    out = benchmark.pedantic(run, rounds=1, iterations=1)
+    assert sorted(out) == list(SEARCH_NA)
