@@ -9,7 +9,9 @@ terms taken as the largest of the tile's four outputs. Measured over 300 random 
 at most 2.8e-7 (r = 3) and 2.2e-6 (r = 5) of that; an index error or a wrong transform
 gives errors of the terms' own size.
 """
+import importlib.util
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,6 +174,21 @@ def test_winograd_filters_are_g_g_gt():
     np.testing.assert_allclose(u, want.reshape(16, 3, 2), rtol=1e-7, atol=1e-7)
 
 
+def test_generated_header_is_current_and_exact():
+    """csrc/winograd_gen.h is what tools/winograd_matrices.py writes now, and its
+    matrices pass the tool's check: A^T[(G g G^T) .* (B^T d B)]A equals direct correlation
+    exactly in rational arithmetic (and to 1e-13 in float64) on random tiles."""
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("winograd_matrices",
+                                                  root / "tools" / "winograd_matrices.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    for r in (3, 5):
+        tool.check(r, *tool.matrices(r), trials=20)
+    assert (root / "csrc" / "winograd_gen.h").read_text() == tool.header(), \
+        "csrc/winograd_gen.h is stale: run python tools/winograd_matrices.py --write"
+
+
 # ---------------------------------------------------------------------- the forward
 
 @pytest.fixture(scope="module")
@@ -214,6 +231,24 @@ def test_forward_winograd_layers_match_numpy(params, blob, name):
 
 
 # --------------------------------------------------------------------- live Caffe
+
+@pytest.mark.caffe
+@pytest.mark.parametrize("winograd", [True, False])
+def test_fc7_both_paths_match_real_caffe(winograd):
+    """fc7 with conv2-5 by Winograd and by im2col, each against real Caffe."""
+    from refimpl import caffe_backend as cb
+    from refimpl import weights
+    if not cb.caffe_available():
+        pytest.skip("real Caffe not installed (make caffe)")
+    path = weights.synthetic_weights_path(0)
+    blob = np.random.default_rng(22).integers(0, 256, (2, 3, 227, 227)).astype(np.float32)
+    with cb.CaffeNet(cb.ALEXNET_PROTOTXT, path) as net:
+        want = net.extract_fc7(blob)
+    C.configure(winograd=winograd)
+    got = C.forward_c(path, blob)
+    err = float((np.abs(got - want).max(axis=1) / np.abs(want).max(axis=1)).max())
+    print(f"winograd={winograd}: fc7 worst |diff| / max vs Caffe = {err:.2e}")
+    assert err <= FC7_TOLERANCE
 
 @pytest.fixture(scope="module")
 def worker():
