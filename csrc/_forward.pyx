@@ -39,7 +39,6 @@ cdef extern from "forward_impl.c" nogil:
         FW_SPLIT_BLAS
     int fw_conv(const fw_ctx *ctx, const fw_view *inp, const float *weights,
                 const float *bias, int m, const fw_conv_cfg *cfg, const fw_view *out)
-    long fw_wino_filter_floats(int r, int m, int cg)
     int fw_wino_transform_filters(const float *weights, int r, int m, int cg, float *u)
     int fw_conv_wino(const fw_ctx *ctx, const fw_view *inp, const float *u,
                      const float *bias, int m, const fw_conv_cfg *cfg, const fw_view *out)

@@ -2,7 +2,8 @@
  *
  * The arithmetic is the NumPy reference's (refimpl/network.py), operation for operation,
  * so that the two agree to rounding: convolution = im2col + one SGEMM per group, then
- * "+ bias" and max(., 0) on the product; LRN squares, scales by alpha/size, sums the
+ * "+ bias" and max(., 0) on the product (or, for stride-1 3x3 and 5x5 kernels when the
+ * caller passes transformed filters, Winograd's minimal filtering: see fw_conv_wino); LRN squares, scales by alpha/size, sums the
  * window in channel order starting from k, and multiplies x by scale^-beta; max pooling
  * clips each ceil-mode window to the input. Only the order in which the work is done
  * differs: the batch's columns are cut into chunks that fit in cache, and each chunk goes
@@ -337,12 +338,13 @@ int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const fl
  * each tile needs an n x n input patch d (n = r + 1) and is
  *     Y = A^T [ U .* (B^T d B) ] A,     U = G g G^T per (output, input) channel pair,
  * and the sum over input channels of the elementwise products is, for each of the n^2
- * positions, a matrix product (M x C) . (C x tiles). That is n^2 products of 4 outputs'
- * worth of work instead of r^2 * 4: 2.25x (r = 3) or 2.8x (r = 5) fewer multiplications,
- * paid for by the input and output transforms and by a rounding error a few times
- * float32's (the transforms add and subtract; the fractions of G are applied in double,
- * once, to the filters). The matrices come from tools/winograd_matrices.py, which checks
- * them against direct correlation in exact arithmetic and writes winograd_gen.h.
+ * positions, a matrix product (M x C) . (C x tiles). Per tile and channel pair that is
+ * n^2 multiplications instead of 4 r^2: 2.25x (r = 3) or 2.8x (r = 5) fewer, paid for
+ * by the input and output transforms and by rounding: a tile's error scales with its
+ * whole input patch (the transforms add and subtract), a few times float32's (the
+ * fractions of G are applied in double, once, to the filters). The matrices come from
+ * tools/winograd_matrices.py, which checks them against direct correlation in exact
+ * arithmetic and writes winograd_gen.h.
  *
  * Work items are chunks of tiles (running across images, like conv_chunk's columns):
  * per group, the chunk's input patches are transformed into V (n^2, C/g, tiles), the n^2
@@ -351,8 +353,6 @@ int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const fl
 
 #define WL 8  /* tiles transformed together: one AVX register of floats per value */
 #include "winograd_gen.h"
-
-long fw_wino_filter_floats(int r, int m, int cg) { return (long)(r + 1) * (r + 1) * m * cg; }
 
 /* u[(i n + j), o, c] = (G g G^T)[i][j] for filter g = weights[o, c], in double, rounded
  * once to float. */

@@ -48,8 +48,7 @@ int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const fl
             int m, const fw_conv_cfg *cfg, const fw_view *out);
 /* Winograd minimal filtering F(2x2, rxr), r = 3 or 5, for stride-1 convolutions
  * (fw_conv_wino). The filters are transformed once: weights (M, C/group, r, r) ->
- * u ((r+1)^2, M, C/group), fw_wino_filter_floats(r, m, cg) floats. */
-long fw_wino_filter_floats(int r, int m, int cg);
+ * u ((r+1)^2, M, C/group). */
 int fw_wino_transform_filters(const float *weights, int r, int m, int cg, float *u);
 int fw_conv_wino(const fw_ctx *ctx, const fw_view *in, const float *u, const float *bias,
                  int m, const fw_conv_cfg *cfg, const fw_view *out);
