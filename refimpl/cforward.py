@@ -34,6 +34,7 @@ Where the speed comes from:
 """
 import os
 import threading
+import weakref
 
 import numpy as np
 
@@ -247,7 +248,9 @@ class PreparedParams(dict):
 def prepare_params(params):
     """A caffemodel path or load_alexnet_params' dict -> the same dict with every array
     float32 and C-contiguous, and the Winograd-transformed filters of conv2-5 (done once;
-    CNetwork keeps the result; the weights must not be changed in place afterwards)."""
+    CNetwork keeps the result). A plain dict of such arrays passed to forward_c gets its
+    filters transformed at its first call and kept while its arrays live. Either way the
+    weights must not be changed in place afterwards."""
     if not isinstance(params, dict):
         from refimpl.caffemodel import load_alexnet_params
         params = load_alexnet_params(params)
@@ -266,6 +269,33 @@ def prepare_params(params):
 def _winograd_applies(weights, stride):
     return (int(stride) == 1 and weights.ndim == 4 and weights.shape[2] == weights.shape[3]
             and weights.shape[2] in _core().WINOGRAD_KERNELS)
+
+
+# Winograd filters of parameter dicts that did not come from prepare_params (a plain
+# float32 dict passed to forward_c again and again): id(weights) -> (weakref, filters),
+# so that the transform runs once per weights array, not per call; an entry goes when its
+# array does.
+_wino_cache = {}
+_wino_lock = threading.Lock()
+
+
+def _winograd_filters(params):
+    """{conv layer: Winograd filters} for the layers that take that path."""
+    if isinstance(params, PreparedParams):
+        return params.winograd
+    out = {}
+    for name, kind, cfg in _ref.ALEXNET_LAYERS:
+        if kind != "conv" or not _winograd_applies(params[name][0], cfg["stride"]):
+            continue
+        w = params[name][0]
+        key = id(w)
+        with _wino_lock:
+            hit = _wino_cache.get(key)
+            if hit is None or hit[0]() is not w:
+                ref = weakref.ref(w, lambda _ref_, key=key: _wino_cache.pop(key, None))
+                hit = _wino_cache[key] = (ref, _core().winograd_filters(w))
+        out[name] = hit[1]
+    return out
 
 
 def forward_c(params, blob, until=_ref.FEATURE_BLOB, batch_size=64):
@@ -292,7 +322,7 @@ def forward_c(params, blob, until=_ref.FEATURE_BLOB, batch_size=64):
 
 
 def _is_prepared(params):
-    return isinstance(params, PreparedParams) and all(
+    return isinstance(params, dict) and all(
         isinstance(params.get(name), tuple)
         and all(isinstance(a, np.ndarray) and a.dtype == np.float32 and a.flags.c_contiguous
                 for a in params[name])
@@ -303,7 +333,7 @@ def _forward_layers(core, params, x, stop):
     """The layer loop. Blobs between conv1 and pool5 are CNHW (`cnhw` True); a ReLU that
     follows a convolution or inner product is fused into it."""
     layers = _ref.ALEXNET_LAYERS
-    wino = params.winograd if core.settings()["winograd"] else {}
+    wino = _winograd_filters(params) if core.settings()["winograd"] else {}
     cnhw = False
     i = 0
     while i < len(layers):
