@@ -300,6 +300,10 @@ class DeepSpectrumExtractor:
                 self.control = f"random-weight AlexNet (synthetic seed {seed})"
             layer = "fc7"
         self.backend = backend
+        if backend == "c" and net == "alexnet":
+            # the C core's convolution algorithm moves the last bits of fc7 (cache key)
+            from refimpl import cforward
+            backend += " winograd=" + str(cforward.settings()["winograd"])
         self.config_id = (f"deepspectrum net={net} backend={backend} "
                           f"weights-sha1={_file_sha1(self.weights)} "
                           f"image={DEFAULT_OPTIONS!r} layer={layer}")
