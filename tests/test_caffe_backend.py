@@ -14,14 +14,6 @@ from refimpl import caffemodel as cm
 pytestmark = pytest.mark.caffe
 
 
-@pytest.fixture(scope="module")
-def worker():
-    if not cb.caffe_available():
-        pytest.skip("real Caffe not installed (make caffe)")
-    with cb.CaffeWorker() as w:
-        yield w
-
-
 TINY = """
 name: "tiny"
 layer { name: "data" type: "Input" top: "data"

@@ -108,18 +108,3 @@ def test_forward_c_matches_numpy_on_every_blob():
         assert ours.shape == ref[name].shape, name
         err = np.abs(ours - ref[name]).max() / np.abs(ref[name]).max()
         assert err <= 1e-5, (name, err)
-
-
-@pytest.mark.caffe
-def test_forward_c_vs_caffe():
-    from refimpl import caffe_backend as cb
-    if not cb.caffe_available():
-        pytest.skip("real Caffe not installed")
-    path = weights.synthetic_weights_path(0)
-    blob = np.random.default_rng(9).integers(0, 256, (4, 3, 227, 227)).astype(np.float32)
-    with cb.CaffeNet(cb.ALEXNET_PROTOTXT, path) as net:
-        ref = net.extract_fc7(blob)
-    ours = N.forward_c(cm.load_alexnet_params(path), blob)
-    err = np.abs(ours - ref).max() / ref.max()
-    print(f"forward_c fc7: worst |ours - caffe| / max = {err:.2e}")
-    assert err <= 1e-5

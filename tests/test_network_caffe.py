@@ -22,14 +22,6 @@ SETTINGS = settings(max_examples=int(os.environ.get("REFIMPL_HYPOTHESIS_EXAMPLES
 
 
 @pytest.fixture(scope="module")
-def worker():
-    if not cb.caffe_available():
-        pytest.skip("real Caffe not installed (make caffe)")
-    with cb.CaffeWorker() as w:
-        yield w
-
-
-@pytest.fixture(scope="module")
 def scratch(tmp_path_factory):
     return tmp_path_factory.mktemp("nets")
 

@@ -268,15 +268,6 @@ def test_fc7_both_paths_match_real_caffe(winograd):
     print(f"winograd={winograd}: fc7 worst |diff| / max vs Caffe = {err:.2e}")
     assert err <= FC7_TOLERANCE
 
-@pytest.fixture(scope="module")
-def worker():
-    from refimpl import caffe_backend as cb
-    if not cb.caffe_available():
-        pytest.skip("real Caffe not installed (make caffe)")
-    with cb.CaffeWorker() as w:
-        yield w
-
-
 @pytest.mark.caffe
 @settings(max_examples=int(os.environ.get("REFIMPL_HYPOTHESIS_EXAMPLES", 15)), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])

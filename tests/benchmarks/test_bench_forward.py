@@ -64,31 +64,23 @@ def test_numpy(benchmark, numpy_params, batch):
         f"numpy b{batch}")
 
 
-@pytest.mark.skipif(not C.available(), reason="C core not built (make build)")
-@pytest.mark.parametrize("split", ["omp", "blas"])
-@pytest.mark.parametrize("batch", BATCHES)
-def test_c(benchmark, weights_path, batch, split):
-    net = C.CNetwork(weights_path)
-    old = C.configure(split=split)
-    try:
-        blob = images(batch)
-        net.fc7(blob)  # warm up
-        run(benchmark, net.fc7, blob, f"c-{split} b{batch}")
-    finally:
-        C.configure(**old)
-        net.close()
+# (name, configure(...) settings): both work splits with Winograd (the default), and the
+# default split with Winograd off, which shows what Winograd gains at each batch size.
+C_SETUPS = [("c-omp", dict(split="omp")), ("c-blas", dict(split="blas")),
+            ("c-omp-im2col", dict(split="omp", winograd=False))]
 
 
 @pytest.mark.skipif(not C.available(), reason="C core not built (make build)")
+@pytest.mark.parametrize("setup", C_SETUPS, ids=[name for name, _ in C_SETUPS])
 @pytest.mark.parametrize("batch", BATCHES)
-def test_c_im2col(benchmark, weights_path, batch):
-    """The default split with Winograd off: what Winograd gains at each batch size."""
+def test_c(benchmark, weights_path, batch, setup):
+    name, settings = setup
     net = C.CNetwork(weights_path)
-    old = C.configure(split="omp", winograd=False)
+    old = C.configure(**settings)
     try:
         blob = images(batch)
         net.fc7(blob)  # warm up
-        run(benchmark, net.fc7, blob, f"c-omp-im2col b{batch}")
+        run(benchmark, net.fc7, blob, f"{name} b{batch}")
     finally:
         C.configure(**old)
         net.close()
