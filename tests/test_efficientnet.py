@@ -147,6 +147,20 @@ def test_golden_files_made_by_pytorch(net):
     assert report["features_max_abs_rel"] <= manifest["tolerance"]["features_max_abs_rel"]
 
 
+def test_golden_inputs_are_rebuilt_and_checked(tmp_path):
+    """The inputs are not stored: they are rebuilt and must hash to the manifest's value."""
+    import shutil
+    pytest.importorskip("skimage.data")
+    _, images = E.load_golden_inputs()
+    assert images.shape == (6, 227, 227, 3) and images.dtype == np.uint8
+    shutil.copytree(E.golden_dir(), tmp_path / "g")
+    manifest = json.loads((tmp_path / "g" / "manifest.json").read_text())
+    manifest["inputs_sha256"] = "0" * 64
+    (tmp_path / "g" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="rebuilt golden inputs differ"):
+        E.load_golden_inputs(tmp_path / "g")
+
+
 def test_registry_entry(efficientnet_weights):
     entry = E.NETWORKS["efficientnet-lite0"]
     assert entry["feature_dim"] == 1280 and entry["input_size"] == 224

@@ -84,8 +84,7 @@ def test_whole_pipeline_matches_torch(oracle, net):
 
 def test_golden_files_reproduce_with_torch(oracle):
     """The stored golden outputs are what PyTorch computes now (they were not made by us)."""
-    with np.load(E.golden_dir() / "inputs.npz") as data:
-        images = data["images"]
+    _, images = E.load_golden_inputs()
     features_t, logits_t = E.torch_pipeline(images, oracle)
     np.testing.assert_allclose(np.load(E.golden_dir() / "features.npy"), features_t, rtol=0, atol=1e-4)
     np.testing.assert_allclose(np.load(E.golden_dir() / "logits.npy"), logits_t, rtol=0, atol=1e-3)
