@@ -21,13 +21,14 @@ order inside BLAS differs between builds, so the last bits do too).
 
 Blobs are NCHW float32 arrays. The layer functions take one blob and return a new one.
 The forward pass itself keeps the conv part channel-major, (C, N, H, W), through the
-*_cnhw variants; the C core (csrc/_forward.pyx, forward_c) mirrors those signatures.
+*_cnhw variants. The compiled core (refimpl.cforward over csrc/) computes the same
+forward pass, checked against this module and against real Caffe.
 """
 import numpy as np
 
 __all__ = [
     "conv2d", "conv2d_cnhw", "relu", "lrn", "lrn_cnhw", "max_pool", "pool_output_size",
-    "inner_product", "forward_numpy", "forward_blobs", "forward_c", "ALEXNET_LAYERS",
+    "inner_product", "forward_numpy", "forward_blobs", "ALEXNET_LAYERS",
     "BLOB_NAMES", "FEATURE_BLOB", "INPUT_SHAPE",
 ]
 
@@ -355,12 +356,3 @@ def forward_numpy(params, blob, until=FEATURE_BLOB, batch_size=None, threads=Non
         return np.concatenate([forward_numpy(params, blob[i:i + batch_size], until)
                                for i in range(0, blob.shape[0], batch_size)])
     return forward_blobs(params, blob, [until])[until]
-
-
-def forward_c(params, blob, until=FEATURE_BLOB, threads=None):
-    """forward_numpy with the compiled core (refimpl.cforward; same arguments and result).
-    threads: OpenMP threads for the core (None: one per core)."""
-    from refimpl import cforward
-    if threads is not None:
-        cforward.configure(threads=int(threads))
-    return cforward.forward_c(params, blob, until)
