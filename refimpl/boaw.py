@@ -84,17 +84,21 @@ def _unquote(text):
     return text
 
 
+def _read_lines(path, what):
+    """A text file's lines without their line ends; an unreadable file is a BoawError."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [ln.rstrip("\r\n") for ln in f]
+    except OSError as e:
+        raise BoawError(f"{path}: cannot read{what} ({e.strerror})") from None
+
+
 def read_lld_csv(path) -> LLD:
     """Read LLDs as openXBOW reads a CSV: ';'-separated (',' if the first line has no ';'),
     instance name first, a header line only if the first line has no numeric field; numbers
     parsed like Java's Float.parseFloat."""
     path = str(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = [ln.rstrip("\r\n") for ln in f]
-    except OSError as e:
-        raise BoawError(f"{path}: cannot read ({e.strerror})") from None
-    lines = [ln for ln in lines if ln.strip()]
+    lines = [ln for ln in _read_lines(path, "") if ln.strip()]
     if not lines:
         raise BoawError(f"{path}: no data")
     sep = ";" if len(lines[0].split(";")) > 1 else ","
@@ -509,11 +513,7 @@ def save_codebook(path, cb: Codebook):
 
 def load_codebook(path) -> Codebook:
     path = str(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = [ln.rstrip("\r\n") for ln in f]
-    except OSError as e:
-        raise BoawError(f"{path}: cannot read codebook ({e.strerror})") from None
+    lines = _read_lines(path, " codebook")
 
     def floats(line):
         return _boaw.parse_float32(line.split(";"))

@@ -24,3 +24,25 @@ def worker():
         pytest.skip("real Caffe not installed (make caffe)")
     with cb.CaffeWorker() as w:
         yield w
+
+
+@pytest.fixture(scope="session")
+def emodb_lld_csvs(shared_data, tmp_path_factory):
+    """make(n) -> one openXBOW input CSV with the MFCC LLDs (refimpl.lld) of the first n
+    EmoDB files (n=None: all 535, else skip); each is written once per session."""
+    made = {}
+
+    def make(n=None):
+        if n not in made:
+            from refimpl import lld
+            files = sorted((shared_data / "emodb" / "wav").glob("*.wav"))
+            if n is None and len(files) != 535:
+                pytest.skip(f"expected 535 EmoDB files, found {len(files)}")
+            files = files[:n]
+            if not files:
+                pytest.skip("no EmoDB wav files")
+            out = tmp_path_factory.mktemp("emodb_llds") / f"emodb{len(files)}.csv"
+            lld.write_lld_csv_files(files, out)
+            made[n] = out
+        return made[n]
+    return make

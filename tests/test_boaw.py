@@ -276,14 +276,8 @@ def test_sklearn_transformer_matches_jar(tmp_path, openxbow_jar, xbow_data):
 # real MFCC LLDs of EmoDB files (a subset here; all 535 in test_boaw_slow.py)
 # --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def emodb_lld_csv(shared_data, tmp_path_factory):
-    from refimpl import lld
-    files = sorted((shared_data / "emodb" / "wav").glob("*.wav"))[:25]
-    if not files:
-        pytest.skip("no EmoDB wav files")
-    out = tmp_path_factory.mktemp("emodb") / "emodb25.csv"
-    lld.write_lld_csv_files(files, out)
-    return out
+def emodb_lld_csv(emodb_lld_csvs):
+    return emodb_lld_csvs(25)
 
 
 EMODB_MATRIX = [

@@ -10,14 +10,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def emodb_all(shared_data, tmp_path_factory):
-    from refimpl import lld
-    files = sorted((shared_data / "emodb" / "wav").glob("*.wav"))
-    if len(files) != 535:
-        pytest.skip(f"expected 535 EmoDB files, found {len(files)}")
-    out = tmp_path_factory.mktemp("bench") / "emodb_all.csv"
-    lld.write_lld_csv_files(files, out)
-    return out
+def emodb_all(emodb_lld_csvs):
+    return emodb_lld_csvs()
 
 
 def test_bench_refimpl_boaw(benchmark, emodb_all, tmp_path):
