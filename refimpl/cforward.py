@@ -34,7 +34,6 @@ Where the speed comes from:
 """
 import os
 import threading
-import weakref
 
 import numpy as np
 
@@ -242,28 +241,28 @@ class PreparedParams(dict):
     `winograd` = {layer: winograd_filters(weights)} for the convolutions that can run by
     Winograd's minimal filtering (stride 1, 3x3 or 5x5 kernels: conv2-5)."""
 
-    winograd = {}
+    def __init__(self, arrays, winograd):
+        super().__init__(arrays)
+        self.winograd = winograd
 
 
 def prepare_params(params):
     """A caffemodel path or load_alexnet_params' dict -> the same dict with every array
-    float32 and C-contiguous, and the Winograd-transformed filters of conv2-5 (done once;
-    CNetwork keeps the result). A plain dict of such arrays passed to forward_c gets its
-    filters transformed at its first call and kept while its arrays live. Either way the
-    weights must not be changed in place afterwards."""
+    float32 and C-contiguous, and the Winograd-transformed filters of conv2-5 (about 30 ms;
+    CNetwork does it once and keeps the result). The weights must not be changed in place
+    afterwards."""
     if not isinstance(params, dict):
         from refimpl.caffemodel import load_alexnet_params
         params = load_alexnet_params(params)
     missing = [name for name in _PARAM_LAYERS if name not in params]
     if missing:
         raise ValueError(f"AlexNet parameters lack layer(s) {', '.join(missing)}")
-    out = PreparedParams({name: tuple(_f32(a) for a in params[name]) for name in _PARAM_LAYERS})
+    arrays = {name: tuple(_f32(a) for a in params[name]) for name in _PARAM_LAYERS}
     core = _core()
-    out.winograd = {}
-    for name, kind, cfg in _ref.ALEXNET_LAYERS:
-        if kind == "conv" and _winograd_applies(out[name][0], cfg["stride"]):
-            out.winograd[name] = core.winograd_filters(out[name][0])
-    return out
+    winograd = {name: core.winograd_filters(arrays[name][0])
+                for name, kind, cfg in _ref.ALEXNET_LAYERS
+                if kind == "conv" and _winograd_applies(arrays[name][0], cfg["stride"])}
+    return PreparedParams(arrays, winograd)
 
 
 def _winograd_applies(weights, stride):
@@ -271,43 +270,17 @@ def _winograd_applies(weights, stride):
             and weights.shape[2] in _core().WINOGRAD_KERNELS)
 
 
-# Winograd filters of parameter dicts that did not come from prepare_params (a plain
-# float32 dict passed to forward_c again and again): id(weights) -> (weakref, filters),
-# so that the transform runs once per weights array, not per call; an entry goes when its
-# array does.
-_wino_cache = {}
-_wino_lock = threading.Lock()
-
-
-def _winograd_filters(params):
-    """{conv layer: Winograd filters} for the layers that take that path."""
-    if isinstance(params, PreparedParams):
-        return params.winograd
-    out = {}
-    for name, kind, cfg in _ref.ALEXNET_LAYERS:
-        if kind != "conv" or not _winograd_applies(params[name][0], cfg["stride"]):
-            continue
-        w = params[name][0]
-        key = id(w)
-        with _wino_lock:
-            hit = _wino_cache.get(key)
-            if hit is None or hit[0]() is not w:
-                ref = weakref.ref(w, lambda _ref_, key=key: _wino_cache.pop(key, None))
-                hit = _wino_cache[key] = (ref, _core().winograd_filters(w))
-        out[name] = hit[1]
-    return out
-
-
 def forward_c(params, blob, until=_ref.FEATURE_BLOB, batch_size=64):
     """AlexNet on `blob` (N, 3, 227, 227) float32 -> blob `until`, as forward_numpy.
 
-    params: a .caffemodel path or `caffemodel.load_alexnet_params(...)`'s dict (pass
-    `prepare_params(...)`'s result to skip the float32/contiguity check on every call).
+    params: a .caffemodel path or `caffemodel.load_alexnet_params(...)`'s dict, prepared
+    at each call; pass `prepare_params(...)`'s result to prepare once (as CNetwork does).
     until: "fc7" (default: the deep spectrum features, after relu7) or any AlexNet blob
     name, as in forward_numpy. Batches larger than `batch_size` run in pieces (memory).
     """
     core = _ensure_configured()
-    params = params if _is_prepared(params) else prepare_params(params)
+    if not isinstance(params, PreparedParams):
+        params = prepare_params(params)
     blob = _f32(blob)
     if blob.ndim != 4 or blob.shape[1:] != _ref.INPUT_SHAPE:
         raise ValueError(f"AlexNet input must be (N, 3, 227, 227), got {blob.shape}")
@@ -321,19 +294,11 @@ def forward_c(params, blob, until=_ref.FEATURE_BLOB, batch_size=64):
         return _forward_layers(core, params, blob, stop)
 
 
-def _is_prepared(params):
-    return isinstance(params, dict) and all(
-        isinstance(params.get(name), tuple)
-        and all(isinstance(a, np.ndarray) and a.dtype == np.float32 and a.flags.c_contiguous
-                for a in params[name])
-        for name in _PARAM_LAYERS)
-
-
 def _forward_layers(core, params, x, stop):
     """The layer loop. Blobs between conv1 and pool5 are CNHW (`cnhw` True); a ReLU that
     follows a convolution or inner product is fused into it."""
     layers = _ref.ALEXNET_LAYERS
-    wino = _winograd_filters(params) if core.settings()["winograd"] else {}
+    wino = params.winograd if core.settings()["winograd"] else {}
     cnhw = False
     i = 0
     while i < len(layers):
