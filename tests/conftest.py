@@ -1,3 +1,6 @@
+import http.server
+import threading
+
 import pytest
 
 from refimpl import paths
@@ -46,3 +49,24 @@ def emodb_lld_csvs(shared_data, tmp_path_factory):
             made[n] = out
         return made[n]
     return make
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """A local HTTP server serving tmp_path/www on 127.0.0.1."""
+    root = tmp_path / "www"
+    root.mkdir()
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(root), **kw)
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

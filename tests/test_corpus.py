@@ -1,9 +1,6 @@
 """The data layer: EmoDB from its files, FAU-AIBO from a fixture in its layout, manifests."""
 import csv
-import functools
 import hashlib
-import http.server
-import threading
 import zipfile
 from pathlib import Path
 
@@ -234,20 +231,6 @@ def test_aibo_bad_speaker_number_and_disagreeing_label_files(tmp_path):
 
 # ------------------------------------------------------------------------ EmoDB download
 
-@pytest.fixture
-def local_server(tmp_path):
-    served = tmp_path / "served"
-    served.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield served, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
 def _emodb_zip(path, wavs, tamper=None):
     with zipfile.ZipFile(path, "w") as z:
         for w in wavs:
@@ -259,8 +242,8 @@ def _emodb_zip(path, wavs, tamper=None):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_download_checksum_and_unpack(local_server, shared_data, tmp_path):
-    served, url = local_server
+def test_download_checksum_and_unpack(http_server, shared_data, tmp_path):
+    served, url = http_server
     wavs = sorted((shared_data / "emodb" / "wav").glob("*.wav"))[:3]
     reference = {r["file"]: r["sha256"]
                  for r in csv.DictReader(open(C.DATA_DIR / "emodb_audio_sha256.csv"))}

@@ -1,7 +1,5 @@
 """Weights: checksum, download (from a local HTTP server), synthetic AlexNet, CLI."""
 import hashlib
-import http.server
-import threading
 
 import numpy as np
 import pytest
@@ -31,27 +29,6 @@ def test_verify_sha1(tmp_path):
         weights.verify_sha1(path, "0" * 40)
     with pytest.raises(FileNotFoundError, match="missing.bin"):
         weights.verify_sha1(tmp_path / "missing.bin", good)
-
-
-@pytest.fixture
-def http_server(tmp_path):
-    """A local HTTP server serving tmp_path/www on 127.0.0.1."""
-    root = tmp_path / "www"
-    root.mkdir()
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, directory=str(root), **kw)
-
-        def log_message(self, *a):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def test_fetch_downloads_and_checks(http_server, tmp_path, capsys):
