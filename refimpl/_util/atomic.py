@@ -1,13 +1,33 @@
-"""Atomic file writing: a crash or Ctrl-C never leaves a half-written output or cache."""
+"""Atomic file writing: a crash, SIGKILL or Ctrl-C never leaves a half-written output or
+cache entry at its final name.
+
+The data goes to a temporary file beside the target, is flushed to disk (fsync), and is
+renamed onto the target only when the block finished without error; rename within one
+folder is atomic on POSIX, and the fsync makes sure the name never points at data the
+kernel had not written yet when the machine goes down.
+"""
 import contextlib
 import os
 import tempfile
 from pathlib import Path
 
+__all__ = ["atomic_path", "atomic_open", "fsync_path"]
+
+
+def fsync_path(path):
+    """Flush a file's data (or a folder's entries) to the disk."""
+    flags = os.O_RDONLY | (os.O_DIRECTORY if Path(path).is_dir() else 0)
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside `path`; rename it onto `path` only on success."""
+    """Yield a temporary path beside `path`; fsync it and rename it onto `path` only on
+    success (the temporary file is removed on any failure)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".part", dir=path.parent)
@@ -18,6 +38,7 @@ def atomic_path(path):
     os.chmod(tmp, 0o666 & ~umask)
     try:
         yield Path(tmp)
+        fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -31,13 +52,3 @@ def atomic_open(path, mode="w", **kwargs):
     with atomic_path(path) as tmp:
         with open(tmp, mode, **kwargs) as f:
             yield f
-
-
-def file_digest(path, algorithm="sha256", chunk=1 << 22):
-    """Hex digest of a file's bytes (read in chunks: weights files are 244 MB)."""
-    import hashlib
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -1,0 +1,89 @@
+"""THE per-file feature cache: results of one extractor configuration, keyed by the
+content of the file they were computed from.
+
+    cache = FeatureCache("mfcc12_e", config_id)      # config_id names every setting
+    value = cache.get(path)                          # None when absent (or damaged)
+    cache.put(path, value)                           # an array, or a dict of arrays
+
+Layout: <cache_dir>/features/<name>/<digest of config_id>/<SHA-256 of the file>.npy (.npz
+for a dict), with config.txt naming the configuration in full. Keying on the content, not
+the name, means a regenerated or moved file is never mistaken for another, and the same
+audio under two names is computed once. Entries are written atomically; an entry that
+cannot be read back (a truncated file, a wrong shape) is reported, removed and recomputed.
+"""
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from refimpl._util import locations
+from refimpl._util.atomic import atomic_open, atomic_path
+from refimpl._util.digest import content_digest, text_digest
+
+__all__ = ["FeatureCache", "CacheWarning"]
+
+
+class CacheWarning(UserWarning):
+    """A damaged cache entry was found and removed (it is recomputed)."""
+
+
+class FeatureCache:
+    def __init__(self, name, config_id, root=None, enabled=True):
+        self.name = name
+        self.config_id = config_id
+        self.enabled = enabled
+        base = Path(root) if root is not None else locations.cache_dir()
+        self.folder = base / "features" / name / text_digest(config_id)
+
+    def _entry(self, path, suffix):
+        return self.folder / (content_digest(path) + suffix)
+
+    def get(self, path, check=None):
+        """The cached value for the file at `path`, or None. `check(value)` may return a
+        reason why a value read back is unusable (e.g. a wrong shape); such an entry, like
+        one that cannot be read, is removed with a CacheWarning."""
+        if not self.enabled:
+            return None
+        for suffix in (".npy", ".npz"):
+            entry = self._entry(path, suffix)
+            if not entry.is_file():
+                continue
+            try:
+                if suffix == ".npy":
+                    value = np.load(entry, allow_pickle=False)
+                else:
+                    with np.load(entry, allow_pickle=False) as z:
+                        value = {k: z[k] for k in z.files}
+                problem = check(value) if check else None
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+                problem = f"unreadable ({type(e).__name__}: {e})"
+            if problem is None:
+                return value
+            warnings.warn(f"{entry}: damaged cache entry for {path}: {problem}; removed, "
+                          "recomputing", CacheWarning, stacklevel=2)
+            entry.unlink(missing_ok=True)
+        return None
+
+    def put(self, path, value):
+        """Store `value` (an array, or a dict of arrays) for the file at `path`."""
+        if not self.enabled:
+            return
+        self._write_config()
+        if isinstance(value, dict):
+            with atomic_path(self._entry(path, ".npz")) as tmp:
+                with open(tmp, "wb") as f:
+                    np.savez(f, **value)
+        else:
+            with atomic_path(self._entry(path, ".npy")) as tmp:
+                with open(tmp, "wb") as f:
+                    np.save(f, np.asarray(value))
+
+    def _write_config(self):
+        config = self.folder / "config.txt"
+        if not config.exists():
+            with atomic_open(config) as f:
+                f.write(self.config_id + "\n")
+
+    def __repr__(self):
+        return f"FeatureCache({self.name!r}, {str(self.folder)!r})"
