@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Compiled AlexNet kernels (C in forward_impl.c); the Python API is refimpl.cforward.
+"""Compiled AlexNet kernels (C in forward_impl.c); the Python API is refimpl.network.cforward.
 
 Each function takes float32 C-contiguous 4-D arrays in one of two layouts, chosen by a
 flag: NCHW (Caffe's, shape (N, C, H, W)) or CNHW (shape (C, N, H, W)), the layout the
@@ -65,7 +65,7 @@ _ctx.split = FW_SPLIT_BLAS
 _ctx.chunk_cols = 0
 _ctx.wino_tiles = 0
 
-# Whether the fused forward (refimpl.cforward) takes the Winograd path where it applies;
+# Whether the fused forward (refimpl.network.cforward) takes the Winograd path where it applies;
 # the kernels here only follow what they are given (conv2d_layout's wino_filters).
 _winograd = True
 # Winograd convolutions run so far (tests check that the forward really takes the path).

@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""Hot loops of refimpl.fastimage (the matplotlib-identical spectrogram renderer).
+"""Hot loops of refimpl.image.fast (the matplotlib-identical spectrogram renderer).
 
 Two kernels, each a fused loop over what numpy would do in several passes:
 

@@ -1,6 +1,6 @@
-/* AlexNet forward-pass kernels with Caffe's layer semantics (refimpl._forward).
+/* AlexNet forward-pass kernels with Caffe's layer semantics (refimpl.network._forward).
  *
- * The arithmetic is the NumPy reference's (refimpl/network.py), operation for operation,
+ * The arithmetic is the NumPy reference's (refimpl/network/reference.py), operation for operation,
  * so that the two agree to rounding: convolution = im2col + one SGEMM per group, then
  * "+ bias" and max(., 0) on the product (or, for stride-1 3x3 and 5x5 kernels when the
  * caller passes transformed filters, Winograd's minimal filtering: see fw_conv_wino); LRN squares, scales by alpha/size, sums the

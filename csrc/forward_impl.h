@@ -1,4 +1,4 @@
-/* The AlexNet forward-pass kernels behind refimpl._forward (see forward_impl.c).
+/* The AlexNet forward-pass kernels behind refimpl.network._forward (see forward_impl.c).
  *
  * Every kernel reads and writes 4-D float32 blobs through an fw_view: rows of a (H, W)
  * plane are contiguous and planes sit at data + n*sn + c*sc. That one description covers

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+from refimpl.errors import AudioError
 
-class AudioError(ValueError):
-    """A file that cannot be used: unreadable, empty, or otherwise unfit. Names the file."""
+__all__ = ["Audio", "AudioError", "read_audio", "windows"]
 
 
 @dataclass(frozen=True)

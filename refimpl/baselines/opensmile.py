@@ -1,103 +1,154 @@
-"""Low-level descriptors for the bag-of-audio-words baseline: MFCC 1-12 + log energy.
+"""The paper's openSMILE baselines: utterance functionals (eGeMAPS, ComParE 2013) and the
+low-level descriptors that bags of audio words quantise (MFCC 1-12 + log energy).
 
-The paper computed them with openSMILE; so do we, through the `opensmile` package (which
-ships the openSMILE library) and our config refimpl/data/mfcc12_e.conf: openSMILE's
-MFCC12_E_D_A settings without the deltas (25 ms frames, 10 ms hop, pre-emphasis 0.97,
-Hamming window, 26 mel bands, HTK MFCC 1-12 with liftering 22, HTK log energy).
+Everything is computed by openSMILE itself, through the `opensmile` package (which ships
+the openSMILE library), with openSMILE's own configs:
 
-    times, feats = lld("a.wav")           # (frames,) start times in s, (frames, 13) float32
+- eGeMAPS: the extended Geneva minimalistic set, version v01a (88 functionals), the one
+  current in 2017.
+- ComParE 2013: openSMILE's IS13_ComParE.conf (6373 functionals), the set of the
+  INTERSPEECH 2013 ComParE challenge the paper cites. Not ComParE_2016: same names and
+  count but different values in about a third of them.
+- LLDs for BoAW: our config refimpl/data/mfcc12_e.conf, openSMILE's MFCC12_E_D_A settings
+  without the deltas (25 ms frames, 10 ms hop, pre-emphasis 0.97, Hamming window, 26 mel
+  bands, HTK MFCC 1-12 with liftering 22, HTK log energy).
+
+    vec = functionals("a.wav", "egemaps")          # (88,) float32
+    names = functional_names("compare2013")        # 6373 names in openSMILE's order
+    X = functionals_matrix(files, "compare2013")   # (files, 6373)
+    times, feats = lld("a.wav")                    # (frames,) start times in s, (frames, 13)
     write_lld_csv_files(["a.wav", "b.wav"], "llds.csv")   # what openXBOW reads
 
-Results are cached per file content and config in cache_dir()/features/ (see feature_cache).
+Results are cached per file content and configuration (refimpl._util.cache.FeatureCache).
 """
 from __future__ import annotations
 
-import hashlib
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from . import paths
-from .fileio import atomic_path
+from refimpl._util.atomic import atomic_open
+from refimpl._util.cache import FeatureCache
+from refimpl._util.digest import file_digest
+from refimpl._util.locations import package_data
+from refimpl.baselines.boaw import write_lld_csv
+from refimpl.errors import FeatureError
 
-MFCC_CONFIG = Path(__file__).resolve().parent / "data" / "mfcc12_e.conf"
+__all__ = ["FEATURE_SETS", "MFCC_CONFIG", "LLD_NAMES", "FeatureError", "config_path",
+           "functionals", "functional_names", "functionals_matrix", "write_functionals_csv", "lld", "instance_name",
+           "write_lld_csv_files", "config_id"]
+
+MFCC_CONFIG = package_data("mfcc12_e.conf")
 LLD_NAMES = [f"mfcc{i}" for i in range(1, 13)] + ["log_energy"]
 FRAME_SIZE_S = 0.025
 FRAME_STEP_S = 0.010
 
-
-class FeatureError(ValueError):
-    """openSMILE could not process a file (the message names it)."""
-
-
-def _file_digest(path, _memo={}):
-    """Content hash of a file, memoised on (path, size, mtime) within the process."""
-    st = os.stat(path)
-    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
-    if key not in _memo:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _memo[key] = h.hexdigest()
-    return _memo[key]
+FEATURE_SETS = {
+    # name: (opensmile FeatureSet member, expected number of functionals)
+    "egemaps": ("eGeMAPS", 88),
+    "compare2013": ("IS13", 6373),
+}
 
 
-def _config_digest(config_path, extra=""):
-    h = hashlib.sha256(Path(config_path).read_bytes())
-    h.update(extra.encode())
-    return h.hexdigest()[:16]
+def config_path(feature_set):
+    """Path of the openSMILE config file the package uses for `feature_set`."""
+    import opensmile
+    if feature_set not in FEATURE_SETS:
+        raise FeatureError(f"unknown feature set {feature_set!r} (choose from "
+                           f"{', '.join(FEATURE_SETS)})")
+    member = getattr(opensmile.FeatureSet, FEATURE_SETS[feature_set][0])
+    return Path(opensmile.__file__).resolve().parent / "core" / "config" / (member.value + ".conf")
 
 
-def feature_cache(path, config_path, compute, tag, extra="", use_cache=True):
-    """compute(path) -> dict of arrays, cached as .npz under
-    cache_dir()/features/<tag>-<config hash>/<content hash>.npz (atomic writes)."""
-    path = str(path)
-    if not os.path.isfile(path):
-        raise FeatureError(f"{path}: no such file")
-    if not use_cache:
-        return compute(path)
-    folder = paths.cache_dir() / "features" / f"{tag}-{_config_digest(config_path, extra)}"
-    target = folder / (_file_digest(path) + ".npz")
-    if target.is_file():
-        try:
-            with np.load(target, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except (OSError, ValueError):
-            pass                                  # unreadable cache entry: recompute
-    result = compute(path)
-    with atomic_path(target) as part:
-        with open(part, "wb") as f:
-            np.savez(f, **result)
-    return result
+def config_id(config):
+    """Everything that changes openSMILE's output: its version (the binary is part of the
+    configuration) and the config file's bytes."""
+    import opensmile
+    return f"opensmile=={opensmile.__version__} config-sha256={file_digest(config)}"
 
 
 _SMILE = {}
 
 
-def _smile(config_path, level):
+def _smile(config, level):
     import opensmile
-    key = (str(config_path), level)
+    key = (str(config), level)
     if key not in _SMILE:
-        import warnings
         with warnings.catch_warnings():
             # The package calls eGeMAPSv01a 'deprecated'; v01a is the set of 2017 on purpose.
             warnings.filterwarnings("ignore", message=".*deprecated.*", category=UserWarning)
-            _SMILE[key] = opensmile.Smile(feature_set=str(config_path), feature_level=level)
+            _SMILE[key] = opensmile.Smile(feature_set=str(config), feature_level=level)
     return _SMILE[key]
 
 
-def run_opensmile(path, config_path, level):
+def run_opensmile(path, config, level):
     """opensmile.Smile(...).process_file with a clear error naming the file."""
     try:
-        df = _smile(config_path, level).process_file(str(path))
+        df = _smile(config, level).process_file(str(path))
     except Exception as e:                        # opensmile/audiofile raise many kinds
         raise FeatureError(f"{path}: openSMILE cannot process this file ({e})") from None
     if df.shape[0] == 0:
         raise FeatureError(f"{path}: openSMILE produced no frames (file too short?)")
     return df
 
+
+def _cached(path, name, config, compute, use_cache):
+    """compute(path) -> dict of arrays, through the per-file cache."""
+    path = str(path)
+    if not os.path.isfile(path):
+        raise FeatureError(f"{path}: no such file")
+    cache = FeatureCache(name, config_id(config), enabled=use_cache)
+    value = cache.get(path)
+    if value is None:
+        value = compute(path)
+        cache.put(path, value)
+    return value
+
+
+# ------------------------------------------------------------------------ functionals
+
+def _compute_functionals(feature_set):
+    def compute(path):
+        df = run_opensmile(path, config_path(feature_set), "func")
+        vec = df.to_numpy(np.float32)
+        if vec.shape != (1, FEATURE_SETS[feature_set][1]):
+            raise FeatureError(f"{path}: openSMILE returned {vec.shape[1]} {feature_set} "
+                               f"functionals, expected {FEATURE_SETS[feature_set][1]}")
+        return {"values": vec[0]}
+    return compute
+
+
+def functionals(path, feature_set="egemaps", use_cache=True):
+    """One file's functionals as float32 (openSMILE's own output precision)."""
+    return _cached(path, feature_set, config_path(feature_set),
+                   _compute_functionals(feature_set), use_cache)["values"]
+
+
+def functional_names(feature_set="egemaps"):
+    return list(_smile(config_path(feature_set), "func").feature_names)
+
+
+def functionals_matrix(files, feature_set="egemaps", use_cache=True):
+    files = list(files)
+    return np.stack([functionals(f, feature_set, use_cache) for f in files]) if files else \
+        np.zeros((0, FEATURE_SETS[feature_set][1]), np.float32)
+
+
+def write_functionals_csv(path, files, feature_set="egemaps", use_cache=True):
+    """One ';'-separated row per file ('name';v1;...), a header line of openSMILE's names;
+    returns the matrix written."""
+    X = functionals_matrix(files, feature_set, use_cache)
+    names = functional_names(feature_set)
+    with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write("name;" + ";".join(names) + "\n")
+        for p, row in zip(files, X):
+            f.write(f"'{Path(p).name}';" + ";".join(repr(float(v)) for v in row) + "\n")
+    return X
+
+
+# ------------------------------------------------------------------------ LLDs
 
 def _compute_lld(path):
     df = run_opensmile(path, MFCC_CONFIG, "lld")
@@ -107,9 +158,7 @@ def _compute_lld(path):
 
 def lld(path, use_cache=True):
     """MFCC 1-12 and log energy of one audio file: (frame start times in s, frames x 13)."""
-    import opensmile
-    r = feature_cache(path, MFCC_CONFIG, _compute_lld, "mfcc12_e",
-                      extra=f"opensmile=={opensmile.__version__}", use_cache=use_cache)
+    r = _cached(path, "mfcc12_e", MFCC_CONFIG, _compute_lld, use_cache)
     return r["times"], r["features"]
 
 
@@ -119,7 +168,6 @@ def instance_name(path):
 
 def write_lld_csv_files(files, out, times=False, use_cache=True):
     """One CSV for openXBOW: 'file.wav';[time;]13 values per frame, files in the given order."""
-    from .boaw import write_lld_csv
     names, feats, ts = [], [], []
     for p in files:
         t, x = lld(p, use_cache=use_cache)
@@ -129,23 +177,3 @@ def write_lld_csv_files(files, out, times=False, use_cache=True):
     X = np.concatenate(feats) if feats else np.zeros((0, 13), np.float32)
     write_lld_csv(out, names, X, np.concatenate(ts) if times and ts else None)
     return len(names)
-
-
-def _cmd_lld(args):
-    from .cli import UserError
-    try:
-        n = write_lld_csv_files(args.files, args.output, times=args.times,
-                                use_cache=not args.no_cache)
-    except FeatureError as e:
-        raise UserError(str(e)) from None
-    print(f"{n} frames from {len(args.files)} files -> {args.output}")
-    return 0
-
-
-def register(sub):
-    p = sub.add_parser("lld", help="MFCC 1-12 + log energy (openSMILE) as openXBOW input CSV")
-    p.add_argument("files", nargs="+", help="audio files")
-    p.add_argument("-o", "--output", required=True, help="OUT.csv")
-    p.add_argument("--times", action="store_true", help="write the frame start time after the name")
-    p.add_argument("--no-cache", action="store_true", help="recompute instead of using the cache")
-    p.set_defaults(func=_cmd_lld)

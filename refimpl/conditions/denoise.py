@@ -13,16 +13,15 @@ and a 100-dimensional mask at the output. Here, as there:
               -> multiplied with the noisy STFT -> inverse STFT -> denoised wav.
 
 The network is defined and trained in real Caffe (its LSTM layer, Adam solver; see
-refimpl/_denoise_caffe.py, run under Caffe's own Python). Inference uses the pure-NumPy
+refimpl/conditions/denoise_caffe.py, run under Caffe's own Python). Inference uses the pure-NumPy
 forward pass below, golden-checked against Caffe's forward with the same weights.
 
 Training data differs from the paper: the paper trained on AVIC, which we do not have. We
 train on the clean/noisy pairs of the *training* partition only (EmoDB training speakers,
-simulated room microphone of refimpl.conditions); the test speakers stay unseen. Target: the
+simulated room microphone of refimpl.conditions.noisy); the test speakers stay unseen. Target: the
 ideal ratio mask in the Mel domain, sqrt(clean Mel power / noisy Mel power) clipped to 0..1,
 learnt with a squared-error loss (mask approximation).
 """
-import hashlib
 import json
 import subprocess
 import tempfile
@@ -32,10 +31,16 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from refimpl import paths
-from refimpl.cli import UserError
-from refimpl.corpus import DEFAULT_SEED, conditions_dir, load_corpus
-from refimpl.fileio import atomic_open, atomic_path
+from refimpl._util import locations
+from refimpl._util.atomic import atomic_open, atomic_path
+from refimpl._util.digest import file_digest
+from refimpl.corpus.table import DEFAULT_SEED
+from refimpl.errors import WeightsError
+from refimpl.network.caffe_client import caffe_env, caffe_python
+
+__all__ = ["stft", "istft", "log_mel", "mel_filterbank", "ideal_ratio_mask", "apply_mel_mask",
+           "network_forward", "caffe_forward", "load_model", "enhance", "training_chunks",
+           "train", "si_sdr", "segmental_snr", "WEIGHTS", "FS"]
 
 FS = 16000
 WIN = 400          # 25 ms
@@ -48,9 +53,9 @@ LOG_FLOOR = 1e-10
 CHUNK_FRAMES = 100  # training sequences: 1 s
 BATCH = 16
 
-WEIGHTS = paths.WEIGHTS_DIR / "denoiser" / "denoiser.npz"
-WEIGHTS_INFO = paths.WEIGHTS_DIR / "denoiser" / "denoiser.json"
-CAFFE_SCRIPT = Path(__file__).resolve().parent / "_denoise_caffe.py"
+WEIGHTS = locations.weights_dir() / "denoiser" / "denoiser.npz"
+WEIGHTS_INFO = locations.weights_dir() / "denoiser" / "denoiser.json"
+CAFFE_SCRIPT = Path(__file__).resolve().parent / "denoise_caffe.py"
 LAYERS = ("lstm1", "fc1", "lstm2", "fc2", "lstm3", "mask")
 
 
@@ -163,7 +168,7 @@ def lstm_forward(x, w_x, b, w_h, cont=None):
 def network_forward(params, x, cont=None):
     """The enhancer: standardised log-Mel input (T, N, 100) -> Mel mask (T, N, 100).
 
-    params: {"<layer>/<blob index>": array} in Caffe's layout (as _denoise_caffe.py saves).
+    params: {"<layer>/<blob index>": array} in Caffe's layout (as denoise_caffe.py saves).
     """
     p = lambda name, i: params[f"{name}/{i}"]
     h = x
@@ -213,14 +218,11 @@ def solver_prototxt(net_file, lr=1e-3, seed=1):
 
 
 def run_caffe(*args, log=None):
-    """Run _denoise_caffe.py under Caffe's own Python (found and isolated as the worker is:
-    refimpl.caffe_backend). One BLAS thread: the machine is shared and the matrices small."""
-    from refimpl.caffe_backend import CaffeNotInstalled, _clean_env, caffe_python
-    try:
-        exe = caffe_python()
-    except CaffeNotInstalled as e:
-        raise UserError(str(e)) from None
-    env = _clean_env()
+    """Run denoise_caffe.py under Caffe's own Python (found and isolated as the worker is:
+    refimpl.network.caffe_client). One BLAS thread: the machine is shared and the matrices
+    small."""
+    exe = caffe_python()
+    env = caffe_env()
     env.setdefault("OMP_NUM_THREADS", "1")
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
     proc = subprocess.Popen([str(exe), str(CAFFE_SCRIPT), *map(str, args)],
@@ -253,13 +255,13 @@ def caffe_forward(params, x, cont):
 def load_model(path=WEIGHTS):
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: no trained denoiser weights; train them with "
+        raise WeightsError(f"{path}: no trained denoiser weights; train them with "
                         f"`refimpl denoiser train` (see weights/denoiser/README.md)")
     with np.load(path) as z:
         model = {k: z[k] for k in z.files}
     for key in ("input_mean", "input_std"):
         if key not in model:
-            raise UserError(f"{path}: not a denoiser weight file (no {key})")
+            raise WeightsError(f"{path}: not a denoiser weight file (no {key})")
     return model
 
 
@@ -340,7 +342,7 @@ def train(corpus, seed=DEFAULT_SEED, iters=1500, out=WEIGHTS, lr=1e-3, log=print
     with atomic_path(out) as tmp_out:
         with open(tmp_out, "wb") as f:
             np.savez(f, input_mean=mean, input_std=std, **params)
-    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    digest = file_digest(out)
     info = {"file": out.name, "sha256": digest, "iterations": iters, "batch": BATCH,
             "chunk_frames": CHUNK_FRAMES, "learning_rate": lr, "solver": "Adam (Caffe)",
             "corpus": corpus.name, "condition_seed": seed,
@@ -373,111 +375,3 @@ def segmental_snr(reference, estimate, frame=512, lo=-10.0, hi=35.0):
     d = (reference[:n] - estimate[:n]).reshape(-1, frame)
     snr = 10 * np.log10((np.sum(r ** 2, 1) + 1e-20) / (np.sum(d ** 2, 1) + 1e-20))
     return float(np.mean(np.clip(snr, lo, hi)))
-
-
-# ------------------------------------------------------------------------ the condition
-
-def generate_denoised(corpus, seed=DEFAULT_SEED, out_dir=None, limit=None, progress=True,
-                      model=None, jobs=None):
-    """Denoise every noisy file; writes denoised/<file> and denoised.csv (with measures).
-    `jobs` worker processes (default: every core); the files do not depend on it."""
-    from refimpl.conditions import map_files, write_rows
-    model = load_model() if model is None else model
-    out_dir = Path(out_dir) if out_dir else conditions_dir(corpus.name, seed)
-    rows = corpus.rows[:limit] if limit else corpus.rows
-    for r in rows:
-        noisy_path = out_dir / "noisy" / r["file"]
-        if not noisy_path.is_file():
-            raise UserError(f"{noisy_path}: no noisy audio; generate the noisy condition first")
-    items = [(out_dir / "noisy" / r["file"], r["path_clean"], out_dir / "denoised" / r["file"])
-             for r in rows]
-    measured = map_files(_denoise_item, items, jobs, f"denoised {corpus.name} seed {seed}",
-                         progress, initializer=_set_model, initargs=(model,))
-    manifest = [{"file": r["file"], "speaker": r["speaker"], "partition": r["partition"], **m}
-                for r, m in zip(rows, measured)]
-    manifest_path = out_dir / "denoised.csv"
-    write_rows(manifest_path, manifest, list(manifest[0]) if manifest else ["file"])
-    summary = summarise(manifest)
-    with atomic_open(out_dir / "enhancement.json", "w") as f:
-        json.dump(summary, f, indent=2)
-        f.write("\n")
-    for line in summary_lines(summary):
-        print(line)
-    return manifest_path
-
-
-_MODEL = {}   # per process: the enhancer's weights, set once by _set_model
-
-
-def _set_model(model):
-    _MODEL["model"] = model
-
-
-def _denoise_item(item):
-    """Denoise one file and measure it; returns its manifest columns."""
-    noisy_path, clean_path, path = item
-    noisy, fs = sf.read(str(noisy_path), dtype="float64")
-    clean, _ = sf.read(str(clean_path), dtype="float64")
-    out = enhance(noisy, _MODEL["model"])
-    peak = np.max(np.abs(out))
-    if peak > 0.99:
-        out = out * (0.99 / peak)
-    with atomic_path(path) as tmp:
-        sf.write(str(tmp), out, fs, subtype="PCM_16", format="WAV")
-    written, _ = sf.read(str(path), dtype="float64")
-    # Context for the figures: the same resynthesis with the ideal Mel mask (computed
-    # from the clean signal), the ceiling of any enhancer of this form.
-    noisy_spec = stft(noisy)
-    ideal = apply_mel_mask(noisy_spec, ideal_ratio_mask(stft(clean), noisy_spec), len(noisy))
-    return {"si_sdr_noisy_db": si_sdr(clean, noisy),
-            "si_sdr_denoised_db": si_sdr(clean, written),
-            "si_sdr_ideal_mask_db": si_sdr(clean, ideal),
-            "segsnr_noisy_db": segmental_snr(clean, noisy),
-            "segsnr_denoised_db": segmental_snr(clean, written),
-            "segsnr_ideal_mask_db": segmental_snr(clean, ideal),
-            "path_denoised": str(path)}
-
-
-def summarise(rows):
-    out = {}
-    for part in ("train", "test"):
-        sub = [r for r in rows if r["partition"] == part]
-        if sub:
-            out[part] = {"files": len(sub)}
-            for k in ("si_sdr_noisy_db", "si_sdr_denoised_db", "si_sdr_ideal_mask_db",
-                      "segsnr_noisy_db", "segsnr_denoised_db", "segsnr_ideal_mask_db"):
-                out[part][k] = float(np.mean([r[k] for r in sub]))
-    return out
-
-
-def summary_lines(summary):
-    lines = []
-    for part, s in summary.items():
-        lines.append(f"{part} ({s['files']} files): SI-SDR {s['si_sdr_noisy_db']:.2f} -> "
-                     f"{s['si_sdr_denoised_db']:.2f} dB, segSNR {s['segsnr_noisy_db']:.2f} -> "
-                     f"{s['segsnr_denoised_db']:.2f} dB (noisy -> denoised; ideal Mel mask: "
-                     f"{s['si_sdr_ideal_mask_db']:.2f} / {s['segsnr_ideal_mask_db']:.2f} dB)")
-    return lines
-
-
-# ------------------------------------------------------------------------ command line
-
-def _cmd_train(args):
-    corpus = load_corpus(args.corpus, root=args.root, seed=args.seed)
-    info = train(corpus, args.seed, iters=args.iters, out=Path(args.out), lr=args.lr)
-    print(json.dumps(info, indent=2))
-    return 0
-
-
-def register(subparsers):
-    p = subparsers.add_parser("denoiser", help="the LSTM mask enhancer of the denoised condition")
-    sub = p.add_subparsers(dest="denoiser_command", required=True)
-    t = sub.add_parser("train", help="train it with Caffe on the training partition's "
-                                     "clean/noisy pairs (needs the noisy condition)")
-    t.add_argument("corpus", choices=["emodb"])
-    t.add_argument("--root")
-    t.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the noisy condition")
-    t.add_argument("--iters", type=int, default=1500)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--out", default=str(WEIGHTS))
-    t.set_defaults(func=_cmd_train)

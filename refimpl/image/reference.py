@@ -1,7 +1,6 @@
-"""Stage 2 — image: the spectrogram picture that the network sees (paper section 2.1).
-
-This is the 2017 DeepSpectrum recipe, drawn by matplotlib itself, which is the reference
-every faster renderer is checked against:
+"""Stage 2 — image, the reference: the spectrogram picture that the network sees (paper
+section 2.1), drawn by matplotlib itself as the 2017 DeepSpectrum recipe did. Every faster
+renderer is checked against it:
 
   * a 1 x 1 inch figure without frame, one Axes filling it ([0, 0, 1, 1]), axis off;
   * Axes.specgram with NFFT=256, noverlap=NFFT/2, Fs = the file's sample rate and
@@ -22,45 +21,13 @@ Drawing happens under matplotlib's default style, so a user's matplotlibrc canno
 the pixels.
 """
 import io
-from dataclasses import dataclass
 
 import numpy as np
 
-IMAGE_SIZE = 227  # pixels per side: the figure is 1 inch at this dpi (AlexNet's input)
+from refimpl._util.atomic import atomic_path
+from refimpl.image.options import DEFAULT_OPTIONS, IMAGE_SIZE, ImageError, check_signal
 
-
-class ImageError(ValueError):
-    """A signal that cannot make a spectrogram image. Names the file."""
-
-
-@dataclass(frozen=True)
-class SpectrogramOptions:
-    """The toolkit's plotting options. Defaults are the paper's."""
-    nfft: int = 256
-    cmap: str = "viridis"
-    fmax: float | None = None  # top of the frequency axis in Hz (toolkit's -ylim); None = Fs/2
-
-    @property
-    def noverlap(self):
-        return self.nfft // 2
-
-
-DEFAULT_OPTIONS = SpectrogramOptions()
-
-
-def check_signal(signal, nfft, name=""):
-    """Refuse signals that have no spectrogram image (see module docstring)."""
-    label = name or "<signal>"
-    signal = np.asarray(signal)
-    if signal.ndim != 1:
-        raise ImageError(f"{label}: expected a mono signal, got shape {signal.shape}")
-    if len(signal) < nfft:
-        raise ImageError(f"{label}: {len(signal)} samples is shorter than one FFT frame "
-                         f"(NFFT={nfft})")
-    if not np.all(np.isfinite(signal)):
-        raise ImageError(f"{label}: signal contains NaN or infinite samples")
-    if not np.any(signal):
-        raise ImageError(f"{label}: signal is digital silence (all samples are exactly zero)")
+__all__ = ["spectrogram_figure", "png_bytes", "decode_png", "spectrogram_image", "save_png"]
 
 
 def spectrogram_figure(signal, rate, options=DEFAULT_OPTIONS):
@@ -119,8 +86,6 @@ def spectrogram_image(signal, rate, options=DEFAULT_OPTIONS, name=""):
 def save_png(image, path):
     """Write an RGB uint8 image as PNG, atomically."""
     from PIL import Image
-
-    from refimpl.fileio import atomic_path
 
     with atomic_path(path) as tmp:
         Image.fromarray(np.asarray(image, dtype=np.uint8), "RGB").save(tmp, format="PNG")

@@ -10,6 +10,8 @@ ilsvrc_2012_mean.npy over its pixels. It changes every feature, so it is never i
 """
 import numpy as np
 
+__all__ = ["image_to_blob", "IMAGENET_BGR_MEAN"]
+
 IMAGENET_BGR_MEAN = np.array([104.007, 116.669, 122.679], dtype=np.float32)
 
 

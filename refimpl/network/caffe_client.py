@@ -1,7 +1,7 @@
 """Real Caffe as an oracle and a backend, through a long-lived worker process.
 
 The Caffe install (`make caffe`, tools/install_caffe.sh) brings its own Python 3.9 and
-numpy 1.x; pycaffe cannot be imported into this Python. So refimpl/_caffe_worker.py runs
+numpy 1.x; pycaffe cannot be imported into this Python. So refimpl/network/caffe_worker.py runs
 under that interpreter and this module talks to it over two private pipes with frames
 of a JSON header plus .npy arrays. A separate process is also the only way to survive
 Caffe's failures: a failed CHECK (wrong weight shape, GPU use in a CPU-only build) aborts
@@ -12,8 +12,11 @@ of the worker's log.
         feats = net.extract_fc7(blob)            # (N, 4096) float32
         outs = net.forward(blob, outputs=("pool5", "fc7"))
 
-Lower level: CaffeWorker (ping, load, forward, params, save).
+Lower level: CaffeWorker (ping, load, forward, params, save). The worker half is
+refimpl/network/caffe_worker.py.
 """
+import fcntl
+import io
 import json
 import os
 import signal
@@ -24,35 +27,26 @@ from pathlib import Path
 
 import numpy as np
 
-from refimpl import paths
+from refimpl._util import locations
+from refimpl.errors import CaffeError, CaffeNotInstalled, CaffeWorkerDied
+from refimpl.network.spec import FEATURE_BLOB, prototxt_path
 
 __all__ = ["CaffeError", "CaffeNotInstalled", "CaffeWorkerDied", "CaffeWorker", "CaffeNet",
-           "caffe_available", "caffe_python", "ALEXNET_PROTOTXT"]
+           "CaffeNetwork", "caffe_available", "caffe_python", "caffe_env", "ALEXNET_PROTOTXT",
+           "golden_fc7"]
 
-WORKER_SCRIPT = Path(__file__).resolve().parent / "_caffe_worker.py"
-ALEXNET_PROTOTXT = paths.WEIGHTS_DIR / "alexnet" / "deploy.prototxt"
+WORKER_SCRIPT = Path(__file__).resolve().parent / "caffe_worker.py"
+ALEXNET_PROTOTXT = prototxt_path()
 _PIPE_SIZE = 1 << 20  # 64 KiB default pipes halve the throughput of big batches
 _F_SETPIPE_SZ = 1031
 
 
-class CaffeError(RuntimeError):
-    """Caffe refused a request (the worker's Python exception is in the message)."""
-
-
-class CaffeNotInstalled(CaffeError):
-    """No Caffe install at paths.caffe_prefix()."""
-
-
-class CaffeWorkerDied(CaffeError):
-    """The worker process ended (Caffe aborts on failed CHECKs)."""
-
-
 def caffe_python():
     """The launcher of the Caffe install's Python, or raise CaffeNotInstalled."""
-    exe = paths.caffe_prefix() / "caffe-python"
+    exe = locations.caffe_prefix() / "caffe-python"
     if not os.access(exe, os.X_OK):
         raise CaffeNotInstalled(
-            f"real Caffe is not installed at {paths.caffe_prefix()} (no caffe-python there): "
+            f"real Caffe is not installed at {locations.caffe_prefix()} (no caffe-python there): "
             "run `make caffe`, or set REFIMPL_CAFFE_PREFIX to an existing install")
     return exe
 
@@ -72,7 +66,6 @@ def _npy_parts(a):
 
 
 def _npy_header(a):
-    import io
     f = io.BytesIO()
     np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(a))
     return f.getvalue()
@@ -80,7 +73,6 @@ def _npy_header(a):
 
 def _npy_parse(buf):
     """One .npy blob -> array viewing `buf` (numpy-2 safe: explicit header readers)."""
-    import io
     head = io.BytesIO(bytes(memoryview(buf)[:65536]))
     version = np.lib.format.read_magic(head)
     reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
@@ -91,7 +83,7 @@ def _npy_parse(buf):
     return a.reshape(shape, order="F" if fortran else "C")
 
 
-def _clean_env():
+def caffe_env():
     """The caller's environment minus what would break the foreign Python 3.9."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("PYTHON") and k not in ("LD_PRELOAD", "LD_LIBRARY_PATH")}
@@ -109,7 +101,6 @@ class CaffeWorker:
         self._rep_r, rep_w = os.pipe()
         for fd in (self._req_w, self._rep_r):
             try:
-                import fcntl
                 fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
             except OSError:
                 pass
@@ -117,7 +108,7 @@ class CaffeWorker:
             self.proc = subprocess.Popen(
                 [str(exe), "-u", str(WORKER_SCRIPT), str(req_r), str(rep_w)],
                 stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
-                env=_clean_env(), pass_fds=(req_r, rep_w), close_fds=True)
+                env=caffe_env(), pass_fds=(req_r, rep_w), close_fds=True)
         finally:
             os.close(req_r)
             os.close(rep_w)
@@ -220,7 +211,7 @@ class CaffeWorker:
         if mode == "gpu" and not self.gpu_support:
             raise CaffeError(
                 "mode='gpu' is not possible: the Caffe at "
-                f"{paths.caffe_prefix()} is a CPU-only build "
+                f"{locations.caffe_prefix()} is a CPU-only build "
                 f"({self.info.get('gpu_detail')}); use mode='cpu'")
 
     def forward(self, net, inputs, outputs=None, mode="cpu", device=0):
@@ -338,3 +329,26 @@ class CaffeNet:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class CaffeNetwork:
+    """Real Caffe as a network backend (refimpl.network.open_backend)."""
+    name = "caffe"
+
+    def __init__(self, weights, mode="cpu", device=0):
+        self.net = CaffeNet(weights=weights, mode=mode, device=device)
+
+    def forward(self, blob, until=FEATURE_BLOB):
+        return self.net.forward(blob, outputs=(until,))[until]
+
+    def fc7(self, blob):
+        return self.forward(blob, "fc7")
+
+    def close(self):
+        self.net.close()
+
+
+def golden_fc7(blob, weights):
+    """fc7 by real Caffe in `refimpl golden verify --stage fc7`'s signature."""
+    with CaffeNet(weights=weights) as net:
+        return net.forward(blob, outputs=("fc7",))["fc7"]

@@ -1,4 +1,4 @@
-"""Real Caffe behind a pipe: the worker half of refimpl.caffe_backend.
+"""Real Caffe behind a pipe: the worker half of refimpl.network.caffe_client.
 
 Runs under the Python 3.9 of the Caffe install (`caffe-python -u _caffe_worker.py RFD WFD`),
 never under the project's Python, so it imports only the standard library, numpy and

@@ -29,16 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from refimpl.fileio import atomic_open
+from refimpl._util.atomic import atomic_open
+from refimpl.errors import CaffeModelError
+from refimpl.network.spec import LAYER_TYPES, PARAM_SHAPES
 
 __all__ = [
     "CaffeModelError", "CaffeModel", "read_caffemodel", "write_caffemodel",
     "load_alexnet_params", "ALEXNET_PARAM_SHAPES", "V1_LAYER_TYPES",
 ]
-
-
-class CaffeModelError(ValueError):
-    """A .caffemodel file that cannot be used: the message names the file and the problem."""
 
 
 # V1LayerParameter.LayerType enum values and the V2 type strings Caffe upgrades them to
@@ -56,20 +54,10 @@ V1_LAYER_TYPES = {
 }
 _V1_ENUM_OF_TYPE = {name: num for num, name in V1_LAYER_TYPES.items() if name}
 
-# The parameter blobs of BVLC AlexNet (weights in Caffe's (out, in/group, kh, kw) order,
-# then biases); weights/weights.json records the same table.
-ALEXNET_PARAM_SHAPES = {
-    "conv1": [(96, 3, 11, 11), (96,)],
-    "conv2": [(256, 48, 5, 5), (256,)],
-    "conv3": [(384, 256, 3, 3), (384,)],
-    "conv4": [(384, 192, 3, 3), (384,)],
-    "conv5": [(256, 192, 3, 3), (256,)],
-    "fc6": [(4096, 9216), (4096,)],
-    "fc7": [(4096, 4096), (4096,)],
-    "fc8": [(1000, 4096), (1000,)],
-}
-ALEXNET_LAYER_TYPES = {name: ("Convolution" if name.startswith("conv") else "InnerProduct")
-                       for name in ALEXNET_PARAM_SHAPES}
+# The parameter blobs of BVLC AlexNet (refimpl.network.spec), as (weights, bias) shapes.
+ALEXNET_PARAM_SHAPES = {name: [tuple(shape) for shape in shapes]
+                        for name, shapes in PARAM_SHAPES.items()}
+ALEXNET_LAYER_TYPES = {name: LAYER_TYPES[name] for name in ALEXNET_PARAM_SHAPES}
 
 # Protobuf wire types.
 _VARINT, _I64, _LEN, _SGROUP, _EGROUP, _I32 = 0, 1, 2, 3, 4, 5

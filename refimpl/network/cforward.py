@@ -1,11 +1,12 @@
 """AlexNet forward pass through the compiled C core (csrc/_forward.pyx, forward_impl.c).
 
-Same numbers as the NumPy reference (refimpl/network.py): conv1, LRN, pooling and ReLU
-bit for bit, the later layers to float32 rounding (their sums go through a differently
-blocked SGEMM, and conv2-5 through Winograd's transforms). The layer functions here take the reference's arguments and return its
-shapes, so either can stand in for the other; `forward_c` is `forward_numpy`'s twin,
-`CNetwork` the feature backend "c" (refimpl.features), `golden_fc7` the callable for
-`refimpl golden verify --stage fc7 --impl refimpl.cforward:golden_fc7`.
+Same numbers as the NumPy reference (refimpl/network/reference.py): conv1, LRN, pooling
+and ReLU bit for bit, the later layers to float32 rounding (their sums go through a
+differently blocked SGEMM, and conv2-5 through Winograd's transforms). The layer functions
+here take the reference's arguments and return its shapes, so either can stand in for the
+other; `forward_c` is `forward_numpy`'s twin, `CNetwork` the network backend "c", and
+`golden_fc7` the callable for
+`refimpl golden verify --stage fc7 --impl refimpl.network.cforward:golden_fc7`.
 
 Where the speed comes from:
 
@@ -37,32 +38,15 @@ import threading
 
 import numpy as np
 
-from refimpl import network as _ref
+from refimpl._util.native import import_kernel
+from refimpl.errors import MissingDependency
+from refimpl.network.caffemodel import load_alexnet_params
+from refimpl.network.spec import (ALEXNET_LAYERS, BLOB_NAMES, FEATURE_BLOB, FINAL_LAYER,
+                                  INPUT_SHAPE, PARAM_SHAPES)
 
-
-def _import_core():
-    """Import the extension with OpenMP's idle threads sleeping instead of spinning.
-
-    libgomp reads OMP_WAIT_POLICY once, when it is loaded (with _forward). Its default
-    lets an idle thread spin for a while before it sleeps; on a loaded machine (other
-    processes on the same two cores) a spinning thread burns the time slice its partner
-    needs, and batch 1 ran 4x slower (measured). PASSIVE costs a few microseconds per
-    parallel region on an idle machine. A policy the user set is kept; the variable is
-    removed again afterwards so that child processes (the Caffe worker) do not see it."""
-    user_set = "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ
-    if not user_set:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    try:
-        from refimpl import _forward as core
-    finally:
-        if not user_set:
-            os.environ.pop("OMP_WAIT_POLICY", None)
-    return core
-
-
-try:
-    _forward = _import_core()
-except ImportError as _err:  # the extension is built by setup.py, not shipped
+try:  # the extension is built by setup.py, not shipped; without it this module still imports
+    _forward = import_kernel("refimpl.network._forward")
+except MissingDependency as _err:
     _forward = None
     _IMPORT_ERROR = _err
 else:
@@ -82,10 +66,10 @@ def available():
 
 def _core():
     if _forward is None:
-        raise ImportError(
-            "refimpl._forward (the C core of the forward pass) is not built: run `make build` "
-            "(or `python setup.py build_ext --inplace`) in the repository; import error: "
-            f"{_IMPORT_ERROR}") from _IMPORT_ERROR
+        raise MissingDependency(
+            str(_IMPORT_ERROR or "refimpl.network._forward (the C core of the forward pass) "
+                "is not built: run `make build` (or `python setup.py build_ext --inplace`)")
+        ) from _IMPORT_ERROR
     return _forward
 
 
@@ -155,7 +139,7 @@ def _ensure_configured():
 
 
 # ------------------------------------------------------------------- layer functions
-# Same signatures and results as refimpl.network's; NCHW float32 in, NCHW float32 out.
+# Same signatures and results as refimpl.network.reference's; NCHW float32 in, NCHW float32 out.
 
 def _f32(a):
     return np.ascontiguousarray(a, dtype=np.float32)
@@ -230,10 +214,7 @@ def inner_product(x, weights, bias=None, relu=False):
 
 # ---------------------------------------------------------------------- the network
 
-# Blob name -> the layer after which it is final (ReLUs work in place, as in Caffe).
-_PARAM_LAYERS = [name for name, kind, _ in _ref.ALEXNET_LAYERS if kind in ("conv", "fc")]
-_STOP = {"conv1": "relu1", "conv2": "relu2", "conv3": "relu3", "conv4": "relu4",
-         "conv5": "relu5", "fc6": "relu6", "fc7": "relu7"}
+_PARAM_LAYERS = list(PARAM_SHAPES)
 
 
 class PreparedParams(dict):
@@ -252,7 +233,6 @@ def prepare_params(params):
     CNetwork does it once and keeps the result). The weights must not be changed in place
     afterwards."""
     if not isinstance(params, dict):
-        from refimpl.caffemodel import load_alexnet_params
         params = load_alexnet_params(params)
     missing = [name for name in _PARAM_LAYERS if name not in params]
     if missing:
@@ -260,7 +240,7 @@ def prepare_params(params):
     arrays = {name: tuple(_f32(a) for a in params[name]) for name in _PARAM_LAYERS}
     core = _core()
     winograd = {name: core.winograd_filters(arrays[name][0])
-                for name, kind, cfg in _ref.ALEXNET_LAYERS
+                for name, kind, cfg in ALEXNET_LAYERS
                 if kind == "conv" and _winograd_applies(arrays[name][0], cfg["stride"])}
     return PreparedParams(arrays, winograd)
 
@@ -270,7 +250,7 @@ def _winograd_applies(weights, stride):
             and weights.shape[2] in _core().WINOGRAD_KERNELS)
 
 
-def forward_c(params, blob, until=_ref.FEATURE_BLOB, batch_size=64):
+def forward_c(params, blob, until=FEATURE_BLOB, batch_size=64):
     """AlexNet on `blob` (N, 3, 227, 227) float32 -> blob `until`, as forward_numpy.
 
     params: a .caffemodel path or `caffemodel.load_alexnet_params(...)`'s dict, prepared
@@ -282,11 +262,11 @@ def forward_c(params, blob, until=_ref.FEATURE_BLOB, batch_size=64):
     if not isinstance(params, PreparedParams):
         params = prepare_params(params)
     blob = _f32(blob)
-    if blob.ndim != 4 or blob.shape[1:] != _ref.INPUT_SHAPE:
+    if blob.ndim != 4 or blob.shape[1:] != INPUT_SHAPE:
         raise ValueError(f"AlexNet input must be (N, 3, 227, 227), got {blob.shape}")
-    if until not in _ref.BLOB_NAMES:
-        raise ValueError(f"unknown AlexNet blob {until!r}; one of {', '.join(_ref.BLOB_NAMES)}")
-    stop = _STOP.get(until, until)
+    if until not in BLOB_NAMES:
+        raise ValueError(f"unknown AlexNet blob {until!r}; one of {', '.join(BLOB_NAMES)}")
+    stop = FINAL_LAYER[until]
     if batch_size and blob.shape[0] > batch_size:
         return np.concatenate([forward_c(params, blob[i:i + batch_size], until, batch_size)
                                for i in range(0, blob.shape[0], batch_size)])
@@ -297,7 +277,7 @@ def forward_c(params, blob, until=_ref.FEATURE_BLOB, batch_size=64):
 def _forward_layers(core, params, x, stop):
     """The layer loop. Blobs between conv1 and pool5 are CNHW (`cnhw` True); a ReLU that
     follows a convolution or inner product is fused into it."""
-    layers = _ref.ALEXNET_LAYERS
+    layers = ALEXNET_LAYERS
     wino = params.winograd if core.settings()["winograd"] else {}
     cnhw = False
     i = 0
@@ -344,7 +324,9 @@ def _forward_layers(core, params, x, stop):
 
 
 class CNetwork:
-    """The C core as a feature backend (refimpl.features): weights loaded once."""
+    """The C core as a network backend (refimpl.network.open_backend): weights prepared
+    once."""
+    name = "c"
 
     def __init__(self, weights):
         _core()  # fail early, with the build hint, if the extension is missing
@@ -353,7 +335,7 @@ class CNetwork:
     def fc7(self, blob):
         return forward_c(self.params, blob, "fc7")
 
-    def forward(self, blob, until=_ref.FEATURE_BLOB):
+    def forward(self, blob, until=FEATURE_BLOB):
         return forward_c(self.params, blob, until)
 
     def close(self):
@@ -362,5 +344,5 @@ class CNetwork:
 
 def golden_fc7(blob, weights):
     """fc7 in `refimpl golden verify --stage fc7`'s signature:
-    `refimpl golden verify --stage fc7 --impl refimpl.cforward:golden_fc7`."""
+    `refimpl golden verify --stage fc7 --impl refimpl.network.cforward:golden_fc7`."""
     return forward_c(weights, blob, "fc7")

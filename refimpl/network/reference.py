@@ -21,43 +21,18 @@ order inside BLAS differs between builds, so the last bits do too).
 
 Blobs are NCHW float32 arrays. The layer functions take one blob and return a new one.
 The forward pass itself keeps the conv part channel-major, (C, N, H, W), through the
-*_cnhw variants. The compiled core (refimpl.cforward over csrc/) computes the same
+*_cnhw variants. The compiled core (refimpl.network.cforward over csrc/) computes the same
 forward pass, checked against this module and against real Caffe.
 """
 import numpy as np
 
+from refimpl.network import caffemodel
+from refimpl.network.spec import (ALEXNET_LAYERS, BLOB_NAMES, FEATURE_BLOB, FINAL_LAYER,
+                                  INPUT_SHAPE, PARAM_SHAPES, pool_output_size)
+
 __all__ = [
     "conv2d", "conv2d_cnhw", "relu", "lrn", "lrn_cnhw", "max_pool", "pool_output_size",
-    "inner_product", "forward_numpy", "forward_blobs", "ALEXNET_LAYERS",
-    "BLOB_NAMES", "FEATURE_BLOB", "INPUT_SHAPE",
-]
-
-INPUT_SHAPE = (3, 227, 227)
-FEATURE_BLOB = "fc7"
-
-# AlexNet as in weights/alexnet/deploy.prototxt, in order; blob names equal layer names
-# and ReLU/dropout work in place, as in the prototxt.
-ALEXNET_LAYERS = [
-    ("conv1", "conv", dict(stride=4, pad=0, group=1)),
-    ("relu1", "relu", {}),
-    ("norm1", "lrn", dict(size=5, alpha=1e-4, beta=0.75, k=1.0)),
-    ("pool1", "pool", dict(kernel=3, stride=2, pad=0)),
-    ("conv2", "conv", dict(stride=1, pad=2, group=2)),
-    ("relu2", "relu", {}),
-    ("norm2", "lrn", dict(size=5, alpha=1e-4, beta=0.75, k=1.0)),
-    ("pool2", "pool", dict(kernel=3, stride=2, pad=0)),
-    ("conv3", "conv", dict(stride=1, pad=1, group=1)),
-    ("relu3", "relu", {}),
-    ("conv4", "conv", dict(stride=1, pad=1, group=2)),
-    ("relu4", "relu", {}),
-    ("conv5", "conv", dict(stride=1, pad=1, group=2)),
-    ("relu5", "relu", {}),
-    ("pool5", "pool", dict(kernel=3, stride=2, pad=0)),
-    ("fc6", "fc", {}),
-    ("relu6", "relu", {}),
-    ("fc7", "fc", {}),
-    ("relu7", "relu", {}),
-    ("fc8", "fc", {}),
+    "inner_product", "forward_numpy", "forward_blobs", "golden_fc7", "NumpyNetwork",
 ]
 
 
@@ -217,15 +192,6 @@ def lrn_cnhw(x, size=5, alpha=1e-4, beta=0.75, k=1.0):
     return out.reshape(x.shape)
 
 
-def pool_output_size(size, kernel, stride, pad):
-    """Caffe's pooled size: ceil((size + 2*pad - kernel) / stride) + 1, then, with
-    padding, drop the last window if it would start in the right padding."""
-    out = -(-(size + 2 * pad - kernel) // stride) + 1
-    if pad and (out - 1) * stride >= size + pad:
-        out -= 1
-    return out
-
-
 def max_pool(x, kernel=3, stride=2, pad=0):
     """Caffe's MAX pooling: x (N, C, H, W) -> (N, C, PH, PW) with ceil-rounded PH, PW.
 
@@ -271,9 +237,8 @@ def inner_product(x, weights, bias=None):
 
 def _as_params(params):
     """Accept a path, a CaffeModel or a name -> (weights, bias) dict."""
-    from refimpl import caffemodel
     if isinstance(params, dict) and all(isinstance(v, (tuple, list)) for v in params.values()):
-        missing = [n for n in caffemodel.ALEXNET_PARAM_SHAPES if n not in params]
+        missing = [n for n in PARAM_SHAPES if n not in params]
         if not missing:
             return params
     return caffemodel.load_alexnet_params(params)
@@ -300,14 +265,8 @@ def _layers(params, x):
             if x.ndim == 4:  # Caffe flattens (N, C, H, W) in C order
                 x = x.transpose(1, 0, 2, 3).reshape(x.shape[1], -1)
             x = inner_product(x, *params[name])
+        # dropout: the identity at test time
         yield name, (x.transpose(1, 0, 2, 3) if x.ndim == 4 else x)
-
-
-# In-place layers write into their bottom blob: blob "fc7" is read after relu7.
-_LAST_WRITER = {"conv1": "relu1", "conv2": "relu2", "conv3": "relu3", "conv4": "relu4",
-                "conv5": "relu5", "fc6": "relu6", "fc7": "relu7"}
-BLOB_NAMES = ["conv1", "norm1", "pool1", "conv2", "norm2", "pool2", "conv3", "conv4",
-              "conv5", "pool5", "fc6", "fc7", "fc8"]
 
 
 def _check_input(blob):
@@ -325,7 +284,7 @@ def forward_blobs(params, blob, names):
     for name in names:
         if name not in BLOB_NAMES:
             raise ValueError(f"unknown AlexNet blob {name!r}; one of {', '.join(BLOB_NAMES)}")
-    wanted = {_LAST_WRITER.get(n, n): n for n in names}
+    wanted = {FINAL_LAYER[n]: n for n in names}
     out = {}
     for layer, x in _layers(params, blob):
         if layer in wanted:
@@ -356,3 +315,27 @@ def forward_numpy(params, blob, until=FEATURE_BLOB, batch_size=None, threads=Non
         return np.concatenate([forward_numpy(params, blob[i:i + batch_size], until)
                                for i in range(0, blob.shape[0], batch_size)])
     return forward_blobs(params, blob, [until])[until]
+
+
+class NumpyNetwork:
+    """The NumPy reference as a network backend (refimpl.network.open_backend): weights
+    loaded once."""
+    name = "numpy"
+
+    def __init__(self, weights):
+        self.params = _as_params(weights)
+
+    def forward(self, blob, until=FEATURE_BLOB):
+        return forward_numpy(self.params, blob, until)
+
+    def fc7(self, blob):
+        return self.forward(blob, "fc7")
+
+    def close(self):
+        self.params = None
+
+
+def golden_fc7(blob, weights):
+    """fc7 in `refimpl golden verify --stage fc7`'s signature (the default implementation
+    it checks)."""
+    return forward_numpy(caffemodel.load_alexnet_params(weights), blob)

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from refimpl.errors import CheckpointError
+
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C  # torch/serialization.py MAGIC_NUMBER
 LEGACY_PROTOCOL_VERSION = 1001
 
@@ -51,16 +53,6 @@ STORAGE_DTYPES = {
     "ByteStorage": "u1",
     "BoolStorage": "?",
 }
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is not what it claims to be; the message names the file."""
-
-
-def sha256_of(path):
-    """Hex SHA-256 of a file, read in chunks."""
-    from refimpl.fileio import file_digest
-    return file_digest(path, "sha256")
 
 
 def load_state_dict(path, sha256=None):

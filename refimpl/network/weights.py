@@ -17,40 +17,30 @@ extractor (its features carry no ImageNet knowledge).
 Command line: `refimpl weights fetch [-o PATH]`, `refimpl weights synth --seed N -o PATH`,
 `refimpl weights verify PATH [--sha1 HEX]`.
 """
-import hashlib
 import json
-import os
-import sys
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
-from refimpl import caffemodel, paths
+from refimpl._util import locations
+from refimpl._util.digest import file_digest
+from refimpl._util.fetch import download
+from refimpl.errors import ChecksumError, WeightsError
+from refimpl.network import caffemodel
 
 __all__ = ["ALEXNET_URL", "ALEXNET_SHA1", "ALEXNET_SIZE", "ChecksumError", "fetch_alexnet",
            "verify_sha1", "sha1_of", "synth_alexnet_params", "synth_alexnet",
-           "synthetic_weights_path", "alexnet_weights_path", "register"]
+           "synthetic_weights_path", "alexnet_weights_path", "resolve_weights"]
 
-_MANIFEST = json.loads((paths.WEIGHTS_DIR / "weights.json").read_text())["alexnet"]
+_MANIFEST = json.loads((locations.weights_dir() / "weights.json").read_text())["alexnet"]
 ALEXNET_URL = _MANIFEST["caffemodel"]["url"]
 ALEXNET_SHA1 = _MANIFEST["caffemodel"]["sha1"]
 ALEXNET_SIZE = _MANIFEST["caffemodel"]["size"]
 ALEXNET_FILE = _MANIFEST["caffemodel"]["file"]
 
 
-class ChecksumError(ValueError):
-    """A file whose SHA1 is not the expected one."""
-
-
-def sha256_of_file(path):
-    from refimpl.fileio import file_digest
-    return file_digest(path, "sha256")
-
-
-def sha1_of(path, chunk=1 << 22):
-    from refimpl.fileio import file_digest
-    return file_digest(path, "sha1", chunk)
+def sha1_of(path):
+    return file_digest(path, "sha1")
 
 
 def verify_sha1(path, expected=ALEXNET_SHA1):
@@ -66,69 +56,18 @@ def verify_sha1(path, expected=ALEXNET_SHA1):
 
 def alexnet_weights_path():
     """Where fetch_alexnet() puts the official model by default."""
-    return paths.cache_dir() / "weights" / ALEXNET_FILE
-
-
-def _progress(done, total, out):
-    if total:
-        frac = done / total
-        bar = "#" * int(frac * 40)
-        out.write(f"\r  [{bar:<40}] {done / 1e6:7.1f}/{total / 1e6:.1f} MB")
-    else:
-        out.write(f"\r  {done / 1e6:7.1f} MB")
-    out.flush()
+    return locations.cache_dir() / "weights" / ALEXNET_FILE
 
 
 def fetch_alexnet(dest=None, url=None, sha1=ALEXNET_SHA1, progress=True, timeout=60):
     """Download the official BVLC AlexNet caffemodel to `dest` and check its SHA1.
 
-    Downloads into DEST.part beside the target and renames only after the checksum
-    matched; on a mismatch the partial file is deleted and ChecksumError gives both
-    hashes. An existing `dest` with the right checksum is kept. Returns the path.
-    """
+    The file appears only after the checksum matched; on a mismatch nothing is kept and
+    ChecksumError gives both hashes. An existing `dest` with the right checksum is kept.
+    Returns the path."""
     dest = Path(dest) if dest else alexnet_weights_path()
-    url = url or ALEXNET_URL
-    if dest.is_file():
-        try:
-            verify_sha1(dest, sha1)
-            return dest
-        except ChecksumError:
-            pass  # a stale or broken copy: download again
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    out = sys.stderr
-    h = hashlib.sha1()
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp, open(part, "wb") as f:
-            total = int(resp.headers.get("Content-Length") or 0)
-            done = 0
-            if progress:
-                out.write(f"downloading {url}\n")
-            while True:
-                block = resp.read(1 << 20)
-                if not block:
-                    break
-                f.write(block)
-                h.update(block)
-                done += len(block)
-                if progress:
-                    _progress(done, total, out)
-            if progress:
-                out.write("\n")
-        if total and done != total:
-            raise OSError(f"{url}: download ended after {done} of {total} bytes")
-    except BaseException as e:
-        part.unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise OSError(f"cannot download {url} to {dest}: {e}") from e
-        raise
-    actual = h.hexdigest()
-    if actual != sha1.lower():
-        part.unlink(missing_ok=True)
-        raise ChecksumError(f"{url}: downloaded file has SHA1 {actual}, expected "
-                            f"{sha1.lower()} (partial file {part} deleted)")
-    os.replace(part, dest)
-    return dest
+    return download(url or ALEXNET_URL, dest, sha1=sha1, progress=progress, timeout=timeout,
+                    desc="bvlc_alexnet")
 
 
 # --------------------------------------------------------------------------- synthetic
@@ -187,55 +126,29 @@ def synth_alexnet(seed, path, v1=False):
 
 def synthetic_weights_path(seed=0):
     """The cached synthetic AlexNet for `seed`, generated (atomically) if missing."""
-    path = paths.cache_dir() / "weights" / \
+    path = locations.cache_dir() / "weights" / \
         f"alexnet_synthetic_{SYNTH_VERSION}_seed{seed}.caffemodel"
     if not path.is_file():
         synth_alexnet(seed, path)
     return path
 
 
-# --------------------------------------------------------------------------- CLI
-
-def _cmd_fetch(args):
-    from refimpl.cli import UserError
-    try:
-        path = fetch_alexnet(args.output)
-    except (OSError, ChecksumError) as e:
-        raise UserError(str(e)) from None
-    print(path)
-
-
-def _cmd_synth(args):
-    path = synth_alexnet(args.seed, args.output, v1=args.v1)
-    print(f"{path} sha256={sha256_of_file(path)}")
-
-
-def _cmd_verify(args):
-    from refimpl.cli import UserError
-    try:
-        if args.sha1:
-            verify_sha1(args.path, args.sha1)
-        caffemodel.load_alexnet_params(args.path)
-    except (OSError, ValueError) as e:
-        raise UserError(str(e)) from None
-    print(f"{args.path}: OK" + (f" (SHA1 {args.sha1.lower()})" if args.sha1 else
-                                " (AlexNet layers and shapes)"))
-
-
-def register(subparsers):
-    p = subparsers.add_parser("weights", help="AlexNet weights: fetch, synthesize, verify")
-    sub = p.add_subparsers(dest="weights_command", required=True)
-    f = sub.add_parser("fetch", help="download the official bvlc_alexnet.caffemodel")
-    f.add_argument("-o", "--output", type=Path, default=None,
-                   help=f"destination (default {alexnet_weights_path()})")
-    f.set_defaults(func=_cmd_fetch)
-    s = sub.add_parser("synth", help="write a synthetic AlexNet caffemodel (bit-identical "
-                                     "per seed)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("-o", "--output", type=Path, required=True)
-    s.add_argument("--v1", action="store_true", help="2014 V1 layout, like the real file")
-    s.set_defaults(func=_cmd_synth)
-    v = sub.add_parser("verify", help="check a caffemodel's SHA1 and AlexNet shapes")
-    v.add_argument("path", type=Path)
-    v.add_argument("--sha1", default=None, help="expected SHA1 (hex)")
-    v.set_defaults(func=_cmd_verify)
+def resolve_weights(spec):
+    """A --weights value -> caffemodel path. 'synthetic:SEED' makes (or reuses) the seeded
+    synthetic AlexNet; None means the real BVLC weights fetched by `make weights`."""
+    if spec is None:
+        path = alexnet_weights_path()
+        if not path.exists():
+            raise WeightsError(f"no AlexNet weights at {path}: run `make weights` (`refimpl "
+                               f"weights fetch`) to download the BVLC model, or pass --weights "
+                               f"synthetic:0 (a random stand-in, not the paper's network)")
+        return path
+    if str(spec).startswith("synthetic:"):
+        seed = str(spec).split(":", 1)[1]
+        if not seed.isdigit():
+            raise WeightsError(f"--weights {spec}: the seed must be a whole number")
+        return synthetic_weights_path(int(seed))
+    path = Path(spec)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    return path

