@@ -1,38 +1,31 @@
-"""Command line: `refimpl SUBCOMMAND ...` (also `python -m refimpl`).
+"""Command line: `refimpl COMMAND ...` (also `python -m refimpl`).
 
-Each stage module that offers commands has a `register(subparsers)` function adding its
-subcommands, each with `func(args) -> exit code` set as a default. COMMAND_MODULES lists
-them; importing is lazy per module so a missing optional dependency of one stage does not
-break the others.
+The only place that parses arguments and the only place where an error becomes an exit
+status: a RefimplError (a problem the user can act on: a file, an option, a missing
+install) is printed as one line, `refimpl: error: ...`, with exit status 2; a command
+that finished but had some files fail returns 1.
+
+One module per command noun; each has register(subparsers), adding its subcommands with
+`func(args) -> exit status` set as a default.
 """
 import argparse
-import importlib
 import sys
 
-COMMAND_MODULES = [
-    "refimpl.features",
-    "refimpl.golden",
-    "refimpl.demo",
-    "refimpl.efficientnet",
-    "refimpl.weights",
-    "refimpl.corpus",
-    "refimpl.denoise",
-    "refimpl.boaw",
-    "refimpl.lld",
-    "refimpl.functionals",
-    "refimpl.reproduce",
-]
+from refimpl.cli import (baselines, corpus, demo, denoiser, efficientnet, extract, golden, image,
+                         reproduce, weights)
+from refimpl.errors import RefimplError
 
+__all__ = ["main", "build_parser"]
 
-class UserError(Exception):
-    """A problem with the user's input: printed as one clear line, exit status 2."""
+COMMAND_MODULES = [extract, image, golden, demo, efficientnet, weights, corpus, denoiser,
+                   baselines, reproduce]
 
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="refimpl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for module in COMMAND_MODULES:
+        module.register(sub)
     return parser
 
 
@@ -40,6 +33,6 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except UserError as e:
+    except RefimplError as e:
         print(f"refimpl: error: {e}", file=sys.stderr)
         return 2
