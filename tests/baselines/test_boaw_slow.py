@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from refimpl import boaw as B
+from refimpl.baselines import boaw as B
+from refimpl.baselines import openxbow as X
 from test_boaw import compare, jar_args, openxbow_jar  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow
@@ -48,7 +49,7 @@ def test_whole_process_speed_ratio(tmp_path, openxbow_jar, emodb_all_csv):
     `python -m refimpl boaw`, wall clock of each whole process; outputs must be equal."""
     cfg = dict(size=5000, assignments=500)
     t0 = time.perf_counter()
-    B.run_openxbow(["-i", emodb_all_csv, "-o", tmp_path / "j.csv", "-writeName"] + jar_args(**cfg),
+    X.run_openxbow(["-i", emodb_all_csv, "-o", tmp_path / "j.csv", "-writeName"] + jar_args(**cfg),
                    openxbow_jar)
     t_jar = time.perf_counter() - t0
     t0 = time.perf_counter()

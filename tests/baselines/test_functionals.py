@@ -4,7 +4,8 @@ import numpy as np
 import opensmile
 import pytest
 
-from refimpl import cli, functionals as F
+from refimpl import cli
+from refimpl.baselines import opensmile as F
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from refimpl import boaw, cli, lld
+from refimpl import cli
+from refimpl.baselines import boaw
+from refimpl.baselines import opensmile as lld
 
 
 def htk_mfcc_e(x, sr=16000, k=0.97, n_bands=26, n_ceps=12, lifter=22):

@@ -4,7 +4,8 @@ Na=500) on the MFCC LLDs of all 535 EmoDB files.  Slow (the jar needs minutes):
 """
 import pytest
 
-from refimpl import boaw as B
+from refimpl.baselines import boaw as B
+from refimpl.baselines import openxbow as X
 
 pytestmark = pytest.mark.slow
 
@@ -24,10 +25,10 @@ def test_bench_refimpl_boaw(benchmark, emodb_all, tmp_path):
 def test_bench_openxbow_jar(benchmark, emodb_all, tmp_path, request):
     if "slow" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("the jar needs minutes: run with -m slow (make bench runs refimpl's side only)")
-    if not B.java_executable():
+    if not X.java_executable():
         pytest.skip("java not found")
-    jar = B.openxbow_jar()
-    benchmark.pedantic(B.run_openxbow, args=(["-i", emodb_all, "-o", tmp_path / "j.csv",
+    jar = X.openxbow_jar()
+    benchmark.pedantic(X.run_openxbow, args=(["-i", emodb_all, "-o", tmp_path / "j.csv",
                                               "-writeName", "-size", 5000, "-a", 500], jar),
                        rounds=1, iterations=1)
 

@@ -2,8 +2,8 @@
 
 The forward pass itself (Caffe vs NumPy vs C) is in test_bench_forward.py.
 """
-from refimpl import caffemodel as cm
-from refimpl import weights
+from refimpl.network import caffemodel as cm
+from refimpl.network import weights
 
 
 def test_parse_caffemodel(benchmark):

@@ -10,9 +10,10 @@ the saved JSON).
 """
 import pytest
 
-from refimpl import caffe_backend as cb
-from refimpl import cforward as C
-from refimpl import features, weights
+from refimpl.network import caffe_client as cb
+from refimpl.network import cforward as C
+from refimpl import features
+from refimpl.network import open_network, weights
 
 CONFIGS = {
     # name: (image renderer, network backend)
@@ -38,7 +39,7 @@ def test_extract(benchmark, emodb_files, config, n_files):
     if backend == "c" and not C.available():
         pytest.skip("C core not built (make build)")
     files = emodb_files[:n_files]
-    network = features.open_network(backend, weights.synthetic_weights_path(0))
+    network = open_network(backend, weights.synthetic_weights_path(0))
     try:
         features.extract(files[:4], network, progress=False, renderer=renderer)  # warm up
         benchmark.group = f"extract, {n_files} EmoDB files"

@@ -13,11 +13,11 @@ On a machine shared with other jobs, run it a few times and compare medians.
 import numpy as np
 import pytest
 
-from refimpl import caffe_backend as cb
-from refimpl import caffemodel as cm
-from refimpl import cforward as C
-from refimpl import network as N
-from refimpl import weights
+from refimpl.network import caffe_client as cb
+from refimpl.network import caffemodel as cm
+from refimpl.network import cforward as C
+from refimpl.network import reference as N
+from refimpl.network import weights
 
 BATCHES = [1, 32]
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from refimpl import fastimage
+from refimpl.image import fast as fastimage
 from refimpl.audio import read_audio
 from refimpl.image import spectrogram_image
 

@@ -6,7 +6,7 @@ Run with `pytest tests/benchmarks -m slow --benchmark-enable`; skipped unless -m
 import numpy as np
 import pytest
 
-from refimpl import classifier as C
+from refimpl import protocol as C
 
 
 @pytest.fixture(autouse=True)

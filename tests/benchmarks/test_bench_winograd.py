@@ -10,9 +10,9 @@ a group, taken at the same moment, rather than absolute times.
 import numpy as np
 import pytest
 
-from refimpl import cforward as C
-from refimpl import network as N
-from refimpl import weights
+from refimpl.network import cforward as C
+from refimpl.network import reference as N
+from refimpl.network import weights
 
 pytestmark = pytest.mark.skipif(not C.available(), reason="C core not built (make build)")
 

@@ -6,7 +6,7 @@ runs once as a plain smoke test.
 import numpy as np
 import pytest
 
-from refimpl import efficientnet as E
+from refimpl.network import efficientnet as E
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from refimpl import conditions as N
-from refimpl.corpus import Corpus, load_corpus, read_json
+from refimpl.conditions import generate
+from refimpl.conditions import noisy as N
+from refimpl._util.locations import package_data
+from refimpl.corpus import Corpus, load_corpus
+from refimpl.corpus.table import read_json
 
 pra = pytest.importorskip("pyroomacoustics")
 
@@ -82,15 +85,15 @@ def test_snr_and_level(emodb):
 
 def test_generated_condition_is_reproducible_and_recorded(emodb, tmp_path):
     corpus = small(emodb)
-    a = N.generate_noisy(corpus, seed=5, out_dir=tmp_path / "a", progress=False)
+    a = generate.generate_noisy(corpus, seed=5, out_dir=tmp_path / "a", progress=False)
     # the same files one at a time, in reverse order, elsewhere: identical bytes
     for r in reversed(corpus.rows):
         single = Corpus(corpus.name, corpus.tasks, [r], corpus.source)
-        N.generate_noisy(single, seed=5, out_dir=tmp_path / "b", progress=False)
+        generate.generate_noisy(single, seed=5, out_dir=tmp_path / "b", progress=False)
     for r in corpus.rows:
         assert (tmp_path / "a/noisy" / r["file"]).read_bytes() == \
             (tmp_path / "b/noisy" / r["file"]).read_bytes()
-    N.generate_noisy(corpus, seed=6, out_dir=tmp_path / "c", progress=False)
+    generate.generate_noisy(corpus, seed=6, out_dir=tmp_path / "c", progress=False)
     f0 = corpus.rows[0]["file"]
     assert (tmp_path / "a/noisy" / f0).read_bytes() != (tmp_path / "c/noisy" / f0).read_bytes()
 
@@ -109,7 +112,7 @@ def test_generated_condition_is_reproducible_and_recorded(emodb, tmp_path):
         clean, _ = sf.read(next(c["path_clean"] for c in corpus.rows if c["file"] == r["file"]))
         assert fs == 16000 and len(audio) == len(clean)
     split = {row["recording"]: row["partition"]
-             for row in csv.DictReader(open(N.DATA_DIR / "noise_split.csv"))}
+             for row in csv.DictReader(open(package_data("noise_split.csv")))}
     for r in rows:
         assert split[r["noise_file"]] == r["partition"]
 
@@ -136,7 +139,7 @@ def needs_slow(request):
 @pytest.mark.slow
 def test_whole_emodb_noisy_condition(emodb, tmp_path, request):
     needs_slow(request)
-    manifest = N.generate_noisy(emodb, seed=0, out_dir=tmp_path, progress=False)
+    manifest = generate.generate_noisy(emodb, seed=0, out_dir=tmp_path, progress=False)
     rows = list(csv.DictReader(open(manifest)))
     assert len(rows) == 535
     train = {r["noise_file"] for r in rows if r["partition"] == "train"}
@@ -147,13 +150,12 @@ def test_whole_emodb_noisy_condition(emodb, tmp_path, request):
 def test_worker_processes_change_nothing(emodb, tmp_path):
     """Noisy and denoised conditions made by 2 worker processes equal those made in this
     process, byte for byte, manifests included (paths aside)."""
-    from refimpl import denoise as D
     corpus = small(emodb, n=2)
     made = {}
     for jobs in (1, 2):
         out = tmp_path / f"jobs{jobs}"
-        noisy = N.generate_noisy(corpus, seed=9, out_dir=out, progress=False, jobs=jobs)
-        denoised = D.generate_denoised(corpus, seed=9, out_dir=out, progress=False, jobs=jobs)
+        noisy = generate.generate_noisy(corpus, seed=9, out_dir=out, progress=False, jobs=jobs)
+        denoised = generate.generate_denoised(corpus, seed=9, out_dir=out, progress=False, jobs=jobs)
         wavs = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*.wav"))}
         tables = [open(t).read().replace(str(out), "OUT") for t in (noisy, denoised)]
         made[jobs] = (wavs, tables)

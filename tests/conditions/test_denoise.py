@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from refimpl import denoise as D
-from refimpl.caffe_backend import caffe_available
+from refimpl._util.digest import file_digest
+from refimpl.conditions import denoise as D
+from refimpl.conditions import generate
+from refimpl.network.caffe_client import caffe_available
 
 LAYER_SHAPES = {
     "lstm1/0": (1024, 100), "lstm1/1": (1024,), "lstm1/2": (1024, 256),
@@ -138,9 +140,8 @@ def test_prototxt_describes_the_papers_network():
 
 
 def test_committed_weights_match_their_checksum():
-    import hashlib
     info = json.loads(D.WEIGHTS_INFO.read_text())
-    assert hashlib.sha256(D.WEIGHTS.read_bytes()).hexdigest() == info["sha256"]
+    assert file_digest(D.WEIGHTS) == info["sha256"]
     model = D.load_model()
     for k, shape in LAYER_SHAPES.items():
         assert model[k].shape == shape
@@ -149,13 +150,12 @@ def test_committed_weights_match_their_checksum():
 
 def test_enhancement_improves_unseen_test_speakers(shared_data, tmp_path):
     """The trained enhancer on a few simulated test-speaker files: SI-SDR must go up."""
-    from refimpl import conditions as N
     from refimpl.corpus import Corpus, load_corpus
     corpus = load_corpus("emodb", root=shared_data / "emodb")
     rows = corpus.subset("test").rows[::60]
     small = Corpus(corpus.name, corpus.tasks, rows, corpus.source)
-    N.generate_noisy(small, seed=11, out_dir=tmp_path, progress=False)
-    D.generate_denoised(small, seed=11, out_dir=tmp_path, progress=False)
+    generate.generate_noisy(small, seed=11, out_dir=tmp_path, progress=False)
+    generate.generate_denoised(small, seed=11, out_dir=tmp_path, progress=False)
     summary = json.loads((tmp_path / "enhancement.json").read_text())["test"]
     assert summary["files"] == len(rows)
     # On all 292 test files: SI-SDR +0.8 dB (87 % of files better), segSNR +2.2 dB (all).

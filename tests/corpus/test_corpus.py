@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from refimpl import cli, corpus as C
+from refimpl import cli
+from refimpl import corpus as C
+from refimpl.corpus import emodb as E
+from refimpl._util.locations import package_data
 
 
 # ---------------------------------------------------------------------------------- EmoDB
@@ -69,7 +72,7 @@ def test_missing_condition_says_how_to_make_it(emodb, tmp_path, monkeypatch):
     monkeypatch.setenv("REFIMPL_CACHE", str(tmp_path))
     corpus = C.load_corpus("emodb", root=Path(emodb.rows[0]["path_clean"]).parent.parent,
                            seed=123)
-    with pytest.raises(cli.UserError, match="refimpl corpus conditions emodb"):
+    with pytest.raises(C.CorpusError, match="refimpl corpus conditions emodb"):
         corpus.audio_paths("noisy")
 
 
@@ -246,13 +249,13 @@ def test_download_checksum_and_unpack(http_server, shared_data, tmp_path):
     served, url = http_server
     wavs = sorted((shared_data / "emodb" / "wav").glob("*.wav"))[:3]
     reference = {r["file"]: r["sha256"]
-                 for r in csv.DictReader(open(C.DATA_DIR / "emodb_audio_sha256.csv"))}
+                 for r in csv.DictReader(open(package_data("emodb_audio_sha256.csv")))}
     reference = {w.name: reference[w.name] for w in wavs}
     sha = _emodb_zip(served / "download.zip", wavs)
 
     # wrong archive checksum: refused, nothing left behind
     dest = tmp_path / "bad"
-    with pytest.raises(cli.UserError, match="SHA-256 .* differs"):
+    with pytest.raises(C.CorpusError, match="SHA-256 .* differs"):
         C.download_emodb(dest, url=url + "/download.zip", sha256="0" * 64, progress=False,
                          reference=reference)
     assert list(dest.iterdir()) == []
@@ -267,9 +270,9 @@ def test_download_checksum_and_unpack(http_server, shared_data, tmp_path):
 
 def test_unpack_rejects_changed_audio(shared_data, tmp_path):
     wavs = sorted((shared_data / "emodb" / "wav").glob("*.wav"))[:2]
-    reference = {w.name: C.audio_sha256(w) for w in wavs}
+    reference = {w.name: E.audio_sha256(w) for w in wavs}
     _emodb_zip(tmp_path / "a.zip", wavs, tamper=wavs[1].name)
     (tmp_path / "dest").mkdir()
     with pytest.raises(C.CorpusError, match=f"{wavs[1].name}: audio differs"):
-        C.unpack_emodb(tmp_path / "a.zip", tmp_path / "dest", reference=reference)
+        E.unpack_emodb(tmp_path / "a.zip", tmp_path / "dest", reference=reference)
     assert not (tmp_path / "dest" / "wav").exists()

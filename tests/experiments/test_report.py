@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 from scipy import stats
 
-from refimpl import report
-from refimpl.report import GridRow
+from refimpl.experiments import report
+from refimpl.experiments.report import GridRow
 
 TASKS = {"2class": "2-class", "5class": "5-class"}
 # Matched-condition UARs per feature set (same for every task/balancing/condition here).

@@ -6,15 +6,23 @@ what is tested here is the grid: caching, resuming, failures, determinism, outpu
 """
 import csv
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from refimpl import classifier, reproduce
-from refimpl.paths import REPO_ROOT
+from refimpl import protocol
+from refimpl.corpus import CONDITIONS, Corpus, load_corpus
+from refimpl.corpus.table import validate
+from refimpl.errors import CorpusError
+from refimpl.experiments import adapters, grid
+from refimpl.experiments.adapters import FeatureSet
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 SR = 16000
 SMALL = dict(alphas=(1e-3, 1e-1, 10.0), sizes=(10, 20), assignments=(1, 5))
@@ -79,15 +87,15 @@ def random_codebook_boaw(train_llds, test_llds, size, assignments, seed):
 
 
 def feature_sets(control="random-weight AlexNet (test stand-in)"):
-    return [reproduce.FeatureSet("egemaps", LogSpecStats("standin-a")),
-            reproduce.FeatureSet("boaw", LogBandFrames(), random_codebook_boaw),
-            reproduce.FeatureSet("deepspectrum", LogSpecStats("standin-ds", control))]
+    return [FeatureSet("egemaps", LogSpecStats("standin-a")),
+            FeatureSet("boaw", LogBandFrames(), random_codebook_boaw),
+            FeatureSet("deepspectrum", LogSpecStats("standin-ds", control))]
 
 
 def synthetic_corpus(folder, n_speakers=6, per_speaker=9):
     """Tones whose pitch is the class, three conditions; speakers 0-3 train, 4-5 test."""
     rng = np.random.default_rng(0)
-    files, speakers, labels3, audio = [], [], [], {c: [] for c in reproduce.CONDITIONS}
+    rows = []
     t = np.arange(int(0.25 * SR)) / SR
     for s in range(n_speakers):
         for i in range(per_speaker):
@@ -97,22 +105,26 @@ def synthetic_corpus(folder, n_speakers=6, per_speaker=9):
             noisy = clean + 0.1 * rng.normal(size=t.size)
             denoised = np.convolve(noisy, np.ones(3) / 3, mode="same")
             name = f"s{s}_{i:02d}.wav"
-            for cond, x in zip(reproduce.CONDITIONS, (clean, noisy, denoised)):
+            row = {"file": name, "speaker": f"spk{s}",
+                   "partition": "test" if s >= 4 else "train",
+                   "fold": 0 if s >= 4 else (1 if s < 2 else 2),
+                   "2class": "low" if label == 0 else "high", "3class": "abc"[label]}
+            for cond, x in zip(CONDITIONS, (clean, noisy, denoised)):
                 path = folder / cond / name
                 path.parent.mkdir(parents=True, exist_ok=True)
                 sf.write(path, x.astype(np.float32), SR)
-                audio[cond].append(str(path))
-            files.append(name)
-            speakers.append(f"spk{s}")
-            labels3.append("abc"[label])
-    speakers = np.array(speakers)
-    partition = np.where(np.isin(speakers, ["spk4", "spk5"]), "test", "train")
-    fold = np.where(partition == "test", 0, np.where(np.isin(speakers, ["spk0", "spk1"]), 1, 2))
-    labels3 = np.array(labels3)
-    return reproduce.CorpusView(
-        "synthetic", files, speakers, partition, fold,
-        {"2class": np.where(labels3 == "a", "low", "high"), "3class": labels3}, audio,
-        {"2class": "2-class", "3class": "3-class"})
+                row["path_" + cond] = str(path)
+            rows.append(row)
+    tasks = {"3class": ["a", "b", "c"], "2class": ["low", "high"]}
+    validate(rows, tasks, "synthetic")
+    return Corpus("synthetic", tasks, rows, "synthetic")
+
+
+def replaced(corpus, index, **columns):
+    """A copy of the corpus with row `index` changed."""
+    rows = [dict(r) for r in corpus.rows]
+    rows[index].update(columns)
+    return Corpus(corpus.name, corpus.tasks, rows, corpus.source)
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +132,8 @@ def corpus(tmp_path_factory):
     return synthetic_corpus(tmp_path_factory.mktemp("audio"))
 
 
-def _run(view, tmp_path, sets=None, **kw):
-    return reproduce.run_grid(view, sets or feature_sets(), out_dir=tmp_path / "results",
+def _run(corpus, tmp_path, sets=None, **kw):
+    return grid.run_grid(corpus, sets or feature_sets(), out_dir=tmp_path / "results",
                               cache_root=tmp_path / "cache", show_progress=False, **{**SMALL, **kw})
 
 
@@ -149,8 +161,8 @@ def test_grid_outputs_and_warm_rerun(corpus, tmp_path, monkeypatch):
 
     # Warm: no feature is extracted and no model trained again; same rows.
     sets = feature_sets()
-    monkeypatch.setattr(classifier, "train_model", lambda *a, **k: pytest.fail("retrained"))
-    monkeypatch.setattr(classifier, "select_boaw", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(protocol, "train_model", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(protocol, "select_boaw_multi", lambda *a, **k: pytest.fail("retrained"))
     again, _ = _run(corpus, tmp_path, sets)
     assert sets[0].extractor.calls == 0 and sets[2].extractor.calls == 0
     assert [r.__dict__ for r in again] == [r.__dict__ for r in rows]
@@ -177,71 +189,74 @@ class Interrupting(LogSpecStats):
 
 
 def test_interrupted_run_resumes_with_only_the_rest(corpus, tmp_path):
-    n = len(corpus.files) * 3
+    n = len(corpus) * 3
     with pytest.raises(KeyboardInterrupt):
-        _run(corpus, tmp_path, [reproduce.FeatureSet("egemaps", Interrupting(after=70))])
+        _run(corpus, tmp_path, [FeatureSet("egemaps", Interrupting(after=70))])
     cache = tmp_path / "cache" / "features"
     assert len(list(cache.rglob("*.npy"))) == 70
     assert not list(cache.rglob("*.part"))
     resumed = LogSpecStats("standin-a")
-    rows, failures = _run(corpus, tmp_path, [reproduce.FeatureSet("egemaps", resumed)])
+    rows, failures = _run(corpus, tmp_path, [FeatureSet("egemaps", resumed)])
     assert resumed.calls == n - 70
     assert failures == [] and len(rows) == 2 * 2 * 3 * 3
 
 
-def test_changed_audio_is_extracted_again(corpus, tmp_path):
-    import os
-    view = corpus.subset(np.ones(len(corpus.files), bool))
+def test_the_cache_follows_the_audio_content(corpus, tmp_path):
+    """Changed audio is extracted again; the same content under another name or with a new
+    modification time is not (the cache is keyed by content, refimpl._util.cache)."""
     first = LogSpecStats("standin-a")
-    _run(view, tmp_path, [reproduce.FeatureSet("egemaps", first)], write=False)
+    _run(corpus, tmp_path, [FeatureSet("egemaps", first)], write=False)
+    assert first.calls == len(corpus) * 3
     changed = tmp_path / "changed.wav"
-    x, sr = sf.read(view.audio["noisy"][0])
+    x, sr = sf.read(corpus.rows[0]["path_noisy"])
     sf.write(changed, 0.5 * x, sr)
-    view.audio["noisy"] = view.audio["noisy"].copy()
-    view.audio["noisy"][0] = str(changed)          # e.g. the noisy condition regenerated
+    view = replaced(corpus, 0, path_noisy=str(changed))   # e.g. the noisy condition regenerated
     again = LogSpecStats("standin-a")
-    _run(view, tmp_path, [reproduce.FeatureSet("egemaps", again)], write=False)
+    _run(view, tmp_path, [FeatureSet("egemaps", again)], write=False)
     assert again.calls == 1
-    os.utime(changed, ns=(1, 1))                   # touched: extracted once more
+    os.utime(changed, ns=(1, 1))                          # touched, same bytes: not again
+    copy = tmp_path / "copy.wav"
+    copy.write_bytes(Path(corpus.rows[1]["path_noisy"]).read_bytes())
+    view = replaced(view, 1, path_noisy=str(copy))        # moved, same bytes: not again
     third = LogSpecStats("standin-a")
-    _run(view, tmp_path, [reproduce.FeatureSet("egemaps", third)], write=False)
-    assert third.calls == 1
+    _run(view, tmp_path, [FeatureSet("egemaps", third)], write=False)
+    assert third.calls == 0
+
+
+def test_a_damaged_cache_entry_is_recomputed(corpus, tmp_path):
+    _run(corpus, tmp_path, [FeatureSet("egemaps", LogSpecStats("standin-a"))], write=False)
+    entry = sorted((tmp_path / "cache" / "features").rglob("*.npy"))[0]
+    entry.write_bytes(entry.read_bytes()[:40])            # truncated, as by a crash
+    again = LogSpecStats("standin-a")
+    with pytest.warns(UserWarning, match="damaged cache entry"):
+        _run(corpus, tmp_path, [FeatureSet("egemaps", again)], write=False)
+    assert again.calls == 1
 
 
 def test_a_bad_file_is_named_skipped_and_listed(corpus, tmp_path):
-    bad = corpus.subset(np.ones(len(corpus.files), bool))
-    victim = int(np.flatnonzero(bad.partition == "test")[0])
+    victim = [i for i, r in enumerate(corpus.rows) if r["partition"] == "test"][0]
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF not really a wav")
-    bad.audio["noisy"] = bad.audio["noisy"].copy()
-    bad.audio["noisy"][victim] = str(broken)
+    bad = replaced(corpus, victim, path_noisy=str(broken))
     rows, failures = _run(bad, tmp_path, feature_sets()[:1])
-    assert [f.file for f in failures] == [bad.files[victim]]
+    assert [f.file for f in failures] == [bad.rows[victim]["file"]]
     assert failures[0].condition == "noisy" and "broken.wav" in failures[0].error
     assert all(r.n_test == 17 for r in rows)     # left out of every condition
     text = (tmp_path / "results" / "report.md").read_text()
-    assert bad.files[victim] in text.split("### Files left out")[1]
+    assert bad.rows[victim]["file"] in text.split("### Files left out")[1]
 
 
 def test_manifest_corpus_and_cli_errors(corpus, tmp_path):
     manifest = tmp_path / "manifest.csv"
-    with open(manifest, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["file", "speaker", "partition", "fold", "label:2class=low|high",
-                    "label:3class", *["path_" + c for c in reproduce.CONDITIONS]])
-        for i in range(len(corpus.files)):
-            w.writerow([corpus.files[i], corpus.speakers[i], corpus.partition[i],
-                        "" if corpus.partition[i] == "train" else 0,
-                        corpus.labels["2class"][i], corpus.labels["3class"][i],
-                        *[corpus.audio[c][i] for c in reproduce.CONDITIONS]])
-    view = reproduce.CorpusView.from_manifest(manifest)
-    np.testing.assert_array_equal(view.files, corpus.files)
-    assert view.classes == {"2class": ["low", "high"], "3class": ["a", "b", "c"]}
-    assert view.tasks == {"2class": "2-class", "3class": "3-class"}
-    np.testing.assert_array_equal(view.audio["noisy"], corpus.audio["noisy"])
-    train = view.partition == "train"
-    classifier.check_speaker_independent(view.fold[train], view.speakers[train])
-    assert set(view.fold[train].tolist()) == {1, 2}
+    corpus.to_manifest(manifest)
+    loaded = load_corpus(str(manifest))
+    assert loaded.files() == corpus.files() and loaded.tasks == corpus.tasks
+    assert loaded.task_order() == {"2class": "2-class", "3class": "3-class"}
+    assert [str(p) for p in loaded.audio_paths("noisy")] == \
+        [r["path_noisy"] for r in corpus.rows]
+    a, _ = _run(corpus, tmp_path / "a", feature_sets()[:1], write=False)
+    b, _ = _run(loaded, tmp_path / "b", feature_sets()[:1], write=False)
+    assert [r.__dict__ for r in a] == [r.__dict__ for r in b]
 
     def cli(*args):
         return subprocess.run([sys.executable, "-m", "refimpl", "reproduce", *args],
@@ -249,19 +264,34 @@ def test_manifest_corpus_and_cli_errors(corpus, tmp_path):
     r = cli("--corpus", str(tmp_path / "nope.csv"))
     assert r.returncode == 2 and "nope.csv" in r.stderr and "Traceback" not in r.stderr
     # training rows without an inner fold: the corpus layer names the file and every row
-    r = cli("--corpus", str(manifest), "--features", "egemaps")
-    assert r.returncode == 2 and "manifest.csv" in r.stderr and "Traceback" not in r.stderr
+    no_folds = tmp_path / "no_folds.csv"
+    lines = manifest.read_text().splitlines()
+    header = lines[0].split(",")
+    fold = header.index("fold")
+    with open(no_folds, "w") as f:
+        f.write(lines[0] + "\n")
+        for line in lines[1:]:
+            cells = line.split(",")
+            cells[fold] = ""
+            f.write(",".join(cells) + "\n")
+    r = cli("--corpus", str(no_folds), "--features", "egemaps")
+    assert r.returncode == 2 and "no_folds.csv" in r.stderr and "Traceback" not in r.stderr
     assert "training row needs fold 1 or 2" in r.stderr
     r = cli("--corpus", str(manifest), "--features", "mfcc")
     assert r.returncode == 2 and "mfcc" in r.stderr
 
 
-def test_corpus_view_rejects_speaker_leaks(corpus):
-    leak = corpus.partition.copy()
-    leak[0] = "test"        # one file of a training speaker moved into the test partition
-    with pytest.raises(ValueError, match="both train and test"):
-        reproduce.CorpusView("x", corpus.files, corpus.speakers, leak,
-                             np.where(leak == "test", 0, corpus.fold), corpus.labels, corpus.audio)
+def test_the_grid_refuses_a_corpus_it_cannot_score(corpus):
+    rows = [dict(r, path_noisy="") for r in corpus.rows]
+    with pytest.raises(CorpusError, match="no noisy audio at all"):
+        grid.check_corpus(Corpus(corpus.name, corpus.tasks, rows))
+    one_fold = [dict(r, fold=1) if r["partition"] == "train" else r for r in corpus.rows]
+    with pytest.raises(CorpusError, match="both inner folds"):
+        grid.check_corpus(Corpus(corpus.name, corpus.tasks, one_fold))
+    leak = [dict(r) for r in corpus.rows]
+    leak[0]["partition"], leak[0]["fold"] = "test", 0   # a training speaker's file in test
+    with pytest.raises(CorpusError, match="both partitions"):
+        validate(leak, corpus.tasks, "leak")
 
 
 def test_emodb_subset_end_to_end(shared_data, tmp_path):
@@ -284,24 +314,23 @@ def _emodb_view(shared_data, tmp_path, per_speaker):
             by_speaker.setdefault(r["speaker"], []).append(r)
     chosen = [r for spk in sorted(by_speaker) for r in by_speaker[spk][:per_speaker]]
     rng = np.random.default_rng(1)
-    audio = {c: [] for c in reproduce.CONDITIONS}
+    rows = []
     for r in chosen:
         clean = emodb / "wav" / r["file"]
         x, sr = sf.read(clean)
         noisy = tmp_path / "noisy" / r["file"]
         noisy.parent.mkdir(exist_ok=True)
         sf.write(noisy, x + 0.02 * rng.normal(size=x.size), sr)
-        audio["clean"].append(str(clean))
-        audio["noisy"].append(str(noisy))
-        audio["denoised"].append(str(noisy))
-    speakers = np.array([r["speaker"] for r in chosen])
-    partition = np.where(np.isin(speakers, ["11", "12"]), "test", "train")
-    fold = np.where(partition == "test", 0, np.where(np.isin(speakers, ["03", "08"]), 1, 2))
-    emotion = np.array([r["emotion"] for r in chosen])
-    arousal = np.where(np.isin(emotion, ["anger", "happiness", "fear"]), "high", "low")
-    return reproduce.CorpusView("emodb", [r["file"] for r in chosen], speakers, partition,
-                                fold, {"2class": arousal, "7class": emotion}, audio,
-                                {"2class": "2-class", "7class": "7-class"})
+        test = r["speaker"] in ("11", "12")
+        arousal = "high" if r["emotion"] in ("anger", "happiness", "fear") else "low"
+        rows.append({"file": r["file"], "speaker": r["speaker"],
+                     "partition": "test" if test else "train",
+                     "fold": 0 if test else (1 if r["speaker"] in ("03", "08") else 2),
+                     "2class": arousal, "7class": r["emotion"], "path_clean": str(clean),
+                     "path_noisy": str(noisy), "path_denoised": str(noisy)})
+    tasks = {"2class": ["high", "low"], "7class": sorted({r["7class"] for r in rows})}
+    validate(rows, tasks, "emodb subset")
+    return Corpus("emodb", tasks, rows, "emodb subset")
 
 
 @pytest.mark.slow
@@ -309,64 +338,16 @@ def _emodb_view(shared_data, tmp_path, per_speaker):
 def test_real_deep_spectrum_without_bvlc_weights_is_a_labelled_control(shared_data, tmp_path,
                                                                          monkeypatch):
     """The real extractor (Caffe) with the BVLC weights absent: control rows, run completes."""
-    from refimpl import paths, weights
+    from refimpl._util import locations as paths
+    from refimpl.network import weights
     if not (paths.caffe_prefix() / "caffe-python").exists():
         pytest.skip("real Caffe not installed (make caffe)")
     monkeypatch.setattr(weights, "alexnet_weights_path", lambda: tmp_path / "absent.caffemodel")
     view = _emodb_view(shared_data, tmp_path, per_speaker=4)
-    fs = reproduce.DeepSpectrumExtractor(seed=0)
+    fs = adapters.DeepSpectrumExtractor(seed=0)
     assert fs.control and "random-weight" in fs.control
-    rows, failures = _run(view, tmp_path, [reproduce.FeatureSet("deepspectrum", fs)])
+    rows, failures = _run(view, tmp_path, [FeatureSet("deepspectrum", fs)])
     assert failures == [] and len(rows) == 36
     assert all(r.control == fs.control for r in rows)
     table9 = (tmp_path / "results" / "table9.md").read_text()
     assert table9.count("not the paper's network") >= 6
-
-
-class FakeCorpus:
-    """The part of refimpl.corpus.Corpus that corpus_view_from_layer uses."""
-
-    def __init__(self, view, drop_condition=None):
-        self.view, self.drop = view, drop_condition
-        self.name, self.source = "aibo", "fake"
-        self.tasks = {"3class": ["c", "b", "a"], "2class": ["low", "high"]}
-
-    def files(self):
-        return list(self.view.files)
-
-    def speakers(self):
-        return self.view.speakers
-
-    def partitions(self):
-        return self.view.partition
-
-    def folds(self):
-        return self.view.fold
-
-    def label_names(self, task):
-        return self.view.labels[task]
-
-    def audio_paths(self, condition, check=True):
-        if condition == self.drop:
-            return [None] * len(self.view.files)
-        return [__import__("pathlib").Path(p) for p in self.view.audio[condition]]
-
-
-def test_adapter_from_the_corpus_layer(corpus):
-    from refimpl.cli import UserError
-
-    class Layer:
-        def __init__(self, c):
-            self.c = c
-
-        def load_corpus(self, spec, root=None, seed=0):
-            assert (spec, root, seed) == ("aibo", "/data/aibo", 3)
-            return self.c
-
-    view = reproduce.corpus_view_from_layer(Layer(FakeCorpus(corpus)), "aibo", "/data/aibo", 3)
-    assert list(view.tasks.items()) == [("2class", "2-class"), ("3class", "3-class")]
-    assert view.classes["3class"] == ["c", "b", "a"]
-    np.testing.assert_array_equal(view.audio["denoised"], corpus.audio["denoised"])
-    with pytest.raises(UserError, match="no noisy audio"):
-        reproduce.corpus_view_from_layer(Layer(FakeCorpus(corpus, "noisy")), "aibo",
-                                         "/data/aibo", 3)

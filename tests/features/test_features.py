@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from refimpl import features, signals
-from refimpl.cli import UserError
+from refimpl import features
+from refimpl.golden import signals
+from refimpl.errors import RefimplError as UserError
 
 
 class PixelSumNetwork:
@@ -110,7 +111,7 @@ def test_failures_outside_bad_input_stop_the_run_and_leave_no_thread(corpus, mon
 @pytest.mark.caffe
 def test_cli_extract_on_emodb_files_caffe_and_numpy_agree(shared_data, tmp_path):
     """End to end on real speech: the CLI with real Caffe and with the NumPy reference."""
-    from refimpl.caffe_backend import caffe_available
+    from refimpl.network.caffe_client import caffe_available
     from refimpl.cli import main
     if not caffe_available():
         pytest.skip("real Caffe not installed (make caffe)")
@@ -130,7 +131,7 @@ def test_cli_extract_on_emodb_files_caffe_and_numpy_agree(shared_data, tmp_path)
 def test_efficientnet_rows_are_its_pooled_features(corpus, tmp_path):
     """--net efficientnet-lite0 gives 1280-d rows equal to running the network on the
     images directly (the network itself is checked against PyTorch elsewhere)."""
-    from refimpl import efficientnet
+    from refimpl.network import efficientnet
     from refimpl.cli import main
     from refimpl.image import spectrogram_image
     if not efficientnet.available():

@@ -4,9 +4,11 @@ import matplotlib
 import numpy as np
 import pytest
 
-from refimpl import golden, signals
-from refimpl.blob import image_to_blob
-from refimpl.caffe_backend import caffe_available
+from refimpl import golden
+from refimpl.golden import signals
+from refimpl.network.blob import image_to_blob
+from refimpl.network import caffe_client, reference
+from refimpl.network.caffe_client import caffe_available
 from refimpl.image import spectrogram_image
 
 CASES = golden.load_cases()
@@ -47,7 +49,7 @@ def test_cases_are_distinct_so_a_constant_output_cannot_pass():
 
 
 def test_numpy_forward_agrees_with_the_caffe_golden_fc7():
-    results = golden.verify("fc7", golden.numpy_fc7)
+    results = golden.verify("fc7", reference.golden_fc7)
     worst = max(r.error for r in results)
     print(f"NumPy vs Caffe golden fc7: worst error {worst:.3g} of the vector max")
     assert all(r.passed for r in results)
@@ -57,7 +59,7 @@ def test_numpy_forward_agrees_with_the_caffe_golden_fc7():
 @needs_caffe
 def test_live_caffe_still_produces_the_golden_fc7():
     """Real Caffe, now, on this machine: the golden files cannot drift from it."""
-    results = golden.verify("fc7", golden.caffe_fc7)
+    results = golden.verify("fc7", caffe_client.golden_fc7)
     assert all(r.passed for r in results), [(r.name, r.error) for r in results if not r.passed]
 
 
@@ -76,7 +78,7 @@ def rgb_blob_port(image):
 
 
 def test_verify_cli_for_efficientnet(capsys):
-    from refimpl import efficientnet
+    from refimpl.network import efficientnet
     from refimpl.cli import main
     if not efficientnet.available():
         try:

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from refimpl import fastimage, signals
+from refimpl.golden import signals
+from refimpl.image import fast as fastimage
 from refimpl.image import ImageError, SpectrogramOptions, spectrogram_image
 
 RATES = [8000, 16000, 22050, 44100, 48000]
@@ -46,9 +47,10 @@ def test_golden_signals(name):
 
 def test_stored_golden_images():
     """The committed golden images (drawn by matplotlib when golden/ was made)."""
-    from refimpl import golden, paths
+    from refimpl import golden
+    from refimpl._util import locations as paths
 
-    if not (paths.GOLDEN_DIR / golden.MANIFEST).is_file():
+    if not (paths.golden_dir() / golden.MANIFEST).is_file():
         pytest.skip("golden/ has no manifest (refimpl golden make)")
     results = golden.verify("image", fastimage.spectrogram_image_fast)
     assert results and all(r.passed and r.error == 0 for r in results), results
@@ -132,7 +134,7 @@ def test_sweep(n, rate, log_amplitude, kind, seed):
 
 def test_compiled_kernel_is_used_and_agrees_with_numpy():
     """The Cython PSD kernel is active (built) and reproduces numpy's arithmetic."""
-    pytest.importorskip("refimpl._render", reason="compiled core not built (make build)")
+    pytest.importorskip("refimpl.image._render", reason="compiled core not built (make build)")
     assert fastimage._kernel_mode() is not None
 
 
@@ -140,7 +142,7 @@ def test_numpy_fallback_is_identical(monkeypatch):
     """Without the compiled core (or where it cannot match numpy) the NumPy code path
     draws the same pixels."""
     monkeypatch.setattr(fastimage, "_kernel_mode", lambda: None)
-    monkeypatch.setitem(sys.modules, "refimpl._render", None)  # import fails
+    monkeypatch.setitem(sys.modules, "refimpl.image._render", None)  # import fails
     for x, rate in ((signals.noise_bursts(16000, 1.0, seed=4), 16000),
                     (noise(700, 1e-4, seed=5), 44100)):
         assert differing_pixels(x, rate)[0] == 0
@@ -149,25 +151,27 @@ def test_numpy_fallback_is_identical(monkeypatch):
 # ---------------------------------------------------------------- dispatch and errors
 
 def test_render_image_dispatch(monkeypatch):
+    import refimpl.image as image_stage
     x, rate = signals.speechlike(16000, 0.5, seed=2), 16000
     calls = []
     real_fast = fastimage.spectrogram_image_fast
-    monkeypatch.setattr(fastimage, "spectrogram_image_fast",
+    monkeypatch.setattr(image_stage, "spectrogram_image_fast",
                         lambda *a, **k: calls.append("fast") or real_fast(*a, **k))
+    render_image = image_stage.render_image
     ref = spectrogram_image(x, rate)
-    assert np.array_equal(fastimage.render_image(x, rate), ref) and calls == ["fast"]
-    assert np.array_equal(fastimage.render_image(x, rate, renderer="matplotlib"), ref)
+    assert np.array_equal(render_image(x, rate), ref) and calls == ["fast"]
+    assert np.array_equal(render_image(x, rate, renderer="matplotlib"), ref)
     assert calls == ["fast"]
     # unsupported options: auto falls back to matplotlib, fast refuses
     wide = SpectrogramOptions(nfft=512)
     assert not fastimage.fast_path_supported(rate, wide)
-    assert np.array_equal(fastimage.render_image(x, rate, wide),
+    assert np.array_equal(render_image(x, rate, wide),
                           spectrogram_image(x, rate, wide))
     assert calls == ["fast"]
     with pytest.raises(ImageError, match="does not support"):
-        fastimage.render_image(x, rate, wide, renderer="fast")
+        render_image(x, rate, wide, renderer="fast")
     with pytest.raises(ValueError, match="unknown renderer"):
-        fastimage.render_image(x, rate, renderer="agg")
+        render_image(x, rate, renderer="agg")
 
 
 def test_supported_options():
@@ -192,8 +196,10 @@ def test_refuses_what_matplotlib_path_refuses(signal, match):
         assert "bad.wav" in str(e.value)
 
 
-def test_add_renderer_argument():
-    parser = fastimage.add_renderer_argument(argparse.ArgumentParser())
+def test_renderer_option():
+    from refimpl.cli.options import add_image_options
+    parser = argparse.ArgumentParser()
+    add_image_options(parser)
     assert parser.parse_args([]).renderer == "auto"
     assert parser.parse_args(["--renderer", "fast"]).renderer == "fast"
     with pytest.raises(SystemExit):
@@ -207,7 +213,7 @@ def test_add_renderer_argument():
 def test_paint_matches_normalize_and_colormap(cmap, flat):
     """_render.paint against matplotlib's own Normalize + Colormap(bytes=True), on values
     placed one ulp either side of every colour-table boundary, with masked values."""
-    render = pytest.importorskip("refimpl._render", reason="compiled core not built")
+    render = pytest.importorskip("refimpl.image._render", reason="compiled core not built")
     import matplotlib
     from matplotlib.colors import Normalize
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from refimpl import signals
+from refimpl.golden import signals
 from refimpl.image import (IMAGE_SIZE, ImageError, SpectrogramOptions, check_signal,
                            spectrogram_image)
 
@@ -60,7 +60,7 @@ def test_options_match_the_toolkit_route(opts):
 def test_interpolation_pin_matters():
     """Without the pin, matplotlib's own default resampling changes most pixels: the pin
     is what keeps images equal to those of matplotlib < 3.2 used in 2017."""
-    from refimpl.image import spectrogram_figure
+    from refimpl.image.reference import spectrogram_figure
     samples, rate = signals.make_case("speechlike_male_16k")
     x = signals.pcm16_to_float(samples)
     fig = spectrogram_figure(x, rate)

@@ -1,6 +1,6 @@
 import numpy as np
 
-from refimpl.blob import IMAGENET_BGR_MEAN, image_to_blob
+from refimpl.network.blob import IMAGENET_BGR_MEAN, image_to_blob
 
 
 def test_blob_is_bgr_chw_float_pixels_without_mean():

@@ -8,8 +8,8 @@ import signal
 import numpy as np
 import pytest
 
-from refimpl import caffe_backend as cb
-from refimpl import caffemodel as cm
+from refimpl.network import caffe_client as cb
+from refimpl.network import caffemodel as cm
 
 pytestmark = pytest.mark.caffe
 
@@ -155,7 +155,7 @@ def test_worker_env_is_clean(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", "/bogus")
     monkeypatch.setenv("LD_PRELOAD", "libbogus.so")
     monkeypatch.setenv("LD_LIBRARY_PATH", "/bogus")
-    env = cb._clean_env()
+    env = cb.caffe_env()
     assert "PYTHONPATH" not in env and "LD_PRELOAD" not in env
     assert "LD_LIBRARY_PATH" not in env and env["GLOG_minloglevel"] == "2"
 

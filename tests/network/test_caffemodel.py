@@ -11,8 +11,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from refimpl import caffemodel as cm
-from refimpl.caffemodel import CaffeModelError, _enc_varint, _key, _Message
+from refimpl.network import caffemodel as cm
+from refimpl.network.caffemodel import CaffeModelError, _enc_varint, _key, _Message
 
 RNG = np.random.default_rng(7)
 
@@ -250,17 +250,10 @@ def test_missing_file():
         cm.read_caffemodel("/nonexistent/nope.caffemodel")
 
 
-def test_weights_manifest_matches_code():
-    from refimpl import paths
-    manifest = json.loads((paths.WEIGHTS_DIR / "weights.json").read_text())["alexnet"]
-    assert {k: [tuple(s) for s in v] for k, v in manifest["params"].items()} == \
-        {k: [tuple(s) for s in v] for k, v in cm.ALEXNET_PARAM_SHAPES.items()}
-
-
 # ------------------------------------------------------------ oracle: Caffe's caffe_pb2
 
 def _caffe_python_or_skip():
-    from refimpl import caffe_backend
+    from refimpl.network import caffe_client as caffe_backend
     try:
         return str(caffe_backend.caffe_python())
     except caffe_backend.CaffeNotInstalled as e:
@@ -268,10 +261,10 @@ def _caffe_python_or_skip():
 
 
 def _run_caffe_pb2(script, *args):
-    from refimpl.caffe_backend import _clean_env
+    from refimpl.network.caffe_client import caffe_env
     exe = _caffe_python_or_skip()
     res = subprocess.run([exe, "-c", textwrap.dedent(script), *map(str, args)],
-                         capture_output=True, text=True, env=_clean_env(), timeout=120)
+                         capture_output=True, text=True, env=caffe_env(), timeout=120)
     assert res.returncode == 0, res.stderr
     return res.stdout
 

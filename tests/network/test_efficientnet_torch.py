@@ -10,7 +10,8 @@ logits (float32 through 20 layers; measured about 1e-6 relative). Top-1 classes 
 import numpy as np
 import pytest
 
-from refimpl import efficientnet as E
+from refimpl.golden import efficientnet as G
+from refimpl.network import efficientnet as E
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("efficientnet_lite_pytorch")
@@ -25,7 +26,7 @@ def oracle():
     except E.WeightsError as e:
         pytest.skip(str(e))
     torch.set_num_threads(1)  # keep the 2-core machine shared
-    return E.torch_oracle()
+    return G.torch_oracle()
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def _rel_err(ours, theirs):
 
 def test_network_matches_torch_on_the_same_input(oracle, net):
     rng = np.random.default_rng(1)
-    images = np.concatenate([E.golden_inputs()[1][1:3],
+    images = np.concatenate([G.golden_inputs()[1][1:3],
                              rng.integers(0, 256, (1, 227, 227, 3), dtype=np.uint8)])
     x = E.preprocess_spectrogram(images)
     # Only 224x224 inputs: the port pads statically for 224 (our padding is computed per size).
@@ -75,8 +76,8 @@ def test_resize_matches_torch_grid_sample():
 
 
 def test_whole_pipeline_matches_torch(oracle, net):
-    images = E.golden_inputs()[1]
-    features_t, logits_t = E.torch_pipeline(images, oracle)
+    images = G.golden_inputs()[1]
+    features_t, logits_t = G.torch_pipeline(images, oracle)
     features = E.efficientnet_features(images, net=net)
     assert _rel_err(features, features_t) <= REL_TOL
     assert _rel_err(net.logits(features=features), logits_t) <= REL_TOL
@@ -84,7 +85,7 @@ def test_whole_pipeline_matches_torch(oracle, net):
 
 def test_golden_files_reproduce_with_torch(oracle):
     """The stored golden outputs are what PyTorch computes now (they were not made by us)."""
-    _, images = E.load_golden_inputs()
-    features_t, logits_t = E.torch_pipeline(images, oracle)
-    np.testing.assert_allclose(np.load(E.golden_dir() / "features.npy"), features_t, rtol=0, atol=1e-4)
-    np.testing.assert_allclose(np.load(E.golden_dir() / "logits.npy"), logits_t, rtol=0, atol=1e-3)
+    _, images = G.load_golden_inputs()
+    features_t, logits_t = G.torch_pipeline(images, oracle)
+    np.testing.assert_allclose(np.load(G.golden_dir() / "features.npy"), features_t, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(np.load(G.golden_dir() / "logits.npy"), logits_t, rtol=0, atol=1e-3)

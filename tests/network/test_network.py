@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from refimpl import network as N
+from refimpl.network import reference as N
 
 # REFIMPL_HYPOTHESIS_EXAMPLES raises the number of random cases for a thorough run.
 SETTINGS = settings(max_examples=int(os.environ.get("REFIMPL_HYPOTHESIS_EXAMPLES", 40)),
@@ -186,7 +186,7 @@ def test_inner_product_and_relu(data):
 
 def test_forward_rejects_bad_input():
     params = {n: tuple(np.zeros(s, np.float32) for s in shapes)
-              for n, shapes in __import__("refimpl.caffemodel", fromlist=["x"])
+              for n, shapes in __import__("refimpl.network.caffemodel", fromlist=["x"])
               .ALEXNET_PARAM_SHAPES.items()}
     with pytest.raises(ValueError, match=r"\(N, 3, 227, 227\)"):
         N.forward_numpy(params, np.zeros((1, 3, 224, 224), np.float32))
@@ -195,7 +195,7 @@ def test_forward_rejects_bad_input():
 
 
 def test_forward_blob_shapes_and_batching():
-    from refimpl import weights
+    from refimpl.network import weights
     rng = np.random.default_rng(0)
     params = weights.synth_alexnet_params(0)
     x = rng.uniform(0, 255, (3, 3, 227, 227)).astype(np.float32)
@@ -209,7 +209,7 @@ def test_forward_blob_shapes_and_batching():
 
 
 def test_forward_threads_limit_gives_same_features():
-    from refimpl import weights
+    from refimpl.network import weights
     params = weights.synth_alexnet_params(1)
     x = np.random.default_rng(4).uniform(0, 255, (1, 3, 227, 227)).astype(np.float32)
     a = N.forward_numpy(params, x)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from refimpl import caffe_backend as cb
-from refimpl import caffemodel as cm
-from refimpl import network as N
-from refimpl import weights
+from refimpl.network import caffe_client as cb
+from refimpl.network import caffemodel as cm
+from refimpl.network import reference as N
+from refimpl.network import weights
 
 pytestmark = pytest.mark.caffe
 # REFIMPL_HYPOTHESIS_EXAMPLES raises the number of random cases for a thorough run.

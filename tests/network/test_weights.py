@@ -4,9 +4,9 @@ import hashlib
 import numpy as np
 import pytest
 
-from refimpl import caffemodel as cm
-from refimpl import network as N
-from refimpl import weights
+from refimpl.network import caffemodel as cm
+from refimpl.network import reference as N
+from refimpl.network import weights
 from refimpl.cli import main as cli_main
 
 # SHA256 of `refimpl weights synth --seed 0` (recipe SYNTH_VERSION v1). Computed once;

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from refimpl import cforward as C
-from refimpl import network as N
+from refimpl.network import cforward as C
+from refimpl.network import reference as N
 
 pytestmark = pytest.mark.skipif(not C.available(), reason="C core not built (make build)")
 
@@ -178,7 +178,7 @@ def test_generated_header_is_current_and_exact():
     """csrc/winograd_gen.h is what tools/winograd_matrices.py writes now, and its
     matrices pass the tool's check: A^T[(G g G^T) .* (B^T d B)]A equals direct correlation
     exactly in rational arithmetic (and to 1e-13 in float64) on random tiles."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     spec = importlib.util.spec_from_file_location("winograd_matrices",
                                                   root / "tools" / "winograd_matrices.py")
     tool = importlib.util.module_from_spec(spec)
@@ -193,7 +193,7 @@ def test_generated_header_is_current_and_exact():
 
 @pytest.fixture(scope="module")
 def params():
-    from refimpl import weights
+    from refimpl.network import weights
     return C.prepare_params(weights.synthetic_weights_path(0))
 
 
@@ -248,8 +248,8 @@ def test_forward_winograd_layers_match_numpy(params, blob, name):
 @pytest.mark.parametrize("winograd", [True, False])
 def test_fc7_both_paths_match_real_caffe(winograd):
     """fc7 with conv2-5 by Winograd and by im2col, each against real Caffe."""
-    from refimpl import caffe_backend as cb
-    from refimpl import weights
+    from refimpl.network import caffe_client as cb
+    from refimpl.network import weights
     if not cb.caffe_available():
         pytest.skip("real Caffe not installed (make caffe)")
     path = weights.synthetic_weights_path(0)
@@ -269,8 +269,8 @@ def test_fc7_both_paths_match_real_caffe(winograd):
 def test_winograd_conv_vs_caffe(worker, tmp_path_factory, data):
     """Random stride-1 3x3 / 5x5 convolutions in real Caffe (weights written by our
     codec) against the Winograd kernel, image-like inputs (0..255)."""
-    from refimpl import caffe_backend as cb
-    from refimpl import caffemodel as cm
+    from refimpl.network import caffe_client as cb
+    from refimpl.network import caffemodel as cm
     r, group, cg, mg, pad, h, w, n = draw_conv(data, max_size=15)
     rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 31)))
     x = rng.uniform(0, 255, (n, group * cg, h, w)).astype(np.float32)

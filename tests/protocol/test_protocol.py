@@ -7,7 +7,7 @@ from scipy import stats
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix
 from sklearn.preprocessing import StandardScaler
 
-from refimpl import classifier as C
+from refimpl import protocol as C
 
 
 def test_alpha_grid_is_the_papers_24_decimal_values():
@@ -274,10 +274,10 @@ def test_select_boaw_skips_pairs_the_quantiser_refuses():
 
 
 def test_select_boaw_with_many_equals_one_call_per_na(monkeypatch):
-    """The reproduce quantiser (refimpl.boaw, fast mode) offers `many`: several Na from one
+    """The reproduce quantiser (refimpl.baselines.boaw, fast mode) offers `many`: several Na from one
     codebook and ranking per fold. The search must come out exactly as with one call per
     (Cs, Na), whether all Na of a size fit the memory budget at once or only some do."""
-    from refimpl.reproduce import openxbow_boaw_fn
+    from refimpl.experiments.adapters import openxbow_boaw_fn
     rng = np.random.default_rng(5)
     speakers = np.repeat(np.arange(6), 8)
     y = rng.integers(0, 3, len(speakers))

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from refimpl.fileio import atomic_open
+from refimpl._util.atomic import atomic_open
 
 
 def test_atomic_open_leaves_nothing_on_failure_and_a_normal_file_on_success(tmp_path):
