@@ -9,14 +9,14 @@ CAFFE_PREFIX ?= $(CURDIR)/.caffe/prefix
 export REFIMPL_CAFFE_PREFIX := $(CAFFE_PREFIX)
 PYTEST_ARGS ?=
 
-.PHONY: all venv build caffe test test-deps test-slow run golden bench clean
+.PHONY: all venv build caffe test test-deps test-slow run golden bench clean install-check
 
 all: venv caffe
 
 # The virtual environment: pinned requirements, then the package (editable, which
-# also compiles csrc/ into refimpl/*.so).
+# also compiles csrc/ into the stage packages, e.g. refimpl/network/_forward*.so).
 venv: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt setup.py
+$(VENV)/.installed: requirements.txt setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt
@@ -42,7 +42,7 @@ test: venv build caffe test-deps
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
 
 # The main job on the embedded default: features of the golden synthetic signals through
-# real Caffe, checked against golden/ (see refimpl/demo.py).
+# real Caffe, checked against golden/ (see refimpl/golden/demo.py).
 run: venv build caffe
 	$(BIN)/refimpl demo -o out/demo
 
@@ -63,8 +63,13 @@ bench: venv build caffe test-deps
 	$(BIN)/python -m pytest -q tests/benchmarks --benchmark-enable --benchmark-autosave \
 		--benchmark-group-by=group --benchmark-columns=min,median,mean,rounds $(PYTEST_ARGS)
 
+# `pip install .` into a fresh venv, then refimpl used from outside the checkout
+# (tools/install_check.sh): the wheel carries the network definition and golden files.
+install-check:
+	bash tools/install_check.sh
+
 clean:
-	rm -rf build refimpl/*.so csrc/_*.c .pytest_cache
+	rm -rf build csrc/_*.c csrc/_*.cpp .pytest_cache; find refimpl -name "*.so" -delete
 
 # Speed of the two spectrogram renderers (matplotlib, fast) on a 2 s EmoDB file.
 .PHONY: bench-image
@@ -84,7 +89,7 @@ weights: venv
 	$(BIN)/refimpl weights fetch
 
 # EmoDB's noisy (simulated room microphone) and denoised (LSTM mask enhancer) conditions,
-# into .cache/conditions/emodb/seed0 (refimpl/conditions.py, refimpl/denoise.py).
+# into .cache/conditions/emodb/seed0 (refimpl/conditions/).
 conditions: venv
 	$(BIN)/refimpl corpus conditions emodb --seed 0
 
@@ -98,7 +103,7 @@ denoiser: venv caffe
 # .cache/openxbow/ (git-ignored, never committed).  Tests fetch it themselves when missing.
 .PHONY: openxbow
 openxbow: venv
-	$(BIN)/python -c "from refimpl.boaw import openxbow_jar; print(openxbow_jar())"
+	$(BIN)/python -c "from refimpl.baselines.openxbow import openxbow_jar; print(openxbow_jar())"
 
 # The paper's whole grid -> results/ (Tables 5-9, Figures 2-3, report.md).
 #   make reproduce                                   EmoDB (../shared/data or downloaded)

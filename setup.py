@@ -1,50 +1,61 @@
 """Build the refimpl package and its compiled core.
 
-Every Cython source csrc/NAME.pyx becomes the extension module refimpl.NAME, so a new
-kernel needs no edit here. NumPy headers are added to each; OpenMP is used where a
-module asks for it (EXTRA below).
+The kernels of csrc/ become extension modules beside the stage they serve (KERNELS below),
+with NumPy's headers; OpenMP is used where a kernel asks for it. The repository's top-level
+weights/ and golden/ folders travel in the wheel as package data (refimpl/_assets/), so an
+installed refimpl finds its network definitions and golden files without a checkout
+(refimpl._util.locations). Build requirements are declared in pyproject.toml.
 """
-import glob
 import os
+import shutil
 
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, find_packages, setup
+from setuptools.command.build_py import build_py
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-# Per-module extra flags: name -> (extra_compile_args, extra_link_args).
-EXTRA = {
-    "_forward": (["-fopenmp"], ["-fopenmp"]),
-    "_boaw": (["-fopenmp"], ["-fopenmp"]),
+# csrc/NAME.pyx -> (extension module, uses OpenMP)
+KERNELS = {
+    "_forward": ("refimpl.network._forward", True),
+    "_render": ("refimpl.image._render", False),
+    "_boaw": ("refimpl.baselines._boaw", True),
 }
 
 BASE_CFLAGS = ["-O3", "-ffp-contract=off", "-fno-strict-aliasing"]
+ASSETS = ("weights", "golden")
 
 
 def extensions():
     exts = []
-    for pyx in sorted(glob.glob(os.path.join("csrc", "*.pyx"))):
-        name = os.path.splitext(os.path.basename(pyx))[0]
-        cflags, ldflags = EXTRA.get(name, ([], []))
+    for name, (module, openmp) in KERNELS.items():
+        omp = ["-fopenmp"] if openmp else []
         exts.append(Extension(
-            "refimpl." + name, [pyx],
+            module, [os.path.join("csrc", name + ".pyx")],
             include_dirs=[numpy.get_include(), "csrc"],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-            extra_compile_args=BASE_CFLAGS + cflags,
-            extra_link_args=ldflags,
+            extra_compile_args=BASE_CFLAGS + omp,
+            extra_link_args=omp,
         ))
     return cythonize(exts, language_level=3, compiler_directives={
         "boundscheck": False, "wraparound": False, "cdivision": True})
 
 
+class build_py_with_assets(build_py):
+    """Also copy weights/ and golden/ into the built package as refimpl/_assets/."""
+
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):  # editable: read from the checkout
+            return
+        for name in ASSETS:
+            target = os.path.join(self.build_lib, "refimpl", "_assets", name)
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(name, target)
+
+
 setup(
-    name="refimpl",
-    version="0.1.0",
-    description="Reference implementation of deep spectrum features (Cummins et al., ACM MM 2017)",
     packages=find_packages(include=["refimpl", "refimpl.*"]),
-    package_data={"refimpl": ["data/*", "*.py"]},
+    package_data={"refimpl": ["data/*"]},
     ext_modules=extensions(),
-    entry_points={"console_scripts": ["refimpl = refimpl.cli:main"]},
-    python_requires=">=3.10",
+    cmdclass={"build_py": build_py_with_assets},
 )
