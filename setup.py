@@ -11,7 +11,7 @@ import shutil
 
 import numpy
 from Cython.Build import cythonize
-from setuptools import Extension, find_packages, setup
+from setuptools import Extension, find_namespace_packages, setup
 from setuptools.command.build_py import build_py
 
 # csrc/NAME.pyx -> (extension module, uses OpenMP)
@@ -54,8 +54,10 @@ class build_py_with_assets(build_py):
 
 
 setup(
-    packages=find_packages(include=["refimpl", "refimpl.*"]),
-    package_data={"refimpl": ["data/*"]},
+    # namespace packages too, so that refimpl/data/ (tables, configs) is package data
+    packages=find_namespace_packages(include=["refimpl", "refimpl.*"],
+                                     exclude=["*.__pycache__"]),
+    package_data={"refimpl.data": ["*"]},
     ext_modules=extensions(),
     cmdclass={"build_py": build_py_with_assets},
 )

@@ -18,8 +18,8 @@ export REFIMPL_CACHE="$work/cache"
 unset REFIMPL_CAFFE_PREFIX PYTHONPATH
 bin="$work/venv/bin"
 "$bin/python" -c "import refimpl, refimpl.network.cforward as c; assert c.available(), 'C core not built'; print('refimpl from', refimpl.__file__)"
-files=$(ls "$emodb"/wav/*.wav | head -2)
-"$bin/refimpl" extract $files -o "$work/two.csv" --backend c --weights synthetic:0 --no-progress
+files=("$emodb"/wav/*.wav)
+"$bin/refimpl" extract "${files[@]:0:2}" -o "$work/two.csv" --backend c --weights synthetic:0 --no-progress
 test "$(wc -l < "$work/two.csv")" -eq 3
 "$bin/refimpl" golden verify --stage fc7
 "$bin/refimpl" golden verify --stage fc7 --impl refimpl.network.cforward:golden_fc7
