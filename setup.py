@@ -38,6 +38,15 @@ def extensions():
         "boundscheck": False, "wraparound": False, "cdivision": True})
 
 
+def pins(requirements, only=None):
+    """The pinned lines of a requirements file (all, or the packages named in `only`):
+    optional extras keep the pins of the files `make` installs from."""
+    with open(os.path.join(HERE, requirements)) as f:
+        lines = [line.split("#")[0].strip() for line in f]
+    return [line for line in lines
+            if line and (only is None or line.split("==")[0].strip() in only)]
+
+
 setup(
     name="refimpl",
     version="0.1.0",
@@ -47,4 +56,8 @@ setup(
     ext_modules=extensions(),
     entry_points={"console_scripts": ["refimpl = refimpl.cli:main"]},
     python_requires=">=3.10",
+    # torch: the PyTorch backend (refimpl.torch_backend); bench: the peers of the
+    # benchmarks (refimpl.peers: ONNX Runtime, OpenVINO)
+    extras_require={"torch": pins("requirements-torch.txt", only={"torch"}),
+                    "bench": pins("requirements-bench.txt")},
 )
