@@ -32,7 +32,7 @@ import numpy as np
 from refimpl import network as _ref
 
 __all__ = ["onnx_alexnet", "OnnxRuntimeNetwork", "OpenVinoNetwork", "onnxruntime_fc7",
-           "openvino_fc7", "missing_packages", "OPSET"]
+           "openvino_fc7", "missing_packages", "default_threads", "OPSET"]
 
 OPSET = 17  # supported by every onnxruntime and OpenVINO release of the last years
 INSTALL_HINT = ("install the benchmark extra: make bench-deps, or pip install -r "
@@ -156,16 +156,18 @@ def _check_blob(blob):
     return blob
 
 
-def _default_threads():
-    from refimpl.cforward import _default_threads as c_threads  # the C core's own default
-    return c_threads()
+def default_threads():
+    """The C core's default thread count ($REFIMPL_THREADS, else the CPUs this process may
+    use): the peers get the same unless told otherwise."""
+    from refimpl.cforward import _default_threads
+    return _default_threads()
 
 
 class _Network:
     """What both runtimes share: the blobs to output, the NumPy interface."""
 
     def __init__(self, threads, outputs):
-        self.threads = int(threads or _default_threads())
+        self.threads = int(threads or default_threads())
         self.outputs = [outputs] if isinstance(outputs, str) else list(outputs)
 
     def fc7(self, blob):
