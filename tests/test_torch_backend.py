@@ -255,9 +255,19 @@ def test_batching_in_pieces_gives_the_same_features(TB, params, blob, reference)
         assert net.fc7(blob[:0]).shape == (0, 4096)
 
 
-def test_golden_verify_fc7_passes_on_cpu(TB, monkeypatch, capsys):
-    """`refimpl golden verify --stage fc7 --impl refimpl.torch_backend:golden_fc7`: the
-    golden fc7 came from real Caffe."""
+@pytest.mark.parametrize("device", devices())
+def test_golden_verify_fc7_passes(TB, monkeypatch, device):
+    """What `refimpl golden verify --stage fc7 --impl refimpl.torch_backend:golden_fc7`
+    runs (with REFIMPL_TORCH_DEVICE=device): the golden fc7 came from real Caffe. Through
+    golden.verify rather than the CLI, whose other commands need packages (soundfile) that
+    a GPU machine may lack."""
+    monkeypatch.setenv(TB.DEVICE_ENV, device)
+    results = golden.verify("fc7", golden.load_callable("refimpl.torch_backend:golden_fc7"))
+    assert len(results) == 10
+    assert all(r.passed for r in results), [(r.name, r.error) for r in results if not r.passed]
+
+
+def test_golden_verify_cli_on_cpu(TB, monkeypatch, capsys):
     from refimpl.cli import main
     monkeypatch.setenv(TB.DEVICE_ENV, "cpu")
     assert main(["golden", "verify", "--stage", "fc7",
