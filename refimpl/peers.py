@@ -56,7 +56,13 @@ def missing_packages(*names):
     imported, for a skip message."""
     import importlib.util
     names = names or ("onnx", "onnxruntime", "openvino")
-    return [n for n in names if importlib.util.find_spec(n) is None]
+
+    def absent(name):
+        try:
+            return importlib.util.find_spec(name) is None
+        except (ImportError, ValueError):  # a broken or blocked install counts as absent
+            return True
+    return [n for n in names if absent(n)]
 
 
 def _load_params(weights):
