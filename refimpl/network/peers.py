@@ -1,0 +1,274 @@
+"""AlexNet to fc7 on the CPU runtimes a user would pick instead of our C core: ONNX Runtime
+and OpenVINO, both fed an ONNX graph built here from the caffemodel (no converter, no
+downloaded model), for the benchmarks (tests/benchmarks/test_bench_peers.py). PyTorch,
+the third peer, is refimpl.network.torch_backend.
+
+The graph is AlexNet as in refimpl.network.ALEXNET_LAYERS, with ONNX's standard operators,
+whose definitions give Caffe's semantics:
+* Conv with `group`, `pads`, `strides`; bias added.
+* LRN: ONNX defines y = x / (bias + alpha/size * square_sum)^beta, square_sum over the
+  channels max(0, c - floor((size-1)/2)) .. min(C-1, c + ceil((size-1)/2)), i.e. a window
+  clipped at the edges (as zero padding would be). bias = Caffe's k; for odd sizes (the only
+  ones Caffe accepts) the window is Caffe's, (size-1)/2 channels on each side.
+* MaxPool with ceil_mode=1: ONNX's size is ceil((H + 2 pad - kernel) / stride) + 1, Caffe's
+  (network.pool_output_size) without its rule for a last window starting in the right
+  padding; the builder checks every pooled size against pool_output_size and refuses a
+  network where they would differ (not AlexNet).
+* Flatten(axis=1) is the C-order flattening Caffe's InnerProduct uses; Gemm(transB=1)
+  computes x W^T + b; Relu after each, as the prototxt.
+
+Each runtime is configured for plain float32 on the CPU with an explicit thread count:
+ONNX Runtime's CPUExecutionProvider with intra_op_num_threads = threads and one inter-op
+thread; OpenVINO's CPU plugin with INFERENCE_NUM_THREADS = threads, one stream, the
+LATENCY hint and INFERENCE_PRECISION_HINT f32 (its default on CPUs with bf16 or AMX is
+bf16, which is not the features' arithmetic); a model is compiled once per batch size,
+with a static shape.
+
+The packages are the bench extra (requirements-bench.txt, `make bench-deps`, or
+pip install -e '.[bench]'), imported only when a network is built.
+"""
+import numpy as np
+
+from refimpl.errors import MissingDependency
+from refimpl.network import cforward
+from refimpl.network import spec as _ref
+from refimpl.network.caffemodel import load_alexnet_params
+
+__all__ = ["onnx_alexnet", "OnnxRuntimeNetwork", "OpenVinoNetwork", "onnxruntime_fc7",
+           "openvino_fc7", "missing_packages", "default_threads", "OPSET"]
+
+OPSET = 17  # supported by every onnxruntime and OpenVINO release of the last years
+INSTALL_HINT = ("install the benchmark extra: make bench-deps, or pip install -r "
+                "requirements-bench.txt (or pip install -e '.[bench]')")
+_PARAM_LAYERS = list(_ref.PARAM_SHAPES)
+
+
+def _import(name):
+    import importlib
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        raise MissingDependency(f"refimpl.network.peers needs {name}, which is not installed "
+                                f"here: {INSTALL_HINT} ({e})") from e
+
+
+def missing_packages(*names):
+    """The names among `names` (default: onnx, onnxruntime, openvino) that cannot be
+    imported, for a skip message."""
+    import importlib.util
+    names = names or ("onnx", "onnxruntime", "openvino")
+
+    def absent(name):
+        try:
+            return importlib.util.find_spec(name) is None
+        except (ImportError, ValueError):  # a broken or blocked install counts as absent
+            return True
+    return [n for n in names if absent(n)]
+
+
+def _load_params(weights):
+    if not isinstance(weights, dict):
+        weights = load_alexnet_params(weights)
+    missing = [name for name in _PARAM_LAYERS if name not in weights]
+    if missing:
+        raise ValueError(f"AlexNet parameters lack layer(s) {', '.join(missing)}")
+    return {name: tuple(np.ascontiguousarray(a, dtype=np.float32) for a in weights[name])
+            for name in _PARAM_LAYERS}
+
+
+def _onnx_pool_size(size, kernel, stride, pad):
+    """ONNX MaxPool's ceil_mode output size (without Caffe's right-padding rule)."""
+    return -(-(size + 2 * pad - kernel) // stride) + 1
+
+
+def onnx_alexnet(weights, outputs=_ref.FEATURE_BLOB):
+    """AlexNet from a caffemodel path (or load_alexnet_params' dict) as an onnx.ModelProto:
+    input "data" float32 (N, 3, 227, 227) with a free batch dimension N; graph outputs the
+    blobs named in `outputs` (one name or several, of network.BLOB_NAMES; "fc7" is after
+    relu7, as Caffe's in-place blob), as far as the last of them."""
+    onnx = _import("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+    outputs = [outputs] if isinstance(outputs, str) else list(outputs)
+    for blob in outputs:
+        if blob not in _ref.BLOB_NAMES:
+            raise ValueError(f"unknown AlexNet blob {blob!r}; one of {', '.join(_ref.BLOB_NAMES)}")
+    params = _load_params(weights)
+    wanted = {_ref.FINAL_LAYER[blob]: blob for blob in outputs}  # last writer -> blob
+    nodes, inits, graph_outputs = [], [], []
+    x, hw = "data", _ref.INPUT_SHAPE[1]
+    shape = list(_ref.INPUT_SHAPE)  # of the current blob, per image
+    for name, kind, cfg in _ref.ALEXNET_LAYERS:
+        out = name + "_y"  # blob names are the Identity outputs below
+        if kind == "conv":
+            w, b = params[name]
+            inits += [numpy_helper.from_array(w, name + "_w"), numpy_helper.from_array(b, name + "_b")]
+            p, s = cfg["pad"], cfg["stride"]
+            nodes.append(helper.make_node(
+                "Conv", [x, name + "_w", name + "_b"], [out], name=name, group=cfg["group"],
+                kernel_shape=list(w.shape[2:]), strides=[s, s], pads=[p, p, p, p]))
+            hw = (hw + 2 * p - w.shape[2]) // s + 1
+            shape = [w.shape[0], hw, hw]
+        elif kind == "relu":
+            nodes.append(helper.make_node("Relu", [x], [out], name=name))
+        elif kind == "lrn":
+            if cfg["size"] % 2 != 1:
+                raise ValueError(f"{name}: LRN size {cfg['size']} is even; Caffe supports odd "
+                                 "sizes only, and ONNX's window differs there")
+            nodes.append(helper.make_node("LRN", [x], [out], name=name, size=cfg["size"],
+                                          alpha=cfg["alpha"], beta=cfg["beta"], bias=cfg["k"]))
+        elif kind == "pool":
+            k, s, p = cfg["kernel"], cfg["stride"], cfg["pad"]
+            caffe, theirs = _ref.pool_output_size(hw, k, s, p), _onnx_pool_size(hw, k, s, p)
+            if caffe != theirs:
+                raise ValueError(f"{name}: ONNX's ceil-mode pooled size {theirs} differs from "
+                                 f"Caffe's {caffe} for input {hw}, kernel {k}, stride {s}, pad {p}")
+            nodes.append(helper.make_node("MaxPool", [x], [out], name=name, kernel_shape=[k, k],
+                                          strides=[s, s], pads=[p, p, p, p], ceil_mode=1))
+            hw = caffe
+            shape = [shape[0], hw, hw]
+        elif kind == "fc":
+            w, b = params[name]
+            inits += [numpy_helper.from_array(w, name + "_w"), numpy_helper.from_array(b, name + "_b")]
+            if len(shape) == 3:  # the conv part ends: C-order flattening, as Caffe's
+                nodes.append(helper.make_node("Flatten", [x], [x + "_flat"], axis=1))
+                x = x + "_flat"
+            nodes.append(helper.make_node("Gemm", [x, name + "_w", name + "_b"], [out],
+                                          name=name, transB=1))
+            shape = [w.shape[0]]
+        elif kind == "dropout":  # the identity at test time
+            nodes.append(helper.make_node("Identity", [x], [out], name=name))
+        else:
+            raise AssertionError(f"unhandled layer kind {kind}")
+        x = out
+        if name in wanted:
+            blob = wanted.pop(name)
+            nodes.append(helper.make_node("Identity", [x], [blob], name="output_" + blob))
+            graph_outputs.append(helper.make_tensor_value_info(blob, TensorProto.FLOAT,
+                                                               ["N", *shape]))
+            if not wanted:
+                break
+    graph = helper.make_graph(
+        nodes, "alexnet_to_" + outputs[-1],
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", *_ref.INPUT_SHAPE])],
+        graph_outputs, initializer=inits)
+    model = helper.make_model(graph, producer_name="refimpl.network.peers",
+                              opset_imports=[helper.make_opsetid("", OPSET)])
+    onnx.checker.check_model(model)
+    return model
+
+
+def _check_blob(blob):
+    blob = np.ascontiguousarray(blob, dtype=np.float32)
+    if blob.ndim != 4 or blob.shape[1:] != _ref.INPUT_SHAPE:
+        raise ValueError(f"AlexNet input must be (N, 3, 227, 227), got {blob.shape}")
+    return blob
+
+
+def default_threads():
+    """The C core's default thread count ($REFIMPL_THREADS, else the CPUs this process may
+    use): the peers get the same unless told otherwise."""
+    return cforward.default_threads()
+
+
+class _Network:
+    """What both runtimes share: the blobs to output, the NumPy interface."""
+
+    def __init__(self, threads, outputs):
+        self.threads = int(threads or default_threads())
+        self.outputs = [outputs] if isinstance(outputs, str) else list(outputs)
+
+    def fc7(self, blob):
+        if "fc7" not in self.outputs:
+            raise ValueError(f"this network outputs {self.outputs}, not fc7")
+        return self.forward(blob)["fc7"]
+
+    def forward(self, blob):
+        """{blob name: float32 array} for the blobs in self.outputs."""
+        raise NotImplementedError
+
+    def close(self):
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class OnnxRuntimeNetwork(_Network):
+    """The ONNX graph on ONNX Runtime's CPU provider, `threads` intra-op threads (default:
+    the C core's default, the CPUs this process may use), one inter-op thread."""
+
+    def __init__(self, weights, threads=None, outputs=_ref.FEATURE_BLOB):
+        ort = _import("onnxruntime")
+        super().__init__(threads, outputs)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        model = onnx_alexnet(weights, self.outputs).SerializeToString()
+        self.session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+    def forward(self, blob):
+        if self.session is None:
+            raise RuntimeError("OnnxRuntimeNetwork is closed")
+        got = self.session.run(self.outputs, {"data": _check_blob(blob)})
+        return dict(zip(self.outputs, got))
+
+    def close(self):
+        self.session = None
+
+
+class OpenVinoNetwork(_Network):
+    """The ONNX graph on OpenVINO's CPU plugin, float32, `threads` threads (default: the C
+    core's default), one stream, compiled once per batch size with a static shape."""
+
+    def __init__(self, weights, threads=None, outputs=_ref.FEATURE_BLOB):
+        ov = _import("openvino")
+        super().__init__(threads, outputs)
+        self._core = ov.Core()
+        self._model = self._core.read_model(onnx_alexnet(weights, self.outputs).SerializeToString())
+        self._requests = {}
+        self.config = {"INFERENCE_NUM_THREADS": self.threads, "NUM_STREAMS": 1,
+                       "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+
+    def _request(self, n):
+        if self._model is None:
+            raise RuntimeError("OpenVinoNetwork is closed")
+        if n not in self._requests:
+            model = self._model.clone()
+            model.reshape({"data": [n, *_ref.INPUT_SHAPE]})
+            compiled = self._core.compile_model(model, "CPU", self.config)
+            self._requests[n] = compiled.create_infer_request()
+        return self._requests[n]
+
+    def forward(self, blob):
+        blob = _check_blob(blob)
+        request = self._request(len(blob))
+        request.infer({"data": blob})
+        return {name: np.array(request.get_tensor(name).data, dtype=np.float32, copy=True)
+                for name in self.outputs}
+
+    def settings(self, n=1):
+        """The compiled model's effective thread count, precision and streams (what it
+        really runs with, for the benchmark's report)."""
+        compiled = self._request(n).get_compiled_model()
+        return {key: str(compiled.get_property(key)) for key in
+                ("INFERENCE_NUM_THREADS", "INFERENCE_PRECISION_HINT", "NUM_STREAMS")}
+
+    def close(self):
+        self._requests = {}
+        self._model = None
+
+
+def onnxruntime_fc7(blob, weights):
+    """`refimpl golden verify --stage fc7 --impl refimpl.network.peers:onnxruntime_fc7`."""
+    with OnnxRuntimeNetwork(weights) as net:
+        return net.fc7(blob)
+
+
+def openvino_fc7(blob, weights):
+    """`refimpl golden verify --stage fc7 --impl refimpl.network.peers:openvino_fc7`."""
+    with OpenVinoNetwork(weights) as net:
+        return net.fc7(blob)
