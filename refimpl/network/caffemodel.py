@@ -35,7 +35,7 @@ from refimpl.network.spec import LAYER_TYPES, PARAM_SHAPES
 
 __all__ = [
     "CaffeModelError", "CaffeModel", "read_caffemodel", "write_caffemodel",
-    "load_alexnet_params", "ALEXNET_PARAM_SHAPES", "V1_LAYER_TYPES",
+    "load_alexnet_params", "alexnet_params", "ALEXNET_PARAM_SHAPES", "V1_LAYER_TYPES",
 ]
 
 
@@ -492,3 +492,16 @@ def load_alexnet_params(path_or_model):
             arrays.append(blob.reshape(shape))
         out[lname] = tuple(arrays)
     return out
+
+
+def alexnet_params(weights):
+    """A caffemodel path, a CaffeModel, or load_alexnet_params' dict -> {layer: (weights,
+    bias)} as float32 C-contiguous arrays: what every forward pass takes. A dict lacking a
+    layer is refused with a ValueError naming it."""
+    if not isinstance(weights, dict):
+        weights = load_alexnet_params(weights)
+    missing = [name for name in ALEXNET_PARAM_SHAPES if name not in weights]
+    if missing:
+        raise ValueError(f"AlexNet parameters lack layer(s) {', '.join(missing)}")
+    return {name: tuple(np.ascontiguousarray(a, dtype=np.float32) for a in weights[name])
+            for name in ALEXNET_PARAM_SHAPES}

@@ -40,9 +40,9 @@ import numpy as np
 
 from refimpl._util.native import import_kernel
 from refimpl.errors import MissingDependency
-from refimpl.network.caffemodel import load_alexnet_params
+from refimpl.network.caffemodel import alexnet_params
 from refimpl.network.spec import (ALEXNET_LAYERS, BLOB_NAMES, FEATURE_BLOB, FINAL_LAYER,
-                                  INPUT_SHAPE, PARAM_SHAPES)
+                                  INPUT_SHAPE)
 
 try:  # the extension is built by setup.py, not shipped; without it this module still imports
     _forward = import_kernel("refimpl.network._forward")
@@ -214,7 +214,6 @@ def inner_product(x, weights, bias=None, relu=False):
 
 # ---------------------------------------------------------------------- the network
 
-_PARAM_LAYERS = list(PARAM_SHAPES)
 
 
 class PreparedParams(dict):
@@ -232,12 +231,7 @@ def prepare_params(params):
     float32 and C-contiguous, and the Winograd-transformed filters of conv2-5 (about 30 ms;
     CNetwork does it once and keeps the result). The weights must not be changed in place
     afterwards."""
-    if not isinstance(params, dict):
-        params = load_alexnet_params(params)
-    missing = [name for name in _PARAM_LAYERS if name not in params]
-    if missing:
-        raise ValueError(f"AlexNet parameters lack layer(s) {', '.join(missing)}")
-    arrays = {name: tuple(_f32(a) for a in params[name]) for name in _PARAM_LAYERS}
+    arrays = alexnet_params(params)
     core = _core()
     winograd = {name: core.winograd_filters(arrays[name][0])
                 for name, kind, cfg in ALEXNET_LAYERS

@@ -32,7 +32,7 @@ import numpy as np
 from refimpl.errors import MissingDependency
 from refimpl.network import cforward
 from refimpl.network import spec as _ref
-from refimpl.network.caffemodel import load_alexnet_params
+from refimpl.network.caffemodel import alexnet_params
 
 __all__ = ["onnx_alexnet", "OnnxRuntimeNetwork", "OpenVinoNetwork", "onnxruntime_fc7",
            "openvino_fc7", "missing_packages", "default_threads", "OPSET"]
@@ -40,7 +40,6 @@ __all__ = ["onnx_alexnet", "OnnxRuntimeNetwork", "OpenVinoNetwork", "onnxruntime
 OPSET = 17  # supported by every onnxruntime and OpenVINO release of the last years
 INSTALL_HINT = ("install the benchmark extra: make bench-deps, or pip install -r "
                 "requirements-bench.txt (or pip install -e '.[bench]')")
-_PARAM_LAYERS = list(_ref.PARAM_SHAPES)
 
 
 def _import(name):
@@ -66,16 +65,6 @@ def missing_packages(*names):
     return [n for n in names if absent(n)]
 
 
-def _load_params(weights):
-    if not isinstance(weights, dict):
-        weights = load_alexnet_params(weights)
-    missing = [name for name in _PARAM_LAYERS if name not in weights]
-    if missing:
-        raise ValueError(f"AlexNet parameters lack layer(s) {', '.join(missing)}")
-    return {name: tuple(np.ascontiguousarray(a, dtype=np.float32) for a in weights[name])
-            for name in _PARAM_LAYERS}
-
-
 def _onnx_pool_size(size, kernel, stride, pad):
     """ONNX MaxPool's ceil_mode output size (without Caffe's right-padding rule)."""
     return -(-(size + 2 * pad - kernel) // stride) + 1
@@ -92,7 +81,7 @@ def onnx_alexnet(weights, outputs=_ref.FEATURE_BLOB):
     for blob in outputs:
         if blob not in _ref.BLOB_NAMES:
             raise ValueError(f"unknown AlexNet blob {blob!r}; one of {', '.join(_ref.BLOB_NAMES)}")
-    params = _load_params(weights)
+    params = alexnet_params(weights)
     wanted = {_ref.FINAL_LAYER[blob]: blob for blob in outputs}  # last writer -> blob
     nodes, inits, graph_outputs = [], [], []
     x, hw = "data", _ref.INPUT_SHAPE[1]

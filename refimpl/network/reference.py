@@ -28,7 +28,7 @@ import numpy as np
 
 from refimpl.network import caffemodel
 from refimpl.network.spec import (ALEXNET_LAYERS, BLOB_NAMES, FEATURE_BLOB, FINAL_LAYER,
-                                  INPUT_SHAPE, PARAM_SHAPES, pool_output_size)
+                                  INPUT_SHAPE, pool_output_size)
 
 __all__ = [
     "conv2d", "conv2d_cnhw", "relu", "lrn", "lrn_cnhw", "max_pool", "pool_output_size",
@@ -236,12 +236,8 @@ def inner_product(x, weights, bias=None):
 
 
 def _as_params(params):
-    """Accept a path, a CaffeModel or a name -> (weights, bias) dict."""
-    if isinstance(params, dict) and all(isinstance(v, (tuple, list)) for v in params.values()):
-        missing = [n for n in PARAM_SHAPES if n not in params]
-        if not missing:
-            return params
-    return caffemodel.load_alexnet_params(params)
+    """A caffemodel path, a CaffeModel or a parameter dict -> float32 (weights, bias) dict."""
+    return caffemodel.alexnet_params(params)
 
 
 def _layers(params, x):

@@ -40,7 +40,7 @@ import numpy as np
 
 from refimpl.errors import MissingDependency
 from refimpl.network import spec as _ref
-from refimpl.network.caffemodel import load_alexnet_params
+from refimpl.network.caffemodel import alexnet_params
 
 __all__ = ["TorchNetwork", "golden_fc7", "available", "lrn", "max_pool", "DEVICE_ENV"]
 
@@ -50,7 +50,6 @@ INSTALL_HINT = ("refimpl.network.torch_backend needs PyTorch, which is not insta
 
 # Blob name -> the layer after which it is final (ReLUs work in place, as in Caffe).
 _LAYER_INDEX = {name: i for i, (name, _, _) in enumerate(_ref.ALEXNET_LAYERS)}
-_PARAM_LAYERS = list(_ref.PARAM_SHAPES)
 
 # PyTorch's per-operator fp32 precision switches (torch >= 2.9); "ieee" is plain float32.
 # Only these new-style flags are touched: PyTorch refuses to read the legacy allow_tf32
@@ -119,17 +118,6 @@ def _ieee_fp32(torch):
                 flags.fp32_precision = value
 
 
-def _load_params(weights):
-    """A caffemodel path or load_alexnet_params' dict -> {layer: (weights, bias)} float32."""
-    if not isinstance(weights, dict):
-        weights = load_alexnet_params(weights)
-    missing = [name for name in _PARAM_LAYERS if name not in weights]
-    if missing:
-        raise ValueError(f"AlexNet parameters lack layer(s) {', '.join(missing)}")
-    return {name: tuple(np.ascontiguousarray(a, dtype=np.float32) for a in weights[name])
-            for name in _PARAM_LAYERS}
-
-
 # ------------------------------------------------------------------------------ layers
 
 def _lrn(F, x, size, alpha, beta, k):
@@ -188,7 +176,7 @@ class TorchNetwork:
         self.device = _device(torch, device)
         self.batch_size = batch_size
         self.params = {name: tuple(torch.from_numpy(a).to(self.device) for a in arrays)
-                       for name, arrays in _load_params(weights).items()}
+                       for name, arrays in alexnet_params(weights).items()}
 
     # ------------------------------------------------------------------ NumPy interface
     def fc7(self, blob):

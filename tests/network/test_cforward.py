@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from refimpl.network import cforward as C
+from refimpl.network import weights
 from refimpl.network import reference as N
 
 # Tests that run whether or not the extension is built; the others skip without it.
@@ -253,14 +254,8 @@ def test_relu_exact():
 
 @pytest.fixture(scope="module")
 def params():
-    from refimpl.network import weights
+    """The shared synthetic AlexNet, prepared once for the C core."""
     return C.prepare_params(weights.synthetic_weights_path(0))
-
-
-@pytest.fixture(scope="module")
-def blob():
-    # BGR pixel values 0..255, as the project feeds AlexNet
-    return np.random.default_rng(20).integers(0, 256, (3, 3, 227, 227)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

@@ -32,17 +32,6 @@ def need(*packages):
 
 
 @pytest.fixture(scope="module")
-def params():
-    from refimpl.network import caffemodel, weights
-    return caffemodel.load_alexnet_params(weights.synthetic_weights_path(0))
-
-
-@pytest.fixture(scope="module")
-def blob():
-    return np.random.default_rng(20).integers(0, 256, (3, 3, 227, 227)).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
 def reference(params, blob):
     return N.forward_blobs(params, blob, N.BLOB_NAMES)
 

@@ -64,18 +64,6 @@ def devices():
 
 
 @pytest.fixture(scope="module")
-def params():
-    from refimpl.network import caffemodel, weights
-    return caffemodel.load_alexnet_params(weights.synthetic_weights_path(0))
-
-
-@pytest.fixture(scope="module")
-def blob():
-    # BGR pixel values 0..255, as the project feeds AlexNet
-    return np.random.default_rng(20).integers(0, 256, (3, 3, 227, 227)).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
 def reference(params, blob):
     out = N.forward_blobs(params, blob, N.BLOB_NAMES)
     out["data"] = blob

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from refimpl.network import cforward as C
+from refimpl.network import weights
 from refimpl.network import reference as N
 
 pytestmark = pytest.mark.skipif(not C.available(), reason="C core not built (make build)")
@@ -193,7 +194,7 @@ def test_generated_header_is_current_and_exact():
 
 @pytest.fixture(scope="module")
 def params():
-    from refimpl.network import weights
+    """The shared synthetic AlexNet, prepared once for the C core."""
     return C.prepare_params(weights.synthetic_weights_path(0))
 
 
