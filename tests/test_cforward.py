@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from conftest import unavailable
 from refimpl import cforward as C
 from refimpl import network as N
 
@@ -42,7 +43,7 @@ def restore_settings(request):
         yield
         return
     if not C.available():
-        pytest.skip("C core not built (make build)")
+        unavailable("core", "C core not built (make build)")
     old = C.configure()
     yield
     C.configure(**old)

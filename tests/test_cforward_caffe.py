@@ -6,16 +6,13 @@ from refimpl import caffe_backend as cb
 from refimpl import cforward as C
 from refimpl import weights
 
-pytestmark = [pytest.mark.caffe,
-              pytest.mark.skipif(not C.available(), reason="C core not built (make build)")]
+pytestmark = pytest.mark.caffe
 
 FC7_TOLERANCE = 1e-5  # worst |diff| relative to the vector's max (project-wide)
 
 
 @pytest.fixture(scope="module")
-def caffe_net():
-    if not cb.caffe_available():
-        pytest.skip("real Caffe not installed (make caffe)")
+def caffe_net(caffe_installed, c_core):
     with cb.CaffeNet(cb.ALEXNET_PROTOTXT, weights.synthetic_weights_path(0)) as net:
         yield net
 

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import import_or_unavailable
 from refimpl import conditions as N
 from refimpl.corpus import Corpus, load_corpus, read_json
 
-pra = pytest.importorskip("pyroomacoustics")
+pra = import_or_unavailable("pyroomacoustics", "pyroomacoustics")
 
 
 @pytest.fixture(scope="module")

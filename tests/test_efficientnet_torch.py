@@ -10,20 +10,17 @@ logits (float32 through 20 layers; measured about 1e-6 relative). Top-1 classes 
 import numpy as np
 import pytest
 
+from conftest import import_or_unavailable
 from refimpl import efficientnet as E
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("efficientnet_lite_pytorch")
+torch = import_or_unavailable("torch", "torch")
+import_or_unavailable("efficientnet_lite_pytorch", "torch")
 
 REL_TOL = 1e-4
 
 
 @pytest.fixture(scope="module")
-def oracle():
-    try:
-        E.fetch_weights()
-    except E.WeightsError as e:
-        pytest.skip(str(e))
+def oracle(efficientnet_weights):
     torch.set_num_threads(1)  # keep the 2-core machine shared
     return E.torch_oracle()
 

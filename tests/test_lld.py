@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import unavailable
 from refimpl import boaw, cli, lld
 
 
@@ -41,7 +42,7 @@ def htk_mfcc_e(x, sr=16000, k=0.97, n_bands=26, n_ceps=12, lifter=22):
 def emodb_files(shared_data):
     files = sorted((shared_data / "emodb" / "wav").glob("*.wav"))
     if len(files) < 5:
-        pytest.skip("EmoDB not found")
+        unavailable("emodb", "EmoDB not found")
     return files
 
 

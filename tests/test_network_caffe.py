@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from conftest import unavailable
 from refimpl import caffe_backend as cb
 from refimpl import caffemodel as cm
 from refimpl import network as N
@@ -192,7 +193,7 @@ def emodb_spectrogram_blob(shared_data, count):
     import soundfile as sf
     files = sorted((shared_data / "emodb" / "wav").glob("*.wav"))[:count]
     if len(files) < count:
-        pytest.skip("EmoDB recordings not found")
+        unavailable("emodb", "EmoDB recordings not found")
     out = []
     for f in files:
         x, sr = sf.read(f)

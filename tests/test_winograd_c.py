@@ -20,7 +20,6 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from refimpl import cforward as C
 from refimpl import network as N
 
-pytestmark = pytest.mark.skipif(not C.available(), reason="C core not built (make build)")
 
 SETTINGS = settings(max_examples=int(os.environ.get("REFIMPL_HYPOTHESIS_EXAMPLES", 40)),
                     deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -28,7 +27,7 @@ FC7_TOLERANCE = 1e-5  # worst |diff| relative to the vector's max (project-wide)
 
 
 @pytest.fixture(autouse=True)
-def restore_settings():
+def restore_settings(c_core):
     old = C.configure()
     yield
     C.configure(**old)
@@ -246,12 +245,10 @@ def test_forward_winograd_layers_match_numpy(params, blob, name):
 
 @pytest.mark.caffe
 @pytest.mark.parametrize("winograd", [True, False])
-def test_fc7_both_paths_match_real_caffe(winograd):
+def test_fc7_both_paths_match_real_caffe(winograd, caffe_installed):
     """fc7 with conv2-5 by Winograd and by im2col, each against real Caffe."""
     from refimpl import caffe_backend as cb
     from refimpl import weights
-    if not cb.caffe_available():
-        pytest.skip("real Caffe not installed (make caffe)")
     path = weights.synthetic_weights_path(0)
     blob = np.random.default_rng(22).integers(0, 256, (2, 3, 227, 227)).astype(np.float32)
     with cb.CaffeNet(cb.ALEXNET_PROTOTXT, path) as net:
