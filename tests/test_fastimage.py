@@ -139,12 +139,25 @@ def test_compiled_kernel_is_used_and_agrees_with_numpy():
 
 def test_numpy_fallback_is_identical(monkeypatch):
     """Without the compiled core (or where it cannot match numpy) the NumPy code path
-    draws the same pixels."""
+    draws the same pixels.
+
+    `from refimpl import _render` finds the submodule as an attribute of the package once
+    anything has imported it, whatever sys.modules says; so both go, and the NumPy paint is
+    counted, to prove that it is what drew the images."""
+    import refimpl
     monkeypatch.setattr(fastimage, "_kernel_mode", lambda: None)
-    monkeypatch.setitem(sys.modules, "refimpl._render", None)  # import fails
-    for x, rate in ((signals.noise_bursts(16000, 1.0, seed=4), 16000),
-                    (noise(700, 1e-4, seed=5), 44100)):
+    monkeypatch.setitem(sys.modules, "refimpl._render", None)  # import fails ...
+    monkeypatch.delattr(refimpl, "_render", raising=False)     # ... also for from-imports
+    with pytest.raises(ImportError):
+        from refimpl import _render  # noqa: F401
+    calls = []
+    real_paint = fastimage._paint_numpy
+    monkeypatch.setattr(fastimage, "_paint_numpy",
+                        lambda *a: calls.append(a[0].shape) or real_paint(*a))
+    cases = ((signals.noise_bursts(16000, 1.0, seed=4), 16000), (noise(700, 1e-4, seed=5), 44100))
+    for x, rate in cases:
         assert differing_pixels(x, rate)[0] == 0
+    assert len(calls) == len(cases)
 
 
 # ---------------------------------------------------------------- dispatch and errors
