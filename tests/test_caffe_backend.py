@@ -41,6 +41,9 @@ def test_ping_reports_versions_and_a_real_gpu_check(worker):
     # The check looked at the libraries really mapped into the worker: libcaffe is there.
     assert "libcaffe" in info["gpu_detail"]
     assert info["gpu_support"] is False  # the Debian build is CPU_ONLY
+    # the OpenBLAS kernels Caffe runs on (picked at run time; OPENBLAS_CORETYPE forces them)
+    print(f"Caffe's OpenBLAS core: {info['blas_core']}")
+    assert info["blas_core"] not in ("", "?")
 
 
 def test_arrays_round_trip_unchanged(worker):
