@@ -76,3 +76,74 @@ def test_verify_cli_for_efficientnet(capsys, efficientnet_weights):
     from refimpl.cli import main
     assert main(["golden", "verify", "--net", "efficientnet-lite0"]) == 0
     assert "vs PyTorch golden: ok" in capsys.readouterr().out
+
+
+# ------------------------------------------------------- the files themselves: hashes, atomic make
+
+def test_each_case_file_is_hashed_and_checked_on_load(tmp_path):
+    import shutil
+    root = tmp_path / "golden"
+    shutil.copytree(golden.paths.GOLDEN_DIR, root)
+    assert len(golden.load_cases(root)) == len(CASES)
+    for entry in MANIFEST["cases"]:
+        assert set(entry["files"]) == set(golden.CASE_FILES)
+    fc7 = root / "cases" / CASES[0].name / "fc7.npy"
+    data = bytearray(fc7.read_bytes())
+    data[-1] ^= 1                                   # one bit of the last fc7 value
+    fc7.write_bytes(bytes(data))
+    with pytest.raises(golden.GoldenFileError, match=rf"{CASES[0].name}/fc7\.npy: sha256"):
+        golden.load_cases(root)
+    fc7.unlink()
+    with pytest.raises(golden.GoldenFileError, match="fc7.npy: golden file missing"):
+        golden.load_cases(root)
+
+
+class _FakeCaffeNet:
+    """Stands in for Caffe where only the file handling of `golden make` is tested."""
+    info = {"caffe": "fake"}
+
+    def __init__(self, *a, **k):
+        self.worker = self
+
+    def forward(self, blob, outputs):
+        return {"fc7": np.full((len(blob), 4096), 1.5, np.float32)}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+def test_make_writes_beside_and_swaps_in_only_when_complete(tmp_path, monkeypatch):
+    from refimpl import caffe_backend
+    monkeypatch.setattr(caffe_backend, "CaffeNet", _FakeCaffeNet)
+    monkeypatch.setattr(golden, "blas_of_caffe", lambda: "fake")
+    root = tmp_path / "golden"
+    (root / "efficientnet-lite0").mkdir(parents=True)
+    (root / "efficientnet-lite0" / "keep.txt").write_text("not golden make's")
+    (root / golden.MANIFEST).write_text('{"old": true}')
+    weights = tmp_path / "w.caffemodel"
+    weights.write_bytes(b"weights")
+    real_make_case, calls = signals.make_case, []
+
+    def failing_make_case(name):
+        calls.append(name)
+        if len(calls) == 3:
+            raise RuntimeError("interrupted")
+        return real_make_case(name)
+
+    monkeypatch.setattr(signals, "make_case", failing_make_case)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        golden.make_golden(root, weights, log=lambda *_: None)
+    assert (root / golden.MANIFEST).read_text() == '{"old": true}'   # untouched
+    assert not (root / "cases").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["golden", "w.caffemodel"]
+
+    monkeypatch.setattr(signals, "make_case", real_make_case)
+    manifest = golden.make_golden(root, weights, log=lambda *_: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["golden", "w.caffemodel"]
+    assert (root / "efficientnet-lite0" / "keep.txt").read_text() == "not golden make's"
+    assert golden.load_manifest(root) == manifest and manifest["format"] == 2
+    cases = golden.load_cases(root)                # every file checked against its hash
+    assert [c.name for c in cases] == list(signals.CASES)
