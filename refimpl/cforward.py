@@ -26,8 +26,8 @@ Where the speed comes from:
   (r+1)^2 matrix products over the batch's tiles. The filters are transformed once, in
   prepare_params (kept by CNetwork). The price is rounding: the error of a tile scales
   with its whole input patch, a few times float32's; fc7 stays within 7e-7 of Caffe's
-  max (the project's tolerance is 1e-5). `configure(winograd=False)` or
-  REFIMPL_WINOGRAD=0 gives the im2col path for every layer.
+  max (the golden tolerance, derived from float32 rounding, is 3e-5).
+  `configure(winograd=False)` or REFIMPL_WINOGRAD=0 gives the im2col path for every layer.
 * LRN runs Caffe's own running window sum (bit-identical to the reference) and takes
   scale^-0.75 as 1/(sqrt(s) sqrt(sqrt(s))) in double: the float result of an exact
   power, at a fraction of pow's cost.

@@ -42,8 +42,12 @@ TOLERANCES = {
     "image_differing_pixels": 0,
     "blob_max_abs_error": 0.0,
     # fc7 is float arithmetic summed in a different order by each BLAS; errors are
-    # measured relative to the largest activation of the case's vector.
-    "fc7_max_error_rel_to_max": 1e-5,
+    # measured relative to the largest activation of the case's vector. The value is the
+    # float32 rounding bound of two evaluations of AlexNet (a port and Caffe, summing in
+    # any order) carried through the layers, largest over the golden cases (2.2e-5 of
+    # the max), rounded up: tests/tolerances.py derives it and test_golden checks that it
+    # still is that. Measured: 5-8e-7 (NumPy, the C core, either BLAS kernel).
+    "fc7_max_error_rel_to_max": 3e-5,
 }
 
 

@@ -8,6 +8,7 @@ import signal
 import numpy as np
 import pytest
 
+import tolerances as tol
 from refimpl import caffe_backend as cb
 from refimpl import caffemodel as cm
 
@@ -93,7 +94,15 @@ def test_forward_any_batch_size(worker, tmp_path):
         whole = net.forward(x, outputs=("ip", "conv"))
         assert whole["ip"].shape == (5, 5) and whole["conv"].shape == (5, 6, 6, 6)
         parts = net.forward(x, outputs=("ip",), batch_size=2)["ip"]
-        np.testing.assert_allclose(parts, whole["ip"], rtol=1e-6, atol=1e-6)
+        # Not equal: Caffe's SGEMM for the inner product has M = batch rows, and OpenBLAS
+        # blocks (so rounds) each row's sum by the matrix size. Bound: two float32
+        # evaluations of conv (19 terms) -> ReLU -> inner product (217 terms).
+        p = tiny_params()
+        y, var = tol.conv_variance(x, 0.0, *p["conv"], pad=1, group=2)
+        y, var = tol.relu_variance(y, var)
+        _, var = tol.inner_product_variance(y, var, *p["ip"])
+        used = tol.assert_within(parts, whole["ip"], tol.statistical(var, var), "batch 2 vs 5")
+        print(f"batch 2 vs batch 5: {used:.3f} of the bound")
 
 
 def test_caffe_error_is_reported_and_worker_survives(worker):

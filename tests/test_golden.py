@@ -44,6 +44,22 @@ def test_cases_are_distinct_so_a_constant_output_cannot_pass():
     assert worst_match > 100 * golden.TOLERANCES["fc7_max_error_rel_to_max"]
 
 
+def test_fc7_tolerance_is_the_derived_rounding_bound():
+    """TOLERANCES' fc7 figure is not a number that passed once: it is the bound of two
+    float32 evaluations of the network (tests/tolerances.py) on the golden blobs, the
+    largest over the cases of the largest element bound over the vector's maximum,
+    rounded up by less than half."""
+    import tolerances as tol
+    from refimpl import caffemodel, weights
+    params = caffemodel.load_alexnet_params(weights.synthetic_weights_path(MANIFEST["weights"]["seed"]))
+    blobs = np.concatenate([image_to_blob(c.image) for c in CASES])
+    fc7 = np.stack([c.fc7 for c in CASES])
+    _, bound = tol.alexnet_bound(params, blobs, ["fc7"])["fc7"]
+    derived = float(tol.fc7_rel_to_max(bound, fc7).max())
+    print(f"derived fc7 bound: {derived:.3g} of the max")
+    assert derived <= golden.TOLERANCES["fc7_max_error_rel_to_max"] <= 1.5 * derived
+
+
 def test_numpy_forward_agrees_with_the_caffe_golden_fc7():
     results = golden.verify("fc7", golden.numpy_fc7)
     worst = max(r.error for r in results)
