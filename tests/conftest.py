@@ -108,6 +108,19 @@ def pytest_report_header(config):
     return lines
 
 
+def pytest_sessionfinish(session):
+    """REFIMPL_TOLERANCE_REPORT=FILE: the largest fraction of its rounding bound that each
+    tolerance check used in this run (tests/tolerances.py), as JSON, for the audit."""
+    target = os.environ.get("REFIMPL_TOLERANCE_REPORT")
+    tol = sys.modules.get("tolerances")
+    if target and tol is not None:
+        import json
+        from refimpl.fileio import atomic_open
+        with atomic_open(target) as f:
+            json.dump({"OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+                       "used": tol.USED}, f, indent=1, sort_keys=True)
+
+
 @pytest.fixture(scope="session")
 def shared_data():
     root = paths.shared_data()
