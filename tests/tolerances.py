@@ -52,6 +52,11 @@ Notation. u = 2^-24 is float32's unit roundoff: a correctly rounded operation gi
 4. Single operations. A correctly rounded operation (+ - * / sqrt, float conversions) is
    within half an ulp; two of them within one ulp of each other. Library functions (expf,
    tanhf, powf) are within a few ulps (glibc documents its maxima per function).
+
+5. float64 code (signal processing, statistics) has the same bounds with u = 2^-53
+   (U64, gamma64). A radix-2 FFT of length N obeys ||fl(FFT x) - FFT x||_2 <= fft_error(N)
+   ||FFT x||_2 (Higham, Thm 24.2: log2(N) eta / (1 - log2(N) eta), eta = u + gamma(4)
+   (sqrt(2) + u) with twiddle factors accurate to u), in any precision.
 """
 import numpy as np
 
@@ -69,6 +74,7 @@ def _one_blas_thread(fn):
 
 
 U = 2.0 ** -24            # float32 unit roundoff (half an ulp of 1)
+U64 = 2.0 ** -53          # float64 unit roundoff
 LAMBDA = 6.0              # Hoeffding: P(one element beyond its bound) <= 2 exp(-18) = 3e-8
 
 
@@ -80,6 +86,20 @@ def gamma(n):
     if nu >= 1:
         raise ValueError(f"gamma({n}) is undefined: n u >= 1")
     return nu / (1 - nu)
+
+
+def gamma64(n):
+    """gamma_n for float64."""
+    nu = n * U64
+    return nu / (1 - nu)
+
+
+def fft_error(n, unit=U64):
+    """Relative norm-wise error bound of a radix-2 FFT of length n (section 5)."""
+    g4 = 4 * unit / (1 - 4 * unit)
+    eta = unit + g4 * (np.sqrt(2) + unit)
+    k = np.log2(n) * eta
+    return k / (1 - k)
 
 
 def sum_variance(n, sq_terms, total):
