@@ -1,10 +1,13 @@
 """AlexNet forward pass through the compiled C core (csrc/_forward.pyx, forward_impl.c).
 
-Same numbers as the NumPy reference (refimpl/network.py): conv1, LRN, pooling and ReLU
-bit for bit, the later layers to float32 rounding (their sums go through a differently
-blocked SGEMM, and conv2-5 through Winograd's transforms). The layer functions here take the reference's arguments and return its
-shapes, so either can stand in for the other; `forward_c` is `forward_numpy`'s twin,
-`CNetwork` the feature backend "c" (refimpl.features), `golden_fc7` the callable for
+Same numbers as the NumPy reference (refimpl/network.py): LRN, pooling and ReLU bit for
+bit, the convolutions and inner products to float32 rounding (their sums go through
+scipy's OpenBLAS on chunks of columns, numpy's through its own on whole matrices, which
+may pick other kernels: conv1 too differs in the last bits on some machines; conv2-5 go
+through Winograd's transforms). The layer functions here take the reference's arguments
+and return its shapes, so either can stand in for the other; `forward_c` is
+`forward_numpy`'s twin, `CNetwork` the feature backend "c" (refimpl.features), `golden_fc7`
+the callable for
 `refimpl golden verify --stage fc7 --impl refimpl.cforward:golden_fc7`.
 
 Where the speed comes from:

@@ -25,7 +25,8 @@ def test_batch_and_optional_imagenet_mean():
     # ulp of it) plus the subtraction's (half an ulp of the result)
     mean = np.array([104.007, 116.669, 122.679])
     want = 200 - mean
-    tol.assert_within(blob[0, :, 0, 0], want, tol.ulps(mean, 0.5) + tol.ulps(want, 0.5), "200 - mean")
+    tol.assert_within(blob[0, :, 0, 0], want, tol.ulps(mean, 0.5) + tol.ulps(want, 0.5),
+                      "200 - mean")
     tol.assert_within(blob[1, 2, 0, 0], 10 - 122.679,
                       tol.ulps(122.679, 0.5) + tol.ulps(10 - 122.679, 0.5), "10 - mean")
     np.testing.assert_array_equal(blob[0, :, 0, 0], np.float32(200) - IMAGENET_BGR_MEAN)

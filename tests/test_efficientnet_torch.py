@@ -132,7 +132,8 @@ def test_whole_pipeline_matches_torch(oracle, net, monkeypatch):
     # normalising is one rounding of (v - 127) / 128 on each side
     tol.assert_within(x, x_t, RESIZE_BOUND / 128 + tol.ulps(x_t, 1), "preprocessing")
     features = net.features(x_t)
-    assert_network_like_torch(net, x_t, {"features": features, "logits": net.logits(features=features)},
+    assert_network_like_torch(net, x_t,
+                              {"features": features, "logits": net.logits(features=features)},
                               {"features": features_t, "logits": logits_t})
     np.testing.assert_array_equal(E.efficientnet_features(images, net=net),
                                   E.efficientnet_features(images, batch_size=len(images), net=net))

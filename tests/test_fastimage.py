@@ -221,7 +221,8 @@ def test_add_renderer_argument():
 def test_paint_matches_normalize_and_colormap(cmap, flat):
     """_render.paint against matplotlib's own Normalize + Colormap(bytes=True), on values
     placed one ulp either side of every colour-table boundary, with masked values."""
-    render = import_or_unavailable("refimpl._render", "core", "compiled core not built (make build)")
+    render = import_or_unavailable("refimpl._render", "core",
+                                   "compiled core not built (make build)")
     import matplotlib
     from matplotlib.colors import Normalize
 

@@ -51,7 +51,8 @@ def test_fc7_tolerance_is_the_derived_rounding_bound():
     rounded up by less than half."""
     import tolerances as tol
     from refimpl import caffemodel, weights
-    params = caffemodel.load_alexnet_params(weights.synthetic_weights_path(MANIFEST["weights"]["seed"]))
+    seed = MANIFEST["weights"]["seed"]
+    params = caffemodel.load_alexnet_params(weights.synthetic_weights_path(seed))
     blobs = np.concatenate([image_to_blob(c.image) for c in CASES])
     fc7 = np.stack([c.fc7 for c in CASES])
     _, bound = tol.alexnet_bound(params, blobs, ["fc7"])["fc7"]

@@ -90,9 +90,9 @@ def test_lrn_vs_caffe(worker, scratch, data):
     text = f"lrn_param {{ local_size: {size} alpha: {alpha} beta: {beta} k: {k} }}"
     ref = run_in_caffe(worker, scratch, text, "LRN", x)
     ours = N.lrn(x, size, alpha, beta, k)
-    # Not bit-identical: Caffe's running sum is an OpenBLAS saxpy, fused multiply-add in
-    # the Haswell/Zen/SkylakeX kernels, separate multiply and add in SandyBridge/Nehalem/
-    # Prescott ones; ours follows the fused one.
+    # Not bit-identical in general: Caffe's running sum is an OpenBLAS saxpy whose
+    # rounding depends on the kernel picked at run time (equal to ours with the Zen
+    # kernels, not with Haswell, SandyBridge, Nehalem or Prescott ones).
     tol.assert_within(ours, ref, tol.lrn_bound(x, size, alpha, beta, k), "LRN vs Caffe")
 
 

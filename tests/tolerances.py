@@ -594,7 +594,8 @@ def efficientnet_variance(net, x, input_var=0.0):
     logits = feats @ w + b
     logits_var = (feats_var @ (w * w)
                   + sum_variance(w.shape[0] + 1, (feats ** 2) @ (w * w) + b * b, logits))
-    return {"head": (head, head_var), "features": (feats, feats_var), "logits": (logits, logits_var)}
+    return {"head": (head, head_var), "features": (feats, feats_var),
+            "logits": (logits, logits_var)}
 
 
 def _pad64(net, x, k, s):
