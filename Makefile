@@ -55,8 +55,7 @@ golden: venv build caffe
 # renderer over all of EmoDB, openXBOW's jar on all of EmoDB's LLDs, the whole noisy
 # condition, ... Speed measurements live in `make bench`, not here.
 test-slow: venv build caffe test-deps
-	$(BIN)/python -m pytest -q -m slow --ignore=tests/benchmarks -k "not speed_ratio" \
-		$(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -q -m slow --ignore=tests/benchmarks $(PYTEST_ARGS) tests
 
 # Benchmark-only extra: the CPU runtimes the C core is compared with (ONNX Runtime,
 # OpenVINO; PyTorch comes with test-deps), pinned; numpy etc. held at requirements.txt.

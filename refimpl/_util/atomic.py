@@ -8,10 +8,11 @@ kernel had not written yet when the machine goes down.
 """
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_open", "fsync_path"]
+__all__ = ["atomic_path", "atomic_open", "atomic_dir", "fsync_path"]
 
 
 def fsync_path(path):
@@ -52,3 +53,37 @@ def atomic_open(path, mode="w", **kwargs):
     with atomic_path(path) as tmp:
         with open(tmp, mode, **kwargs) as f:
             yield f
+
+
+@contextlib.contextmanager
+def atomic_dir(path):
+    """Yield a new empty folder beside `path`; on success it replaces `path` (the old
+    folder is renamed aside, the new one renamed in, then the old one deleted), on failure
+    it is deleted and `path` is left as it was. Readers never see a half-written folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = Path(tempfile.mkdtemp(prefix="." + path.name + ".", suffix=".new", dir=path.parent))
+    os.chmod(new, 0o777 & ~_umask())
+    aside = None
+    try:
+        yield new
+        if path.exists():
+            aside = Path(tempfile.mkdtemp(prefix="." + path.name + ".", suffix=".old",
+                                          dir=path.parent))
+            os.rename(path, aside / path.name)
+        os.rename(new, path)
+    except BaseException:
+        if aside is not None and not path.exists():   # the swap itself failed: put it back
+            os.rename(aside / path.name, path)
+        shutil.rmtree(new, ignore_errors=True)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _umask():
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask

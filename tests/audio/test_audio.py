@@ -3,7 +3,19 @@ import pytest
 import soundfile
 from scipy.io import wavfile
 
+import tolerances as tol
 from refimpl.audio import AudioError, read_audio, windows
+
+# libsndfile converts a float x to an n-bit integer k (within 1 step: measured up to 0.99
+# steps, so not always to the nearest) scaled by 2^(n-1) - 1 and reads k / 2^(n-1) back:
+# off by at most (1 + |x|) / 2^(n-1). FLOAT keeps float32(x) (half an ulp), DOUBLE x.
+PCM_BITS = {"PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
+
+
+def stored_error_bound(x, subtype):
+    if subtype in PCM_BITS:
+        return (1 + np.abs(x)) / 2.0 ** (PCM_BITS[subtype] - 1)
+    return tol.ulps(x, 0.5) if subtype == "FLOAT" else np.zeros_like(x)
 
 
 @pytest.fixture
@@ -24,9 +36,9 @@ def test_reads_every_wav_sample_format_as_float_in_unit_range(tmp_path, tone, su
     if raw.dtype.kind == "i":
         full_scale = {2: 2**15, 4: 2**31}[raw.dtype.itemsize]
         np.testing.assert_array_equal(audio.signal, raw / full_scale)
-    else:
-        np.testing.assert_allclose(audio.signal, raw, rtol=0, atol=1e-7)
-    np.testing.assert_allclose(audio.signal, tone, atol=2 / 2**15)
+    else:  # the stored float32/float64 values, converted exactly to float64
+        np.testing.assert_array_equal(audio.signal, raw)
+    tol.assert_within(audio.signal, tone, stored_error_bound(tone, subtype), subtype)
 
 
 def test_keeps_the_file_rate_and_averages_channels(tmp_path, tone):
@@ -35,7 +47,9 @@ def test_keeps_the_file_rate_and_averages_channels(tmp_path, tone):
     soundfile.write(path, stereo, 22050, subtype="FLOAT")
     audio = read_audio(path)
     assert audio.rate == 22050
-    np.testing.assert_allclose(audio.signal, 0.25 * tone, atol=1e-7)
+    # stored float32(t) and float32(-t / 2) = -float32(t) / 2; their mean is float32(t) / 4
+    # exactly, within a quarter of float32's half ulp of 0.25 t
+    tol.assert_within(audio.signal, 0.25 * tone, 0.25 * tol.ulps(tone, 0.5), "channel mean")
 
 
 def test_trim_zeros_removes_exact_zero_runs_at_both_ends_only(tmp_path):

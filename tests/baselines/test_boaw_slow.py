@@ -1,15 +1,14 @@
 """The large comparison with the openXBOW jar (pytest -m slow): real MFCC LLDs of all 535
-EmoDB files, codebook sizes 10..5000 and Na 1..500, and the whole-process speed ratio for
-the paper's largest setting (reported, not asserted; see tests/benchmarks for timings)."""
+EmoDB files, codebook sizes 10..5000 and Na 1..500, and the whole `refimpl boaw` process
+against the jar's at the paper's largest setting (timings: tests/benchmarks/test_bench_boaw.py)."""
 import subprocess
 import sys
-import time
 
 import pytest
 
 from refimpl.baselines import boaw as B
 from refimpl.baselines import openxbow as X
-from test_boaw import compare, jar_args, openxbow_jar  # noqa: F401  (fixture)
+from test_boaw import compare, fast_mode_difference_bound, jar_args, openxbow_jar  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -44,20 +43,14 @@ def test_emodb_all_matches_jar(tmp_path, openxbow_jar, emodb_all_csv, cfg):
     assert same_bags and same_cb
 
 
-def test_whole_process_speed_ratio(tmp_path, openxbow_jar, emodb_all_csv):
-    """Paper's largest setting (Cs=5000, Na=500) on all 535 files: the jar vs
-    `python -m refimpl boaw`, wall clock of each whole process; outputs must be equal."""
+def test_whole_process_output_equals_the_jars(tmp_path, openxbow_jar, emodb_all_csv):
+    """Paper's largest setting (Cs=5000, Na=500) on all 535 files: the file written by the
+    whole `python -m refimpl boaw` process is byte for byte the jar's."""
     cfg = dict(size=5000, assignments=500)
-    t0 = time.perf_counter()
     X.run_openxbow(["-i", emodb_all_csv, "-o", tmp_path / "j.csv", "-writeName"] + jar_args(**cfg),
                    openxbow_jar)
-    t_jar = time.perf_counter() - t0
-    t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "refimpl", "boaw", str(emodb_all_csv), "-o",
                     str(tmp_path / "r.csv"), "--size", "5000", "--assignments", "500"], check=True)
-    t_ours = time.perf_counter() - t0
-    print(f"\nwhole process, Cs=5000 Na=500, 535 EmoDB files: jar {t_jar:.1f} s, "
-          f"refimpl {t_ours:.1f} s, ratio {t_jar / t_ours:.1f}x")
     assert (tmp_path / "j.csv").read_bytes() == (tmp_path / "r.csv").read_bytes()
 
 
@@ -67,5 +60,7 @@ def test_fast_mode_differences_all_emodb(emodb_all_csv):
     lld = B.read_lld_csv(str(emodb_all_csv))
     words = B.learn_codebook(lld.features, 5000, "random++", 10)
     diff, total = B.assignment_differences(lld.features, words, 500)
-    print(f"\nfast mode: {diff} of {total} assignments differ ({diff / total:.2e})")
-    assert diff <= total * 1e-4
+    bound = fast_mode_difference_bound(lld.features, words, 500)
+    print(f"\nfast mode: {diff} of {total} assignments differ ({diff / total:.2e}); "
+          f"rounding allows {bound}")
+    assert diff <= bound

@@ -4,6 +4,7 @@ import numpy as np
 import opensmile
 import pytest
 
+from conftest import unavailable
 from refimpl import cli
 from refimpl.baselines import opensmile as F
 
@@ -12,7 +13,7 @@ from refimpl.baselines import opensmile as F
 def emodb_files(shared_data):
     files = sorted((shared_data / "emodb" / "wav").glob("*.wav"))
     if len(files) < 3:
-        pytest.skip("EmoDB not found")
+        unavailable("emodb", "EmoDB not found")
     return files[:3]
 
 

@@ -10,6 +10,7 @@ the saved JSON).
 """
 import pytest
 
+from conftest import unavailable
 from refimpl.network import caffe_client as cb
 from refimpl.network import cforward as C
 from refimpl import features
@@ -26,7 +27,7 @@ CONFIGS = {
 def emodb_files(shared_data):
     files = sorted((shared_data / "emodb" / "wav").glob("*.wav"))
     if len(files) != 535:
-        pytest.skip(f"expected 535 EmoDB files, found {len(files)}")
+        unavailable("emodb", f"expected 535 EmoDB files, found {len(files)}")
     return files
 
 
@@ -35,9 +36,9 @@ def emodb_files(shared_data):
 def test_extract(benchmark, emodb_files, config, n_files):
     renderer, backend = CONFIGS[config]
     if backend == "caffe" and not cb.caffe_available():
-        pytest.skip("real Caffe not installed (make caffe)")
+        unavailable("caffe", "real Caffe not installed (make caffe)")
     if backend == "c" and not C.available():
-        pytest.skip("C core not built (make build)")
+        unavailable("core", "C core not built (make build)")
     files = emodb_files[:n_files]
     network = open_network(backend, weights.synthetic_weights_path(0))
     try:

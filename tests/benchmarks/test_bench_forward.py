@@ -49,9 +49,7 @@ def run(benchmark, fn, blob, name):
 
 @pytest.mark.caffe
 @pytest.mark.parametrize("batch", BATCHES)
-def test_caffe(benchmark, weights_path, batch):
-    if not cb.caffe_available():
-        pytest.skip("real Caffe not installed (make caffe)")
+def test_caffe(benchmark, weights_path, batch, caffe_installed):
     blob = images(batch)
     with cb.CaffeNet(cb.ALEXNET_PROTOTXT, weights_path) as net:
         net.extract_fc7(blob)  # warm up: Caffe allocates at the first reshape
@@ -70,10 +68,9 @@ C_SETUPS = [("c-omp", dict(split="omp")), ("c-blas", dict(split="blas")),
             ("c-omp-im2col", dict(split="omp", winograd=False))]
 
 
-@pytest.mark.skipif(not C.available(), reason="C core not built (make build)")
 @pytest.mark.parametrize("setup", C_SETUPS, ids=[name for name, _ in C_SETUPS])
 @pytest.mark.parametrize("batch", BATCHES)
-def test_c(benchmark, weights_path, batch, setup):
+def test_c(benchmark, weights_path, batch, setup, c_core):
     name, settings = setup
     net = C.CNetwork(weights_path)
     old = C.configure(**settings)

@@ -1,20 +1,12 @@
 """Speed of the protocol on EmoDB-sized data (about 270 training files, 7 classes).
 
-Run with `pytest tests/benchmarks -m slow --benchmark-enable`; skipped unless -m slow is given
-(the BoAW search alone takes about 2-3 CPU minutes).
+Marked slow (the BoAW search alone takes about 2-3 CPU minutes): `make test` leaves it out,
+`make bench` runs it (pytest tests/benchmarks/test_bench_protocol.py --benchmark-enable).
 """
 import numpy as np
 import pytest
 
 from refimpl import protocol as C
-
-
-@pytest.fixture(autouse=True)
-def _only_when_asked(request):
-    # Minutes of CPU: run only when slow tests are selected (-m slow), not in the default run.
-    if "slow" not in (request.config.getoption("markexpr") or "") or \
-            "not slow" in request.config.getoption("markexpr"):
-        pytest.skip("benchmark: run with -m slow")
 
 
 def _emodb_sized(d, n=270, n_classes=7, seed=0):

@@ -14,7 +14,6 @@ from refimpl.network import cforward as C
 from refimpl.network import reference as N
 from refimpl.network import weights
 
-pytestmark = pytest.mark.skipif(not C.available(), reason="C core not built (make build)")
 
 BATCH = 32
 LAYERS = ["conv2", "conv3", "conv4", "conv5"]
@@ -23,7 +22,7 @@ CONFIG = {name: cfg for name, kind, cfg in N.ALEXNET_LAYERS}
 
 
 @pytest.fixture(scope="module")
-def params():
+def params(c_core):
     return C.prepare_params(weights.synthetic_weights_path(0))
 
 

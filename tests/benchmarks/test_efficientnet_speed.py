@@ -10,11 +10,7 @@ from refimpl.network import efficientnet as E
 
 
 @pytest.fixture(scope="module")
-def net():
-    try:
-        E.fetch_weights()
-    except E.WeightsError as e:
-        pytest.skip(str(e))
+def net(efficientnet_weights):
     return E.network()
 
 

@@ -336,12 +336,10 @@ def _emodb_view(shared_data, tmp_path, per_speaker):
 @pytest.mark.slow
 @pytest.mark.caffe
 def test_real_deep_spectrum_without_bvlc_weights_is_a_labelled_control(shared_data, tmp_path,
-                                                                         monkeypatch):
+                                                                         monkeypatch,
+                                                                         caffe_installed):
     """The real extractor (Caffe) with the BVLC weights absent: control rows, run completes."""
-    from refimpl._util import locations as paths
     from refimpl.network import weights
-    if not (paths.caffe_prefix() / "caffe-python").exists():
-        pytest.skip("real Caffe not installed (make caffe)")
     monkeypatch.setattr(weights, "alexnet_weights_path", lambda: tmp_path / "absent.caffemodel")
     view = _emodb_view(shared_data, tmp_path, per_speaker=4)
     fs = adapters.DeepSpectrumExtractor(seed=0)

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import import_or_unavailable, unavailable
 from refimpl.golden import signals
 from refimpl.image import fast as fastimage
 from refimpl.image import ImageError, SpectrogramOptions, spectrogram_image
@@ -51,7 +52,7 @@ def test_stored_golden_images():
     from refimpl._util import locations as paths
 
     if not (paths.golden_dir() / golden.MANIFEST).is_file():
-        pytest.skip("golden/ has no manifest (refimpl golden make)")
+        unavailable("golden", "golden/ has no manifest (refimpl golden make)")
     results = golden.verify("image", fastimage.spectrogram_image_fast)
     assert results and all(r.passed and r.error == 0 for r in results), results
 
@@ -134,18 +135,31 @@ def test_sweep(n, rate, log_amplitude, kind, seed):
 
 def test_compiled_kernel_is_used_and_agrees_with_numpy():
     """The Cython PSD kernel is active (built) and reproduces numpy's arithmetic."""
-    pytest.importorskip("refimpl.image._render", reason="compiled core not built (make build)")
+    import_or_unavailable("refimpl.image._render", "core", "compiled core not built (make build)")
     assert fastimage._kernel_mode() is not None
 
 
 def test_numpy_fallback_is_identical(monkeypatch):
     """Without the compiled core (or where it cannot match numpy) the NumPy code path
-    draws the same pixels."""
+    draws the same pixels.
+
+    `from refimpl import _render` finds the submodule as an attribute of the package once
+    anything has imported it, whatever sys.modules says; so both go, and the NumPy paint is
+    counted, to prove that it is what drew the images."""
+    import refimpl
     monkeypatch.setattr(fastimage, "_kernel_mode", lambda: None)
-    monkeypatch.setitem(sys.modules, "refimpl.image._render", None)  # import fails
-    for x, rate in ((signals.noise_bursts(16000, 1.0, seed=4), 16000),
-                    (noise(700, 1e-4, seed=5), 44100)):
+    monkeypatch.setitem(sys.modules, "refimpl.image._render", None)  # import fails ...
+    monkeypatch.delattr(refimpl, "_render", raising=False)     # ... also for from-imports
+    with pytest.raises(ImportError):
+        from refimpl import _render  # noqa: F401
+    calls = []
+    real_paint = fastimage._paint_numpy
+    monkeypatch.setattr(fastimage, "_paint_numpy",
+                        lambda *a: calls.append(a[0].shape) or real_paint(*a))
+    cases = ((signals.noise_bursts(16000, 1.0, seed=4), 16000), (noise(700, 1e-4, seed=5), 44100))
+    for x, rate in cases:
         assert differing_pixels(x, rate)[0] == 0
+    assert len(calls) == len(cases)
 
 
 # ---------------------------------------------------------------- dispatch and errors
@@ -213,7 +227,8 @@ def test_renderer_option():
 def test_paint_matches_normalize_and_colormap(cmap, flat):
     """_render.paint against matplotlib's own Normalize + Colormap(bytes=True), on values
     placed one ulp either side of every colour-table boundary, with masked values."""
-    render = pytest.importorskip("refimpl.image._render", reason="compiled core not built")
+    render = import_or_unavailable("refimpl.image._render", "core",
+                                   "compiled core not built (make build)")
     import matplotlib
     from matplotlib.colors import Normalize
 

@@ -1,5 +1,6 @@
 import numpy as np
 
+import tolerances as tol
 from refimpl.network.blob import IMAGENET_BGR_MEAN, image_to_blob
 
 
@@ -19,5 +20,13 @@ def test_batch_and_optional_imagenet_mean():
     img[1, :, :, 0] = 10
     blob = image_to_blob(img, subtract_mean=True)
     assert blob.shape == (2, 3, 5, 7)
-    np.testing.assert_allclose(blob[0, :, 0, 0], 200 - IMAGENET_BGR_MEAN, rtol=0, atol=1e-5)
-    np.testing.assert_allclose(blob[1, 2, 0, 0], 10 - 122.679, rtol=0, atol=1e-5)
+    # the float32 subtraction of the float32 mean (exact when Sterbenz's lemma applies, as
+    # for 200) from the pixel, against the decimal means: the mean's own rounding (half an
+    # ulp of it) plus the subtraction's (half an ulp of the result)
+    mean = np.array([104.007, 116.669, 122.679])
+    want = 200 - mean
+    tol.assert_within(blob[0, :, 0, 0], want, tol.ulps(mean, 0.5) + tol.ulps(want, 0.5),
+                      "200 - mean")
+    tol.assert_within(blob[1, 2, 0, 0], 10 - 122.679,
+                      tol.ulps(122.679, 0.5) + tol.ulps(10 - 122.679, 0.5), "10 - mean")
+    np.testing.assert_array_equal(blob[0, :, 0, 0], np.float32(200) - IMAGENET_BGR_MEAN)

@@ -11,6 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from conftest import unavailable
 from refimpl.network import caffemodel as cm
 from refimpl.network.caffemodel import CaffeModelError, _enc_varint, _key, _Message
 
@@ -257,7 +258,7 @@ def _caffe_python_or_skip():
     try:
         return str(caffe_backend.caffe_python())
     except caffe_backend.CaffeNotInstalled as e:
-        pytest.skip(str(e))
+        unavailable("caffe", str(e))
 
 
 def _run_caffe_pb2(script, *args):

@@ -2,6 +2,12 @@
 
 Random single-layer nets (hypothesis) run in Caffe with weights written by our codec;
 then the full AlexNet on the seed-0 synthetic weights. Marked `caffe`.
+
+Bounds (tests/tolerances.py): every float result is compared element-wise with the bound
+of its own operation, two float32 evaluations that round differently (Caffe's OpenBLAS
+kernels, picked at run time, against numpy's): sums by their length and terms, LRN by its
+running window sum, the whole AlexNet by the rounding errors carried through its layers.
+Max pooling and ReLU select or clamp values, so they are exact.
 """
 import os
 
@@ -9,6 +15,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+import tolerances as tol
+from conftest import unavailable
 from refimpl.network import caffe_client as cb
 from refimpl.network import caffemodel as cm
 from refimpl.network import reference as N
@@ -43,8 +51,6 @@ def run_in_caffe(worker, scratch, layer_text, ltype, x, params=None):
         net.close()
 
 
-def rel_err(ours, ref):
-    return float(np.abs(ours - ref).max() / max(np.abs(ref).max(), 1e-30))
 
 
 @SETTINGS
@@ -66,7 +72,8 @@ def test_conv_vs_caffe(worker, scratch, data):
     ref = run_in_caffe(worker, scratch, text, "Convolution", x, [wt, b])
     ours = N.conv2d(x, wt, b, stride=(sh, sw), pad=(ph, pw), group=group)
     assert ours.shape == ref.shape
-    assert rel_err(ours, ref) < 1e-6
+    tol.assert_within(ours, ref, tol.conv_bound(x, wt, b, stride=(sh, sw), pad=(ph, pw),
+                                                group=group), "conv vs Caffe")
 
 
 @SETTINGS
@@ -83,7 +90,10 @@ def test_lrn_vs_caffe(worker, scratch, data):
     text = f"lrn_param {{ local_size: {size} alpha: {alpha} beta: {beta} k: {k} }}"
     ref = run_in_caffe(worker, scratch, text, "LRN", x)
     ours = N.lrn(x, size, alpha, beta, k)
-    np.testing.assert_allclose(ours, ref, rtol=2e-7, atol=0)
+    # Not bit-identical in general: Caffe's running sum is an OpenBLAS saxpy whose
+    # rounding depends on the kernel picked at run time (equal to ours with the Zen
+    # kernels, not with Haswell, SandyBridge, Nehalem or Prescott ones).
+    tol.assert_within(ours, ref, tol.lrn_bound(x, size, alpha, beta, k), "LRN vs Caffe")
 
 
 @SETTINGS
@@ -115,7 +125,7 @@ def test_inner_product_and_relu_vs_caffe(worker, scratch, data):
     ref = run_in_caffe(worker, scratch, f"inner_product_param {{ num_output: {m} }}",
                        "InnerProduct", x, [wt, b])
     ours = N.inner_product(x, wt, b)
-    assert rel_err(ours, ref) < 1e-6
+    tol.assert_within(ours, ref, tol.inner_product_bound(x, wt, b), "inner product vs Caffe")
     np.testing.assert_array_equal(N.relu(x), run_in_caffe(worker, scratch, "", "ReLU", x))
 
 
@@ -140,12 +150,12 @@ def test_alexnet_fc7_vs_caffe(alexnet, n, seed):
     blobs = ("conv1", "norm1", "pool2", "conv5", "pool5", "fc6", "fc7")
     ref = net.forward(blob, outputs=blobs)
     all_ours = N.forward_blobs(params, blob, blobs)
+    bounds = tol.alexnet_bound(params, blob, blobs)
     for name in blobs:
         ours = all_ours[name]
         assert ours.shape == ref[name].shape
-        err = rel_err(ours, ref[name])
-        print(f"{name}: worst |ours - caffe| / max|caffe| = {err:.2e}")
-        assert err <= 1e-5, name
+        used = tol.assert_within(ours, ref[name], bounds[name][1].reshape(ours.shape), name)
+        print(f"{name}: worst |ours - caffe| = {used:.3f} of its bound")
     fc7 = ref["fc7"]
     assert (fc7 >= 0).all() and np.isfinite(fc7).all()
     assert (fc7 > 0).mean() > 0.5  # the synthetic net is not degenerate
@@ -156,7 +166,8 @@ def test_extract_fc7_matches_forward(alexnet):
     blob = uint8_images(2, 13)
     fc7 = net.extract_fc7(blob)
     assert fc7.shape == (2, 4096) and fc7.dtype == np.float32
-    assert rel_err(N.forward_numpy(params, blob), fc7) <= 1e-5
+    tol.assert_within(N.forward_numpy(params, blob), fc7,
+                      tol.alexnet_bound(params, blob, ["fc7"])["fc7"][1], "fc7")
 
 
 def test_caffe_save_of_alexnet_read_identically(alexnet, tmp_path):
@@ -192,7 +203,7 @@ def emodb_spectrogram_blob(shared_data, count):
     import soundfile as sf
     files = sorted((shared_data / "emodb" / "wav").glob("*.wav"))[:count]
     if len(files) < count:
-        pytest.skip("EmoDB recordings not found")
+        unavailable("emodb", "EmoDB recordings not found")
     out = []
     for f in files:
         x, sr = sf.read(f)
@@ -213,8 +224,8 @@ def test_alexnet_fc7_vs_caffe_on_real_spectrograms(alexnet, shared_data):
     assert blob.shape == (3, 3, 227, 227)
     ref = net.extract_fc7(blob)
     ours = N.forward_numpy(params, blob)
-    err = rel_err(ours, ref)
-    print(f"EmoDB spectrograms fc7: worst |ours - caffe| / max|caffe| = {err:.2e}, "
+    used = tol.assert_within(ours, ref, tol.alexnet_bound(params, blob, ["fc7"])["fc7"][1],
+                             "EmoDB spectrograms fc7")
+    print(f"EmoDB spectrograms fc7: worst |ours - caffe| = {used:.3f} of its bound, "
           f"non-zero {np.mean(ref > 0):.2f}")
-    assert err <= 1e-5
     assert (ref > 0).mean() > 0.5

