@@ -9,7 +9,9 @@ Layout: <cache_dir>/features/<name>/<digest of config_id>/<SHA-256 of the file>.
 for a dict), with config.txt naming the configuration in full. Keying on the content, not
 the name, means a regenerated or moved file is never mistaken for another, and the same
 audio under two names is computed once. Entries are written atomically; an entry that
-cannot be read back (a truncated file, a wrong shape) is reported, removed and recomputed.
+cannot be read back (an empty or truncated file, a wrong shape) is reported with a
+CacheWarning, removed and recomputed. Two processes may share one cache: an entry is only
+ever replaced whole (refimpl._util.atomic), and both write the same values for one key.
 """
 import warnings
 import zipfile
@@ -20,12 +22,9 @@ import numpy as np
 from refimpl._util import locations
 from refimpl._util.atomic import atomic_open, atomic_path
 from refimpl._util.digest import content_digest, text_digest
+from refimpl.errors import CacheWarning
 
 __all__ = ["FeatureCache", "CacheWarning"]
-
-
-class CacheWarning(UserWarning):
-    """A damaged cache entry was found and removed (it is recomputed)."""
 
 
 class FeatureCache:
@@ -45,8 +44,12 @@ class FeatureCache:
         one that cannot be read, is removed with a CacheWarning."""
         if not self.enabled:
             return None
+        try:
+            key = content_digest(path)
+        except OSError:
+            return None   # a file that cannot be read has no entry; computing it says why
         for suffix in (".npy", ".npz"):
-            entry = self._entry(path, suffix)
+            entry = self.folder / (key + suffix)
             if not entry.is_file():
                 continue
             try:
