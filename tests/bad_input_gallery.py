@@ -462,6 +462,10 @@ def run_other(g, work, weights):
                       ("lld_nan.csv", "LLD value NaN"),
                       ("lld_binary.csv", "LLD file of binary junk")):
         add(key, what, ["boaw", o[key], "-o", work / "bags.csv", "--size", "4"])
+    for command in ("extract", "lld"):
+        argv = extract() if command == "extract" else ["lld", *good, "-o", work / "x.csv"]
+        argv[argv.index("-o") + 1] = good[0] / "out.csv"
+        add("output", "an output path that cannot be made (inside a file)", argv)
     add("absent.wav", "a path that does not exist",
         ["extract", good[0], g.root / "absent.wav", "-o", work / "x.csv", "--weights", weights,
          "--backend", "c", "--no-progress"])

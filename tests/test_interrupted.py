@@ -343,6 +343,30 @@ def test_extract_killed_half_way_then_rerun_writes_the_same_bytes(tmp_path):
     assert not list(tmp_path.glob("*.part")) and not list(tmp_path.glob(".*.part"))
 
 
+def test_ctrl_c_ends_a_command_with_one_line_and_leaves_nothing_half_written(tmp_path):
+    from refimpl.network.weights import synthetic_weights_path
+    for i in range(6):
+        gallery._wav(tmp_path / "audio" / f"f{i}.wav", gallery.speech_like(i, seconds=2.0))
+    out = tmp_path / "out.csv"
+    p = subprocess.Popen(_refimpl("extract", tmp_path / "audio", "-o", out, "--backend", "c",
+                                  "--weights", synthetic_weights_path(0), "--batch", "1"),
+                         env=_env(tmp_path / "cache"), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    seen = b""
+    while b"1/6" not in seen and p.poll() is None:
+        seen += os.read(p.stderr.fileno(), 4096)
+    p.send_signal(signal.SIGINT)
+    seen += p.stderr.read()
+    p.wait()
+    p.stderr.close()
+    lines = [ln for ln in seen.decode().replace("\r", "\n").splitlines()
+             if ln.startswith("refimpl:")]
+    assert p.returncode == 130 and "Traceback" not in seen.decode(), seen.decode()[-2000:]
+    assert lines == ["refimpl: interrupted (outputs are written atomically: nothing "
+                     "half-written was left)"]
+    assert not out.exists()
+
+
 def results_without_timings(folder):
     """What reproduce wrote, less the seconds each stage took (results.json's meta and the
     lines of report.md that give them)."""

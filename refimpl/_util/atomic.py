@@ -14,6 +14,7 @@ process), and a folder rewritten after a kill ends up with the same files as one
 without.
 """
 import contextlib
+import errno
 import fcntl
 import os
 import tempfile
@@ -35,6 +36,17 @@ def fsync_path(path):
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _make_folder(path):
+    """Make the folder `path` goes in; an OSError naming `path` when a file is in the way
+    (mkdir alone would say 'File exists' about that file)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
+        raise NotADirectoryError(errno.ENOTDIR, f"cannot be written: {blocking} is a file, "
+                                 "not a folder", str(path)) from None
 
 
 def _remove_leftovers(path):
@@ -67,7 +79,7 @@ def atomic_path(path):
     """Yield a temporary path beside `path`; fsync it and rename it onto `path` only on
     success (the temporary file is removed on any failure)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(path)
     _remove_leftovers(path)
     fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".part", dir=path.parent)
     try:
