@@ -350,9 +350,12 @@ class Outcome:
     result: bool          # its row (or image, or bag) came out
     lines: list           # the stderr lines naming it
     status: object        # the command's exit status
+    misnamed: str = ""    # its row came out under this name, not its path in the folder
 
     @property
     def kind(self):
+        if self.misnamed:
+            return "misnamed"
         if any("refimpl: error:" in ln for ln in self.lines) or (not self.result and
                                                                   self.status == 2):
             return "error"
@@ -379,8 +382,10 @@ def run_audio(g, work, weights, extra=("--backend", "c")):
     runs["extract"] = run = run_cli(["extract", g.audio_dir, "-o", out, "--weights", weights,
                                      "--no-progress", *extra])
     rows = _csv_names(out)
-    outcomes["extract"] = {f: Outcome(names[f] in rows, run.lines_about(f), run.status)
-                           for f in files}
+    outcomes["extract"] = {
+        f: Outcome(names[f] in rows, run.lines_about(f), run.status,
+                   f.name if names[f] not in rows and f.name in rows else "")
+        for f in files}
 
     outcomes["image"] = {}
     for f in files:
@@ -497,6 +502,8 @@ def _short(line, root):
 def _cell(outcome, root, path):
     if outcome is None:
         return "–"
+    if outcome.kind == "misnamed":
+        return f"result, but its row is named `{outcome.misnamed}`, as the other's"
     words = {"ok": "result", "warning": "result + warning", "skipped": "skipped",
              "error": "error"}[outcome.kind]
     # the problem, without the file it is about (the row names it)
