@@ -3,11 +3,15 @@
 A user-caused problem (a file that cannot be read, a caffemodel of the wrong shape, a
 manifest with bad rows, a missing optional install) is a RefimplError whose message names
 the file or option and the problem in one line. The command line (refimpl.cli) prints such
-errors as `refimpl: error: MESSAGE` and exits with status 2; anything else is a bug and
-keeps its traceback.
+errors as `refimpl: error: MESSAGE` and exits with status 2 (an OSError too: the operating
+system names the file and the reason); anything else is a bug and keeps its traceback.
 
 Each class also derives from the built-in exception it used to be (ValueError,
 RuntimeError, ImportError), so code that caught those keeps working.
+
+Warnings the user should see but that cost no result (a truncated file read as far as it
+goes, a damaged cache entry recomputed) are RefimplWarnings, printed by the command line as
+`refimpl: warning: MESSAGE`, one line each.
 
 This module imports nothing of the package, so every stage can use it.
 """
@@ -16,7 +20,8 @@ __all__ = [
     "RefimplError", "UsageError", "MissingDependency", "AudioError", "ImageError",
     "WeightsError", "ChecksumError", "CaffeModelError", "CheckpointError", "CaffeError",
     "CaffeNotInstalled", "CaffeWorkerDied", "FeatureError", "BoawError", "CorpusError",
-    "GoldenError", "DownloadError", "LabelError", "WeightsUnavailable",
+    "GoldenError", "DownloadError", "LabelError", "WeightsUnavailable", "RefimplWarning",
+    "AudioWarning", "CacheWarning",
 ]
 
 
@@ -96,3 +101,16 @@ class CorpusError(RefimplError, ValueError):
 
 class GoldenError(RefimplError, ValueError):
     """Golden files that are missing, damaged, or disagree with their manifest."""
+
+
+class RefimplWarning(UserWarning):
+    """Something the user should know that did not stop the work (one line, naming the file)."""
+
+
+class AudioWarning(RefimplWarning):
+    """An audio file that was used but is not what it claims (truncated, samples beyond
+    [-1, 1], channels read differently by another tool)."""
+
+
+class CacheWarning(RefimplWarning):
+    """A damaged cache entry was found and removed (it is recomputed)."""

@@ -49,9 +49,18 @@ def read_labels(path):
     """Label file -> {file name: label}. CSV (comma, semicolon or tab) whose first column
     is the file name (with or without folder and extension) and second the label; a
     header row is recognised by its first cell being 'name' or 'file'."""
-    text = Path(path).read_text()
-    dialect = csv.Sniffer().sniff(text.splitlines()[0], delimiters=",;\t")
-    rows = [r for r in csv.reader(text.splitlines(), dialect) if r]
+    try:
+        lines = [ln for ln in Path(path).read_text(encoding="utf-8").splitlines() if ln.strip()]
+    except UnicodeDecodeError as e:
+        raise LabelError(f"{path}: not a UTF-8 text label file (byte {e.start})") from None
+    if not lines:
+        raise LabelError(f"{path}: empty label file")
+    try:
+        dialect = csv.Sniffer().sniff(lines[0], delimiters=",;\t")
+        rows = [r for r in csv.reader(lines, dialect) if r]
+    except csv.Error:
+        raise LabelError(f"{path}: no label column (line 1 has no comma, semicolon or tab "
+                         "between a file name and a label)") from None
     if rows and rows[0][0].strip().lower() in ("name", "file", "filename"):
         rows = rows[1:]
     labels = {}

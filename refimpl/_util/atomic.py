@@ -3,16 +3,30 @@ cache entry at its final name.
 
 The data goes to a temporary file beside the target, is flushed to disk (fsync), and is
 renamed onto the target only when the block finished without error; rename within one
-folder is atomic on POSIX, and the fsync makes sure the name never points at data the
-kernel had not written yet when the machine goes down.
+folder is atomic on POSIX, and the fsync before it makes sure the name never points at
+data the kernel had not written yet when the machine goes down: after a crash the target
+holds the old content or the new, never a part.
+
+A process killed while writing leaves its temporary file (`.NAME.XXXX.part`) behind. The
+writer holds a lock (flock) on it for as long as it lives, so the next write of the same
+target removes such leftovers that nobody holds (the kernel drops the lock of a dead
+process), and a folder rewritten after a kill ends up with the same files as one written
+without.
 """
 import contextlib
+import errno
+import fcntl
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 __all__ = ["atomic_path", "atomic_open", "atomic_dir", "fsync_path"]
+
+# A leftover is at least this old: a temporary file is locked within microseconds of its
+# creation, so only one younger than this could be a live writer's not yet locked.
+_LEFTOVER_AGE_S = 2.0
 
 
 def fsync_path(path):
@@ -25,19 +39,56 @@ def fsync_path(path):
         os.close(fd)
 
 
+def _make_folder(path):
+    """Make the folder `path` goes in; an OSError naming `path` when a file is in the way
+    (mkdir alone would say 'File exists' about that file)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
+        raise NotADirectoryError(errno.ENOTDIR, f"cannot be written: {blocking} is a file, "
+                                 "not a folder", str(path)) from None
+
+
+def _remove_leftovers(path):
+    """Remove the temporary files of earlier writes of `path` whose writer is gone."""
+    prefix = "." + path.name + "."
+    now = time.time()
+    try:
+        candidates = [e for e in os.scandir(path.parent)
+                      if e.name.startswith(prefix) and e.name.endswith(".part")]
+    except OSError:
+        return
+    for entry in candidates:
+        try:
+            if now - entry.stat().st_mtime < _LEFTOVER_AGE_S:
+                continue
+            fd = os.open(entry.path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # fails while its writer lives
+            os.unlink(entry.path)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside `path`; fsync it and rename it onto `path` only on
     success (the temporary file is removed on any failure)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(path)
+    _remove_leftovers(path)
     fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".part", dir=path.parent)
-    os.close(fd)
-    # mkstemp makes the file private (0600); give it the mode a plain open() would
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)     # held until this process ends or finishes
+        # mkstemp makes the file private (0600); give it the mode a plain open() would
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         yield Path(tmp)
         fsync_path(tmp)
         os.replace(tmp, path)
@@ -45,6 +96,8 @@ def atomic_path(path):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

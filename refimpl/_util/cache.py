@@ -4,12 +4,15 @@ content of the file they were computed from.
     cache = FeatureCache("mfcc12_e", config_id)      # config_id names every setting
     value = cache.get(path)                          # None when absent (or damaged)
     cache.put(path, value)                           # an array, or a dict of arrays
+    value = read_entry(path, load, check)            # any other cache's entries
 
 Layout: <cache_dir>/features/<name>/<digest of config_id>/<SHA-256 of the file>.npy (.npz
 for a dict), with config.txt naming the configuration in full. Keying on the content, not
 the name, means a regenerated or moved file is never mistaken for another, and the same
 audio under two names is computed once. Entries are written atomically; an entry that
-cannot be read back (a truncated file, a wrong shape) is reported, removed and recomputed.
+cannot be read back (an empty or truncated file, a wrong shape) is reported with a
+CacheWarning, removed and recomputed. Two processes may share one cache: an entry is only
+ever replaced whole (refimpl._util.atomic), and both write the same values for one key.
 """
 import warnings
 import zipfile
@@ -20,12 +23,9 @@ import numpy as np
 from refimpl._util import locations
 from refimpl._util.atomic import atomic_open, atomic_path
 from refimpl._util.digest import content_digest, text_digest
+from refimpl.errors import CacheWarning
 
-__all__ = ["FeatureCache", "CacheWarning"]
-
-
-class CacheWarning(UserWarning):
-    """A damaged cache entry was found and removed (it is recomputed)."""
+__all__ = ["FeatureCache", "CacheWarning", "read_entry"]
 
 
 class FeatureCache:
@@ -45,24 +45,14 @@ class FeatureCache:
         one that cannot be read, is removed with a CacheWarning."""
         if not self.enabled:
             return None
-        for suffix in (".npy", ".npz"):
-            entry = self._entry(path, suffix)
-            if not entry.is_file():
-                continue
-            try:
-                if suffix == ".npy":
-                    value = np.load(entry, allow_pickle=False)
-                else:
-                    with np.load(entry, allow_pickle=False) as z:
-                        value = {k: z[k] for k in z.files}
-                problem = check(value) if check else None
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-                problem = f"unreadable ({type(e).__name__}: {e})"
-            if problem is None:
+        try:
+            key = content_digest(path)
+        except OSError:
+            return None   # a file that cannot be read has no entry; computing it says why
+        for suffix, load in ((".npy", _load_npy), (".npz", _load_npz)):
+            value = read_entry(self.folder / (key + suffix), load, check, about=f" for {path}")
+            if value is not None:
                 return value
-            warnings.warn(f"{entry}: damaged cache entry for {path}: {problem}; removed, "
-                          "recomputing", CacheWarning, stacklevel=2)
-            entry.unlink(missing_ok=True)
         return None
 
     def put(self, path, value):
@@ -87,3 +77,38 @@ class FeatureCache:
 
     def __repr__(self):
         return f"FeatureCache({self.name!r}, {str(self.folder)!r})"
+
+
+def _load_npy(entry):
+    return np.load(entry, allow_pickle=False)
+
+
+def _load_npz(entry):
+    with np.load(entry, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+# what reading back a damaged entry raises: a short or empty file (EOFError, ValueError),
+# a zip cut short (BadZipFile), text that is not JSON (ValueError), JSON of another shape
+# (TypeError, KeyError), a file that vanished or cannot be read (OSError)
+_DAMAGED = (OSError, EOFError, ValueError, TypeError, KeyError, zipfile.BadZipFile)
+
+
+def read_entry(entry, load, check=None, about=""):
+    """THE way a cache entry is read back: load(entry), or None when it is absent. An
+    entry that cannot be loaded, or whose value check(value) finds a reason against, is
+    removed with a CacheWarning naming it (the caller recomputes it)."""
+    entry = Path(entry)
+    if not entry.is_file():
+        return None
+    try:
+        value = load(entry)
+        problem = check(value) if check else None
+    except _DAMAGED as e:
+        problem = f"unreadable ({type(e).__name__}: {e})"
+    if problem is None:
+        return value
+    warnings.warn(f"{entry}: damaged cache entry{about}: {problem}; removed, recomputing",
+                  CacheWarning, stacklevel=3)
+    entry.unlink(missing_ok=True)
+    return None

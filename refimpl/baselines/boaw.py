@@ -99,6 +99,8 @@ def _read_lines(path, what):
             return [ln.rstrip("\r\n") for ln in f]
     except OSError as e:
         raise BoawError(f"{path}: cannot read{what} ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise BoawError(f"{path}: not a text file (byte {e.start} is not UTF-8)") from None
 
 
 def read_lld_csv(path) -> LLD:
@@ -131,7 +133,13 @@ def read_lld_csv(path) -> LLD:
         values = _boaw.parse_float32(tokens)
     except ValueError as e:
         raise BoawError(f"{path}: {e} (only numeric LLDs are supported)") from None
-    return LLD(names, values.reshape(len(names), ncols - 1), path)
+    values = values.reshape(len(names), ncols - 1)
+    bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
+    if len(bad):
+        # a NaN distance has no nearest word: openXBOW's assignment would be arbitrary
+        raise BoawError(f"{path}: {len(bad)} frame(s) with NaN or infinite values, the first "
+                        f"on data line {bad[0] + 1} (instance {names[bad[0]]!r})")
+    return LLD(names, values, path)
 
 
 def write_lld_csv(path, names, features, times=None):

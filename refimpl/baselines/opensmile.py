@@ -20,6 +20,13 @@ the openSMILE library), with openSMILE's own configs:
     write_lld_csv_files(["a.wav", "b.wav"], "llds.csv")   # what openXBOW reads
 
 Results are cached per file content and configuration (refimpl._util.cache.FeatureCache).
+Every file is first read by refimpl.audio.read_audio, so a file openSMILE would quietly
+turn into numbers (NaN samples, a header only, a file cut short) is refused or warned about
+with the same one-line message as everywhere else; features that come out NaN (a file
+shorter than openSMILE's frames) are refused. Several channels: openSMILE (as
+opensmile-python calls it) reads the first channel only, and a warning says so.
+The CSV writers skip the files that fail and return them; each row is named by the file's
+path relative to the deepest folder holding all the files (its name, when they share one).
 """
 from __future__ import annotations
 
@@ -33,12 +40,13 @@ from refimpl._util.atomic import atomic_open
 from refimpl._util.cache import FeatureCache
 from refimpl._util.digest import file_digest
 from refimpl._util.locations import package_data
+from refimpl.audio import check_audio
 from refimpl.baselines.boaw import write_lld_csv
-from refimpl.errors import FeatureError
+from refimpl.errors import AudioWarning, FeatureError, RefimplError
 
 __all__ = ["FEATURE_SETS", "MFCC_CONFIG", "LLD_NAMES", "FeatureError", "config_path",
-           "functionals", "functional_names", "functionals_matrix", "write_functionals_csv", "lld", "instance_name",
-           "write_lld_csv_files", "config_id"]
+           "functionals", "functional_names", "functionals_matrix", "write_functionals_csv",
+           "lld", "instance_names", "write_lld_csv_files", "config_id"]
 
 MFCC_CONFIG = package_data("mfcc12_e.conf")
 LLD_NAMES = [f"mfcc{i}" for i in range(1, 13)] + ["log_energy"]
@@ -83,24 +91,40 @@ def _smile(config, level):
     return _SMILE[key]
 
 
+def _check_audio(path):
+    """Refuse (AudioError) or warn about what refimpl.audio refuses or warns about; say
+    which channel openSMILE reads."""
+    channels = check_audio(path).channels
+    if channels > 1:
+        warnings.warn(f"{path}: {channels} channels; openSMILE reads the first one only",
+                      AudioWarning, stacklevel=3)
+
+
 def run_opensmile(path, config, level):
     """opensmile.Smile(...).process_file with a clear error naming the file."""
+    _check_audio(path)
     try:
-        df = _smile(config, level).process_file(str(path))
+        with warnings.catch_warnings():
+            # a file shorter than a frame: opensmile-python warns and fills NaN, which is
+            # refused below with the file's name
+            warnings.filterwarnings("ignore", message="Segment too short")
+            df = _smile(config, level).process_file(str(path))
     except Exception as e:                        # opensmile/audiofile raise many kinds
         raise FeatureError(f"{path}: openSMILE cannot process this file ({e})") from None
     if df.shape[0] == 0:
         raise FeatureError(f"{path}: openSMILE produced no frames (file too short?)")
+    if not np.isfinite(df.to_numpy(np.float64)).all():
+        raise FeatureError(f"{path}: openSMILE's {level} features are NaN or infinite (a "
+                           f"file shorter than its analysis frames?)")
     return df
 
 
-def _cached(path, name, config, compute, use_cache):
-    """compute(path) -> dict of arrays, through the per-file cache."""
+def _cached(path, name, config, compute, use_cache, check):
+    """compute(path) -> dict of arrays, through the per-file cache; check(value) says why
+    a cached value cannot be right (it is then recomputed)."""
     path = str(path)
-    if not os.path.isfile(path):
-        raise FeatureError(f"{path}: no such file")
     cache = FeatureCache(name, config_id(config), enabled=use_cache)
-    value = cache.get(path)
+    value = cache.get(path, check=check)
     if value is None:
         value = compute(path)
         cache.put(path, value)
@@ -120,10 +144,20 @@ def _compute_functionals(feature_set):
     return compute
 
 
+def _functionals_problem(feature_set):
+    def problem(value):
+        got = value.get("values") if isinstance(value, dict) else None
+        if got is None or got.shape != (FEATURE_SETS[feature_set][1],):
+            return f"not {FEATURE_SETS[feature_set][1]} {feature_set} functionals"
+        return None
+    return problem
+
+
 def functionals(path, feature_set="egemaps", use_cache=True):
     """One file's functionals as float32 (openSMILE's own output precision)."""
     return _cached(path, feature_set, config_path(feature_set),
-                   _compute_functionals(feature_set), use_cache)["values"]
+                   _compute_functionals(feature_set), use_cache,
+                   _functionals_problem(feature_set))["values"]
 
 
 def functional_names(feature_set="egemaps"):
@@ -136,16 +170,30 @@ def functionals_matrix(files, feature_set="egemaps", use_cache=True):
         np.zeros((0, FEATURE_SETS[feature_set][1]), np.float32)
 
 
+def _each_file(files, compute):
+    """[(name, compute(file))] for the files that work, [(file, message)] for the rest."""
+    files = [str(f) for f in files]
+    done, failed = [], []
+    for name, p in zip(instance_names(files), files):
+        try:
+            done.append((name, compute(p)))
+        except RefimplError as e:
+            failed.append((p, str(e)))
+    return done, failed
+
+
 def write_functionals_csv(path, files, feature_set="egemaps", use_cache=True):
-    """One ';'-separated row per file ('name';v1;...), a header line of openSMILE's names;
-    returns the matrix written."""
-    X = functionals_matrix(files, feature_set, use_cache)
+    """One ';'-separated row per file ('name';v1;...), a header line of openSMILE's names.
+    Files that fail are left out; returns (the matrix written, [(file, message)])."""
+    done, failed = _each_file(files, lambda p: functionals(p, feature_set, use_cache))
+    X = np.stack([v for _, v in done]) if done else \
+        np.zeros((0, FEATURE_SETS[feature_set][1]), np.float32)
     names = functional_names(feature_set)
     with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
         f.write("name;" + ";".join(names) + "\n")
-        for p, row in zip(files, X):
-            f.write(f"'{Path(p).name}';" + ";".join(repr(float(v)) for v in row) + "\n")
-    return X
+        for (name, _), row in zip(done, X):
+            f.write(f"'{name}';" + ";".join(repr(float(v)) for v in row) + "\n")
+    return X, failed
 
 
 # ------------------------------------------------------------------------ LLDs
@@ -156,24 +204,38 @@ def _compute_lld(path):
     return {"times": starts, "features": df.to_numpy(np.float32)}
 
 
+def _lld_problem(value):
+    value = value if isinstance(value, dict) else {}
+    times, feats = value.get("times"), value.get("features")
+    if times is None or feats is None or feats.ndim != 2 or feats.shape[1] != len(LLD_NAMES) \
+            or times.shape != (len(feats),):
+        return f"not frames x {len(LLD_NAMES)} LLDs with their times"
+    return None
+
+
 def lld(path, use_cache=True):
     """MFCC 1-12 and log energy of one audio file: (frame start times in s, frames x 13)."""
-    r = _cached(path, "mfcc12_e", MFCC_CONFIG, _compute_lld, use_cache)
+    r = _cached(path, "mfcc12_e", MFCC_CONFIG, _compute_lld, use_cache, _lld_problem)
     return r["times"], r["features"]
 
 
-def instance_name(path):
-    return os.path.basename(str(path))
+def instance_names(files):
+    """Row names: each file's path relative to the deepest folder that holds them all, so
+    files of one folder are named by their file names and two 'a.wav' in different
+    folders stay apart ('x/a.wav', 'y/a.wav')."""
+    paths = [os.path.abspath(str(f)) for f in files]
+    if not paths:
+        return []
+    base = os.path.commonpath([os.path.dirname(p) for p in paths])
+    return [os.path.relpath(p, base) for p in paths]
 
 
 def write_lld_csv_files(files, out, times=False, use_cache=True):
-    """One CSV for openXBOW: 'file.wav';[time;]13 values per frame, files in the given order."""
-    names, feats, ts = [], [], []
-    for p in files:
-        t, x = lld(p, use_cache=use_cache)
-        names += [instance_name(p)] * len(x)
-        feats.append(x)
-        ts.append(t)
-    X = np.concatenate(feats) if feats else np.zeros((0, 13), np.float32)
-    write_lld_csv(out, names, X, np.concatenate(ts) if times and ts else None)
-    return len(names)
+    """One CSV for openXBOW: 'name';[time;]13 values per frame, files in the given order.
+    Files that fail are left out; returns (frames written, [(file, message)])."""
+    done, failed = _each_file(files, lambda p: lld(p, use_cache=use_cache))
+    names = [name for name, (_, x) in done for _ in range(len(x))]
+    X = np.concatenate([x for _, (_, x) in done]) if done else np.zeros((0, 13), np.float32)
+    ts = np.concatenate([t for _, (t, _) in done]) if times and done else None
+    write_lld_csv(out, names, X, ts)
+    return len(names), failed

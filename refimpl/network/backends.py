@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from refimpl.errors import UsageError
-from refimpl.network import efficientnet
+from refimpl.network import caffemodel, efficientnet
 from refimpl.network.blob import image_to_blob
 from refimpl.network.caffe_client import CaffeNetwork
 from refimpl.network.cforward import CNetwork
@@ -55,6 +55,10 @@ def open_backend(name, weights, device=None):
     backends that can run elsewhere than on the CPU (DEVICE_BACKENDS)."""
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose from {', '.join(sorted(BACKENDS))}")
+    if name == "caffe" and weights is not None:
+        # Caffe aborts on a caffemodel it cannot use, with a CHECK message that does not name
+        # the file first: read it ourselves, so the error names the file and the layer
+        caffemodel.load_alexnet_params(weights)
     if device is None:
         return BACKENDS[name](weights)
     if name not in DEVICE_BACKENDS:

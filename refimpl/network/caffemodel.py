@@ -35,7 +35,8 @@ from refimpl.network.spec import LAYER_TYPES, PARAM_SHAPES
 
 __all__ = [
     "CaffeModelError", "CaffeModel", "read_caffemodel", "write_caffemodel",
-    "load_alexnet_params", "alexnet_params", "ALEXNET_PARAM_SHAPES", "V1_LAYER_TYPES",
+    "load_alexnet_params", "alexnet_params", "check_complete", "ALEXNET_PARAM_SHAPES",
+    "V1_LAYER_TYPES",
 ]
 
 
@@ -344,6 +345,33 @@ def read_caffemodel(path):
     except OSError as e:
         raise CaffeModelError(f"{path}: cannot read ({e.strerror})") from None
     return parse_caffemodel_bytes(memoryview(buf), source=str(path))
+
+
+def check_complete(path):
+    """Raise CaffeModelError unless `path` is a whole NetParameter with layers: its
+    top-level fields are walked through a memory map without decoding the blobs (a
+    quick test for a file cut short, e.g. a cached copy)."""
+    import mmap
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            if f.seek(0, 2) == 0:
+                raise CaffeModelError(f"{path}: empty file")
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                view = memoryview(m)
+                try:
+                    layers = sum(number in (2, 100) for number, *_ in _fields(view, 0, len(m)))
+                except _Truncated as e:
+                    raise CaffeModelError(f"{path}: truncated or not a caffemodel ({e})") \
+                        from None
+                except _Malformed as e:
+                    raise CaffeModelError(f"{path}: not a valid caffemodel ({e})") from None
+                finally:
+                    view.release()
+    except OSError as e:
+        raise CaffeModelError(f"{path}: cannot read ({e.strerror})") from None
+    if not layers:
+        raise CaffeModelError(f"{path}: not a caffemodel (no layers)")
 
 
 # --------------------------------------------------------------------------- encoding

@@ -114,8 +114,9 @@ def fetch_weights(force=False, quiet=True):
 
 
 def load_weights(path=None):
-    """The checkpoint as {parameter name: float32/int64 array}, sha256-verified."""
-    path = Path(path) if path else weights_path()
+    """The checkpoint as {parameter name: float32/int64 array}, sha256-verified. Without a
+    path, the cached checkpoint, fetched first when it is not there (a fresh clone)."""
+    path = Path(path) if path else fetch_weights()
     if not path.is_file():
         raise WeightsError(f"{path}: EfficientNet-Lite0 weights not found; run `make efficientnet` "
                            "(or `python -m refimpl efficientnet fetch`)")

@@ -18,6 +18,7 @@ Command line: `refimpl weights fetch [-o PATH]`, `refimpl weights synth --seed N
 `refimpl weights verify PATH [--sha1 HEX]`.
 """
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ import numpy as np
 from refimpl._util import locations
 from refimpl._util.digest import file_digest
 from refimpl._util.fetch import download
-from refimpl.errors import ChecksumError, WeightsError
+from refimpl.errors import CacheWarning, CaffeModelError, ChecksumError, WeightsError
 from refimpl.network import caffemodel
 
 __all__ = ["ALEXNET_URL", "ALEXNET_SHA1", "ALEXNET_SIZE", "ChecksumError", "fetch_alexnet",
@@ -125,9 +126,17 @@ def synth_alexnet(seed, path, v1=False):
 
 
 def synthetic_weights_path(seed=0):
-    """The cached synthetic AlexNet for `seed`, generated (atomically) if missing."""
+    """The cached synthetic AlexNet for `seed`, generated (atomically) if missing; a
+    cached file that is not a whole caffemodel is removed and made again, with a warning."""
     path = locations.cache_dir() / "weights" / \
         f"alexnet_synthetic_{SYNTH_VERSION}_seed{seed}.caffemodel"
+    if path.is_file():
+        try:
+            caffemodel.check_complete(path)
+        except CaffeModelError as e:
+            warnings.warn(f"{path}: damaged cache entry: {e}; removed, recomputing",
+                          CacheWarning, stacklevel=2)
+            path.unlink(missing_ok=True)
     if not path.is_file():
         synth_alexnet(seed, path)
     return path
