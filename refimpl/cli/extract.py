@@ -56,6 +56,9 @@ def register(sub):
                         "runs in the main process; the output is the same for any N")
     p.add_argument("--no-cache", action="store_true",
                    help="neither read nor write the per-file feature cache")
+    p.add_argument("--cache-dir", metavar="DIR",
+                   help="where the per-file feature cache lives (default: the package's "
+                        "cache folder, $REFIMPL_CACHE)")
     p.add_argument("--subtract-mean", action="store_true",
                    help="subtract the ImageNet BGR mean (NOT what the paper did)")
     p.add_argument("--no-progress", action="store_true")
@@ -92,7 +95,8 @@ def run(args):
         reduced = args.reduced or features.reduced_path(args.output)
     summary = features.extract_to_file(
         inputs, config, args.output, format=output_format, labels=labels, reduced=reduced,
-        cache=not args.no_cache, jobs=args.jobs, spectrogram_dir=args.output_spectrograms,
+        cache=not args.no_cache, cache_root=args.cache_dir, jobs=args.jobs,
+        spectrogram_dir=args.output_spectrograms,
         progress=not args.no_progress, report=lambda line: _warn(f"skipped {line}"))
     done = len(inputs) - len(summary.failed)
     if summary.output is None:

@@ -202,10 +202,14 @@ class FileFeatures:
 
 def sklearn_estimator(methods, name, module):
     """The class `name` = methods + scikit-learn's TransformerMixin and BaseEstimator,
-    made on first use (for a module-level __getattr__)."""
+    made on first use (for a module-level __getattr__). transform and fit_transform are
+    put in the class itself: scikit-learn wraps only those for set_output(pandas)."""
     from sklearn.base import BaseEstimator, TransformerMixin
-    return type(name, (methods, TransformerMixin, BaseEstimator),
-                {"__module__": module, "__doc__": methods.__doc__, "__qualname__": name})
+    namespace = {"__module__": module, "__doc__": methods.__doc__, "__qualname__": name}
+    for method in ("transform", "fit_transform"):
+        if hasattr(methods, method):
+            namespace[method] = getattr(methods, method)
+    return type(name, (methods, TransformerMixin, BaseEstimator), namespace)
 
 
 # ------------------------------------------------------------------- deep spectrum

@@ -3,13 +3,14 @@ liac-arff (the toolkit's own ARFF dependency), pyarrow/pandas and numpy.load."""
 import csv
 from decimal import Decimal
 
-import arff
 import numpy as np
 import pandas as pd
 import pytest
 
 from refimpl.features import LabelColumn, open_writer
 from refimpl.features.writers import ROW_GROUP
+
+arff = pytest.importorskip("arff")   # liac-arff, the toolkit's own ARFF reader
 
 LABELS = [LabelColumn("emotion", False, ("angry", "very sad")), LabelColumn("arousal", True)]
 DIM = 6
