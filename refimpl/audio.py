@@ -53,6 +53,8 @@ def read_audio(path, *, trim_zeros=False):
     otherwise plot as -inf dB).
     """
     path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: " + ("not a file" if path.exists() else "no such file"))
     try:
         samples, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError, OSError) as e:

@@ -230,7 +230,9 @@ class _DeepSpectrumMethods(FileFeatures):
     window, hop, whole_windows, start, end, trim_zeros   seconds of audio per row, as the
         toolkit cut them (hop defaults to window)
     reduced       drop the columns that are zero in every row (fit learns them)
-    num_workers   processes that draw the spectrograms (the network runs in this one)
+    num_workers   processes that draw the spectrograms (the network runs in this one;
+                  they are spawned, so a script must keep its work under
+                  `if __name__ == "__main__":`)
     cache, cache_root   the per-file feature cache (on by default)
     verbose       a progress bar
 

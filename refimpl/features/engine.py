@@ -27,7 +27,7 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, fields
 from decimal import Decimal
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 
@@ -246,8 +246,11 @@ def _signal_audio(sig):
 
 def png_names(name, count, windowed):
     """The toolkit's PNG names for a file's chunks: NAME-minus-suffix.png, or _N.png per
-    chunk with windowing, in the file's folder (relative to the input folder)."""
-    stem = str(Path(name).with_suffix(""))
+    chunk with windowing, in the file's folder (relative to the input folder). A row name
+    that is a path as given (see find_audio) stays inside the folder: its root and any
+    '..' are dropped."""
+    stem = PurePath(name).with_suffix("")
+    stem = PurePath(*[p for p in stem.parts if p not in (stem.anchor, "..", ".")]).as_posix()
     return [f"{stem}_{n}.png" for n in range(count)] if windowed else [f"{stem}.png"]
 
 
@@ -256,9 +259,6 @@ def render_chunks(item, config, spectrogram_dir=None):
     naming it if it cannot be used. PNG copies go to `spectrogram_dir` as they are made."""
     if item.signal is not None:
         audio = _signal_audio(item.signal)
-    elif not item.path.is_file():
-        raise AudioError(f"{item.path}: " + ("not a file" if item.path.exists()
-                                             else "no such file"))
     else:
         audio = read_audio(item.path, trim_zeros=config.trim_zeros)
     audio = cut(audio, config.start, config.end)

@@ -337,7 +337,8 @@ def extract_to_file(inputs, config, output, *, format=None, labels=None, reduced
                     progress=False, report=None):
     """Extract `inputs` (AudioInputs, from find_audio) with `config` into `output`,
     streaming. labels: Labels (read_labels), or None for the parent folders' names.
-    reduced: also write a reduced copy there (format by its suffix). report(line) is
+    reduced: also write a reduced copy there (format by its suffix, else the output's
+    format). report(line) is
     called at once for each input that fails (default: collected in the summary only).
     The rest of the arguments go to iter_features. Returns an ExtractionSummary."""
     inputs = list(inputs)
@@ -358,8 +359,10 @@ def extract_to_file(inputs, config, output, *, format=None, labels=None, reduced
             continue
         todo.append(a)
     fmt = output_format(output, format)
-    if reduced is not None:
-        output_format(reduced)
+    if reduced is not None:   # its own suffix's format, else the output's
+        known = Path(reduced).suffix.lower().lstrip(".") in FORMATS
+        reduced_fmt = output_format(reduced, None if known else fmt)
+        Path(reduced).parent.mkdir(parents=True, exist_ok=True)
     options = dict(dim=config.dim, windowed=config.windowed, label_columns=labels.columns)
     with contextlib.ExitStack() as stack:
         writer = stack.enter_context(open_writer(output, fmt, **options))
@@ -385,8 +388,8 @@ def extract_to_file(inputs, config, output, *, format=None, labels=None, reduced
             return summary
         if spool is not None:
             keep = np.flatnonzero(spool.nonzero)
-            with open_writer(reduced, keep=keep, relation="Reduced " + ARFF_RELATION,
-                             **options) as small:
+            with open_writer(reduced, reduced_fmt, keep=keep,
+                             relation="Reduced " + ARFF_RELATION, **options) as small:
                 for name, stamps, rows, row_label in spool.replay():
                     small.write(name, stamps, rows, row_label)
             summary.reduced, summary.kept = Path(reduced), len(keep)

@@ -70,8 +70,10 @@ def test_unreadable_and_empty_files_are_named_in_the_error(tmp_path):
     bad.write_bytes(b"RIFF....garbage")
     with pytest.raises(AudioError, match="not_audio.wav"):
         read_audio(bad)
-    with pytest.raises(AudioError, match="missing.wav"):
+    with pytest.raises(AudioError, match="missing.wav: no such file"):
         read_audio(tmp_path / "missing.wav")
+    with pytest.raises(AudioError, match="not a file"):
+        read_audio(tmp_path)
     silent = tmp_path / "all_zero.wav"
     soundfile.write(silent, np.zeros(10), 16000)
     with pytest.raises(AudioError, match="all_zero.wav.*after trimming"):

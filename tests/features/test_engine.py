@@ -160,7 +160,8 @@ def test_every_setting_that_changes_features_changes_the_cache_key():
     import dataclasses
     variants = [dict(), dict(layer="pool5"), dict(weights="synthetic:1"), dict(nfft=512),
                 dict(cmap="magma"), dict(fmax=4000.0), dict(window=1),
-                dict(window=1, hop="0.5"), dict(window=1, whole_windows=True), dict(start=1),
+                dict(window=1, hop="0.5"), dict(window=2, hop="0.5"),
+                dict(window=1, whole_windows=True), dict(start=1),
                 dict(end=2), dict(trim_zeros=True), dict(renderer="matplotlib"),
                 dict(subtract_mean=True), dict(backend="c")]
     ids = [dataclasses.replace(CONFIG, **v).config_id() for v in variants]
@@ -246,3 +247,10 @@ def test_the_input_stream_is_read_only_a_few_files_ahead(tmp_path, jobs):
         assert r.ok
         ahead.append(len(pulled) - (k + 1))
     assert len(pulled) == 40 and max(ahead) <= prefetch + 2, ahead
+
+
+def test_png_names_stay_inside_the_folder():
+    assert engine.png_names("a.wav", 1, False) == ["a.png"]
+    assert engine.png_names("spk/a.b.wav", 2, True) == ["spk/a.b_0.png", "spk/a.b_1.png"]
+    assert engine.png_names("/data/x/a.wav", 1, False) == ["data/x/a.png"]
+    assert engine.png_names("../up/a.wav", 1, False) == ["up/a.png"]

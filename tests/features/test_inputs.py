@@ -34,13 +34,14 @@ def test_a_missing_path_is_kept_as_an_input_that_will_fail(tmp_path):
 
 def test_label_file_with_several_columns_numeric_and_nominal(tmp_path):
     f = tmp_path / "labels.csv"
-    f.write_text("file,emotion,arousal,speaker\na.wav,angry,0.8,03\nb.wav, sad ,-0.25,10\n"
-                 "c.wav,angry,1e-1,\n")
+    f.write_text("file,emotion,arousal,speaker,take\na.wav,angry,0.8,03,1\n"
+                 "b.wav, sad ,-0.25,10,two\nc.wav,angry,1e-1,,3\n")
     labels = read_labels(f)
     assert [(c.name, c.numeric) for c in labels.columns] == [
-        ("emotion", False), ("arousal", True), ("speaker", True)]
+        ("emotion", False), ("arousal", True), ("speaker", True), ("take", False)]
     assert labels.columns[0].values == ("angry", "sad")
-    assert labels.values_for("b.wav") == ["sad", "-0.25", "10"]   # stripped, as read
+    assert labels.columns[3].values == ("1", "3", "two")          # mixed: nominal
+    assert labels.values_for("b.wav") == ["sad", "-0.25", "10", "two"]   # stripped, as read
     assert labels.values_for("c.wav")[2] == ""                    # a missing value
 
 
