@@ -7,7 +7,7 @@ them.
     inputs   find_audio (files and their row names), read_labels / folder_labels
     engine   ExtractorConfig (everything that changes the features: the cache key),
              iter_features (a generator of per-file results: streaming, cached, drawing
-             in worker processes), render_chunks
+             in worker processes), load_chunks / draw_piece (one file's steps)
     writers  CSV / ARFF as the toolkit wrote them, Parquet, .npz, written row by row and
              atomically; extract_to_file (a whole run, with the reduced copy); extract /
              write_features for small runs in memory
@@ -15,14 +15,14 @@ them.
              transformer (imported on first use: scikit-learn takes seconds to import)
 """
 from refimpl.features.engine import (CACHE_NAME, FORWARD_PIECE, ExtractorConfig, FileResult,
-                                     Signal, iter_features, render_chunks)
+                                     Signal, draw_piece, iter_features, load_chunks)
 from refimpl.features.inputs import (AUDIO_SUFFIXES, AudioInput, LabelColumn, Labels,
                                      find_audio, folder_labels, read_labels)
 from refimpl.features.writers import (ARFF_RELATION, FORMATS, Extraction, ExtractionSummary,
                                       FeatureWriter, extract, extract_to_file, open_writer,
                                       output_format, reduced_path, write_features)
 
-__all__ = ["ExtractorConfig", "FileResult", "Signal", "iter_features", "render_chunks",
+__all__ = ["ExtractorConfig", "FileResult", "Signal", "iter_features", "load_chunks", "draw_piece",
            "FORWARD_PIECE", "CACHE_NAME", "AUDIO_SUFFIXES", "AudioInput", "LabelColumn",
            "Labels", "find_audio", "folder_labels", "read_labels", "ARFF_RELATION", "FORMATS",
            "Extraction", "ExtractionSummary", "FeatureWriter", "extract", "extract_to_file",

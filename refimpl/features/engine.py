@@ -7,13 +7,15 @@ file at a time, in order, as they are made.
 
 Per file: read (mono as the toolkit mixed it), cut to --start/--end, cut into the
 toolkit's chunks, draw each chunk's spectrogram, run the chunks through the network.
-Drawing happens in a producer thread (jobs=1) or in `jobs` worker processes; the network
-runs in this process while the next files are drawn. A file's chunks go through the
-network on their own (at most FORWARD_PIECE at a time), never batched with another
-file's: a BLAS product's blocking, and so its last bits, depend on the batch, and the
-toolkit ran one image at a time too. So a file's features depend only on the file and
-the configuration — not on its neighbours, on `jobs`, or on which files were cached — and
-an interrupted run that is resumed from the cache writes the very same bytes.
+A producer thread reads the files and draws their chunks, FORWARD_PIECE at a time, itself
+(jobs=1) or in `jobs` worker processes; the network runs in this process while the next
+pieces are drawn, and at most `prefetch` pieces wait, so memory stays flat however many
+files there are and however long they are. A file's chunks go through the network on
+their own, never batched with another file's: a BLAS product's blocking, and so its last
+bits, depend on the batch, and the toolkit ran one image at a time too. So a file's
+features depend only on the file and the configuration — not on its neighbours, on
+`jobs`, or on which files were cached — and an interrupted run that is resumed from the
+cache writes the very same bytes.
 
 Results are cached per file (refimpl._util.cache.FeatureCache, keyed by the file's
 content and ExtractorConfig.config_id(), which names everything that changes the
@@ -41,8 +43,8 @@ from refimpl.features.inputs import AudioInput
 from refimpl.image import RENDERERS, SpectrogramOptions, render_image, save_png
 from refimpl.network import BACKENDS, NETWORKS, feature_dim, feature_layer, open_network
 
-__all__ = ["ExtractorConfig", "Signal", "FileResult", "iter_features", "render_chunks",
-           "FORWARD_PIECE", "CACHE_NAME"]
+__all__ = ["ExtractorConfig", "Signal", "FileResult", "iter_features", "load_chunks",
+           "draw_piece", "png_names", "FORWARD_PIECE", "CACHE_NAME"]
 
 FORWARD_PIECE = 32          # a file's chunks per forward pass (bounds memory on long files)
 CACHE_NAME = "deepspectrum"
@@ -210,11 +212,14 @@ class FileResult:
 
 
 @dataclass
-class _Rendered:
-    images: np.ndarray      # (chunks, 227, 227, 3) uint8
-    bounds: np.ndarray
+class _Piece:
+    """Up to FORWARD_PIECE chunks of one file to draw: the samples they span, their
+    ranges within those samples, and where their PNG copies go (or None)."""
+    samples: np.ndarray
     rate: int
-    length: int
+    bounds: list
+    label: str
+    pngs: list | None = None
 
 
 @dataclass
@@ -254,28 +259,41 @@ def png_names(name, count, windowed):
     return [f"{stem}_{n}.png" for n in range(count)] if windowed else [f"{stem}.png"]
 
 
-def render_chunks(item, config, spectrogram_dir=None):
-    """One input -> its chunks' spectrogram images (_Rendered); AudioError or ImageError
-    naming it if it cannot be used. PNG copies go to `spectrogram_dir` as they are made."""
+def load_chunks(item, config):
+    """One input -> (its signal, read, mixed and cut, as Audio; its chunks' sample
+    ranges). AudioError naming it if it cannot be used."""
     if item.signal is not None:
         audio = _signal_audio(item.signal)
     else:
         audio = read_audio(item.path, trim_zeros=config.trim_zeros)
     audio = cut(audio, config.start, config.end)
-    bounds = chunk_bounds(len(audio.signal), audio.rate, config.window, config.hop,
-                          config.whole_windows)
+    return audio, chunk_bounds(len(audio.signal), audio.rate, config.window, config.hop,
+                               config.whole_windows)
+
+
+def pieces(item, audio, bounds, config, spectrogram_dir=None):
+    """A file's chunks as _Pieces of at most FORWARD_PIECE, in order: what a worker draws
+    and the network takes at once (so a long file never holds all its images)."""
     label = item.name if item.path is None else str(item.path)
-    images = []
-    for a, b in bounds:
-        where = label if len(bounds) == 1 else f"{label} (samples {a}:{b})"
-        images.append(render_image(audio.signal[a:b], audio.rate, config.image_options,
-                                   name=where, renderer=config.renderer))
-    images = np.stack(images)
-    if spectrogram_dir is not None:
-        for image, png in zip(images, png_names(item.name, len(images), config.windowed)):
-            save_png(image, Path(spectrogram_dir) / png)
-    return _Rendered(images, np.asarray(bounds, np.int64).reshape(-1, 2), audio.rate,
-                     len(audio.signal))
+    pngs = (None if spectrogram_dir is None else
+            [Path(spectrogram_dir) / p for p in png_names(item.name, len(bounds), config.windowed)])
+    for i in range(0, len(bounds), FORWARD_PIECE):
+        part = bounds[i:i + FORWARD_PIECE]
+        first, last = part[0][0], max(b for _, b in part)
+        yield _Piece(audio.signal[first:last], audio.rate, [(a - first, b - first) for a, b in part],
+                     label if len(bounds) == 1 else f"{label} (chunks from sample {first})",
+                     None if pngs is None else pngs[i:i + FORWARD_PIECE])
+
+
+def draw_piece(piece, config):
+    """A _Piece -> its chunks' spectrogram images, (n, 227, 227, 3) uint8, written as PNG
+    too where asked; ImageError naming the file for a chunk without a picture."""
+    images = np.stack([render_image(piece.samples[a:b], piece.rate, config.image_options,
+                                    name=piece.label, renderer=config.renderer)
+                       for a, b in piece.bounds])
+    for image, png in zip(images, piece.pngs or ()):
+        save_png(image, png)
+    return images
 
 
 def _cache_check(dim):
@@ -306,42 +324,47 @@ def _forward(network, images, dim):
     return np.ascontiguousarray(np.concatenate(rows).reshape(len(images), dim))
 
 
-def _done(value):
-    f = Future()
-    f.set_result(value)
-    return f
-
-
-def _failed(error):
-    f = Future()
-    f.set_exception(error)
-    return f
-
-
-def _produce(items, q, stop, lookup, render, pool, redraw_cached):
-    """Producer thread: per item, in order, ("result", FileResult) when nothing is left to
-    draw, else ("draw", item, cached FileResult or None, Future of the drawing); then None.
-    With a pool the drawing runs in a worker process, else here."""
+def _produce(items, q, stop, lookup, config, spectrogram_dir, pool):
+    """Producer thread, per item in order: ("result", FileResult) when nothing is left to
+    draw (served from the cache, or unusable), else one ("draw", item, cached result or
+    None, Future of the images, piece number, pieces, (rate, length, bounds)) per piece;
+    then None. The images are drawn in a worker process (pool) or here."""
     try:
         for item in items:
             if stop.is_set():
                 return
             hit = lookup(item)
-            if hit is not None and (not hit.ok or not redraw_cached):
+            if hit is not None and (not hit.ok or spectrogram_dir is None):
                 q.put(("result", hit))
                 continue
-            if pool is not None:
-                future = pool.submit(render, item)
-            else:
-                try:
-                    future = _done(render(item))
-                except (AudioError, ImageError) as e:
-                    future = _failed(e)
-            q.put(("draw", item, hit, future))
+            try:
+                audio, bounds = load_chunks(item, config)
+            except (AudioError, ImageError) as e:
+                q.put(("result", _failed_result(item, e)))
+                continue
+            shape = (audio.rate, len(audio.signal), np.asarray(bounds, np.int64).reshape(-1, 2))
+            parts = list(pieces(item, audio, bounds, config, spectrogram_dir))
+            for k, piece in enumerate(parts):
+                if stop.is_set():
+                    return
+                if pool is not None:
+                    future = pool.submit(draw_piece, piece, config)
+                else:
+                    future = Future()
+                    try:
+                        future.set_result(draw_piece(piece, config))
+                    except (AudioError, ImageError) as e:
+                        future.set_exception(e)
+                q.put(("draw", item, hit, future, k, len(parts), shape))
     except BaseException as e:  # an unexpected failure: hand it to the consumer
         q.put(("raise", e))
         return
     q.put(None)
+
+
+def _failed_result(item, error):
+    return FileResult(item.name, None if item.path is None else str(item.path),
+                      error=str(error))
 
 
 def iter_features(items, config, *, network=None, cache=True, cache_root=None, jobs=1,
@@ -354,7 +377,8 @@ def iter_features(items, config, *, network=None, cache=True, cache_root=None, j
     folder), False, or a FeatureCache. Signals are never cached. jobs: processes that draw
     the spectrograms (1: a thread of this process). spectrogram_dir: write each chunk's
     image there as PNG (files served from the cache are drawn again for it). prefetch:
-    files drawn ahead of the network (default 2 * jobs + 2), which bounds the memory."""
+    pieces (up to FORWARD_PIECE chunks) drawn ahead of the network (default 2 * jobs + 2),
+    which bounds the memory."""
     total = len(items) if hasattr(items, "__len__") else None
     items = (_as_item(x) for x in items)     # lazily: an input stream may be long
     if not isinstance(cache, FeatureCache):
@@ -377,40 +401,43 @@ def iter_features(items, config, *, network=None, cache=True, cache_root=None, j
 
     jobs = max(1, int(jobs or 1))
     pool = worker_pool(jobs) if jobs > 1 and (total is None or total > 1) else None
-    render = _RenderTask(config, spectrogram_dir)
     q = queue.Queue(maxsize=max(1, prefetch or 2 * jobs + 2))
     stop = threading.Event()
     producer = threading.Thread(target=_produce, daemon=True,
-                                args=(items, q, stop, lookup, render, pool,
-                                      spectrogram_dir is not None))
+                                args=(items, q, stop, lookup, config, spectrogram_dir, pool))
     from tqdm import tqdm
     bar = tqdm(total=total, unit="file", disable=not progress, file=sys.stderr)
     producer.start()
     try:
+        rows, error = [], None      # the current file's pieces so far
         while (entry := q.get()) is not None:
             if entry[0] == "raise":
                 raise entry[1]
             if entry[0] == "result":
                 result = entry[1]
             else:
-                _, item, hit, future = entry
+                _, item, hit, future, k, count, (rate, length, bounds) = entry
                 try:
-                    drawn = future.result()
+                    images = future.result()
                 except (AudioError, ImageError) as e:
-                    result = FileResult(item.name, None if item.path is None else str(item.path),
-                                        error=str(e))
+                    error = error or e
                 else:
-                    if hit is not None:   # drawn only for the PNGs
-                        result = hit
-                    else:
-                        rows = _forward(network, drawn.images, dim)
-                        result = FileResult(item.name, None if item.path is None else
-                                            str(item.path), rows, drawn.bounds, drawn.rate,
-                                            drawn.length)
-                        if item.path is not None:
-                            cache.put(item.path, {"features": rows, "bounds": drawn.bounds,
-                                                  "rate": np.int64(drawn.rate),
-                                                  "length": np.int64(drawn.length)})
+                    if hit is None and error is None:
+                        rows.append(_forward(network, images, dim))
+                if k < count - 1:
+                    continue
+                if error is not None:
+                    result = _failed_result(item, error)
+                elif hit is not None:      # drawn only for the PNGs
+                    result = hit
+                else:
+                    features = np.concatenate(rows)
+                    result = FileResult(item.name, None if item.path is None else
+                                        str(item.path), features, bounds, rate, length)
+                    if item.path is not None:
+                        cache.put(item.path, {"features": features, "bounds": bounds,
+                                              "rate": np.int64(rate), "length": np.int64(length)})
+                rows, error = [], None
             bar.update(1)
             yield result
     finally:
@@ -425,14 +452,3 @@ def iter_features(items, config, *, network=None, cache=True, cache_root=None, j
         bar.close()
         if own_network:
             network.close()
-
-
-class _RenderTask:
-    """render_chunks with the run's configuration, as a picklable callable for workers."""
-
-    def __init__(self, config, spectrogram_dir):
-        self.config = config
-        self.spectrogram_dir = spectrogram_dir
-
-    def __call__(self, item):
-        return render_chunks(item, self.config, self.spectrogram_dir)

@@ -221,7 +221,7 @@ def test_failures_outside_bad_input_stop_the_run_and_leave_no_thread(corpus, mon
 
     def explode(*a, **k):
         raise MemoryError("out of memory while drawing")
-    monkeypatch.setattr(engine, "render_chunks", explode)
+    monkeypatch.setattr(engine, "draw_piece", explode)
     with pytest.raises(MemoryError):
         run(files)
     assert threading.active_count() == before
@@ -247,6 +247,31 @@ def test_the_input_stream_is_read_only_a_few_files_ahead(tmp_path, jobs):
         assert r.ok
         ahead.append(len(pulled) - (k + 1))
     assert len(pulled) == 40 and max(ahead) <= prefetch + 2, ahead
+
+
+def test_a_long_file_is_drawn_a_piece_at_a_time(tmp_path, monkeypatch):
+    """20 s in 50 ms chunks is 400 images (62 MB): drawn FORWARD_PIECE at a time, and at
+    most `prefetch` pieces (plus the one being drawn) wait for the network."""
+    rng = np.random.default_rng(7)
+    wav = tmp_path / "long.wav"
+    soundfile.write(wav, (rng.standard_normal(320000) * 3000).astype(np.int16), 16000,
+                    subtype="PCM_16")
+    drawn, waiting = [], []
+    real = engine.draw_piece
+
+    def counting(piece, config):
+        drawn.append(len(piece.bounds))
+        return real(piece, config)
+
+    class Watching(PixelNetwork):
+        def features(self, images):
+            waiting.append(len(drawn) - len(self.calls))
+            return super().features(images)
+    monkeypatch.setattr(engine, "draw_piece", counting)
+    (r,) = list(iter_features([wav], ExtractorConfig(window="0.05"), network=Watching(),
+                              cache=False, prefetch=2))
+    assert len(r.features) == 400 and sum(drawn) == 400 and max(drawn) == engine.FORWARD_PIECE
+    assert max(waiting) <= 2 + 2, waiting
 
 
 def test_png_names_stay_inside_the_folder():
