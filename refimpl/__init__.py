@@ -8,6 +8,11 @@ out"): audio -> image -> network (blob, forward pass) -> features; the baselines
 (openSMILE, BoAW); corpus -> conditions; protocol (the SVM); experiments (the grid, the
 report); golden (make/verify); cli on top. The names below are the public API; they are
 imported on first use, so `import refimpl` stays cheap.
+
+    ds = refimpl.DeepSpectrum(backend="c", layer="fc7")   # pandas + scikit-learn
+    frame = ds.process_folder("wav/")                       # (file, start, end) x neuron_*
+    refimpl.Functionals("egemaps"), refimpl.BoAWTransformer(size=500)   # the baselines
+    for r in refimpl.iter_features(paths, refimpl.ExtractorConfig(...)): ...   # streaming
 """
 import importlib
 
@@ -25,8 +30,17 @@ _PUBLIC = {
     "image_to_blob": "refimpl.network",
     "open_backend": "refimpl.network",
     "open_network": "refimpl.network",
+    "DeepSpectrum": "refimpl.features.api",
+    "ExtractorConfig": "refimpl.features",
+    "Signal": "refimpl.features",
+    "iter_features": "refimpl.features",
+    "extract_to_file": "refimpl.features",
+    "find_audio": "refimpl.features",
+    "read_labels": "refimpl.features",
     "extract": "refimpl.features",
     "write_features": "refimpl.features",
+    "Functionals": "refimpl.baselines.opensmile",
+    "BoAWTransformer": "refimpl.baselines.boaw",
     "load_corpus": "refimpl.corpus",
     "Corpus": "refimpl.corpus",
     "functionals": "refimpl.baselines.opensmile",

@@ -1,27 +1,36 @@
-"""Stage 1 — audio: read a speech file as the deep spectrum recipe expects it.
+"""Stage 1 — audio: read a speech file as the deep spectrum recipe expects it, and cut it
+into the chunks the DeepSpectrum toolkit (August 2017, the paper's) made of it.
 
 The image stage plots the signal with Fs = the file's own sample rate, so nothing is
-resampled here. Samples become float64 in [-1, 1] (integer PCM divided by its full scale,
-as soundfile does), several channels are averaged to mono. A file that cannot be used
-is refused with an AudioError naming it; one that can but is suspect (cut short, samples
-beyond [-1, 1]) gets an AudioWarning.
+resampled here. Samples become float64 (integer PCM divided by its full scale, as
+soundfile does). A file that cannot be used is refused with an AudioError naming it; one
+that can but is suspect (cut short, samples beyond [-1, 1]) gets an AudioWarning. Several channels become one as the toolkit did it: their sum divided
+by 2, which is the mean of a stereo file and C/2 times the mean of a file with C > 2
+channels. The spectrogram is in dB with its colour limits taken from each picture's own
+range, so that gain changes the picture only through rounding.
+
+Times in seconds become samples as the toolkit computed them, int(seconds * rate), with
+the seconds taken as written (a decimal number, as the toolkit's Decimal options were: 0.7 s
+at 22.05 kHz is 15435 samples, not the 15434 that binary floating point would give).
 """
 import contextlib
 import warnings
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
-from refimpl.errors import AudioError, AudioWarning
+from refimpl.errors import AudioError, AudioWarning, UsageError
 
-__all__ = ["Audio", "AudioError", "read_audio", "check_audio", "windows"]
+__all__ = ["Audio", "AudioError", "read_audio", "check_audio", "to_mono", "as_seconds",
+           "seconds_to_samples", "cut", "chunk_bounds", "chunk_stamps"]
 
 
 @dataclass(frozen=True)
 class Audio:
-    signal: np.ndarray  # float64, mono, in [-1, 1]
+    signal: np.ndarray  # float64, mono
     rate: int           # samples per second, as stored in the file
     name: str = ""      # where it came from, for error messages and output rows
 
@@ -30,11 +39,22 @@ class Audio:
         return len(self.signal) / self.rate
 
 
-def read_audio(path, *, trim_zeros=False):
-    """Read `path` (8/16/24/32-bit PCM or float WAV, FLAC, Ogg, ...) as mono float64.
+def to_mono(samples):
+    """(frames, channels) -> (frames,): one channel as it is; several as their sum / 2,
+    the toolkit's mix (the mean for stereo)."""
+    samples = np.asarray(samples, dtype=np.float64)
+    if samples.ndim == 1 or samples.shape[1] == 1:
+        return np.ascontiguousarray(samples.reshape(len(samples)))
+    return samples.sum(axis=1) / 2
 
-    trim_zeros: drop runs of exact-zero samples at both ends, as the 2017 DeepSpectrum
-    toolkit did with np.trim_zeros (digital silence would otherwise plot as -inf dB).
+
+def read_audio(path, *, trim_zeros=False):
+    """Read `path` (8/16/24/32-bit PCM or float WAV, FLAC, Ogg, ...) as mono float64
+    (to_mono).
+
+    trim_zeros: drop runs of exact-zero samples at both ends, as the DeepSpectrum toolkit
+    did with np.trim_zeros before July and after September 2017 (digital silence would
+    otherwise plot as -inf dB).
 
     Refused with an AudioError naming the file and the reason: a path that cannot be
     opened (missing, a folder, no permission, a symlink loop), an empty file, bytes that
@@ -46,7 +66,7 @@ def read_audio(path, *, trim_zeros=False):
     with _sound_file(path) as f:
         samples = f.read(dtype="float64", always_2d=True)
         _judge(path, f, _Tally().add(samples))
-    signal = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    signal = to_mono(samples)
     if trim_zeros:
         signal = np.trim_zeros(signal)
         if len(signal) == 0:
@@ -152,18 +172,72 @@ def _declared_wav_frames(path, channels, subtype):
     return 0
 
 
-def windows(audio, window, hop):
-    """Cut `audio` into windows of `window` seconds every `hop` seconds (the toolkit's
-    -t option): yields (start time in seconds, Audio). The last, shorter remainder is
-    dropped unless the file is shorter than one window, in which case the whole file is
-    one window — so every file yields at least one row."""
-    size = int(round(window * audio.rate))
-    step = int(round(hop * audio.rate))
-    if size <= 0 or step <= 0:
-        raise ValueError("window and hop must be positive")
-    n = len(audio.signal)
-    if n <= size:
-        yield 0.0, audio
-        return
-    for start in range(0, n - size + 1, step):
-        yield start / audio.rate, Audio(audio.signal[start:start + size], audio.rate, audio.name)
+def as_seconds(value, what="time"):
+    """A time in seconds as the decimal number it was written as (float, int, str or
+    Decimal; a float by its shortest repr, so 0.1 is 0.1), or None. Refuses negative,
+    infinite and non-numeric values with a UsageError naming `what`."""
+    if value is None:
+        return None
+    try:
+        seconds = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except ArithmeticError:
+        raise UsageError(f"{what}: {value!r} is not a number of seconds") from None
+    if not seconds.is_finite() or seconds < 0:
+        raise UsageError(f"{what}: {value!r} must be a finite, non-negative number of seconds")
+    return seconds
+
+
+def seconds_to_samples(seconds, rate):
+    """int(seconds * rate), the toolkit's conversion, computed exactly. (The toolkit's
+    decimal context kept 6 significant digits, so a product of more digits, e.g.
+    2.99999 s x 48 kHz, was rounded first: 144000 there, 143999 here.)"""
+    return int(as_seconds(seconds) * int(rate))
+
+
+def cut(audio, start=None, end=None):
+    """The part of `audio` from `start` to `end` seconds (the toolkit's -start/-end:
+    samples [int(start*rate), int(end*rate)); no end, or end 0, means to the end).
+    Raises AudioError when nothing is left."""
+    start, end = as_seconds(start, "start"), as_seconds(end, "end")
+    if not start and not end:
+        return audio
+    a = seconds_to_samples(start or 0, audio.rate)
+    b = seconds_to_samples(end, audio.rate) if end else len(audio.signal)
+    if min(b, len(audio.signal)) <= a:
+        raise AudioError(f"{audio.name or '<signal>'}: nothing left between start "
+                         f"{start or 0} s and end {end if end else 'of file'} "
+                         f"({len(audio.signal) / audio.rate:.3f} s long)")
+    return Audio(audio.signal[a:b], audio.rate, audio.name)
+
+
+def chunk_bounds(length, rate, window=None, hop=None, whole_windows=False):
+    """The sample ranges [a, b) that a signal of `length` samples is cut into.
+
+    No window: one chunk, the whole signal. Otherwise, with W = int(window*rate) and
+    H = int(hop*rate) samples (hop defaults to the window), the toolkit's rule (its
+    extract_deep_spectrum.py at 261092d): chunks n = 0 .. max(length // H, 1) - 1, each
+    [n*H, min(n*H + W, length)); the trailing chunks that run past the end are kept
+    short, and a signal shorter than one hop is one chunk. whole_windows=True keeps only
+    chunks of exactly W samples (a signal shorter than W is still one chunk, all of it).
+    """
+    if window is None and hop is None:
+        return [(0, length)]
+    if window is None:
+        raise UsageError("a hop needs a window")
+    w = seconds_to_samples(window, rate)
+    h = seconds_to_samples(hop if hop is not None else window, rate)
+    if w < 1 or h < 1:
+        raise UsageError(f"window {window} s / hop {hop} s is shorter than one sample at "
+                         f"{rate} Hz")
+    if whole_windows:
+        count = (length - w) // h + 1 if length >= w else 0
+        return [(n * h, n * h + w) for n in range(count)] or [(0, length)]
+    return [(n * h, min(n * h + w, length)) for n in range(max(length // h, 1))]
+
+
+def chunk_stamps(count, hop=None, start=None):
+    """The toolkit's time stamp of each chunk: start + n * hop seconds (as decimals, so
+    they print as the toolkit wrote them: 0.0, 0.5, 1.0 for a hop of 0.5)."""
+    start = as_seconds(start, "start") or 0
+    hop = as_seconds(hop, "hop")
+    return [start + n * hop for n in range(count)]

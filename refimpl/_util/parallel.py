@@ -2,7 +2,7 @@
 for bit."""
 import os
 
-__all__ = ["map_files"]
+__all__ = ["map_files", "worker_pool"]
 
 
 def map_files(fn, items, jobs=None, desc="", progress=True, initializer=None, initargs=()):
@@ -26,11 +26,7 @@ def map_files(fn, items, jobs=None, desc="", progress=True, initializer=None, in
                     out.append(fn(item))
                     bar.update(1)
             return out
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_worker_init,
-                                 initargs=(initializer, initargs)) as pool:
+        with worker_pool(jobs, initializer, initargs) as pool:
             out = []
             for result in pool.map(fn, items, chunksize=4):
                 out.append(result)
@@ -38,6 +34,15 @@ def map_files(fn, items, jobs=None, desc="", progress=True, initializer=None, in
             return out
     finally:
         bar.close()
+
+
+def worker_pool(jobs, initializer=None, initargs=()):
+    """A ProcessPoolExecutor of `jobs` fresh (spawned) processes, each with one BLAS
+    thread: what map_files uses, for callers that submit work as it comes (a stream)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    return ProcessPoolExecutor(int(jobs), mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init, initargs=(initializer, initargs))
 
 
 def _worker_init(initializer, initargs):

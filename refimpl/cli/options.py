@@ -1,5 +1,12 @@
-"""Options that several commands share: how the spectrogram picture is drawn."""
+"""Options that several commands share: how the spectrogram picture is drawn, and which
+part of the audio is used."""
+from refimpl.audio import as_seconds
 from refimpl.image import DEFAULT_OPTIONS, RENDERERS, SpectrogramOptions
+
+
+def seconds(text):
+    """argparse type: a non-negative number of seconds, kept as the decimal typed."""
+    return as_seconds(text)
 
 
 def add_image_options(p):
@@ -14,6 +21,13 @@ def add_image_options(p):
         help="how to draw the spectrogram: 'matplotlib' (the reference), 'fast' "
              "(the same pixels computed directly, about 40x faster; NFFT 256 only) or "
              "'auto': fast where it is proven identical, matplotlib otherwise (default)")
+
+
+def add_span_options(p):
+    p.add_argument("--start", type=seconds, metavar="S",
+                   help="use the audio from S seconds on (toolkit's -start)")
+    p.add_argument("--end", type=seconds, metavar="S",
+                   help="use the audio up to S seconds (toolkit's -end; 0: to the end)")
 
 
 def image_options(args):

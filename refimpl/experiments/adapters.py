@@ -139,8 +139,7 @@ class DeepSpectrumExtractor:
     def extract(self, paths):
         if self._network is None:
             self._network = open_network(self.backend, self.weights, net=self.net)
-        result = features.extract([Path(p) for p in paths], self._network,
-                                  batch=self.batch_size, progress=False)
+        result = features.extract([Path(p) for p in paths], self._network, progress=False)
         rows = dict(zip(result.names, result.rows))
         failed = {Path(f).name: reason for f, reason in result.failed}
         return [rows[Path(p).name] if Path(p).name in rows

@@ -27,7 +27,7 @@ def write_demo_corpus(out):
         with atomic_path(wav / f"{case.name}.wav") as tmp:
             soundfile.write(tmp, case.samples, case.rate, subtype="PCM_16", format="WAV")
     with atomic_open(Path(out) / "labels.csv") as f:
-        f.write("name,label\n")
+        f.write("name,class\n")
         for case in cases:
             f.write(f"{case.name}.wav,{case.name.split('_')[0]}\n")
     return cases

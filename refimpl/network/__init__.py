@@ -12,8 +12,9 @@ fc7 (after its ReLU) is the deep spectrum feature vector.
                   its PyTorch checkpoint without PyTorch)
     backends      the Backend protocol, open_backend and open_network
 """
-from refimpl.network.backends import (BACKENDS, NETWORKS, Backend, open_backend,
-                                      open_network)
+from refimpl.network.backends import (BACKENDS, NETWORKS, Backend, feature_dim, feature_layer,
+                                      open_backend, open_network)
 from refimpl.network.blob import image_to_blob
 
-__all__ = ["Backend", "BACKENDS", "NETWORKS", "open_backend", "open_network", "image_to_blob"]
+__all__ = ["Backend", "BACKENDS", "NETWORKS", "open_backend", "open_network", "feature_layer",
+           "feature_dim", "image_to_blob"]

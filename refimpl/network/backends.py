@@ -10,11 +10,12 @@ A backend runs AlexNet on blobs:
     backend = open_backend("c", weights)            # weights: a caffemodel path
 
 A feature network takes images (uint8 N x 227 x 227 x 3 RGB), applies its own input
-stage and returns (N, dim) features: AlexNet's blob stage then a backend, or
-EfficientNet-Lite0's own pipeline.
+stage and returns (N, dim) features: AlexNet's blob stage then a backend up to any of its
+blobs (fc7 by default, as the paper; pool5, conv5, fc6, ... flattened in C order, as the
+toolkit's np.ravel did), or EfficientNet-Lite0's own pipeline.
 
-    net = open_network("alexnet", backend="c", weights=path)
-    features = net.features(images)
+    net = open_network("c", weights=path, layer="fc7")
+    features = net.features(images)                 # (N, net.dim)
 """
 from typing import Protocol
 
@@ -26,11 +27,11 @@ from refimpl.network.blob import image_to_blob
 from refimpl.network.caffe_client import CaffeNetwork
 from refimpl.network.cforward import CNetwork
 from refimpl.network.reference import NumpyNetwork
-from refimpl.network.spec import FEATURE_BLOB, FEATURE_DIM
+from refimpl.network.spec import BLOB_NAMES, FEATURE_BLOB, blob_dim
 from refimpl.network.torch_backend import TorchNetwork
 
-__all__ = ["Backend", "BACKENDS", "NETWORKS", "open_backend", "open_network",
-           "AlexNetFeatures", "EfficientNetFeatures"]
+__all__ = ["Backend", "BACKENDS", "NETWORKS", "open_backend", "open_network", "feature_layer",
+           "feature_dim", "AlexNetFeatures", "EfficientNetFeatures"]
 
 
 class Backend(Protocol):
@@ -68,17 +69,22 @@ def open_backend(name, weights, device=None):
 
 
 class AlexNetFeatures:
-    """Images -> fc7 through one of the AlexNet backends: the blob stage (BGR, CHW, pixel
-    values, optionally minus the ImageNet mean) then the forward pass."""
+    """Images -> blob `layer` (default fc7, after its ReLU) through one of the AlexNet
+    backends: the blob stage (BGR, CHW, pixel values, optionally minus the ImageNet mean),
+    then the forward pass up to that blob, one row per image (C-order flattening)."""
     name = "alexnet"
-    dim = FEATURE_DIM
 
-    def __init__(self, backend, weights, subtract_mean=False, device=None):
+    def __init__(self, backend, weights, subtract_mean=False, device=None, layer=FEATURE_BLOB):
+        if layer not in BLOB_NAMES:
+            raise UsageError(f"AlexNet has no blob {layer!r}; choose from {', '.join(BLOB_NAMES)}")
+        self.layer = layer
+        self.dim = blob_dim(layer)
         self.net = open_backend(backend, weights, device)
         self.subtract_mean = subtract_mean
 
     def features(self, images):
-        return self.net.forward(image_to_blob(images, self.subtract_mean), FEATURE_BLOB)
+        out = self.net.forward(image_to_blob(images, self.subtract_mean), self.layer)
+        return out.reshape(len(out), self.dim)
 
     def close(self):
         self.net.close()
@@ -89,6 +95,7 @@ class EfficientNetFeatures:
     forward pass; its own input pipeline, see refimpl.network.efficientnet)."""
     name = "efficientnet-lite0"
     dim = efficientnet.FEATURE_DIM
+    layer = "global-pool"   # its one feature layer
 
     def __init__(self):
         self._net = efficientnet.network()
@@ -100,11 +107,33 @@ class EfficientNetFeatures:
         pass
 
 
-def open_network(backend="caffe", weights=None, net="alexnet", subtract_mean=False,
-                 device=None):
-    """An open feature network: .features(uint8 N x 227 x 227 x 3 RGB) -> (N, .dim)."""
+def feature_layer(net="alexnet", layer=None):
+    """The blob a network's features are read from: `layer`, or the network's own (fc7 for
+    AlexNet). A UsageError for a name the network does not have."""
     if net == "alexnet":
-        return AlexNetFeatures(backend, weights, subtract_mean, device)
+        layer = FEATURE_BLOB if layer is None else layer
+        if layer not in BLOB_NAMES:
+            raise UsageError(f"AlexNet has no blob {layer!r}; choose from {', '.join(BLOB_NAMES)}")
+        return layer
+    if net == "efficientnet-lite0":
+        if layer not in (None, EfficientNetFeatures.layer):
+            raise UsageError(f"efficientnet-lite0 has one feature layer, "
+                             f"{EfficientNetFeatures.layer!r}, not {layer!r}")
+        return EfficientNetFeatures.layer
+    raise UsageError(f"unknown network {net!r}; choose from {', '.join(NETWORKS)}")
+
+
+def feature_dim(net="alexnet", layer=None):
+    """Values per image of feature_layer(net, layer) (fc7: 4096, pool5: 9216, ...)."""
+    layer = feature_layer(net, layer)
+    return EfficientNetFeatures.dim if net == "efficientnet-lite0" else blob_dim(layer)
+
+
+def open_network(backend="caffe", weights=None, net="alexnet", subtract_mean=False,
+                 device=None, layer=None):
+    """An open feature network: .features(uint8 N x 227 x 227 x 3 RGB) -> (N, .dim), read
+    from blob `layer` (None: the network's own, fc7 for AlexNet)."""
+    layer = feature_layer(net, layer)   # refuses an unknown network
     if net == "efficientnet-lite0":
         return EfficientNetFeatures()
-    raise ValueError(f"unknown network {net!r}; choose from {', '.join(NETWORKS)}")
+    return AlexNetFeatures(backend, weights, subtract_mean, device, layer)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import tolerances as tol
-from conftest import unavailable
+from oracles import unavailable
 from refimpl.baselines import boaw as B
 from refimpl.baselines import openxbow as X
 from refimpl import cli
@@ -274,6 +274,25 @@ def test_sklearn_transformer_matches_jar(tmp_path, openxbow_jar, xbow_data):
                     "-standardizeInput"], openxbow_jar)
     B.write_bags(tmp_path / "r.csv", names, bags)
     assert jout.read_bytes() == (tmp_path / "r.csv").read_bytes()
+
+
+def test_sklearn_transformer_takes_opensmile_style_lld_frames(tmp_path, openxbow_jar, xbow_data):
+    """An LLD DataFrame indexed (file, start, end), as opensmile-python's LLD level gives
+    it, is one instance per file in order of appearance; the columns carry the jar's names."""
+    import pandas as pd
+    lld = B.read_lld_csv(str(xbow_data))
+    names, frame_bag = B.instances(lld.names)
+    per_file = [lld.features[frame_bag == i] for i in range(len(names))]
+    starts = pd.to_timedelta(np.concatenate([np.arange(len(f)) * 0.01 for f in per_file]), "s")
+    frame = pd.DataFrame(lld.features, index=pd.MultiIndex.from_arrays(
+        [lld.names, starts, starts + pd.Timedelta("25ms")], names=["file", "start", "end"]))
+    t = B.BoAWTransformer(size=40, assignments=3, log=True, standardize_input=True)
+    np.testing.assert_array_equal(t.fit(frame).transform(frame), t.fit(per_file).transform(per_file))
+    jout = tmp_path / "j.arff"
+    X.run_openxbow(["-i", xbow_data, "-o", jout, "-size", 40, "-a", 3], openxbow_jar)
+    attributes = [line.split()[1] for line in jout.read_text().splitlines()
+                  if line.startswith("@attribute") and "numeric" in line]
+    assert list(t.get_feature_names_out()) == attributes
 
 
 # --------------------------------------------------------------------------------------

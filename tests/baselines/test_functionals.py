@@ -4,7 +4,7 @@ import numpy as np
 import opensmile
 import pytest
 
-from conftest import unavailable
+from oracles import unavailable
 from refimpl import cli
 from refimpl.baselines import opensmile as F
 
@@ -55,3 +55,33 @@ def test_cli_and_errors(emodb_files, tmp_path, capsys):
     assert cli.main(["functionals", str(bad), str(good), "-o", str(out), "--no-cache"]) == 1
     assert "bad.wav" in capsys.readouterr().err
     assert [ln.split(";")[0] for ln in out.read_text().splitlines()[1:]] == [f"'{good.name}'"]
+
+
+@pytest.mark.filterwarnings("ignore:.*deprecated.*:UserWarning")
+def test_the_pandas_and_scikit_learn_faces_equal_opensmile_python(emodb_files, tmp_path,
+                                                                  monkeypatch):
+    """refimpl.Functionals: opensmile-python's own DataFrames (index, columns, values), for
+    whole files, for start/end and for a signal; transform gives the same rows. (The file
+    level is audformat's "string" dtype here; opensmile-python's result carries pandas 3's
+    default string dtype, which differs only in its missing-value marker, so the index
+    dtype is not compared.)"""
+    import pandas as pd
+    import soundfile
+    from sklearn.base import clone
+    monkeypatch.setenv("REFIMPL_CACHE", str(tmp_path))
+    smile = opensmile.Smile(opensmile.FeatureSet.eGeMAPSv01a, opensmile.FeatureLevel.Functionals)
+    ours = F.Functionals("egemaps")
+    files = [str(f) for f in emodb_files]
+    pd.testing.assert_frame_equal(ours.process_files(files), smile.process_files(files),
+                                  check_dtype=False, check_index_type=False)
+    pd.testing.assert_frame_equal(ours.process_file(files[0], start=0.25, end=1.0),
+                                  smile.process_file(files[0], start=0.25, end=1.0),
+                                  check_dtype=False, check_index_type=False)
+    x, rate = soundfile.read(files[1], dtype="float32")
+    pd.testing.assert_frame_equal(ours.process_signal(x, rate), smile.process_signal(x, rate),
+                                  check_dtype=False)
+    X = clone(ours).fit(files).transform(files)
+    np.testing.assert_array_equal(X, smile.process_files(files).to_numpy(np.float32))
+    assert list(ours.get_feature_names_out()) == list(smile.feature_names)
+    with pytest.warns(UserWarning, match="nope.wav"):
+        assert len(ours.process_files(files[:1] + [str(tmp_path / "nope.wav")])) == 1

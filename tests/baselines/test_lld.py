@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 
 import tolerances as tol
-from conftest import unavailable
+from oracles import unavailable
 from refimpl import cli
 from refimpl.baselines import boaw
 from refimpl.baselines import opensmile as lld

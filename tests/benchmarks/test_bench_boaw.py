@@ -5,7 +5,7 @@ Na=500) on the MFCC LLDs of all 535 EmoDB files.  Marked slow (the jar needs min
 """
 import pytest
 
-from conftest import unavailable
+from oracles import unavailable
 from refimpl.baselines import boaw as B
 from refimpl.baselines import openxbow as X
 

@@ -10,7 +10,7 @@ the saved JSON).
 """
 import pytest
 
-from conftest import unavailable
+from oracles import unavailable
 from refimpl.network import caffe_client as cb
 from refimpl.network import cforward as C
 from refimpl import features

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import unavailable
+from oracles import unavailable
 from refimpl.image import fast as fastimage
 from refimpl.audio import read_audio
 from refimpl.image import spectrogram_image

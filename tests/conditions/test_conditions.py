@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 
 import tolerances as tol
-from conftest import import_or_unavailable
+from oracles import import_or_unavailable
 from refimpl.conditions import generate
 from refimpl.conditions import noisy as N
 from refimpl._util.locations import package_data

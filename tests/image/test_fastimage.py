@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import import_or_unavailable, unavailable
+from oracles import import_or_unavailable, unavailable
 from refimpl.golden import signals
 from refimpl.image import fast as fastimage
 from refimpl.image import ImageError, SpectrogramOptions, spectrogram_image

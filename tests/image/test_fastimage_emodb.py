@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import unavailable
+from oracles import unavailable
 from refimpl.image import fast as fastimage
 from refimpl.audio import read_audio
 from refimpl.image import SpectrogramOptions, spectrogram_image

@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import unavailable
+from oracles import unavailable
 from refimpl.network import caffemodel as cm
 from refimpl.network.caffemodel import CaffeModelError, _enc_varint, _key, _Message
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import tolerances as tol
-from conftest import unavailable
+from oracles import unavailable
 from refimpl.network import cforward as C
 from refimpl.network import weights
 from refimpl.network import reference as N

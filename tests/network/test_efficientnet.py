@@ -11,7 +11,7 @@ from refimpl._util.digest import file_digest
 import pytest
 
 import tolerances as tol
-from conftest import import_or_unavailable
+from oracles import import_or_unavailable
 from refimpl.golden import efficientnet as G
 from refimpl.network import efficientnet as E
 from refimpl.network import torchckpt

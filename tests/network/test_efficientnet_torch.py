@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import tolerances as tol
-from conftest import import_or_unavailable
+from oracles import import_or_unavailable
 from refimpl.golden import efficientnet as G
 from refimpl.network import efficientnet as E
 

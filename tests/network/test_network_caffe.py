@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import tolerances as tol
-from conftest import unavailable
+from oracles import unavailable
 from refimpl.network import caffe_client as cb
 from refimpl.network import caffemodel as cm
 from refimpl.network import reference as N

@@ -12,7 +12,7 @@ import numpy as np
 from refimpl._util.digest import file_digest
 import pytest
 
-from conftest import import_or_unavailable
+from oracles import import_or_unavailable
 from refimpl.network import torchckpt
 from refimpl.network.torchckpt import CheckpointError, load_state_dict
 

@@ -1,0 +1,36 @@
+"""Stage 5 — features: speech files in, deep spectrum vectors out.
+
+audio -> chunks -> images -> blob -> network (fc7 after ReLU, or any AlexNet blob) -> one
+row per file, or per chunk with windowing, as the DeepSpectrum toolkit (Aug. 2017) made
+them.
+
+    inputs   find_audio (files and their row names), read_labels / folder_labels
+    engine   ExtractorConfig (everything that changes the features: the cache key),
+             iter_features (a generator of per-file results: streaming, cached, drawing
+             in worker processes), load_chunks / draw_piece (one file's steps)
+    writers  CSV / ARFF as the toolkit wrote them, Parquet, .npz, written row by row and
+             atomically; extract_to_file (a whole run, with the reduced copy); extract /
+             write_features for small runs in memory
+    api      DeepSpectrum: pandas DataFrames like opensmile-python, and a scikit-learn
+             transformer (imported on first use: scikit-learn takes seconds to import)
+"""
+from refimpl.features.engine import (CACHE_NAME, FORWARD_PIECE, ExtractorConfig, FileResult,
+                                     Signal, draw_piece, iter_features, load_chunks)
+from refimpl.features.inputs import (AUDIO_SUFFIXES, AudioInput, LabelColumn, Labels,
+                                     find_audio, folder_labels, read_labels)
+from refimpl.features.writers import (ARFF_RELATION, FORMATS, Extraction, ExtractionSummary,
+                                      FeatureWriter, extract, extract_to_file, open_writer,
+                                      output_format, reduced_path, write_features)
+
+__all__ = ["ExtractorConfig", "FileResult", "Signal", "iter_features", "load_chunks", "draw_piece",
+           "FORWARD_PIECE", "CACHE_NAME", "AUDIO_SUFFIXES", "AudioInput", "LabelColumn",
+           "Labels", "find_audio", "folder_labels", "read_labels", "ARFF_RELATION", "FORMATS",
+           "Extraction", "ExtractionSummary", "FeatureWriter", "extract", "extract_to_file",
+           "open_writer", "output_format", "reduced_path", "write_features", "DeepSpectrum"]
+
+
+def __getattr__(name):
+    if name == "DeepSpectrum":
+        from refimpl.features import api
+        return api.DeepSpectrum
+    raise AttributeError(f"module 'refimpl.features' has no attribute {name!r}")
