@@ -198,6 +198,11 @@ def _seed(seed: int, *path: int) -> int:
     return int(np.random.SeedSequence([int(seed), *map(int, path)]).generate_state(1)[0])
 
 
+def final_codebook_seed(seed: int, size: int) -> int:
+    """The seed of the codebook of `size` words learnt on the whole training partition."""
+    return _seed(seed, 5, size)
+
+
 # --------------------------------------------------------------------------- SVM
 
 def make_svm(alpha: float, seed: int):
@@ -456,7 +461,7 @@ def select_boaw_multi(train_llds: Sequence[np.ndarray], fold, boaw_fn: BoawFn,
     for name, (y, oversampling, classes) in prepared.items():
         scores = cv[name]
         cs, na, alpha = max(scores, key=lambda k: (scores[k], k[2], -k[0], -k[1]))
-        codebook_seed = _seed(seed, 5, cs)
+        codebook_seed = final_codebook_seed(seed, cs)
         if (cs, na) not in final_bags:
             final_bags[(cs, na)] = boaw_fn(train_llds, test_llds, cs, na, codebook_seed)
         B_train, B_test = final_bags[(cs, na)]
