@@ -112,14 +112,20 @@ denoiser: venv caffe
 openxbow: venv
 	$(BIN)/python -c "from refimpl.baselines.openxbow import openxbow_jar; print(openxbow_jar())"
 
-# The paper's whole grid -> results/ (Tables 5-9, Figures 2-3, report.md).
+# The paper's whole grid -> results/ (Tables 5-9, Figures 2-3, paper_comparison.md, trust.md,
+# report.md).
 #   make reproduce                                   EmoDB (../shared/data or downloaded)
-#   make reproduce CORPUS=aibo AIBO_ROOT=/path/to/FAU-AIBO
-#   make reproduce CORPUS=path/to/manifest.csv
+#   make reproduce SEEDS=0-9                         ten classifier seeds: mean +- sd per cell
+#   make reproduce CORPUS=aibo AIBO_ROOT=/path/to/FAU-AIBO [AIBO_ROOM=/path/to/room-mic]
+#   make reproduce CORPUS=path/to/manifest.csv       any corpus; clean audio is enough
 CORPUS ?= emodb
 AIBO_ROOT ?=
+AIBO_ROOM ?=
 RESULTS ?= results
 SEED ?= 0
+SEEDS ?=
 .PHONY: reproduce
 reproduce: venv caffe
-	$(BIN)/python -m refimpl reproduce --corpus $(CORPUS) $(if $(AIBO_ROOT),--root $(AIBO_ROOT)) --out $(RESULTS) --seed $(SEED)
+	$(BIN)/python -m refimpl reproduce --corpus $(CORPUS) $(if $(AIBO_ROOT),--root $(AIBO_ROOT)) \
+		$(if $(AIBO_ROOM),--noisy-dir $(AIBO_ROOM)) --out $(RESULTS) --seed $(SEED) \
+		$(if $(SEEDS),--seeds $(SEEDS))

@@ -198,6 +198,11 @@ def _seed(seed: int, *path: int) -> int:
     return int(np.random.SeedSequence([int(seed), *map(int, path)]).generate_state(1)[0])
 
 
+def final_codebook_seed(seed: int, size: int) -> int:
+    """The seed of the codebook of `size` words learnt on the whole training partition."""
+    return _seed(seed, 5, size)
+
+
 # --------------------------------------------------------------------------- SVM
 
 def make_svm(alpha: float, seed: int):
@@ -219,22 +224,37 @@ def _train_set(X, y, oversampling, seed, *path):
     return X, y
 
 
-def cross_validate(X, y, fold, alpha, *, classes=None, oversampling=False, seed=0) -> float:
-    """Mean UAR of the 2-fold inner CV for one alpha (train on one fold, score the other)."""
+def _inner_folds(X, y, fold, oversampling, seed):
+    """Both directions of the inner CV, prepared once for every alpha: [(training matrix
+    (standardised with its own statistics, then oversampled if asked), its labels, the
+    scored fold's matrix, its labels)]. Nothing here depends on alpha, so preparing it once
+    gives every alpha's fit exactly the arrays a separate preparation would."""
     X = np.asarray(X)
     y = np.asarray(y)
     fold = np.asarray(fold)
-    classes = sorted(set(y.tolist())) if classes is None else list(classes)
-    scores = []
+    prepared = []
     for k, (train_fold, score_fold) in enumerate(((1, 2), (2, 1))):
         tr, te = fold == train_fold, fold == score_fold
         if not tr.any() or not te.any():
             raise ValueError(f"inner fold {train_fold if not tr.any() else score_fold} is empty")
         X_tr, X_te = standardise(X[tr], X[te])
         X_fit, y_fit = _train_set(X_tr, y[tr], oversampling, seed, 1, k)
+        prepared.append((X_fit, y_fit, X_te, y[te]))
+    return prepared
+
+
+def _cv_score(prepared, alpha, classes, seed) -> float:
+    scores = []
+    for k, (X_fit, y_fit, X_te, y_te) in enumerate(prepared):
         svm = _fit(X_fit, y_fit, alpha, _seed(seed, 2, k))
-        scores.append(uar(y[te], svm.predict(X_te), classes))
+        scores.append(uar(y_te, svm.predict(X_te), classes))
     return float(np.mean(scores))
+
+
+def cross_validate(X, y, fold, alpha, *, classes=None, oversampling=False, seed=0) -> float:
+    """Mean UAR of the 2-fold inner CV for one alpha (train on one fold, score the other)."""
+    classes = sorted(set(np.asarray(y).tolist())) if classes is None else list(classes)
+    return _cv_score(_inner_folds(X, y, fold, oversampling, seed), alpha, classes, seed)
 
 
 def best_of(scores: Mapping) -> object:
@@ -251,8 +271,9 @@ def select_alpha(X, y, fold, *, classes=None, alphas: Sequence[float] = ALPHAS,
     """
     if speakers is not None:
         check_speaker_independent(fold, speakers)
-    cv = {a: cross_validate(X, y, fold, a, classes=classes, oversampling=oversampling,
-                            seed=seed) for a in alphas}
+    classes = sorted(set(np.asarray(y).tolist())) if classes is None else list(classes)
+    prepared = _inner_folds(X, y, fold, oversampling, seed)
+    cv = {a: _cv_score(prepared, a, classes, seed) for a in alphas}
     return best_of(cv), cv
 
 
@@ -372,14 +393,11 @@ def boaw_grid(sizes=BOAW_SIZES, assignments=BOAW_ASSIGNMENTS):
 def _score_boaw_pair(cv, prepared, inner, folds, cs, na, alphas, seed):
     """Inner-CV UAR of every setting and alpha on one (Cs, Na) pair's fold bags."""
     for name, (y, oversampling, classes) in prepared.items():
+        # the (oversampled) training bags of both folds, made once for every alpha
+        fold_data = [(*_train_set(folds[k][0], y[tr], oversampling, seed, 1, k), folds[k][1],
+                      y[te]) for k, (tr, te) in enumerate(inner)]
         for alpha in alphas:
-            scores = []
-            for k, (tr, te) in enumerate(inner):
-                B_tr, B_te = folds[k]
-                X_fit, y_fit = _train_set(B_tr, y[tr], oversampling, seed, 1, k)
-                svm = _fit(X_fit, y_fit, alpha, _seed(seed, 2, k))
-                scores.append(uar(y[te], svm.predict(B_te), classes))
-            cv[name][(cs, na, alpha)] = float(np.mean(scores))
+            cv[name][(cs, na, alpha)] = _cv_score(fold_data, alpha, classes, seed)
 
 
 def select_boaw_multi(train_llds: Sequence[np.ndarray], fold, boaw_fn: BoawFn,
@@ -456,7 +474,7 @@ def select_boaw_multi(train_llds: Sequence[np.ndarray], fold, boaw_fn: BoawFn,
     for name, (y, oversampling, classes) in prepared.items():
         scores = cv[name]
         cs, na, alpha = max(scores, key=lambda k: (scores[k], k[2], -k[0], -k[1]))
-        codebook_seed = _seed(seed, 5, cs)
+        codebook_seed = final_codebook_seed(seed, cs)
         if (cs, na) not in final_bags:
             final_bags[(cs, na)] = boaw_fn(train_llds, test_llds, cs, na, codebook_seed)
         B_train, B_test = final_bags[(cs, na)]

@@ -154,3 +154,66 @@ def http_server(tmp_path):
     yield root, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def make_clean_corpus(tmp_path_factory):
+    """make(rate, per_speaker=3) -> a manifest CSV of a small generated corpus with clean
+    audio only (path_clean), at `rate` Hz: harmonic tones with a syllable-like envelope,
+    harmonics up to 0.45 * rate; speakers s1 (train, fold 1), s2 (train, fold 2), s3
+    (test); tasks mood (neg|pos) and pitch (low|mid|high), the pitch naming the f0. Each
+    (rate, per_speaker) is written once per session."""
+    import csv
+
+    import numpy as np
+    import soundfile as sf
+    made = {}
+
+    def make(rate, per_speaker=3):
+        if (rate, per_speaker) in made:
+            return made[(rate, per_speaker)]
+        folder = tmp_path_factory.mktemp(f"clean{rate}")
+        rng = np.random.default_rng(rate)
+        t = np.arange(int(0.6 * rate)) / rate
+        envelope = 0.5 - 0.5 * np.cos(2 * np.pi * 4 * t)
+        rows = []
+        for s, (partition, fold) in enumerate((("train", 1), ("train", 2), ("test", ""))):
+            for i in range(per_speaker):
+                pitch = i % 3
+                f0 = (130, 210, 290)[pitch] * (1 + 0.02 * s)
+                harmonics = np.arange(1, int(0.45 * rate / f0) + 1)
+                x = (np.sin(2 * np.pi * f0 * np.outer(harmonics, t)) / harmonics[:, None]).sum(0)
+                x = 0.3 * envelope * x / np.max(np.abs(x)) + 0.003 * rng.normal(size=t.size)
+                name = f"s{s + 1}_{i}.wav"
+                sf.write(str(folder / name), x, rate, subtype="PCM_16")
+                rows.append([name, f"s{s + 1}", partition, fold, ("neg", "pos")[i % 2],
+                             ("low", "mid", "high")[pitch], name])
+        manifest = folder / "corpus.csv"
+        with open(manifest, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["file", "speaker", "partition", "fold", "label:mood=neg|pos",
+                        "label:pitch=low|mid|high", "path_clean"])
+            w.writerows(rows)
+        made[(rate, per_speaker)] = manifest
+        return manifest
+    return make
+
+
+@pytest.fixture(scope="session")
+def noise_folder(tmp_path_factory):
+    """A folder of one's own background noise (16 kHz): a 1 kHz tone for training
+    utterances, pink-ish noise for test utterances, and its noise_split.csv."""
+    import numpy as np
+    import soundfile as sf
+    folder = tmp_path_factory.mktemp("noise")
+    rate = 16000
+    t = np.arange(5 * rate) / rate
+    sf.write(str(folder / "tone.wav"), 0.3 * np.sin(2 * np.pi * 1000 * t), rate,
+             subtype="PCM_16")
+    white = np.random.default_rng(0).normal(size=t.size)
+    pinkish = np.cumsum(white) - np.convolve(np.cumsum(white), np.ones(200) / 200, "same")
+    sf.write(str(folder / "hum.wav"), 0.3 * pinkish / np.max(np.abs(pinkish)), rate,
+             subtype="PCM_16")
+    (folder / "noise_split.csv").write_text("recording,partition\ntone.wav,train\n"
+                                            "hum.wav,test\n")
+    return folder

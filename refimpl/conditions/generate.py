@@ -1,11 +1,19 @@
-"""The noisy and denoised conditions of a whole corpus, generated into the cache.
+"""The noisy and denoised conditions of a whole corpus, at any sample rate, into the cache.
 
     generate_noisy(corpus, seed)        # noisy/*.wav + noisy.csv (every drawn parameter)
     generate_denoised(corpus, seed)     # denoised/*.wav + denoised.csv (SI-SDR, segSNR)
-    generate_conditions(corpus, seed)   # both, then <corpus>.csv: the manifest of all three
+    generate_conditions(corpus, seed)   # both, for the files that lack them, then
+                                        # <corpus>.csv: the manifest of all three
 
-Files are spread over worker processes (refimpl._util.parallel.map_files) and come out
-bit-identical to one process; every file is written atomically.
+The room is simulated at each clean file's own rate (refimpl.conditions.noisy); the
+enhancer works at 16 kHz, so a file at another rate is resampled to 16 kHz, enhanced and
+resampled back (refimpl.conditions.resample): its denoised version has nothing above
+8 kHz, and the measures in denoised.csv are taken at 16 kHz, where the enhancer worked.
+
+A file is made once: one already in the output folder, listed in its manifest with the
+same seed and made from the same input (SHA-256), is kept. Files are spread over worker
+processes (refimpl._util.parallel.map_files) and come out bit-identical to one process;
+every file is written atomically.
 """
 import csv
 import json
@@ -17,18 +25,54 @@ import soundfile as sf
 
 from refimpl._util import locations
 from refimpl._util.atomic import atomic_open, atomic_path
+from refimpl._util.digest import content_digest, text_digest
 from refimpl._util.parallel import map_files
-from refimpl.conditions.denoise import (apply_mel_mask, enhance, ideal_ratio_mask, load_model,
-                                        segmental_snr, si_sdr, stft)
-from refimpl.conditions.noisy import PARAM_COLUMNS, SPEC_FILE, noise_pool, noisy_file
-from refimpl.corpus.table import DEFAULT_SEED, read_json
+from refimpl.conditions.denoise import (FS, apply_mel_mask, enhance, ideal_ratio_mask,
+                                        load_model, segmental_snr, si_sdr, stft)
+from refimpl.conditions.noise import noise_dir, noise_pool
+from refimpl.conditions.noisy import PARAM_COLUMNS, SPEC_FILE, noisy_file
+from refimpl.conditions.resample import resample
+from refimpl.corpus.table import DEFAULT_SEED, read_csv_rows, read_json
 from refimpl.errors import CorpusError
 
-__all__ = ["generate_noisy", "generate_denoised", "generate_conditions", "write_rows",
-           "summarise", "summary_lines"]
+__all__ = ["generate_noisy", "generate_denoised", "generate_conditions", "conditions_home",
+           "lacking", "write_rows", "summarise", "summary_lines"]
+
+MEASURES = ("si_sdr_noisy_db", "si_sdr_denoised_db", "si_sdr_ideal_mask_db",
+            "segsnr_noisy_db", "segsnr_denoised_db", "segsnr_ideal_mask_db")
+BUILT_IN = ("emodb", "aibo")
 
 
-_NOISE_CACHE = {}    # per process: noise recordings read once
+def conditions_home(corpus, seed=DEFAULT_SEED):
+    """Where a corpus's generated conditions live: <cache>/conditions/<name>/seed<N> for
+    the built-in corpora; a manifest's name is followed by a digest of the manifest's
+    path, so two manifests that share a file name do not share their conditions."""
+    name = corpus.name
+    if name not in BUILT_IN:
+        name += "-" + text_digest(str(Path(corpus.source or name).resolve()), 8)
+    return locations.conditions_dir(name, seed)
+
+
+def lacking(corpus, condition):
+    """The rows of `corpus` without a file for `condition` (an empty or missing path)."""
+    column = "path_" + condition
+    return [r for r in corpus.rows if not (r.get(column) and Path(r[column]).is_file())]
+
+
+def _previous(path):
+    """{file: row} of a condition manifest written before, or {}."""
+    return {r["file"]: r for r in read_csv_rows(path)} if Path(path).is_file() else {}
+
+
+def _merged(previous, made):
+    """The rows of a manifest after this run: earlier rows (replaced where remade), then the
+    files new to it."""
+    merged = dict(previous)
+    merged.update((r["file"], r) for r in made)
+    return list(merged.values())
+
+
+_NOISE_CACHE = {}    # per process: noise recordings read once per rate
 
 
 def _noisy_item(item):
@@ -37,20 +81,31 @@ def _noisy_item(item):
 
 
 def generate_noisy(corpus, seed=DEFAULT_SEED, out_dir=None, noise_root=None, limit=None,
-                   progress=True, jobs=None):
+                   progress=True, jobs=None, log=print):
     """Write the noisy condition of a corpus and its manifest (noisy.csv); returns its path.
     `jobs` worker processes (default: every core); the files do not depend on it."""
     spec = read_json(SPEC_FILE)
-    out_dir = Path(out_dir) if out_dir else locations.conditions_dir(corpus.name, seed)
-    pool = noise_pool(noise_root)
+    out_dir = Path(out_dir) if out_dir else conditions_home(corpus, seed)
     rows = corpus.rows[:limit] if limit else corpus.rows
-    items = [(r["path_clean"], out_dir / "noisy" / r["file"], r["file"], r["partition"], seed,
-              pool, spec) for r in rows]
-    manifest = map_files(_noisy_item, items, jobs, f"noisy {corpus.name} seed {seed}", progress)
-    for row, r in zip(manifest, rows):
-        row["speaker"] = r["speaker"]
+    previous = _previous(out_dir / "noisy.csv")
+
+    def kept(r):
+        old = previous.get(r["file"])
+        return (old is not None and old.get("seed") == str(int(seed))
+                and (out_dir / "noisy" / r["file"]).is_file()
+                and old.get("clean_sha256") == content_digest(r["path_clean"]))
+
+    todo = [r for r in rows if not kept(r)]
+    made = []
+    if todo:
+        pool = noise_pool(noise_root, log=log)
+        items = [(r["path_clean"], out_dir / "noisy" / r["file"], r["file"], r["partition"],
+                  seed, pool, spec) for r in todo]
+        made = map_files(_noisy_item, items, jobs, f"noisy {corpus.name} seed {seed}", progress)
+        for row, r in zip(made, todo):
+            row["speaker"] = r["speaker"]
     path = out_dir / "noisy.csv"
-    write_rows(path, manifest, PARAM_COLUMNS)
+    write_rows(path, _merged(previous, made), PARAM_COLUMNS)
     return path
 
 
@@ -64,25 +119,42 @@ def write_rows(path, rows, columns):
 
 
 def generate_denoised(corpus, seed=DEFAULT_SEED, out_dir=None, limit=None, progress=True,
-                      model=None, jobs=None):
+                      model=None, jobs=None, noisy_paths=None):
     """Denoise every noisy file; writes denoised/<file> and denoised.csv (with measures).
-    `jobs` worker processes (default: every core); the files do not depend on it."""
-    model = load_model() if model is None else model
-    out_dir = Path(out_dir) if out_dir else locations.conditions_dir(corpus.name, seed)
+    The input is `noisy_paths` (one per row), by default out_dir/noisy/<file>. `jobs`
+    worker processes (default: every core); the files do not depend on it."""
+    out_dir = Path(out_dir) if out_dir else conditions_home(corpus, seed)
     rows = corpus.rows[:limit] if limit else corpus.rows
+    if noisy_paths is None:
+        noisy_paths = [out_dir / "noisy" / r["file"] for r in rows]
+    inputs = dict(zip((r["file"] for r in rows), map(Path, noisy_paths)))
     for r in rows:
-        noisy_path = out_dir / "noisy" / r["file"]
-        if not noisy_path.is_file():
-            raise CorpusError(f"{noisy_path}: no noisy audio; generate the noisy condition "
-                              "first")
-    items = [(out_dir / "noisy" / r["file"], r["path_clean"], out_dir / "denoised" / r["file"])
-             for r in rows]
-    measured = map_files(_denoise_item, items, jobs, f"denoised {corpus.name} seed {seed}",
-                         progress, initializer=_set_model, initargs=(model,))
-    manifest = [{"file": r["file"], "speaker": r["speaker"], "partition": r["partition"], **m}
-                for r, m in zip(rows, measured)]
+        if not inputs[r["file"]].is_file():
+            raise CorpusError(f"{inputs[r['file']]}: no noisy audio for {r['file']}; "
+                              "generate the noisy condition first")
+    previous = _previous(out_dir / "denoised.csv")
+
+    def kept(r):
+        old = previous.get(r["file"])
+        return (old is not None and (out_dir / "denoised" / r["file"]).is_file()
+                and old.get("noisy_sha256") == content_digest(inputs[r["file"]]))
+
+    todo = [r for r in rows if not kept(r)]
+    made = []
+    if todo:
+        model = load_model() if model is None else model
+        items = [(inputs[r["file"]], r["path_clean"], out_dir / "denoised" / r["file"])
+                 for r in todo]
+        measured = map_files(_denoise_item, items, jobs, f"denoised {corpus.name} seed {seed}",
+                             progress, initializer=_set_model, initargs=(model,))
+        made = [{"file": r["file"], "speaker": r["speaker"], "partition": r["partition"], **m}
+                for r, m in zip(todo, measured)]
+    manifest = _merged(previous, made)
+    for r in manifest:
+        r.update({k: float(r[k]) for k in MEASURES})
     manifest_path = out_dir / "denoised.csv"
-    write_rows(manifest_path, manifest, list(manifest[0]) if manifest else ["file"])
+    write_rows(manifest_path, manifest, ["file", "speaker", "partition", *MEASURES,
+                                         "sample_rate_hz", "noisy_sha256", "path_denoised"])
     summary = summarise(manifest)
     with atomic_open(out_dir / "enhancement.json", "w") as f:
         json.dump(summary, f, indent=2)
@@ -100,27 +172,32 @@ def _set_model(model):
 
 
 def _denoise_item(item):
-    """Denoise one file and measure it; returns its manifest columns."""
+    """Denoise one file (at 16 kHz, resampled from and back to its own rate) and measure
+    it at 16 kHz; returns its manifest columns."""
     noisy_path, clean_path, path = item
     noisy, fs = sf.read(str(noisy_path), dtype="float64")
-    clean, _ = sf.read(str(clean_path), dtype="float64")
-    out = enhance(noisy, _MODEL["model"])
+    clean, clean_fs = sf.read(str(clean_path), dtype="float64")
+    noisy16 = resample(noisy, fs, FS)
+    out = resample(enhance(noisy16, _MODEL["model"]), FS, fs, length=len(noisy))
     peak = np.max(np.abs(out))
     if peak > 0.99:
         out = out * (0.99 / peak)
     with atomic_path(path) as tmp:
         sf.write(str(tmp), out, fs, subtype="PCM_16", format="WAV")
     written, _ = sf.read(str(path), dtype="float64")
+    clean16, written16 = resample(clean, clean_fs, FS), resample(written, fs, FS)
     # Context for the figures: the same resynthesis with the ideal Mel mask (computed
     # from the clean signal), the ceiling of any enhancer of this form.
-    noisy_spec = stft(noisy)
-    ideal = apply_mel_mask(noisy_spec, ideal_ratio_mask(stft(clean), noisy_spec), len(noisy))
-    return {"si_sdr_noisy_db": si_sdr(clean, noisy),
-            "si_sdr_denoised_db": si_sdr(clean, written),
-            "si_sdr_ideal_mask_db": si_sdr(clean, ideal),
-            "segsnr_noisy_db": segmental_snr(clean, noisy),
-            "segsnr_denoised_db": segmental_snr(clean, written),
-            "segsnr_ideal_mask_db": segmental_snr(clean, ideal),
+    noisy_spec = stft(noisy16)
+    ideal = apply_mel_mask(noisy_spec, ideal_ratio_mask(stft(clean16), noisy_spec),
+                           len(noisy16))
+    return {"si_sdr_noisy_db": si_sdr(clean16, noisy16),
+            "si_sdr_denoised_db": si_sdr(clean16, written16),
+            "si_sdr_ideal_mask_db": si_sdr(clean16, ideal),
+            "segsnr_noisy_db": segmental_snr(clean16, noisy16),
+            "segsnr_denoised_db": segmental_snr(clean16, written16),
+            "segsnr_ideal_mask_db": segmental_snr(clean16, ideal),
+            "sample_rate_hz": fs, "noisy_sha256": content_digest(noisy_path),
             "path_denoised": str(path)}
 
 
@@ -130,8 +207,7 @@ def summarise(rows):
         sub = [r for r in rows if r["partition"] == part]
         if sub:
             out[part] = {"files": len(sub)}
-            for k in ("si_sdr_noisy_db", "si_sdr_denoised_db", "si_sdr_ideal_mask_db",
-                      "segsnr_noisy_db", "segsnr_denoised_db", "segsnr_ideal_mask_db"):
+            for k in MEASURES:
                 out[part][k] = float(np.mean([r[k] for r in sub]))
     return out
 
@@ -146,22 +222,44 @@ def summary_lines(summary):
     return lines
 
 
-
-
 def generate_conditions(corpus, seed=DEFAULT_SEED, only=None, noise_root=None, limit=None,
-                        log=print):
-    """The noisy condition, then the denoised one (`only` one of them), then, unless
-    `limit` cut the corpus short, <corpus>.csv beside them: the corpus manifest with the
-    paths of all three conditions. Returns that manifest's path (None with `limit`)."""
-    out_dir = locations.conditions_dir(corpus.name, seed)
+                        log=print, out_dir=None, download_noise=False, jobs=None):
+    """The noisy condition, then the denoised one (`only` one of them), for every file of
+    the corpus that lacks it, into `out_dir` (default conditions_home); the corpus's rows
+    then point at them. Unless `limit` cut the corpus short, <corpus>.csv is written beside
+    them: the corpus manifest with the paths of all three conditions, which load_corpus
+    reads back. Returns that manifest's path (None with `limit`).
+
+    A noisy file the corpus brings (FAU-AIBO's room microphone) is denoised as it is; the
+    noise comes from `noise_root` (--noise-dir), the shared data, or the copy downloaded
+    on request (`download_noise`; refimpl.conditions.noise).
+    """
+    out_dir = Path(out_dir) if out_dir else conditions_home(corpus, seed)
+    rows = corpus.rows[:limit] if limit else corpus.rows
+    view = type(corpus)(corpus.name, corpus.tasks, rows, corpus.source)
     if only in (None, "noisy"):
-        t = time.perf_counter()
-        path = generate_noisy(corpus, seed, out_dir, noise_root, limit)
-        log(f"noisy condition: {path} ({time.perf_counter() - t:.1f} s)")
+        todo = lacking(view, "noisy")
+        if todo:
+            t = time.perf_counter()
+            root = noise_dir(noise_root, download_missing=download_noise, log=log)
+            path = generate_noisy(type(corpus)(corpus.name, corpus.tasks, todo, corpus.source),
+                                  seed, out_dir, root, progress=True, jobs=jobs, log=log)
+            for r in todo:
+                r["path_noisy"] = str(out_dir / "noisy" / r["file"])
+            log(f"noisy condition of {len(todo)} file(s): {path} "
+                f"({time.perf_counter() - t:.1f} s)")
     if only in (None, "denoised"):
-        t = time.perf_counter()
-        path = generate_denoised(corpus, seed, out_dir, limit=limit)
-        log(f"denoised condition: {path} ({time.perf_counter() - t:.1f} s)")
+        todo = lacking(view, "denoised")
+        if todo:
+            t = time.perf_counter()
+            path = generate_denoised(type(corpus)(corpus.name, corpus.tasks, todo,
+                                                  corpus.source),
+                                     seed, out_dir, jobs=jobs,
+                                     noisy_paths=[r["path_noisy"] for r in todo])
+            for r in todo:
+                r["path_denoised"] = str(out_dir / "denoised" / r["file"])
+            log(f"denoised condition of {len(todo)} file(s): {path} "
+                f"({time.perf_counter() - t:.1f} s)")
     if limit:
         return None
     # Conditions not generated (yet) are left empty so that the manifest loads.

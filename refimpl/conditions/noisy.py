@@ -10,9 +10,12 @@ background noise. EmoDB has no such microphone, so we simulate one, per utteranc
   3. convolve the clean speech with it, aligned on the direct path so that clean and noisy
      stay sample-aligned (the enhancer's training pairs need that);
   4. add a segment of a real background-noise recording at a drawn SNR; training and test
-     utterances use disjoint recordings (data/noise_split.csv);
+     utterances use disjoint recordings (refimpl.conditions.noise);
   5. bring the mixture back to the clean file's RMS level (never clipping) and write it as
      16-bit PCM.
+
+Any sample rate: the room is simulated at the clean file's own rate and the noise
+recordings (16 kHz) are resampled to it (refimpl.conditions.resample).
 
 Everything drawn comes from one generator seeded by a stable hash of (seed, file name), so
 each file is reproducible bit for bit on its own, in any order, and the parameters are
@@ -25,15 +28,16 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import fftconvolve
 
-from refimpl._util import locations
 from refimpl._util.atomic import atomic_path
-from refimpl._util.locations import package_data
-from refimpl.corpus.table import read_csv_rows, read_json
-from refimpl.errors import AudioError, CorpusError
+from refimpl._util.digest import content_digest
+from refimpl.conditions.noise import noise_pool
+from refimpl.conditions.resample import resample
+from refimpl.corpus.table import read_json
+from refimpl.errors import AudioError
 
 __all__ = ["file_seed", "noise_pool", "draw_parameters", "room_impulse_response",
-           "direct_path_delay", "measured_rt60", "simulate", "noisy_file", "read_mono",
-           "PARAM_COLUMNS", "SPEC_FILE"]
+           "direct_path_delay", "measured_rt60", "simulate", "noisy_file", "noise_at",
+           "read_mono", "PARAM_COLUMNS", "SPEC_FILE"]
 
 SPEC_FILE = "noisy_condition.json"
 
@@ -43,7 +47,7 @@ PARAM_COLUMNS = [
     "room_length_m", "room_width_m", "room_height_m", "rt60_s", "wall_absorption",
     "max_order", "source_x_m", "source_y_m", "source_z_m", "mic_x_m", "mic_y_m", "mic_z_m",
     "distance_m", "direct_delay_samples", "rt60_measured_s", "noise_file",
-    "noise_offset_samples", "snr_db", "gain", "path_noisy",
+    "noise_offset_samples", "snr_db", "gain", "sample_rate_hz", "clean_sha256", "path_noisy",
 ]
 
 
@@ -51,23 +55,6 @@ def file_seed(seed, name):
     """A 63-bit seed from (seed, file name), stable across runs and platforms."""
     digest = hashlib.sha256(f"{int(seed)}/{name}".encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "little") >> 1
-
-
-def noise_pool(noise_root=None):
-    """{partition: [recording paths]} from data/noise_split.csv (disjoint by construction)."""
-    spec = read_json(SPEC_FILE)
-    root = Path(noise_root) if noise_root else locations.shared_data() / "noise"
-    pool = {"train": [], "test": []}
-    missing = []
-    for row in read_csv_rows(package_data(spec["noise_split"])):
-        p = root / row["recording"]
-        if not p.is_file():
-            missing.append(str(p))
-        pool[row["partition"]].append(p)
-    if missing:
-        raise CorpusError(f"{root}: {len(missing)} noise recording(s) missing: "
-                          f"{', '.join(missing)}")
-    return pool
 
 
 def draw_parameters(rng, spec, partition, pool):
@@ -165,24 +152,32 @@ def simulate(clean, fs, params, noise):
     return mixture * gain, extra
 
 
+def noise_at(path, fs, cache=None):
+    """A noise recording as mono float at `fs` (resampled from its own rate), read once
+    per (recording, rate) into `cache`."""
+    cache = {} if cache is None else cache
+    key = (str(path), int(fs))
+    if key not in cache:
+        noise, rate = read_mono(path)
+        cache[key] = resample(noise, rate, fs)
+    return cache[key]
+
+
 def noisy_file(clean_path, out_path, name, partition, seed, pool, spec=None, noise_cache=None):
-    """Simulate one file and write it (atomically); returns its manifest row."""
+    """Simulate one file at its own sample rate and write it (atomically); returns its
+    manifest row."""
     spec = spec or read_json(SPEC_FILE)
-    fs = spec["sample_rate"]
-    clean, _ = read_mono(clean_path, fs)
+    clean, fs = read_mono(clean_path)
     fseed = file_seed(seed, name)
     rng = np.random.default_rng(fseed)
     params = draw_parameters(rng, spec, partition, pool)
-    noise_cache = {} if noise_cache is None else noise_cache
     nf = params["noise_file"]
-    if nf not in noise_cache:
-        noise_cache[nf] = read_mono(nf, fs)[0]
-    noisy, extra = simulate(clean, fs, params, noise_cache[nf])
+    noisy, extra = simulate(clean, fs, params, noise_at(nf, fs, noise_cache))
     with atomic_path(out_path) as tmp:
         sf.write(str(tmp), noisy, fs, subtype="PCM_16", format="WAV")
     row = dict(params, **extra)
     row.pop("noise_unit")
-    noise_root = Path(nf).parent.parent
     row.update(file=name, partition=partition, seed=int(seed), file_seed=fseed,
-               noise_file=str(Path(nf).relative_to(noise_root)), path_noisy=str(out_path))
+               sample_rate_hz=fs, clean_sha256=content_digest(clean_path),
+               noise_file=Path(nf).relative_to(pool.root).as_posix(), path_noisy=str(out_path))
     return row

@@ -15,7 +15,8 @@ Three stages, each with a progress bar:
    CV and trains the final model, which is then scored on the test partition of all three
    test conditions. Results are cached under `<cache>/experiments/` keyed by a hash of
    everything they depend on (features, labels, folds, seed, protocol), so a warm rerun
-   only writes the outputs; a damaged entry is removed and recomputed with a warning.
+   only writes the outputs; a damaged entry is removed and recomputed with a warning. With
+   several seeds (`seeds=`) this stage alone is repeated per seed: the features are the same.
 3. outputs: refimpl.experiments.report writes results/.
 
 The corpus is a refimpl.corpus.Corpus; the feature sets are adapters
@@ -41,15 +42,20 @@ from refimpl._util.atomic import atomic_open
 from refimpl._util.cache import FeatureCache, read_entry
 from refimpl._util.digest import arrays_digest, text_digest
 from refimpl.corpus import CONDITIONS, Corpus
-from refimpl.errors import CorpusError
-from refimpl.experiments import report
+from refimpl.errors import CorpusError, UsageError
+from refimpl.experiments import report, trust
 from refimpl.experiments.adapters import FeatureSet
 
 __all__ = ["run_grid", "run_experiment", "extract_condition", "check_corpus", "Failure",
-           "CONDITIONS", "BALANCING", "PROTOCOL_VERSION"]
+           "CONDITIONS", "BALANCING", "PROTOCOL_VERSION", "BOAW_SELECT"]
 
 BALANCING = report.BALANCING
 PROTOCOL_VERSION = "1"   # bump when a change in refimpl/protocol.py changes results
+ROW_FORMAT = "2"         # bump when GridRow gains a field the cached units must hold
+# How BoAW's Cs and Na are chosen: "cv" by the inner CV on the training partition (the
+# stated protocol), "per-test" on each test condition's UAR (how the paper's Tables 7-8
+# report them; refimpl.experiments.paper).
+BOAW_SELECT = ("cv", "per-test")
 
 
 def _progress(iterable=None, **kw):
@@ -132,26 +138,34 @@ def _shape_problem(value, extractor):
 
 # --------------------------------------------------------------------------- grid
 
-def _protocol_id(alphas, sizes, assignments, seed):
+def _protocol_id(alphas, sizes, assignments, seed, boaw_select="cv"):
     return json.dumps({"v": PROTOCOL_VERSION, "alphas": list(alphas), "sizes": list(sizes),
                        "na": list(assignments), "sgd": protocol.SGD_SETTINGS,
-                       "ratio": protocol.OVERSAMPLE_RATIO, "seed": seed}, sort_keys=True)
+                       "ratio": protocol.OVERSAMPLE_RATIO, "seed": seed, "rows": ROW_FORMAT,
+                       **({"boaw": boaw_select} if boaw_select != "cv" else {})},
+                      sort_keys=True)
 
 
 def run_experiment(fs: FeatureSet, features: Mapping[str, list], corpus: Corpus,
                    settings: Sequence[tuple], train_cond, conditions, *, seed=0,
                    alphas=protocol.ALPHAS, sizes=protocol.BOAW_SIZES,
-                   assignments=protocol.BOAW_ASSIGNMENTS) -> list[report.GridRow]:
+                   assignments=protocol.BOAW_ASSIGNMENTS,
+                   boaw_select="cv") -> list[report.GridRow]:
     """Models for one feature set and training condition, each scored on every test
     condition. `settings` lists (task, balancing) pairs; `features[cond]` lists each
     file's features in view order. BoAW searches all settings in one pass over Cs x Na
-    (they share every codebook)."""
+    (they share every codebook); `boaw_select` (BOAW_SELECT) says how its Cs and Na are
+    chosen."""
     partition, folds = corpus.partitions(), corpus.folds()
     train = np.flatnonzero(partition == "train")
     test = np.flatnonzero(partition == "test")
     speakers = corpus.speakers()[train]
     labels = {task: corpus.label_names(task) for task, _ in settings}
     classes = {task: list(corpus.tasks[task]) for task in labels}
+
+    def row(task, bal, cond, result):
+        return _row(fs, task, bal, train_cond, cond, result, seed, labels[task][test])
+
     rows = []
     if fs.boaw_fn is not None:
         train_llds = [features[train_cond][i] for i in train]
@@ -161,32 +175,79 @@ def run_experiment(fs: FeatureSet, features: Mapping[str, list], corpus: Corpus,
             {(task, bal): (labels[task][train], bal == "Ov.", classes[task])
              for task, bal in settings},
             sizes=sizes, assignments=assignments, alphas=alphas, seed=seed, speakers=speakers,
-            test_llds=test_llds)
+            test_llds=test_llds if boaw_select == "cv" else None)
+        if boaw_select == "per-test":
+            chosen = _boaw_per_test(fs.boaw_fn, models, train_llds, test_llds, len(test),
+                                    {s: (labels[s[0]][train], labels[s[0]][test],
+                                         classes[s[0]]) for s in settings},
+                                    conditions, seed, sizes, assignments, alphas)
+            return [row(task, bal, cond, chosen[((task, bal), cond)])
+                    for task, bal in settings for cond in conditions]
         for (task, bal), boaw in models.items():
             for k, cond in enumerate(conditions):
                 bags = boaw.test_bags[k * len(test):(k + 1) * len(test)]
                 r = protocol.evaluate(boaw.model, bags, labels[task][test],
-                                        extra={"cs": boaw.size, "na": boaw.assignments})
-                rows.append(_row(fs, task, bal, train_cond, cond, r))
+                                      extra={"cs": boaw.size, "na": boaw.assignments})
+                rows.append(row(task, bal, cond, r))
         return rows
     X_train = np.stack([features[train_cond][i] for i in train])
     X_tests = {cond: np.stack([features[cond][i] for i in test]) for cond in conditions}
     for task, bal in settings:
         y = labels[task]
         model = protocol.train_model(X_train, y[train], folds[train],
-                                       classes=classes[task], alphas=alphas,
-                                       oversampling=bal == "Ov.", seed=seed, speakers=speakers)
+                                     classes=classes[task], alphas=alphas,
+                                     oversampling=bal == "Ov.", seed=seed, speakers=speakers)
         for cond in conditions:
-            rows.append(_row(fs, task, bal, train_cond, cond,
-                             protocol.evaluate(model, X_tests[cond], y[test])))
+            rows.append(row(task, bal, cond, protocol.evaluate(model, X_tests[cond], y[test])))
     return rows
 
 
-def _row(fs, task, balancing, train_cond, test_cond, r: protocol.Result) -> report.GridRow:
+def _boaw_per_test(boaw_fn, models, train_llds, test_llds, n_test, data, conditions, seed,
+                   sizes, assignments, alphas):
+    """{(setting, test condition): Result} with (Cs, Na) chosen on that test condition's
+    UAR, as the paper's Tables 7-8 report them: for every (Cs, Na) the inner CV picks
+    alpha (`models[setting].cv_uars`), the final model is trained on the whole training
+    partition with the final codebook of protocol.select_boaw_multi, and the test
+    condition keeps the best. Ties go to the smaller Cs, then the smaller Na."""
+    best = {}
+    many = getattr(boaw_fn, "many", None)
+    n_files = len(train_llds) + len(test_llds)
+    searched = {k[:2] for m in models.values() for k in m.cv_uars}   # the buildable pairs
+    grid = [pair for pair in protocol.boaw_grid(sizes, assignments) if pair in searched]
+    for cs in dict.fromkeys(c for c, _ in grid):
+        nas = [na for c, na in grid if c == cs]
+        step = max(1, protocol.BOAW_BAGS_BUDGET // (4 * n_files * cs)) if many else 1
+        for group in (nas[i:i + step] for i in range(0, len(nas), step)):
+            seed_cs = protocol.final_codebook_seed(seed, cs)
+            bags = (many(train_llds, test_llds, cs, group, seed_cs) if many else
+                    {group[0]: boaw_fn(train_llds, test_llds, cs, group[0], seed_cs)})
+            for na in group:
+                B_train, B_test = bags.pop(na)
+                for setting, boaw in models.items():
+                    y_train, y_test, classes = data[setting]
+                    scores = {a: boaw.cv_uars[(cs, na, a)] for a in alphas
+                              if (cs, na, a) in boaw.cv_uars}
+                    model = protocol.fit_final(B_train, y_train, protocol.best_of(scores),
+                                               classes=classes, oversampling=setting[1] == "Ov.",
+                                               seed=seed, cv_uars=scores)
+                    for k, cond in enumerate(conditions):
+                        r = protocol.evaluate(model, B_test[k * n_test:(k + 1) * n_test],
+                                              y_test, extra={"cs": cs, "na": na})
+                        if (setting, cond) not in best or r.uar > best[(setting, cond)].uar:
+                            best[(setting, cond)] = r
+    return best
+
+
+def _row(fs, task, balancing, train_cond, test_cond, r: protocol.Result, seed,
+         y_test) -> report.GridRow:
+    index = {c: i for i, c in enumerate(r.classes)}
+    y_true, y_pred = [index[c] for c in y_test], [index[c] for c in r.y_pred]
+    low, high = trust.bootstrap_interval(y_true, y_pred)
     return report.GridRow(fs.key, task, balancing, train_cond, test_cond, r.uar, r.alpha,
                           r.n_test, [str(c) for c in r.classes], r.confusion.tolist(),
                           r.extra.get("cs"), r.extra.get("na"),
-                          getattr(fs.extractor, "control", None))
+                          getattr(fs.extractor, "control", None), int(seed), y_true, y_pred,
+                          low, high)
 
 
 def _unit_key(fs, feature_digest, corpus_fp, settings, train_cond, conditions, proto):
@@ -221,17 +282,25 @@ def check_corpus(corpus: Corpus, conditions=CONDITIONS):
 
 
 def run_grid(corpus: Corpus, feature_sets: Sequence[FeatureSet], *, out_dir="results",
-             conditions=CONDITIONS, seed=0, alphas=protocol.ALPHAS,
+             conditions=CONDITIONS, seed=0, seeds=None, alphas=protocol.ALPHAS,
              sizes=protocol.BOAW_SIZES, assignments=protocol.BOAW_ASSIGNMENTS,
-             cache_root=None, jobs=1, show_progress=True, write=True, meta=None):
+             boaw_select="cv", cache_root=None, jobs=1, show_progress=True, write=True,
+             meta=None, choices=None):
     """The whole grid: features (cached), models (cached), then out_dir/ via
     refimpl.experiments.report.
 
-    Returns (rows, failures). Files that fail in any feature set or condition are left out
-    of every experiment and listed in `failures` (and in results/report.md).
+    `seed` is the reference run's classifier seed; `seeds` adds more (the models stage is
+    rerun for each, on the same features). Returns (rows, failures): the rows of every
+    seed (GridRow.seed; the reference seed's first), and the files that failed in any
+    feature set or condition, which are left out of every experiment and listed in
+    results/report.md. `choices` names the options the report states (e.g. the Na grid).
     """
+    if boaw_select not in BOAW_SELECT:
+        raise UsageError(f"boaw_select must be one of {', '.join(BOAW_SELECT)}, not "
+                         f"{boaw_select!r}")
     cache_root = Path(cache_root) if cache_root is not None else locations.cache_dir()
     conditions = tuple(conditions)
+    seeds = list(dict.fromkeys([int(seed)] + [int(s) for s in (seeds or ())]))
     check_corpus(corpus, conditions)
     tasks = corpus.task_order()
     started = time.perf_counter()
@@ -274,21 +343,23 @@ def run_grid(corpus: Corpus, feature_sets: Sequence[FeatureSet], *, out_dir="res
                          for c in conditions} for fs in feature_sets}
     del raw
 
-    # Stage 2: models, cached per unit: (feature set, training condition, settings), where
-    # settings are the (task, balancing) pairs, one per unit, except for BoAW, whose unit
-    # holds them all because they share the codebook search.
-    proto = _protocol_id(alphas, sizes, assignments, seed)
+    # Stage 2: models, cached per unit: (feature set, training condition, settings, seed),
+    # where settings are the (task, balancing) pairs, one per unit, except for BoAW, whose
+    # unit holds them all because they share the codebook search.
     corpus_fp = corpus.fingerprint()
     all_settings = [(task, bal) for task in tasks for bal in BALANCING]
+    digests = {fs.key: arrays_digest(a for c in conditions for a in features[fs.key][c])
+               for fs in feature_sets}
     units = []
-    for fs in feature_sets:
-        digest = arrays_digest(a for c in conditions for a in features[fs.key][c])
-        groups = [all_settings] if fs.boaw_fn else [[s] for s in all_settings]
-        for settings in groups:
-            for train_cond in conditions:
-                key = _unit_key(fs, digest, corpus_fp, repr(settings), train_cond, conditions,
-                                proto)
-                units.append((fs, settings, train_cond, key))
+    for run_seed in seeds:
+        proto = _protocol_id(alphas, sizes, assignments, run_seed, boaw_select)
+        for fs in feature_sets:
+            groups = [all_settings] if fs.boaw_fn else [[s] for s in all_settings]
+            for settings in groups:
+                for train_cond in conditions:
+                    key = _unit_key(fs, digests[fs.key], corpus_fp, repr(settings), train_cond,
+                                    conditions, proto)
+                    units.append((fs, settings, train_cond, run_seed, key))
     exp_dir = cache_root / "experiments"
     rows, todo = [], []
     for unit in units:
@@ -300,9 +371,10 @@ def run_grid(corpus: Corpus, feature_sets: Sequence[FeatureSet], *, out_dir="res
     t0 = time.perf_counter()
 
     def work(unit):
-        fs, settings, train_cond, key = unit
+        fs, settings, train_cond, run_seed, key = unit
         got = run_experiment(fs, features[fs.key], corpus, settings, train_cond, conditions,
-                             seed=seed, alphas=alphas, sizes=sizes, assignments=assignments)
+                             seed=run_seed, alphas=alphas, sizes=sizes,
+                             assignments=assignments, boaw_select=boaw_select)
         with atomic_open(exp_dir / f"{key}.json") as f:
             json.dump([r.__dict__ for r in got], f)
         return got
@@ -328,18 +400,20 @@ def run_grid(corpus: Corpus, feature_sets: Sequence[FeatureSet], *, out_dir="res
     timings["models [s]"] = round(time.perf_counter() - t0, 1)
 
     fs_order = [fs.key for fs in feature_sets]
-    rows.sort(key=lambda r: (fs_order.index(r.feature_set), list(tasks).index(r.task),
-                             BALANCING.index(r.balancing), conditions.index(r.train),
-                             conditions.index(r.test)))
+    rows.sort(key=lambda r: (seeds.index(r.seed), fs_order.index(r.feature_set),
+                             list(tasks).index(r.task), BALANCING.index(r.balancing),
+                             conditions.index(r.train), conditions.index(r.test)))
     timings["total [s]"] = round(time.perf_counter() - started, 1)
     if write:
         partition = corpus.partitions()
         info = {"corpus": corpus.name, "files used": len(corpus),
                 "train / test files": f"{(partition == 'train').sum()} / "
                                       f"{(partition == 'test').sum()}",
-                "seed": seed, "feature sets": ", ".join(fs.key for fs in feature_sets),
+                "seed": seed, **({"seeds": ", ".join(map(str, seeds))} if len(seeds) > 1 else {}),
+                "feature sets": ", ".join(fs.key for fs in feature_sets),
                 **(meta or {}), **timings}
         report.write_results(rows, out_dir, corpus=corpus.name, tasks=tasks,
                              conditions=conditions, failures=[str(f) for f in failures],
-                             meta=info)
+                             meta=info, reference_seed=seed,
+                             choices={"boaw_select": boaw_select, **(choices or {})})
     return rows, failures

@@ -18,7 +18,7 @@ import soundfile as sf
 from refimpl import protocol
 from refimpl.corpus import CONDITIONS, Corpus, load_corpus
 from refimpl.corpus.table import validate
-from refimpl.errors import CorpusError
+from refimpl.errors import CorpusError, UsageError
 from refimpl.experiments import adapters, grid
 from refimpl.experiments.adapters import FeatureSet
 
@@ -349,3 +349,69 @@ def test_real_deep_spectrum_without_bvlc_weights_is_a_labelled_control(shared_da
     assert all(r.control == fs.control for r in rows)
     table9 = (tmp_path / "results" / "table9.md").read_text()
     assert table9.count("not the paper's network") >= 6
+
+
+# ------------------------------------------------------------------ seeds, BoAW options
+
+def test_seeds_rerun_the_models_only_and_keep_the_reference_run(corpus, tmp_path, monkeypatch):
+    single, _ = _run(corpus, tmp_path / "single", write=False)
+    sets = feature_sets()
+    rows, _ = _run(corpus, tmp_path / "seeds", sets, seeds=[0, 1, 2])
+    assert sets[0].extractor.calls == len(corpus) * 3          # once per file and condition
+    assert [r.seed for r in rows] == [0] * 108 + [1] * 108 + [2] * 108
+    assert [r.__dict__ for r in rows[:108]] == [r.__dict__ for r in single]
+    by_seed = {s: {r.key(): r.uar for r in rows if r.seed == s} for s in (0, 1, 2)}
+    assert by_seed[0] != by_seed[1] != by_seed[2]           # the seed moves some cells
+    out = tmp_path / "seeds" / "results"
+    with open(out / "results.csv") as f:
+        assert len(list(csv.DictReader(f))) == 108         # the reference seed
+    with open(out / "results_seeds.csv") as f:
+        per_seed = list(csv.DictReader(f))
+    assert len(per_seed) == 324 and {r["seed"] for r in per_seed} == {"0", "1", "2"}
+    trust_rows = list(csv.DictReader(open(out / "trust.csv")))
+    cell = next(t for t in trust_rows if (t["Bal."], t["Train"], t["Test"]) ==
+                ("Ov.", "noisy", "clean") and t["Task"] == "3-class"
+                and t["Feature set"] == "eGeMAPS")
+    values = [r.uar for r in rows if r.key() == ("egemaps", "3class", "Ov.", "noisy", "clean")]
+    assert float(cell["SD"]) == pytest.approx(100 * np.std(values, ddof=1), abs=0.05)
+    assert cell["Seeds"] == "3"
+    assert "mean ± sd over 3 seeds" in (out / "table5.md").read_text()
+    assert "Seeds in which it holds" in (out / "paper_comparison.md").read_text()
+    # warm: nothing is trained again for any seed
+    monkeypatch.setattr(protocol, "train_model", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(protocol, "select_boaw_multi", lambda *a, **k: pytest.fail("retrained"))
+    again, _ = _run(corpus, tmp_path / "seeds", feature_sets(), seeds=[0, 1, 2], write=False)
+    assert [r.__dict__ for r in again] == [r.__dict__ for r in rows]
+
+
+def test_boaw_chosen_per_test_condition_is_never_below_the_honest_choice(corpus, tmp_path):
+    """The honest (Cs, Na) is one of the candidates the per-test mode scores, with the same
+    alpha, codebook and seed: so per cell the per-test UAR is at least the honest one."""
+    sets = [FeatureSet("boaw", LogBandFrames(), random_codebook_boaw)]
+    honest, _ = _run(corpus, tmp_path / "cv", sets, write=False)
+    chosen, _ = _run(corpus, tmp_path / "pt", sets, write=False, boaw_select="per-test")
+    assert [r.key() for r in honest] == [r.key() for r in chosen]
+    for h, c in zip(honest, chosen):
+        assert c.uar >= h.uar - 1e-12, (h.key(), h.uar, c.uar)
+        assert (c.cs, c.na) in {(10, 1), (10, 5), (20, 1), (20, 5)}
+    assert any(c.uar > h.uar for h, c in zip(honest, chosen))
+    with pytest.raises(UsageError, match="boaw_select"):
+        _run(corpus, tmp_path / "x", sets, write=False, boaw_select="test")
+
+
+def test_na_grid_and_seed_options():
+    from refimpl.experiments.reproduce import NA_GRIDS, parse_seeds
+    assert NA_GRIDS["stated"] == (10, 20, 50, 100, 200, 500)
+    assert set(NA_GRIDS["stated"]) < set(NA_GRIDS["union"])
+    assert {1, 2, 5} <= set(NA_GRIDS["union"])              # Table 8 prints Na 1, 2, 5
+    assert parse_seeds("0-3,7,2") == [0, 1, 2, 3, 7]
+    with pytest.raises(UsageError, match="seeds"):
+        parse_seeds("a-b")
+
+
+def test_the_stated_na_grid_is_searched(corpus, tmp_path):
+    from refimpl.experiments.reproduce import NA_GRIDS
+    sets = [FeatureSet("boaw", LogBandFrames(), random_codebook_boaw)]
+    rows, _ = _run(corpus, tmp_path, sets, write=False, sizes=(20, 50),
+                   assignments=NA_GRIDS["stated"])
+    assert {r.na for r in rows} <= {10, 20, 50}
