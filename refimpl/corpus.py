@@ -40,7 +40,8 @@ audio paths are relative to the manifest's folder. Other columns are kept but no
 Every problem in a manifest is reported at once, one line per offending row.
 
 Commands: `refimpl corpus check emodb|aibo|manifest.csv`, `refimpl corpus download emodb`,
-`refimpl corpus conditions emodb --seed N` (refimpl.conditions, refimpl.denoise).
+`refimpl corpus conditions emodb --seed N` (refimpl.conditions, refimpl.denoise),
+`refimpl corpus standin aibo -o DIR` (refimpl.aibo_standin).
 """
 import csv
 import hashlib
@@ -693,3 +694,8 @@ def register(subparsers):
     g.add_argument("--limit", type=int, help="only the first N files (a quick look)")
     g.add_argument("--noise-root", help="background-noise folder (default ../shared/data/noise)")
     g.set_defaults(func=_cmd_conditions)
+
+    from refimpl import aibo_standin      # here: it imports this module
+    aibo_standin.add_arguments(sub.add_parser(
+        "standin", help="generate a stand-in corpus in FAU-AIBO's layout (EmoDB audio) at "
+                        "the paper's scale, for cost and the AIBO code path, not for UARs"))
