@@ -126,12 +126,12 @@ def _hamilton(quota, seats, minimum):
 def largest_remainder(counts, scale, minimum=1):
     """Scale {class: n} by `scale` to round(scale * total) in all (halves up), by the
     largest-remainder method, at least `minimum` per class."""
-    scale = _as_fraction(scale)
-    seats = math.floor(scale * sum(counts.values()) + Fraction(1, 2))
+    exact = _as_fraction(scale)
+    seats = math.floor(exact * sum(counts.values()) + Fraction(1, 2))
     if seats < minimum * len(counts):
         raise UserError(f"--scale {scale}: {seats} chunk(s) for the {len(counts)} classes "
                         f"{', '.join(counts)}; at least {minimum} each is needed")
-    return _hamilton({c: scale * n for c, n in counts.items()}, seats, minimum)
+    return _hamilton({c: exact * n for c, n in counts.items()}, seats, minimum)
 
 
 def scaled_counts(scale=1.0):
@@ -369,13 +369,78 @@ def shoebox_images(dims, source, max_order, absorption):
     return images, _attenuation(index, west, east, order)
 
 
-def shoebox_rir(params, fs, num_threads=RIR_THREADS):
+_KERNEL = []      # per process: the compiled core (refimpl._standin_rir) if built and agreeing
+
+
+def _kernel():
+    """The compiled core, once it has shown on this machine that it gives libroom's and
+    numpy's bits (a few milliseconds, once per process); None if not built or if not."""
+    if not _KERNEL:
+        try:
+            from refimpl import _standin_rir as kernel
+        except ImportError:
+            kernel = None
+        if kernel is not None and not _kernel_agrees(kernel):
+            import warnings
+            warnings.warn("refimpl._standin_rir differs from pyroomacoustics on this machine; "
+                          "the stand-in uses the slower exact path")
+            kernel = None
+        _KERNEL.append(kernel)
+    return _KERNEL[0]
+
+
+def _kernel_agrees(kernel):
+    from pyroomacoustics import libroom
+    rng = np.random.default_rng(12345)
+    times = rng.uniform(0.003, 0.5, 3000).astype(np.float32)
+    alphas = rng.standard_normal(3000).astype(np.float32)
+    ours, theirs = np.zeros(8200, np.float32), np.zeros(8200, np.float32)
+    kernel.rir_builder(ours, times, alphas, 16000, 81, 20)
+    libroom.rir_builder(theirs, times, alphas, 16000, 81, 20, 1)
+    params = {"room_length_m": 3.1, "room_width_m": 2.9, "room_height_m": 2.7,
+              "rt60_s": 0.15, "source_x_m": 1.2, "source_y_m": 1.7, "source_z_m": 1.1,
+              "mic_x_m": 2.3, "mic_y_m": 0.8, "mic_z_m": 1.6}
+    return (np.array_equal(ours, theirs)
+            and all(np.array_equal(x, y) for x, y in zip(_image_arrivals(params, 16000, kernel),
+                                                         _image_arrivals(params, 16000, None))))
+
+
+def _image_arrivals(params, fs, kernel):
+    """(arrival times float32, amplitudes float32, largest float64 time) of every image
+    source, as pyroomacoustics' compute_ism_rir hands them to its rir_builder."""
+    import pyroomacoustics as pra
+    dims = [params["room_length_m"], params["room_width_m"], params["room_height_m"]]
+    absorption, max_order = pra.inverse_sabine(params["rt60_s"], dims)
+    order = int(max_order)
+    source = [params["source_x_m"], params["source_y_m"], params["source_z_m"]]
+    mic = np.array([params["mic_x_m"], params["mic_y_m"], params["mic_z_m"]], dtype=np.float64)
+    coord, west, east = _axis_tables(dims, source, order, absorption)
+    # Distances in float64, summed over the axes in axis order as numpy's sum(axis=0) in
+    # pyroomacoustics does; each axis's squared offset is tabulated per reflection index.
+    square = [(coord[d].astype(np.float64) - mic[d]) ** 2 for d in range(3)]
+    c = pra.constants.get("c")
+    delay = (pra.constants.get("frac_delay_length") // 2) / fs
+    if kernel is not None:
+        return kernel.images(order, square, (west,) * 3, (east,) * 3, c, delay)
+    index = _lattice(order)
+    dist = square[0][index[0] + order]
+    dist += square[1][index[1] + order]
+    dist += square[2][index[2] + order]
+    dist = np.sqrt(dist)
+    arrival = dist / c
+    arrival += delay
+    amplitude = _attenuation(index, west, east, order) / dist
+    return arrival.astype(np.float32), amplitude.astype(np.float32), float(arrival.max())
+
+
+def shoebox_rir(params, fs, num_threads=RIR_THREADS, compiled=True):
     """The room impulse response of refimpl.conditions.room_impulse_response, bit for bit
-    (tests/test_aibo_standin.py compares it with pyroomacoustics' compute_rir): the image
-    sources of shoebox_images, then what pyroomacoustics does with them for one
-    omnidirectional source and microphone, flat absorption and no air absorption
-    (simulation/ism.compute_ism_rir, Room.compute_rir): arrival times and amplitudes in
-    float64, its rir_builder (fractional-delay sinc, float32), its high-pass filter.
+    (tests/test_aibo_standin.py compares it with pyroomacoustics' compute_rir): what
+    pyroomacoustics does for one omnidirectional source and microphone, flat absorption and
+    no air absorption (Room.compute_rir, simulation/ism.compute_ism_rir, libroom's image
+    sources and rir_builder, its high-pass filter), organised to be faster: see
+    shoebox_images and csrc/_standin_rir_kernel.h. With compiled=False, or where the
+    compiled core is not built, numpy and libroom.rir_builder do the same arithmetic.
     Returns (rir, wall absorption, image-source order)."""
     import pyroomacoustics as pra
     from pyroomacoustics import libroom
@@ -383,34 +448,23 @@ def shoebox_rir(params, fs, num_threads=RIR_THREADS):
     from scipy.signal import sosfiltfilt
     dims = [params["room_length_m"], params["room_width_m"], params["room_height_m"]]
     absorption, max_order = pra.inverse_sabine(params["rt60_s"], dims)
-    order = int(max_order)
-    source = [params["source_x_m"], params["source_y_m"], params["source_z_m"]]
-    mic = np.array([params["mic_x_m"], params["mic_y_m"], params["mic_z_m"]], dtype=np.float64)
-    index = _lattice(order)
-    coord, west, east = _axis_tables(dims, source, order, absorption)
-    # Distances in float64, summed over the axes in axis order as numpy's sum(axis=0) of
-    # pyroomacoustics does; each axis's squared offset is tabulated per reflection index.
-    square = [(coord[d].astype(np.float64) - mic[d]) ** 2 for d in range(3)]
-    dist = square[0][index[0] + order]
-    dist += square[1][index[1] + order]
-    dist += square[2][index[2] + order]
-    dist = np.sqrt(dist)
-    c = pra.constants.get("c")
+    kernel = _kernel() if compiled else None
+    times, alphas, t_max = _image_arrivals(params, fs, kernel)
     fdl = pra.constants.get("frac_delay_length")
-    arrival = dist / c
-    arrival += (fdl // 2) / fs
-    amplitude = _attenuation(index, west, east, order) / dist
-    length = int(math.ceil(arrival.max() * fs + fdl // 2 + 1)) + 1
+    lut_gran = pra.constants.get("sinc_lut_granularity")
+    length = int(math.ceil(t_max * fs + fdl // 2 + 1)) + 1
     built = np.zeros(length, dtype=np.float32)
-    libroom.rir_builder(built, arrival.astype(np.float32), amplitude.astype(np.float32), fs,
-                        fdl, pra.constants.get("sinc_lut_granularity"), int(num_threads))
+    if kernel is not None and int(num_threads) == 1:
+        kernel.rir_builder(built, times, alphas, fs, fdl, lut_gran)
+    else:
+        libroom.rir_builder(built, times, alphas, fs, fdl, lut_gran, int(num_threads))
     rir = np.zeros(length, dtype=np.float32)
     rir += built
     if pra.constants.get("rir_hpf_enable"):
         sos = design_highpass_filter_sos(fs, pra.constants.get("rir_hpf_fc"),
                                          **pra.constants.get("rir_hpf_kwargs"))
         rir = np.ascontiguousarray(sosfiltfilt(sos, rir))
-    return np.asarray(rir, dtype=np.float64), float(absorption), order
+    return np.asarray(rir, dtype=np.float64), float(absorption), int(max_order)
 
 
 def room_microphone(clean, fs, params, noise, timings=None):
