@@ -12,7 +12,11 @@ import soundfile
 
 from refimpl.errors import AudioError
 
-__all__ = ["Audio", "AudioError", "read_audio", "windows"]
+__all__ = ["Audio", "AudioError", "read_audio", "windows", "to_pcm16", "pcm16_to_float",
+           "FULL_SCALE"]
+
+# 16-bit PCM's full scale: soundfile reads sample s as s / 32768 and writes x as x * 32768.
+FULL_SCALE = 32768.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,16 @@ def read_audio(path, *, trim_zeros=False):
     if len(signal) == 0:
         raise AudioError(f"{path}: no audio samples" + (" after trimming zeros" if trim_zeros else ""))
     return Audio(np.ascontiguousarray(signal), int(rate), str(path))
+
+
+def to_pcm16(x):
+    """Float in [-1, 1] -> int16 samples, rounding to nearest and clipping."""
+    return np.clip(np.round(x * FULL_SCALE), -32768, 32767).astype(np.int16)
+
+
+def pcm16_to_float(samples):
+    """The float signal a WAV reader gives for these samples (soundfile's scaling)."""
+    return np.asarray(samples, dtype=np.float64) / FULL_SCALE
 
 
 def windows(audio, window, hop):

@@ -8,8 +8,14 @@ from pathlib import Path
 from refimpl.corpus.table import build_corpus, read_json
 from refimpl.errors import CorpusError
 
-__all__ = ["aibo"]
+__all__ = ["aibo", "STANDIN_MARK", "STANDIN_NOTE"]
 
+# `refimpl corpus standin aibo` (refimpl.conditions.standin) leaves this file in the folder
+# it writes; a corpus loaded from such a folder says so wherever its notes are shown.
+STANDIN_MARK = "STANDIN.json"
+STANDIN_NOTE = ("NOT FAU-AIBO: a generated stand-in (EmoDB speech in FAU-AIBO's layout, the "
+                "paper's counts, labels unrelated to the audio), for cost, scale and the AIBO "
+                "code path only; its UARs mean nothing (chance is expected)")
 
 
 def _read_aibo_labels(path):
@@ -91,5 +97,7 @@ def aibo(root, clean_dir=None, noisy_dir=None, matched=None, check_files=True):
         rows.append(row)
     notes = [f"{dropped} chunk(s) dropped: not in both the close-talk and room-microphone "
              f"recordings"] if noisy_dir is not None else []
+    if (root / STANDIN_MARK).is_file():
+        notes.insert(0, STANDIN_NOTE)
     return build_corpus("aibo", tasks, rows, str(root), check_files=check_files, notes=notes)
 
