@@ -64,19 +64,22 @@ def write_rows(path, rows, columns):
 
 
 def generate_denoised(corpus, seed=DEFAULT_SEED, out_dir=None, limit=None, progress=True,
-                      model=None, jobs=None):
+                      model=None, jobs=None, noisy_paths=None):
     """Denoise every noisy file; writes denoised/<file> and denoised.csv (with measures).
-    `jobs` worker processes (default: every core); the files do not depend on it."""
+    The input is `noisy_paths` (one per row), by default out_dir/noisy/<file>. `jobs`
+    worker processes (default: every core); the files do not depend on it."""
     model = load_model() if model is None else model
     out_dir = Path(out_dir) if out_dir else locations.conditions_dir(corpus.name, seed)
     rows = corpus.rows[:limit] if limit else corpus.rows
-    for r in rows:
-        noisy_path = out_dir / "noisy" / r["file"]
+    if noisy_paths is None:
+        noisy_paths = [out_dir / "noisy" / r["file"] for r in rows]
+    noisy_paths = [Path(p) for p in noisy_paths][:len(rows)]
+    for noisy_path in noisy_paths:
         if not noisy_path.is_file():
             raise CorpusError(f"{noisy_path}: no noisy audio; generate the noisy condition "
                               "first")
-    items = [(out_dir / "noisy" / r["file"], r["path_clean"], out_dir / "denoised" / r["file"])
-             for r in rows]
+    items = [(noisy_path, r["path_clean"], out_dir / "denoised" / r["file"])
+             for noisy_path, r in zip(noisy_paths, rows)]
     measured = map_files(_denoise_item, items, jobs, f"denoised {corpus.name} seed {seed}",
                          progress, initializer=_set_model, initargs=(model,))
     manifest = [{"file": r["file"], "speaker": r["speaker"], "partition": r["partition"], **m}

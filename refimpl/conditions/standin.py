@@ -51,14 +51,13 @@ from refimpl.audio import to_pcm16
 from refimpl.conditions.generate import write_rows
 from refimpl.conditions.noisy import (SPEC_FILE, draw_parameters, file_seed, noise_pool,
                                       noisy_file, read_mono)
-from refimpl.corpus.aibo import STANDIN_MARK
+from refimpl.corpus.aibo import ROOM_DIR, STANDIN_MARK
 from refimpl.corpus.table import read_json
 from refimpl.errors import AudioError, CorpusError, UsageError
 
 SAMPLE_RATE = 16000
 PARTITIONS = ("train", "test")
 SCHOOL = {"train": "Ohm", "test": "Mont"}
-ROOM_DIR = "room"
 # The real corpus has 26 Ohm and 25 Mont children. Ohm's speaker numbers lie in the paper's
 # inner folds (1-16 and 18-32; 31 numbers for 26 children), Mont's are numbered on their own.
 OHM_FOLD_NUMBERS = {1: range(1, 17), 2: range(18, 33)}

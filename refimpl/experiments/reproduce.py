@@ -31,6 +31,9 @@ def prepare_corpus(spec, root=None, seed=0):
             generate_noisy(corpus, seed=seed)
         if missing("denoised"):
             generate_denoised(corpus, seed=seed)
+    if spec == "aibo" and corpus.rows[0].get("path_noisy") and missing("denoised"):
+        # FAU-AIBO's noisy condition is its room microphone; the enhancer denoises it
+        generate_denoised(corpus, seed=seed, noisy_paths=corpus.audio_paths("noisy"))
     return corpus
 
 
