@@ -315,3 +315,16 @@ def test_room_microphone_is_the_simulated_room_of_the_close_talk_chunk(tmp_path,
         assert noisy.read_bytes() == ref.read_bytes(), r["file"]
     again = S.generate(out, scale=0.002, seed=0, noisy=True, jobs=1, limit=1, progress=False)
     assert again["made_room"] == again["made_clean"] == 0
+
+
+def test_reproduce_finds_the_room_microphone_and_denoises_it(tmp_path, emodb_wav, monkeypatch):
+    from refimpl.experiments.reproduce import prepare_corpus
+    monkeypatch.setenv("REFIMPL_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "aibo"
+    S.generate(out, scale=0.002, seed=0, noisy=True, jobs=1, limit=1, progress=False)
+    corpus = prepare_corpus("aibo", out, seed=0)          # no --noisy-dir: ROOT/room
+    assert [p.parent for p in corpus.audio_paths("noisy")] == [out / "room"] * 2
+    denoised = corpus.audio_paths("denoised")             # raises if any is missing
+    assert all(p.parent == tmp_path / "cache/conditions/aibo/seed0/denoised" for p in denoised)
+    for noisy, made in zip(corpus.audio_paths("noisy"), denoised):
+        assert sf.info(str(made)).frames == sf.info(str(noisy)).frames
