@@ -78,6 +78,16 @@ install-check:
 clean:
 	rm -rf build csrc/_*.c csrc/_*.cpp .pytest_cache; find refimpl -name "*.so" -delete
 
+# The paper's scale on the generated FAU-AIBO stand-in (refimpl corpus standin): every stage
+# of `make reproduce CORPUS=aibo` at each of SCALES, from nothing, with its wall time, CPU
+# time and peak memory, and the growth fitted to predict the paper's 17 076 chunks
+# (tools/bench_scale.py -> bench-scale/scale.md). Hours on two cores: not in `make test`
+# or CI's default run. SCALES=0.06,0.25,1.0 adds the full scale.
+SCALES ?= 0.06,0.25
+.PHONY: bench-scale
+bench-scale: venv build caffe
+	$(BIN)/python tools/bench_scale.py --scales $(SCALES)
+
 # Speed of the two spectrogram renderers (matplotlib, fast) on a 2 s EmoDB file.
 .PHONY: bench-image
 bench-image: venv build

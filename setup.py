@@ -19,6 +19,7 @@ KERNELS = {
     "_forward": ("refimpl.network._forward", True),
     "_render": ("refimpl.image._render", False),
     "_boaw": ("refimpl.baselines._boaw", True),
+    "_rir": ("refimpl.conditions._rir", False),
 }
 
 BASE_CFLAGS = ["-O3", "-ffp-contract=off", "-fno-strict-aliasing"]

@@ -25,7 +25,11 @@ import soundfile
 from refimpl.errors import AudioError, AudioWarning, UsageError
 
 __all__ = ["Audio", "AudioError", "read_audio", "check_audio", "to_mono", "as_seconds",
-           "seconds_to_samples", "cut", "chunk_bounds", "chunk_stamps"]
+           "seconds_to_samples", "cut", "chunk_bounds", "chunk_stamps",
+           "to_pcm16", "pcm16_to_float", "FULL_SCALE"]
+
+# 16-bit PCM's full scale: soundfile reads sample s as s / 32768 and writes x as x * 32768.
+FULL_SCALE = 32768.0
 
 
 @dataclass(frozen=True)
@@ -241,3 +245,13 @@ def chunk_stamps(count, hop=None, start=None):
     start = as_seconds(start, "start") or 0
     hop = as_seconds(hop, "hop")
     return [start + n * hop for n in range(count)]
+
+
+def to_pcm16(x):
+    """Float in [-1, 1] -> int16 samples, rounding to nearest and clipping."""
+    return np.clip(np.round(x * FULL_SCALE), -32768, 32767).astype(np.int16)
+
+
+def pcm16_to_float(samples):
+    """The float signal a WAV reader gives for these samples (soundfile's scaling)."""
+    return np.asarray(samples, dtype=np.float64) / FULL_SCALE

@@ -76,9 +76,13 @@ def _remove_leftovers(path):
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path, durable=True):
     """Yield a temporary path beside `path`; fsync it and rename it onto `path` only on
-    success (the temporary file is removed on any failure)."""
+    success (the temporary file is removed on any failure). durable=False skips the fsync,
+    for data that is checked when read back and can be made again (cache entries): an
+    interrupted program still never leaves a half-written file under the name, only a crash
+    of the machine can leave it empty; and the fsync is most of the cost of writing a small
+    file (10.6 ms against 1.7 ms per 16 kB file, measured once on a 2-core VM)."""
     path = Path(path)
     _make_folder(path)
     _remove_leftovers(path)
@@ -90,7 +94,8 @@ def atomic_path(path):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         yield Path(tmp)
-        fsync_path(tmp)
+        if durable:
+            fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -101,9 +106,10 @@ def atomic_path(path):
 
 
 @contextlib.contextmanager
-def atomic_open(path, mode="w", **kwargs):
-    """open() whose result appears at `path` only once the block finished without error."""
-    with atomic_path(path) as tmp:
+def atomic_open(path, mode="w", durable=True, **kwargs):
+    """open() whose result appears at `path` only once the block finished without error
+    (durable: as atomic_path)."""
+    with atomic_path(path, durable) as tmp:
         with open(tmp, mode, **kwargs) as f:
             yield f
 

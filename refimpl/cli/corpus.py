@@ -1,5 +1,6 @@
-"""`refimpl corpus check|download|conditions`: corpora and their acoustic conditions."""
-from refimpl.conditions import generate_conditions
+"""`refimpl corpus check|download|conditions|standin`: corpora and their acoustic
+conditions, and a generated stand-in for FAU-AIBO."""
+from refimpl.conditions import generate_conditions, standin
 from refimpl.corpus import DEFAULT_SEED, check, download_emodb, load_corpus
 
 
@@ -41,6 +42,24 @@ def register(subparsers):
     g.add_argument("--jobs", type=int, help="worker processes (default: every core)")
     g.set_defaults(func=run_conditions)
 
+    s = sub.add_parser("standin", help="generate a stand-in corpus in FAU-AIBO's layout "
+                                       "(EmoDB audio, the paper's counts) for cost and the "
+                                       "AIBO code path, not for UARs")
+    s.add_argument("corpus", choices=["aibo"], help="the corpus to stand in for")
+    s.add_argument("-o", "--out", required=True, help="folder to write (resumed if there)")
+    s.add_argument("--scale", type=float, default=1.0,
+                   help="fraction of the paper's counts, in (0, 1] (default 1: 17 076 chunks)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the audio (default 0)")
+    s.add_argument("--jobs", type=int, help="worker processes (default: every core)")
+    s.add_argument("--source", help="16 kHz mono .wav files to cut chunks from "
+                                    "(default ../shared/data/emodb/wav)")
+    s.add_argument("--noise-root", help="background-noise folder (default ../shared/data/noise)")
+    s.add_argument("--no-noisy", action="store_true",
+                   help="close talk only: no room-microphone files")
+    s.add_argument("--limit", type=int, help="audio for the first N chunks of each partition "
+                                             "only (a quick look)")
+    s.set_defaults(func=run_standin)
+
 
 def add_noise_options(parser):
     """--noise-dir and --download-noise (here and in `refimpl reproduce`)."""
@@ -72,4 +91,25 @@ def run_conditions(args):
     generate_conditions(corpus, args.seed, only=args.only, noise_root=args.noise_dir,
                         limit=args.limit, out_dir=args.out,
                         download_noise=args.download_noise, jobs=args.jobs)
+    return 0
+
+
+def run_standin(args):
+    summary = standin.generate(args.out, scale=args.scale, seed=args.seed, source=args.source,
+                               noisy=not args.no_noisy, noise_root=args.noise_root,
+                               jobs=args.jobs, limit=args.limit)
+    chunks = summary["chunks"]
+    train = sum(c.partition == "train" for c in chunks)
+    print(f"stand-in FAU-AIBO in {summary['out']}: {len(chunks)} chunks at scale "
+          f"{args.scale} (train {train}, test {len(chunks) - train})")
+    for line in standin.count_lines(chunks):
+        print(line)
+    skipped = summary["audio"] - summary["made_clean"]
+    print(f"  audio for {summary['audio']} chunk(s): {summary['made_clean']} close-talk file(s) "
+          f"made, {skipped} already there"
+          + ("" if args.no_noisy else f"; {summary['made_room']} room-microphone file(s) made"))
+    for line in standin.timing_lines(summary):
+        print(line)
+    noisy = "" if args.no_noisy else f" --noisy-dir {summary['out'] / standin.ROOM_DIR}"
+    print(f"check it: refimpl corpus check aibo --root {summary['out']}{noisy}")
     return 0

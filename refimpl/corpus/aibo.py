@@ -5,11 +5,21 @@ label files, and optionally the room-microphone recordings (the noisy condition)
 """
 from pathlib import Path
 
-from refimpl.corpus.table import build_corpus, read_json
+from refimpl._util import locations
+from refimpl.corpus.table import DEFAULT_SEED, build_corpus, read_json, validate
 from refimpl.errors import CorpusError
 
-__all__ = ["aibo"]
+__all__ = ["aibo", "ROOM_DIR", "STANDIN_MARK", "STANDIN_NOTE"]
 
+# The room-microphone recordings are not part of the challenge package; a folder ROOT/room
+# is taken for them (the stand-in writes one), else --noisy-dir names it.
+ROOM_DIR = "room"
+# `refimpl corpus standin aibo` (refimpl.conditions.standin) leaves this file in the folder
+# it writes; a corpus loaded from such a folder says so wherever its notes are shown.
+STANDIN_MARK = "STANDIN.json"
+STANDIN_NOTE = ("NOT FAU-AIBO: a generated stand-in (EmoDB speech in FAU-AIBO's layout, the "
+                "paper's counts, labels unrelated to the audio), for cost, scale and the AIBO "
+                "code path only; its UARs mean nothing (chance is expected)")
 
 
 def _read_aibo_labels(path):
@@ -31,17 +41,23 @@ def _read_aibo_labels(path):
     return labels
 
 
-def aibo(root, clean_dir=None, noisy_dir=None, matched=None, check_files=True):
+def aibo(root, clean_dir=None, noisy_dir=None, matched=None, check_files=True,
+         seed=DEFAULT_SEED):
     """FAU-AIBO: train = school Ohm, test = school Mont, folds by speaker number.
 
-    With noisy_dir (room microphone), the corpus is restricted to the chunks present in both
-    recordings (the paper's matched utterances) unless matched=False.
+    With noisy_dir (room microphone; default ROOT/room where that folder exists), the
+    corpus is restricted to the chunks present in both recordings (the paper's matched
+    utterances) unless matched=False; the denoised condition is then looked up where
+    refimpl.conditions generates it (the cache's conditions/aibo/seed<N>/denoised/).
     """
     spec = read_json("aibo.json")
     root = Path(root).expanduser().resolve()
     lay = spec["layout"]
     clean_dir = Path(clean_dir) if clean_dir else root / lay["clean_dir"]
+    if noisy_dir is None and (root / ROOM_DIR).is_dir():
+        noisy_dir = root / ROOM_DIR
     noisy_dir = Path(noisy_dir) if noisy_dir else None
+    denoised_dir = locations.conditions_dir("aibo", seed) / "denoised"
     matched = (noisy_dir is not None) if matched is None else matched
     tasks = {t: d["classes"] for t, d in spec["tasks"].items()}
     per_task = {t: _read_aibo_labels(root / lay[d["label_file"]])
@@ -88,8 +104,15 @@ def aibo(root, clean_dir=None, noisy_dir=None, matched=None, check_files=True):
                 dropped += 1
                 continue
             row["path_noisy"] = str(noisy)
+            row["path_denoised"] = str(denoised_dir / (cid + ".wav"))
         rows.append(row)
     notes = [f"{dropped} chunk(s) dropped: not in both the close-talk and room-microphone "
              f"recordings"] if noisy_dir is not None else []
-    return build_corpus("aibo", tasks, rows, str(root), check_files=check_files, notes=notes)
+    if (root / STANDIN_MARK).is_file():
+        notes.insert(0, STANDIN_NOTE)
+    # The denoised condition may not be generated yet: the recordings are what must exist.
+    corpus = build_corpus("aibo", tasks, rows, str(root), check_files=False, notes=notes)
+    if check_files:
+        validate([dict(r, path_denoised="") for r in corpus.rows], tasks, str(root))
+    return corpus
 

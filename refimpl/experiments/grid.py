@@ -411,6 +411,7 @@ def run_grid(corpus: Corpus, feature_sets: Sequence[FeatureSet], *, out_dir="res
                                       f"{(partition == 'test').sum()}",
                 "seed": seed, **({"seeds": ", ".join(map(str, seeds))} if len(seeds) > 1 else {}),
                 "feature sets": ", ".join(fs.key for fs in feature_sets),
+                **({"corpus notes": "; ".join(corpus.notes)} if corpus.notes else {}),
                 **(meta or {}), **timings}
         report.write_results(rows, out_dir, corpus=corpus.name, tasks=tasks,
                              conditions=conditions, failures=[str(f) for f in failures],

@@ -46,7 +46,8 @@ class Backend(Protocol):
 # CPU); torch: PyTorch on a CPU or a CUDA device (an optional extra)
 BACKENDS = {"numpy": NumpyNetwork, "caffe": CaffeNetwork, "c": CNetwork, "torch": TorchNetwork}
 # the backends that run on a device other than the CPU, and how they name it
-DEVICE_BACKENDS = {"torch": "cpu, cuda or cuda:N"}
+DEVICE_BACKENDS = {"torch": "cpu, cuda or cuda:N",
+                   "caffe": "cpu or gpu:N (a CUDA pycaffe named by REFIMPL_CAFFE_PYTHON)"}
 
 NETWORKS = ("alexnet", "efficientnet-lite0")
 

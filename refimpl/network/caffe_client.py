@@ -3,7 +3,10 @@
 The Caffe install (`make caffe`, tools/install_caffe.sh) brings its own Python 3.9 and
 numpy 1.x; pycaffe cannot be imported into this Python. So refimpl/network/caffe_worker.py runs
 under that interpreter and this module talks to it over two private pipes with frames
-of a JSON header plus .npy arrays. A separate process is also the only way to survive
+of a JSON header plus .npy arrays. The same worker runs under a user's own pycaffe, e.g. a
+CUDA build (a distribution's caffe-cuda package, or one built from source): set
+REFIMPL_CAFFE_PYTHON to the Python that imports it, and mode="gpu", device=N (the caffe
+backend's device "gpu:N") calls caffe.set_device(N) and caffe.set_mode_gpu() there. A separate process is also the only way to survive
 Caffe's failures: a failed CHECK (wrong weight shape, GPU use in a CPU-only build) aborts
 the process. Here such a death is caught and reported with the exit status and the tail
 of the worker's log.
@@ -28,21 +31,36 @@ from pathlib import Path
 import numpy as np
 
 from refimpl._util import locations
-from refimpl.errors import CaffeError, CaffeNotInstalled, CaffeWorkerDied
+from refimpl.errors import CaffeError, CaffeNotInstalled, CaffeWorkerDied, UsageError
 from refimpl.network.spec import FEATURE_BLOB, prototxt_path
 
 __all__ = ["CaffeError", "CaffeNotInstalled", "CaffeWorkerDied", "CaffeWorker", "CaffeNet",
-           "CaffeNetwork", "caffe_available", "caffe_python", "caffe_env", "ALEXNET_PROTOTXT",
-           "golden_fc7"]
+           "CaffeNetwork", "caffe_available", "caffe_python", "caffe_env", "parse_device",
+           "ALEXNET_PROTOTXT", "CAFFE_PYTHON_ENV", "golden_fc7"]
 
 WORKER_SCRIPT = Path(__file__).resolve().parent / "caffe_worker.py"
 ALEXNET_PROTOTXT = prototxt_path()
 _PIPE_SIZE = 1 << 20  # 64 KiB default pipes halve the throughput of big batches
 _F_SETPIPE_SZ = 1031
+# A Python of the user's whose pycaffe the worker should use instead of the install's
+CAFFE_PYTHON_ENV = "REFIMPL_CAFFE_PYTHON"
+
+
+def _own_python():
+    """REFIMPL_CAFFE_PYTHON as a path, or None when it is not set."""
+    value = os.environ.get(CAFFE_PYTHON_ENV)
+    return Path(value).expanduser() if value else None
 
 
 def caffe_python():
-    """The launcher of the Caffe install's Python, or raise CaffeNotInstalled."""
+    """The interpreter that runs the worker: REFIMPL_CAFFE_PYTHON if set, else the launcher
+    of the Caffe install's Python; raise CaffeNotInstalled when it is not there."""
+    own = _own_python()
+    if own is not None:
+        if not (own.is_file() and os.access(own, os.X_OK)):
+            raise CaffeNotInstalled(f"{CAFFE_PYTHON_ENV}={own}: no executable Python there "
+                                    f"(it should name the Python that imports your pycaffe)")
+        return own
     exe = locations.caffe_prefix() / "caffe-python"
     if not os.access(exe, os.X_OK):
         raise CaffeNotInstalled(
@@ -84,11 +102,29 @@ def _npy_parse(buf):
 
 
 def caffe_env():
-    """The caller's environment minus what would break the foreign Python 3.9."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PYTHON") and k not in ("LD_PRELOAD", "LD_LIBRARY_PATH")}
+    """The worker's environment. For the install's Python 3.9: the caller's minus what
+    would break it (PYTHON*, preloads, library paths). For REFIMPL_CAFFE_PYTHON: the
+    caller's as it is (a user's pycaffe may need its PYTHONPATH, a CUDA build its
+    LD_LIBRARY_PATH) minus PYTHONHOME, which names this Python's own install."""
+    if _own_python() is not None:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONHOME"}
+    else:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("PYTHON") and k not in ("LD_PRELOAD", "LD_LIBRARY_PATH")}
     env["GLOG_minloglevel"] = "2"
     return env
+
+
+def parse_device(device):
+    """The caffe backend's device -> (mode, GPU id): None or "cpu" -> ("cpu", 0); "gpu" ->
+    ("gpu", 0); "gpu:N" -> ("gpu", N)."""
+    text = "cpu" if device is None else str(device).strip().lower()
+    mode, _, index = text.partition(":")
+    if mode == "cpu" and not index:
+        return "cpu", 0
+    if mode == "gpu" and (not index or index.isdigit()):
+        return "gpu", int(index or 0)
+    raise UsageError(f"caffe device must be cpu, gpu or gpu:N, got {device!r}")
 
 
 class CaffeWorker:
@@ -115,7 +151,16 @@ class CaffeWorker:
         self._wfile = os.fdopen(self._req_w, "wb", buffering=0)
         self._rfile = os.fdopen(self._rep_r, "rb", buffering=0)
         self._closed = False
-        self.info = self.call({"cmd": "ping"})[0]
+        try:
+            self.info = self.call({"cmd": "ping"})[0]
+        except CaffeWorkerDied:
+            if _own_python() is None:
+                raise
+            last = self.log_tail(1)
+            for f in (self._wfile, self._rfile, self._log):
+                f.close()
+            raise CaffeNotInstalled(f"{CAFFE_PYTHON_ENV}={exe}: the Caffe worker did not "
+                                    f"start under it ({last})") from None
 
     # -- framing
     def _died(self):
@@ -209,10 +254,13 @@ class CaffeWorker:
         if mode not in ("cpu", "gpu"):
             raise ValueError(f"mode must be 'cpu' or 'gpu', got {mode!r}")
         if mode == "gpu" and not self.gpu_support:
+            where = (f"the pycaffe of {CAFFE_PYTHON_ENV}={_own_python()}"
+                     if _own_python() is not None
+                     else f"the Caffe at {locations.caffe_prefix()}")
             raise CaffeError(
-                "mode='gpu' is not possible: the Caffe at "
-                f"{locations.caffe_prefix()} is a CPU-only build "
-                f"({self.info.get('gpu_detail')}); use mode='cpu'")
+                f"mode='gpu' is not possible: {where} is a CPU-only build "
+                f"({self.info.get('gpu_detail')}); use mode='cpu', or set "
+                f"{CAFFE_PYTHON_ENV} to a Python whose pycaffe is a CUDA build")
 
     def forward(self, net, inputs, outputs=None, mode="cpu", device=0):
         """inputs: blob name -> array (any batch size; the net is reshaped)."""
@@ -332,11 +380,13 @@ class CaffeNet:
 
 
 class CaffeNetwork:
-    """Real Caffe as a network backend (refimpl.network.open_backend)."""
+    """Real Caffe as a network backend (refimpl.network.open_backend); `device` "cpu"
+    (default), "gpu" or "gpu:N" (GPU mode needs a CUDA build: REFIMPL_CAFFE_PYTHON)."""
     name = "caffe"
 
-    def __init__(self, weights, mode="cpu", device=0):
-        self.net = CaffeNet(weights=weights, mode=mode, device=device)
+    def __init__(self, weights, device=None):
+        mode, index = parse_device(device)
+        self.net = CaffeNet(weights=weights, mode=mode, device=index)
 
     def forward(self, blob, until=FEATURE_BLOB):
         return self.net.forward(blob, outputs=(until,))[until]

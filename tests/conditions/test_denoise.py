@@ -184,6 +184,31 @@ def test_stft_matches_plain_numpy_frames():
     tol.assert_within(spec[:, col], expected, bound, "STFT frame")
 
 
+@pytest.mark.parametrize("length", [400, 561, 1234, 16000, 16001, 48000])
+def test_stft_and_istft_are_scipys_bit_for_bit(length):
+    # Oracle: scipy's ShortTimeFFT itself (one FFT per frame), on a signal and on a masked
+    # spectrogram: the batched transforms must give the same floats, not close ones.
+    rng = np.random.default_rng(length)
+    op = D.stft_operator()
+    x = rng.standard_normal(length) * 0.1
+    spec = op.stft(x)
+    masked = spec * rng.random(spec.shape)
+    assert D._operator()[1], "the batched FFT disagrees with scipy's on this machine"
+    assert np.array_equal(D.stft(x), spec)
+    assert np.array_equal(D.istft(masked, length), op.istft(masked, k1=length))
+
+
+def test_scipys_own_transforms_where_the_batched_ones_disagree(monkeypatch):
+    op = D.stft_operator()
+    monkeypatch.setattr(D, "_FAST", [op, False])
+    monkeypatch.setattr(D, "_stft_batched", None)          # must not be called
+    monkeypatch.setattr(D, "_istft_batched", None)
+    x = np.random.default_rng(0).standard_normal(3000)
+    spec = D.stft(x)
+    assert np.array_equal(spec, op.stft(x))
+    assert np.array_equal(D.istft(spec, 3000), op.istft(spec, k1=3000))
+
+
 def test_mel_filterbank_shape_and_coverage():
     fb = D.mel_filterbank()
     assert fb.shape == (100, D.NFFT // 2 + 1)
