@@ -490,13 +490,14 @@ def efficientnet_offline(work):
 # ------------------------------------------------------------------------------ the table
 
 def _short(line, root):
-    """A stderr line as the table shows it: gallery paths relative, the cache folder as
-    <cache>, prefixes dropped."""
+    """A stderr line as the table shows it: gallery and output paths relative, the cache
+    folder as <cache>, prefixes dropped."""
     cache = os.environ.get("REFIMPL_CACHE")
     if cache:
         line = line.replace(cache, "<cache>")
     line = line.replace(str(root) + os.sep, "").replace(str(root), "")
-    return re.sub(r"^refimpl: (error: |warning: |skipped )", "", line.strip())
+    line = line.replace(str(root.parent) + os.sep, "")    # the outputs beside the gallery
+    return re.sub(r"^refimpl: (error: |warning: |skipped )?", "", line.strip())
 
 
 def _cell(outcome, root, path):

@@ -86,7 +86,7 @@ def caffe_installed():
 @pytest.fixture(scope="session")
 def c_core():
     """The compiled core (refimpl.network.cforward) is built; skip or fail if not."""
-    from refimpl import cforward
+    from refimpl.network import cforward
     if not cforward.available():
         unavailable("core", "C core not built (make build)")
     return cforward

@@ -320,9 +320,10 @@ def test_extract_killed_half_way_then_rerun_writes_the_same_bytes(tmp_path):
 
     def extract(out, *extra):
         return _refimpl("extract", folder, "-o", out, "--backend", "c", "--weights", weights,
-                        "--batch", "2", *extra)
+                        *extra)
 
-    run_ok(extract(tmp_path / "whole.csv", "--no-progress"), env)
+    # the uninterrupted run fills a cache of its own: the killed run must compute its files
+    run_ok(extract(tmp_path / "whole.csv", "--no-progress"), _env(tmp_path / "whole-cache"))
     out = tmp_path / "out.csv"
     # progress: the files whose images are made (the progress bar on stderr, read live)
     p = subprocess.Popen(extract(out), env=env, stdout=subprocess.DEVNULL,
@@ -349,7 +350,7 @@ def test_ctrl_c_ends_a_command_with_one_line_and_leaves_nothing_half_written(tmp
         gallery._wav(tmp_path / "audio" / f"f{i}.wav", gallery.speech_like(i, seconds=2.0))
     out = tmp_path / "out.csv"
     p = subprocess.Popen(_refimpl("extract", tmp_path / "audio", "-o", out, "--backend", "c",
-                                  "--weights", synthetic_weights_path(0), "--batch", "1"),
+                                  "--weights", synthetic_weights_path(0)),
                          env=_env(tmp_path / "cache"), stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE)
     seen = b""
@@ -455,8 +456,11 @@ def test_golden_make_killed_half_way_then_rerun_writes_the_same_files(tmp_path):
     env = _env(tmp_path / "cache")
     run_ok(_refimpl("golden", "make", "--root", tmp_path / "whole", "--weights", weights), env)
     root = tmp_path / "golden"
+    # golden make fills a new folder beside the old (.golden.*.new) and swaps it in whole
     kill_half_way(_refimpl("golden", "make", "--root", root, "--weights", weights), env,
-                  _count(root / "cases", "fc7.npy"), total=len(signals.CASES))
+                  lambda: sum(1 for _ in tmp_path.glob(".golden.*.new/cases/*/fc7.npy")),
+                  total=len(signals.CASES))
+    assert not root.exists()
     time.sleep(atomic._LEFTOVER_AGE_S)
     run_ok(_refimpl("golden", "make", "--root", root, "--weights", weights), env)
     assert tree(root) == tree(tmp_path / "whole")

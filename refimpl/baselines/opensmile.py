@@ -45,7 +45,7 @@ from refimpl._util.digest import file_digest
 from refimpl._util.locations import package_data
 from refimpl.audio import check_audio
 from refimpl.baselines.boaw import write_lld_csv
-from refimpl.errors import AudioWarning, FeatureError, RefimplError
+from refimpl.errors import AudioError, AudioWarning, FeatureError, RefimplError
 from refimpl.features.api import FileFeatures, sklearn_estimator
 from refimpl.features.engine import Signal
 
@@ -274,7 +274,7 @@ class _FunctionalsMethods(FileFeatures):
         for item in items:
             try:
                 yield self._one(item, start, end)
-            except FeatureError as e:
+            except (AudioError, FeatureError) as e:     # this file only: the rest go on
                 yield (item.name if isinstance(item, Signal) else str(item), str(e))
 
     def _one(self, item, start, end):

@@ -82,7 +82,7 @@ def test_a_signal_is_indexed_like_audinterface(ds, wavs):
 def test_process_folder_and_bad_files(ds, wavs, tmp_path):
     folder = tmp_path / "wav"
     (folder / "broken.wav").write_text("no audio here")
-    with pytest.warns(FileWarning, match="broken.wav: cannot read audio"):
+    with pytest.warns(FileWarning, match="broken.wav: not audio that libsndfile can read"):
         frame = ds.process_folder(folder, include_root=False)
     assert list(frame.index.get_level_values("file")) == [
         "speechlike_male_16k.wav", "sub/chirp_100_7000_16k.wav", "tone_440hz_16k.wav"]

@@ -168,8 +168,8 @@ def test_bad_files_give_one_line_each_and_exit_1(corpus, tmp_path, capsys):
     status = extract(corpus, tmp_path / "missing.wav", "-o", out)
     lines = error_lines(capsys)
     assert status == 1
-    assert any(re.search(r"skipped .*tone/text.wav: cannot read audio", x) for x in lines)
-    assert any(x.endswith("missing.wav: no such file") for x in lines)
+    assert any(re.search(r"skipped .*tone/text.wav: not audio that libsndfile can read", x) for x in lines)
+    assert any(x.endswith("missing.wav: cannot open (No such file or directory)") for x in lines)
     assert len(read_csv(out)) == 1 + 3                 # the others still come out
     assert "2 of 5 file(s) failed" in lines[-1]
 
@@ -308,7 +308,8 @@ def test_efficientnet_rows_are_its_pooled_features(corpus, tmp_path, efficientne
 
 def test_image_names_the_bad_file_on_one_line(tmp_path, capsys):
     (tmp_path / "text.wav").write_text("just text")
-    for name, problem in [("missing.wav", "no such file"), ("text.wav", "cannot read audio")]:
+    for name, problem in [("missing.wav", "cannot open (No such file"),
+                          ("text.wav", "not audio that libsndfile can read")]:
         assert main(["image", str(tmp_path / name), "-o", str(tmp_path / "x.png")]) == 2
         (line,) = error_lines(capsys)
         assert line.startswith("refimpl: error: ") and f"{name}: {problem}" in line

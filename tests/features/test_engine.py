@@ -80,8 +80,8 @@ def test_bad_files_are_named_and_the_rest_still_come_out(corpus, tmp_path):
             + readable)
         assert "digital silence" in errors["silent.wav"]
         assert "shorter than one FFT frame" in errors["short.wav"]
-        assert "text.wav: cannot read audio" in errors["text.wav"]
-        assert errors["missing.wav"].endswith("missing.wav: no such file")
+        assert "text.wav: not audio that libsndfile can read" in errors["text.wav"]
+        assert errors["missing.wav"].endswith("missing.wav: cannot open (No such file or directory)")
         if not readable:
             assert "locked.wav: cannot read" in errors["locked.wav"]
         assert all("\n" not in e for e in errors.values())

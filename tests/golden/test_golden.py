@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from refimpl import golden
+from refimpl._util import locations
 from refimpl.golden import signals
 from refimpl.network.blob import image_to_blob
 from refimpl.network import caffe_client, reference
@@ -52,7 +53,7 @@ def test_fc7_tolerance_is_the_derived_rounding_bound():
     largest over the cases of the largest element bound over the vector's maximum,
     rounded up by less than half."""
     import tolerances as tol
-    from refimpl import caffemodel, weights
+    from refimpl.network import caffemodel, weights
     seed = MANIFEST["weights"]["seed"]
     params = caffemodel.load_alexnet_params(weights.synthetic_weights_path(seed))
     blobs = np.concatenate([image_to_blob(c.image) for c in CASES])
@@ -102,7 +103,7 @@ def test_verify_cli_for_efficientnet(capsys, efficientnet_weights):
 def test_each_case_file_is_hashed_and_checked_on_load(tmp_path):
     import shutil
     root = tmp_path / "golden"
-    shutil.copytree(golden.paths.golden_dir(), root)
+    shutil.copytree(locations.golden_dir(), root)
     assert len(golden.load_cases(root)) == len(CASES)
     for entry in MANIFEST["cases"]:
         assert set(entry["files"]) == set(golden.CASE_FILES)
@@ -135,8 +136,7 @@ class _FakeCaffeNet:
 
 
 def test_make_writes_beside_and_swaps_in_only_when_complete(tmp_path, monkeypatch):
-    from refimpl.network import caffe_client as caffe_backend
-    monkeypatch.setattr(caffe_backend, "CaffeNet", _FakeCaffeNet)
+    monkeypatch.setattr(golden, "CaffeNet", _FakeCaffeNet)
     monkeypatch.setattr(golden, "blas_of_caffe", lambda: "fake")
     root = tmp_path / "golden"
     (root / "efficientnet-lite0").mkdir(parents=True)

@@ -143,15 +143,16 @@ def test_numpy_fallback_is_identical(monkeypatch):
     """Without the compiled core (or where it cannot match numpy) the NumPy code path
     draws the same pixels.
 
-    `from refimpl import _render` finds the submodule as an attribute of the package once
+    `from refimpl.image import _render` finds the submodule as an attribute of the package once
     anything has imported it, whatever sys.modules says; so both go, and the NumPy paint is
     counted, to prove that it is what drew the images."""
-    import refimpl
+    import refimpl.image
     monkeypatch.setattr(fastimage, "_kernel_mode", lambda: None)
+    monkeypatch.setattr(fastimage, "_render_kernel", lambda: None)   # it caches the import
     monkeypatch.setitem(sys.modules, "refimpl.image._render", None)  # import fails ...
-    monkeypatch.delattr(refimpl, "_render", raising=False)     # ... also for from-imports
+    monkeypatch.delattr(refimpl.image, "_render", raising=False)     # ... also for from-imports
     with pytest.raises(ImportError):
-        from refimpl import _render  # noqa: F401
+        from refimpl.image import _render  # noqa: F401
     calls = []
     real_paint = fastimage._paint_numpy
     monkeypatch.setattr(fastimage, "_paint_numpy",

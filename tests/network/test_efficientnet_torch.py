@@ -70,7 +70,7 @@ def assert_network_like_torch(net, x, ours, theirs, input_var=0.0):
 
 def torch_inputs(images, oracle, monkeypatch):
     """torch_pipeline's outputs and the normalised input its network saw (after torch's
-    own resize), taken from refimpl.network.efficientnet._torch_forward as it runs."""
+    own resize), taken from refimpl.golden.efficientnet._torch_forward as it runs."""
     import torch.nn.functional as F
     seen = {}
     real = G._torch_forward
@@ -80,7 +80,7 @@ def torch_inputs(images, oracle, monkeypatch):
         seen["x"] = ((resized - E.MEAN_RGB) / E.STDDEV_RGB).permute(0, 2, 3, 1).numpy()
         return real(x, grid, model)
 
-    monkeypatch.setattr(E, "_torch_forward", spy)
+    monkeypatch.setattr(G, "_torch_forward", spy)
     features_t, logits_t = G.torch_pipeline(images, oracle)
     return features_t, logits_t, seen["x"]
 
