@@ -106,8 +106,10 @@ def stand_in(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "pycaffe"))
     monkeypatch.setenv("FAKE_CAFFE_LOG", str(log))
     monkeypatch.setenv("FAKE_CUDART", str(tmp_path / "libcudart.so.stand-in"))
-    (tmp_path / "w.caffemodel").write_bytes(b"not read by the stand-in")
-    return log, tmp_path / "w.caffemodel"
+    # the stand-in never reads it, but the caffe backend checks a caffemodel before Caffe
+    # sees it (so that an error names the file): a real one
+    from refimpl.network.weights import synthetic_weights_path
+    return log, synthetic_weights_path(0)
 
 
 def calls(log):
