@@ -46,7 +46,7 @@ from refimpl._util.locations import package_data
 from refimpl.audio import check_audio
 from refimpl.baselines.boaw import write_lld_csv
 from refimpl.errors import AudioError, AudioWarning, FeatureError, RefimplError
-from refimpl.features.api import FileFeatures, sklearn_estimator
+from refimpl.features.api import FileFeatures, lazy_estimators
 from refimpl.features.engine import Signal
 
 __all__ = ["FEATURE_SETS", "MFCC_CONFIG", "LLD_NAMES", "FeatureError", "config_path",
@@ -309,10 +309,5 @@ def _duration(path):
     return Decimal(info.frames) / Decimal(info.samplerate)
 
 
-def __getattr__(name):
-    # scikit-learn takes seconds to import; the command line does not need it.
-    if name == "Functionals":
-        cls = sklearn_estimator(_FunctionalsMethods, "Functionals", __name__)
-        globals()["Functionals"] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# scikit-learn takes seconds to import; the command line does not need it.
+__getattr__ = lazy_estimators(__name__, Functionals=_FunctionalsMethods)

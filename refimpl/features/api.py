@@ -20,6 +20,7 @@ functionals); sklearn_estimator makes a scikit-learn class of it on first use, s
 importing refimpl does not import scikit-learn (which takes seconds).
 """
 import dataclasses
+import sys
 import warnings
 from decimal import Decimal
 from pathlib import Path
@@ -31,7 +32,7 @@ from refimpl.features.engine import ExtractorConfig, Signal, iter_features
 from refimpl.features.inputs import AUDIO_SUFFIXES, find_audio
 from refimpl.features.writers import extract_to_file
 
-__all__ = ["FileFeatures", "FileWarning", "sklearn_estimator", "time_index", "DeepSpectrum"]
+__all__ = ["FileFeatures", "FileWarning", "sklearn_estimator", "lazy_estimators", "time_index", "DeepSpectrum"]
 
 
 class FileWarning(UserWarning):
@@ -212,6 +213,18 @@ def sklearn_estimator(methods, name, module):
     return type(name, (methods, TransformerMixin, BaseEstimator), namespace)
 
 
+def lazy_estimators(module, **methods):
+    """A module-level __getattr__ for `module` that makes each estimator class
+    (name=methods class) with sklearn_estimator when it is first asked for, and keeps it."""
+    def __getattr__(name):
+        if name not in methods:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        cls = sklearn_estimator(methods[name], name, module)
+        setattr(sys.modules[module], name, cls)
+        return cls
+    return __getattr__
+
+
 # ------------------------------------------------------------------- deep spectrum
 
 _CONFIG_FIELDS = ExtractorConfig.fields()
@@ -339,9 +352,4 @@ class _DeepSpectrumMethods(FileFeatures):
                                spectrogram_dir=spectrogram_dir, progress=self.verbose)
 
 
-def __getattr__(name):
-    if name == "DeepSpectrum":
-        cls = sklearn_estimator(_DeepSpectrumMethods, "DeepSpectrum", __name__)
-        globals()["DeepSpectrum"] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_estimators(__name__, DeepSpectrum=_DeepSpectrumMethods)
