@@ -209,3 +209,22 @@ def test_without_dask_a_clear_missing_dependency(monkeypatch, emodb8, tmp_path, 
     assert main(["extract", str(emodb8), "-o", str(tmp_path / "x.csv"), "--dask", "local:2",
                  *BASE]) == 2
     assert "pip install refimpl[dask]" in capsys.readouterr().err
+
+
+def test_reproduce_feature_stage_on_a_client_gives_the_same_rows(emodb8, client, tmp_path,
+                                                                  monkeypatch):
+    """refimpl reproduce --dask: the grid's deep spectrum extractor, on the workers."""
+    from refimpl.experiments import adapters
+    from refimpl.network import weights
+    monkeypatch.setattr(weights, "alexnet_weights_path", lambda: tmp_path / "absent.caffemodel")
+    paths = [str(p) for p in sorted(emodb8.glob("*.wav"))[:4]] + [str(tmp_path / "gone.wav")]
+    here = adapters.DeepSpectrumExtractor(seed=0, backend="c")
+    there = adapters.DeepSpectrumExtractor(seed=0, backend="c", client=client)
+    assert there.config_id == here.config_id              # the same cache entries
+    try:
+        want, got = here.extract(paths), there.extract(paths)
+    finally:
+        here.close()
+    for w, g in zip(want[:-1], got[:-1]):
+        np.testing.assert_array_equal(g, w, strict=True)
+    assert isinstance(got[-1], RuntimeError) and "gone.wav" in str(got[-1])
