@@ -130,6 +130,17 @@ def _extract_chunk(items, config, cache_root, use_cache, spectrogram_dir):
                                   spectrogram_dir=spectrogram_dir))
 
 
+def _has_plugin(dask_scheduler):
+    return PLUGIN_NAME in dask_scheduler.worker_plugins
+
+
+def _ensure_plugin(client):
+    """Register NetworkPlugin once per scheduler (registering it again would close and
+    reopen every worker's networks); workers that join later get it from the scheduler."""
+    if not client.run_on_scheduler(_has_plugin):
+        client.register_plugin(NetworkPlugin(), name=PLUGIN_NAME)
+
+
 def _chunk_size(files, workers):
     """About four chunks per worker (so a slow chunk does not leave the others idle at
     the end), at most MAX_CHUNK files each."""
@@ -153,7 +164,7 @@ def iter_features_dask(items, config, client, *, cache=True, cache_root=None,
     if chunk < 1:
         raise UsageError(f"chunk must be at least 1 file, not {chunk}")
     ahead = max(1, int(ahead or max(4, 2 * workers)))
-    client.register_plugin(NetworkPlugin(), name=PLUGIN_NAME)
+    _ensure_plugin(client)
     chunks = deque(items[i:i + chunk] for i in range(0, len(items), chunk))
     root = None if cache_root is None else os.fspath(cache_root)
     out_dir = None if spectrogram_dir is None else os.fspath(spectrogram_dir)

@@ -123,8 +123,18 @@ def test_the_api_on_a_client_gives_the_same_frame(emodb8, client):
                       cache=False) as ds:
         here = ds.process_files(paths)
         there = ds.process_files(paths, client=client)
+        opened = client.run(_open_networks)
+        ds.process_files(paths[:1], client=client)
     assert len(here) > len(paths)                   # windowed: several rows per file
     pd.testing.assert_frame_equal(there, here, check_exact=True)
+    assert client.run(_open_networks) == opened     # each worker opened its network once
+
+
+def _open_networks(dask_worker):
+    """The ids of the networks a worker holds open (NetworkPlugin)."""
+    from refimpl.features.distributed import PLUGIN_NAME
+    return sorted(id(network) for network, _ in
+                  dask_worker.plugins[PLUGIN_NAME]._networks.values())
 
 
 @pytest.mark.parametrize("fmt", ["csv", "arff"])
