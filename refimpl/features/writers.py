@@ -526,14 +526,14 @@ def find_shards(output):
     return [found[i, count] for i in range(count)]
 
 
-def _text_header(fmt, lines):
+def _text_header(fmt, lines, shard):
     """A CSV or ARFF shard's header lines (CSV: the first; ARFF: up to @data)."""
     if fmt == "csv":
         return lines[:1]
     for i, line in enumerate(lines):
         if line.strip().lower() == b"@data":
             return lines[:i + 1]
-    raise UsageError("an ARFF shard without @data")
+    raise UsageError(f"{shard}: not an ARFF file (no @data line)")
 
 
 def merge_shards(output, format=None):
@@ -551,7 +551,7 @@ def merge_shards(output, format=None):
             with open(tmp, "wb") as out:
                 for shard in shards:
                     lines = Path(shard).read_bytes().splitlines(keepends=True)
-                    head = _text_header(fmt, lines)
+                    head = _text_header(fmt, lines, shard)
                     if header is None:
                         header = head
                         out.writelines(header)
