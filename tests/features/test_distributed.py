@@ -14,13 +14,14 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from oracles import import_or_unavailable
 
 from refimpl.cli import main
 from refimpl.errors import MissingDependency
 from refimpl.network import cforward
 
 pytestmark = pytest.mark.skipif(not cforward.available(), reason="C core not built (make build)")
-distributed = pytest.importorskip("distributed")
+distributed = import_or_unavailable("distributed", "dask")
 
 BASE = ["--backend", "c", "--weights", "synthetic:0", "--no-progress"]
 FILES = 8
