@@ -33,7 +33,8 @@ caffe: $(CAFFE_PREFIX)/.complete
 $(CAFFE_PREFIX)/.complete:
 	sh tools/install_caffe.sh $(CAFFE_PREFIX)
 
-# Test-only extras (the PyTorch oracle, scikit-image photos): not needed to use the tool.
+# Test-only extras (the PyTorch oracle, scikit-image photos, dask for --dask): not needed
+# to use the tool.
 test-deps: $(VENV)/.test-deps
 $(VENV)/.test-deps: requirements-torch.txt $(VENV)/.installed
 	$(BIN)/pip install -q -r requirements-torch.txt

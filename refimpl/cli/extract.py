@@ -1,5 +1,7 @@
 """`refimpl extract`: deep spectrum features of audio files, as CSV, ARFF, Parquet or .npz,
 with the options of the DeepSpectrum toolkit (Aug. 2017) that change the features."""
+import contextlib
+import re
 import sys
 
 from refimpl import features
@@ -11,7 +13,7 @@ from refimpl.network.spec import BLOB_NAMES
 
 def register(sub):
     p = sub.add_parser("extract", help="deep spectrum features of audio files")
-    p.add_argument("inputs", nargs="+", metavar="PATH",
+    p.add_argument("inputs", nargs="*", metavar="PATH",
                    help="audio files, or folders searched recursively (toolkit's -f)")
     p.add_argument("-o", "--output", required=True,
                    help="OUT.csv, OUT.arff, OUT.parquet or OUT.npz (or see --format)")
@@ -56,6 +58,17 @@ def register(sub):
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="processes drawing the spectrograms (toolkit's -np); the network "
                         "runs in the main process; the output is the same for any N")
+    p.add_argument("--dask", metavar="ADDRESS",
+                   help="compute on dask.distributed workers: a scheduler's address "
+                        "(tcp://HOST:8786, e.g. of a dask-jobqueue cluster) or local:N for N "
+                        "worker processes here; each worker loads the network once; the "
+                        "output is the same bytes as without (pip install refimpl[dask])")
+    p.add_argument("--shard", metavar="I/N",
+                   help="extract only shard I (from 0) of N of the inputs (an array job "
+                        "without dask), into OUT.shard-I-of-N.SUFFIX; join them with --merge")
+    p.add_argument("--merge", action="store_true",
+                   help="join the shards OUT.shard-*-of-N.SUFFIX into OUT (no inputs): the "
+                        "same bytes as one run (CSV, ARFF), the same values (Parquet, .npz)")
     p.add_argument("--no-cache", action="store_true",
                    help="neither read nor write the per-file feature cache")
     p.add_argument("--cache-dir", metavar="DIR",
@@ -72,9 +85,38 @@ def _warn(line):
     print(f"refimpl: {line}", file=sys.stderr)
 
 
+def parse_shard(text):
+    """--shard I/N -> (I, N), 0 <= I < N; a UsageError otherwise."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
+    if not m or int(m[2]) < 1 or int(m[1]) >= int(m[2]):
+        raise UsageError(f"--shard {text!r}: expected I/N with 0 <= I < N, e.g. 0/4")
+    return int(m[1]), int(m[2])
+
+
+def merge(args):
+    if args.inputs:
+        raise UsageError("--merge joins the shards beside -o OUT; it takes no inputs")
+    shards, rows = features.merge_shards(args.output, args.format)
+    _warn(f"merged {len(shards)} shards ({rows} rows) into {args.output}")
+    return 0
+
+
 def run(args):
+    if args.merge:
+        return merge(args)
+    if not args.inputs:
+        raise UsageError("no inputs: give audio files or folders (or --merge)")
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, not {args.jobs}")
+    if args.dask is not None and args.jobs > 1:
+        raise UsageError("--jobs is for one machine; with --dask the workers do the work "
+                         "(start more of them instead)")
+    if args.dask is not None:
+        from refimpl.features.distributed import dask_client, local_workers
+        local_workers(args.dask)       # a bad address stops here, before any work
+    shard = parse_shard(args.shard) if args.shard is not None else None
+    if shard is not None and args.reduced is not None:
+        raise UsageError("--reduced needs every row; it cannot be made per shard")
     config = features.ExtractorConfig(
         net=args.net, layer=args.layer, backend=args.backend, weights=args.weights,
         nfft=args.nfft, cmap=args.cmap, fmax=args.fmax, window=args.window, hop=args.hop,
@@ -95,17 +137,30 @@ def run(args):
     reduced = None
     if args.reduced is not None:
         reduced = args.reduced or features.reduced_path(args.output)
-    summary = features.extract_to_file(
-        inputs, config, args.output, format=output_format, labels=labels, reduced=reduced,
-        cache=not args.no_cache, cache_root=args.cache_dir, jobs=args.jobs,
-        spectrogram_dir=args.output_spectrograms,
-        progress=not args.no_progress, report=lambda line: _warn(f"skipped {line}"))
+    output = args.output
+    if shard is not None:
+        if shard[1] > len(inputs):
+            raise UsageError(f"--shard {args.shard}: {shard[1]} shards of {len(inputs)} "
+                             f"file(s) would leave some empty")
+        # the classes of every input, so that each shard's header is the same
+        labels = labels if labels is not None else features.folder_labels(inputs)
+        inputs = features.shard_of(inputs, *shard)
+        output = features.shard_path(args.output, *shard)
+    with contextlib.ExitStack() as stack:
+        client = None
+        if args.dask is not None:
+            client = stack.enter_context(dask_client(args.dask))
+        summary = features.extract_to_file(
+            inputs, config, output, format=output_format, labels=labels, reduced=reduced,
+            cache=not args.no_cache, cache_root=args.cache_dir, jobs=args.jobs,
+            spectrogram_dir=args.output_spectrograms, client=client,
+            progress=not args.no_progress, report=lambda line: _warn(f"skipped {line}"))
     done = len(inputs) - len(summary.failed)
     if summary.output is None:
-        _warn(f"no file gave features; {args.output} was not written")
+        _warn(f"no file gave features; {output} was not written")
     else:
         _warn(f"wrote {summary.rows} rows x {summary.dim} features of {done} file(s) to "
-              f"{args.output} ({summary.cached} from the cache)"
+              f"{output} ({summary.cached} from the cache)"
               + (f"; reduced copy {summary.reduced}: {summary.kept} of {summary.dim} "
                  f"neurons kept" if summary.reduced else ""))
     if summary.failed:

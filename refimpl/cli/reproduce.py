@@ -1,5 +1,6 @@
 """`refimpl reproduce` (`make reproduce`): the paper's grid, Tables 5-9, Figures 2-3 and the
 comparison with the paper, on EmoDB, FAU-AIBO or any corpus."""
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -41,17 +42,26 @@ def register(subparsers):
                         "(selects on the test set)")
     add_noise_options(p)
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--dask", metavar="ADDRESS",
+                   help="compute the deep spectrum features on dask.distributed workers: a "
+                        "scheduler's address or local:N (as `refimpl extract --dask`)")
     p.set_defaults(func=run)
 
 
 def run(args):
     names = [n.strip() for n in args.features.split(",") if n.strip()]
     seeds = parse_seeds(args.seeds) if args.seeds else None
-    rows, failures = reproduce(args.corpus, args.root, out_dir=args.out, seed=args.seed,
-                               seeds=seeds, features=names, jobs=args.jobs,
-                               conditions=args.conditions, na_grid=args.na_grid,
-                               boaw_select=args.boaw_select, noise_dir=args.noise_dir,
-                               download_noise=args.download_noise, noisy_dir=args.noisy_dir)
+    with contextlib.ExitStack() as stack:
+        client = None
+        if args.dask is not None:
+            from refimpl.features.distributed import dask_client
+            client = stack.enter_context(dask_client(args.dask))
+        rows, failures = reproduce(args.corpus, args.root, out_dir=args.out, seed=args.seed,
+                                   seeds=seeds, features=names, jobs=args.jobs,
+                                   conditions=args.conditions, na_grid=args.na_grid,
+                                   boaw_select=args.boaw_select, noise_dir=args.noise_dir,
+                                   download_noise=args.download_noise,
+                                   noisy_dir=args.noisy_dir, client=client)
     comparison = Path(args.out) / "paper_comparison.md"
     if comparison.exists():
         print(comparison.read_text().split("### Every published cell")[0].rstrip())

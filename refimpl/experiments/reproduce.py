@@ -66,12 +66,14 @@ def prepare_corpus(spec, root=None, seed=0, conditions=CONDITIONS, noise_dir=Non
 
 def reproduce(spec="emodb", root=None, *, out_dir="results", seed=0, seeds=None,
               features=None, jobs=1, conditions="all", na_grid="union", boaw_select="cv",
-              noise_dir=None, download_noise=False, noisy_dir=None, **grid_options):
+              noise_dir=None, download_noise=False, noisy_dir=None, client=None,
+              **grid_options):
     """The grid on corpus `spec` with the feature sets `features` (names of
     FEATURE_FACTORIES; default all). `conditions`: "all" or "clean" (CONDITION_SETS);
     `na_grid`: "union" or "stated" (NA_GRIDS); `boaw_select`: "cv" or "per-test"
-    (grid.BOAW_SELECT); `noisy_dir`: FAU-AIBO's room microphone. Returns (rows, failures)
-    as grid.run_grid."""
+    (grid.BOAW_SELECT); `noisy_dir`: FAU-AIBO's room microphone; `client`: a
+    dask.distributed Client whose workers compute the deep spectrum features (the same
+    values). Returns (rows, failures) as grid.run_grid."""
     names = list(features or FEATURE_FACTORIES)
     unknown = [n for n in names if n not in FEATURE_FACTORIES]
     if unknown:
@@ -85,7 +87,7 @@ def reproduce(spec="emodb", root=None, *, out_dir="results", seed=0, seeds=None,
     if spec not in ("emodb", "aibo") and not Path(spec).is_file():
         raise UsageError(f"{spec}: no such corpus manifest (or use emodb / aibo)")
     corpus_options = {"noisy_dir": noisy_dir} if spec == "aibo" and noisy_dir else {}
-    feature_sets = [FEATURE_FACTORIES[n](seed=seed) for n in names]
+    feature_sets = [FEATURE_FACTORIES[n](seed=seed, client=client) for n in names]
     corpus = prepare_corpus(spec, root, seed, CONDITION_SETS[conditions], noise_dir,
                             download_noise, jobs, **corpus_options)
     options = {"assignments": NA_GRIDS[na_grid], **grid_options}

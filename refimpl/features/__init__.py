@@ -10,7 +10,9 @@ them.
              in worker processes), load_chunks / draw_piece (one file's steps)
     writers  CSV / ARFF as the toolkit wrote them, Parquet, .npz, written row by row and
              atomically; extract_to_file (a whole run, with the reduced copy); extract /
-             write_features for small runs in memory
+             write_features for small runs in memory; shard_of / merge_shards (array jobs)
+    distributed   iter_features_dask: the same on dask.distributed workers (an optional
+             extra, imported only where used)
     api      DeepSpectrum: pandas DataFrames like opensmile-python, and a scikit-learn
              transformer (imported on first use: scikit-learn takes seconds to import)
 """
@@ -19,14 +21,16 @@ from refimpl.features.engine import (CACHE_NAME, FORWARD_PIECE, ExtractorConfig,
 from refimpl.features.inputs import (AUDIO_SUFFIXES, AudioInput, LabelColumn, Labels,
                                      find_audio, folder_labels, read_labels)
 from refimpl.features.writers import (ARFF_RELATION, FORMATS, Extraction, ExtractionSummary,
-                                      FeatureWriter, extract, extract_to_file, open_writer,
-                                      output_format, reduced_path, write_features)
+                                      FeatureWriter, extract, extract_to_file, find_shards,
+                                      merge_shards, open_writer, output_format, reduced_path,
+                                      shard_of, shard_path, write_features)
 
 __all__ = ["ExtractorConfig", "FileResult", "Signal", "iter_features", "load_chunks", "draw_piece",
            "FORWARD_PIECE", "CACHE_NAME", "AUDIO_SUFFIXES", "AudioInput", "LabelColumn",
            "Labels", "find_audio", "folder_labels", "read_labels", "ARFF_RELATION", "FORMATS",
            "Extraction", "ExtractionSummary", "FeatureWriter", "extract", "extract_to_file",
-           "open_writer", "output_format", "reduced_path", "write_features", "DeepSpectrum"]
+           "open_writer", "output_format", "reduced_path", "write_features", "shard_path",
+           "shard_of", "find_shards", "merge_shards", "DeepSpectrum"]
 
 
 def __getattr__(name):

@@ -309,7 +309,19 @@ class _DeepSpectrumMethods(FileFeatures):
     def __getstate__(self):
         state = dict(super().__getstate__())
         state.pop("_open", None)
+        state.pop("_client", None)
         return state
+
+    def process_files(self, files, *, starts=None, ends=None, client=None):
+        """Files -> one DataFrame, rows in the files' order. starts/ends: seconds, one
+        value for every file or one per file. client: a dask.distributed Client whose
+        workers compute the features (refimpl.features.distributed; the same values),
+        each loading the network once."""
+        self._client = client
+        try:
+            return super().process_files(files, starts=starts, ends=ends)
+        finally:
+            self._client = None
 
     def _names(self):
         return [f"neuron_{i}" for i in range(self.config.dim)]
@@ -329,10 +341,16 @@ class _DeepSpectrumMethods(FileFeatures):
                 yield (label, r.features, starts, ends)
 
     # the engine, for callers that stream
-    def iter_features(self, items, config=None):
+    def iter_features(self, items, config=None, client=None):
         """refimpl.features.iter_features with these parameters (and the open network):
-        one FileResult per item, in order, as they are made."""
+        one FileResult per item, in order, as they are made; with a dask.distributed
+        `client`, made on its workers (refimpl.features.distributed)."""
         config = self.config if config is None else config
+        client = client if client is not None else getattr(self, "_client", None)
+        if client is not None:
+            from refimpl.features.distributed import iter_features_dask
+            return iter_features_dask(items, config, client, cache=bool(self.cache),
+                                      cache_root=self.cache_root, progress=self.verbose)
         return iter_features(items, config, network=self._network_for(config),
                              cache=self.cache, cache_root=self.cache_root,
                              jobs=self.num_workers, progress=self.verbose)

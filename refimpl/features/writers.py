@@ -25,7 +25,9 @@ column that was all zeros; here only neurons are dropped.)
 """
 import contextlib
 import csv
+import glob
 import io
+import re
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -40,7 +42,8 @@ from refimpl.features.inputs import AudioInput, folder_labels, label_number
 
 __all__ = ["FORMATS", "ARFF_RELATION", "output_format", "open_writer", "FeatureWriter",
            "ExtractionSummary", "extract_to_file", "reduced_path", "ROW_GROUP", "Extraction",
-           "extract", "write_features"]
+           "extract", "write_features", "shard_path", "shard_of", "find_shards",
+           "merge_shards"]
 
 FORMATS = ("csv", "arff", "parquet", "npz")
 ARFF_RELATION = "Deep Spectrum Features"
@@ -334,13 +337,15 @@ class ExtractionSummary:
 
 def extract_to_file(inputs, config, output, *, format=None, labels=None, reduced=None,
                     network=None, cache=True, cache_root=None, jobs=1, spectrogram_dir=None,
-                    progress=False, report=None):
+                    progress=False, report=None, client=None):
     """Extract `inputs` (AudioInputs, from find_audio) with `config` into `output`,
     streaming. labels: Labels (read_labels), or None for the parent folders' names.
     reduced: also write a reduced copy there (format by its suffix, else the output's
     format). report(line) is
     called at once for each input that fails (default: collected in the summary only).
-    The rest of the arguments go to iter_features. Returns an ExtractionSummary."""
+    client: a dask.distributed Client whose workers compute the features
+    (refimpl.features.distributed; `network` and `jobs` then do not apply). The rest of
+    the arguments go to iter_features. Returns an ExtractionSummary."""
     inputs = list(inputs)
     labels = folder_labels(inputs) if labels is None else labels
     summary = ExtractionSummary(Path(output), files=len(inputs), dim=config.dim)
@@ -370,9 +375,16 @@ def extract_to_file(inputs, config, output, *, format=None, labels=None, reduced
         if reduced is not None:
             spool = _Spool(Path(reduced).parent, config.dim)
             stack.callback(spool.close)
-        for result in iter_features(todo, config, network=network, cache=cache,
+        if client is not None:
+            from refimpl.features.distributed import iter_features_dask
+            results = iter_features_dask(todo, config, client, cache=bool(cache),
+                                         cache_root=cache_root,
+                                         spectrogram_dir=spectrogram_dir, progress=progress)
+        else:
+            results = iter_features(todo, config, network=network, cache=cache,
                                     cache_root=cache_root, jobs=jobs,
-                                    spectrogram_dir=spectrogram_dir, progress=progress):
+                                    spectrogram_dir=spectrogram_dir, progress=progress)
+        for result in results:
             if not result.ok:
                 fail(result.error)
                 continue
@@ -469,3 +481,109 @@ def write_features(extraction, path, format=None):
         for r in results:
             w.write(r.name, r.times(config)[0], r.features, labels.values_for(r.name))
     return w.rows
+
+
+# ------------------------------------------------------------- shards (array jobs)
+
+def shard_path(output, index, count):
+    """Where shard `index` of `count` of OUT.SUFFIX is written: OUT.shard-I-of-N.SUFFIX
+    beside it."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.shard-{index}-of-{count}{output.suffix}")
+
+
+def shard_of(items, index, count):
+    """Shard `index` (from 0) of `count`: a contiguous block of the items, so that the
+    shards joined in order are the items in order."""
+    items = list(items)
+    return items[len(items) * index // count:len(items) * (index + 1) // count]
+
+
+def find_shards(output):
+    """The shard files of `output` (shard_path), in order; a UsageError when there are
+    none, when they come from different splits, or when one is missing."""
+    output = Path(output)
+    name = re.compile(re.escape(output.stem) + r"\.shard-(\d+)-of-(\d+)" +
+                      re.escape(output.suffix) + "$")
+    found = {}
+    for path in output.parent.glob(f"{glob.escape(output.stem)}.shard-*-of-*"
+                                   f"{glob.escape(output.suffix)}"):
+        if m := name.match(path.name):
+            found[int(m[1]), int(m[2])] = path
+    if not found:
+        raise UsageError(f"{output}: no shards to merge beside it (named like "
+                         f"{shard_path(output, 0, 2).name})")
+    counts = sorted({n for _, n in found})
+    if len(counts) > 1:
+        raise UsageError(f"{output}: shards of different splits beside it (of "
+                         f"{', '.join(map(str, counts))}); remove the stale ones")
+    count = counts[0]
+    missing = [i for i in range(count) if (i, count) not in found]
+    if missing:
+        raise UsageError(f"{output}: {len(missing)} of {count} shards missing, e.g. "
+                         f"{shard_path(output, missing[0], count)} (a shard whose files all "
+                         f"failed writes nothing)")
+    return [found[i, count] for i in range(count)]
+
+
+def _text_header(fmt, lines, shard):
+    """A CSV or ARFF shard's header lines (CSV: the first; ARFF: up to @data)."""
+    if fmt == "csv":
+        return lines[:1]
+    for i, line in enumerate(lines):
+        if line.strip().lower() == b"@data":
+            return lines[:i + 1]
+    raise UsageError(f"{shard}: not an ARFF file (no @data line)")
+
+
+def merge_shards(output, format=None):
+    """Join the shards of `output` (find_shards) into `output`, in order, atomically.
+    CSV and ARFF: the header once (every shard's must be the same, else a UsageError
+    naming the shard) and then each shard's rows as they were written: the very bytes
+    of one run over all the inputs. Parquet and .npz are read and written again: the
+    same columns and values. Returns (the shard files, the rows written)."""
+    fmt = output_format(output, format)
+    shards = find_shards(output)
+    rows = 0
+    with atomic_path(output) as tmp:
+        if fmt in ("csv", "arff"):
+            header = None
+            with open(tmp, "wb") as out:
+                for shard in shards:
+                    lines = Path(shard).read_bytes().splitlines(keepends=True)
+                    head = _text_header(fmt, lines, shard)
+                    if header is None:
+                        header = head
+                        out.writelines(header)
+                    elif head != header:
+                        raise UsageError(f"{shard}: its header differs from "
+                                         f"{shards[0]}'s (another configuration or label "
+                                         f"file?)")
+                    body = [line for line in lines[len(head):] if line.strip()]
+                    out.writelines(body)
+                    rows += len(body)
+        elif fmt == "parquet":
+            pa, pq = _pyarrow()
+            tables = [pq.read_table(shard) for shard in shards]
+            for shard, table in zip(shards[1:], tables[1:]):
+                if not table.schema.equals(tables[0].schema):
+                    raise UsageError(f"{shard}: its columns differ from {shards[0]}'s")
+            merged = pa.concat_tables(tables)
+            pq.write_table(merged, tmp, row_group_size=ROW_GROUP)
+            rows = merged.num_rows
+        else:
+            parts = []
+            for shard in shards:
+                with np.load(shard, allow_pickle=False) as z:
+                    parts.append({k: z[k] for k in z.files})
+            fixed = ("feature_names", "label_names")
+            for shard, part in zip(shards[1:], parts[1:]):
+                if part.keys() != parts[0].keys() or any(
+                        not np.array_equal(part[k], parts[0][k]) for k in fixed):
+                    raise UsageError(f"{shard}: its arrays differ from {shards[0]}'s")
+            merged = {k: parts[0][k] if k in fixed else np.concatenate([p[k] for p in parts])
+                      for k in parts[0]}
+            with open(tmp, "wb") as f:
+                np.savez(f, **merged)
+            rows = len(merged["name"])
+    return shards, rows
