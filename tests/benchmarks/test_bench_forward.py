@@ -10,30 +10,15 @@ machine, same moment) give the ratios; images/s is in each row's extra_info
 and with conv2-5 by Winograd (the default) or all by im2col ("c-omp-im2col").
 On a machine shared with other jobs, run it a few times and compare medians.
 """
-import numpy as np
 import pytest
 
+from bench_inputs import random_blob
+
 from refimpl.network import caffe_client as cb
-from refimpl.network import caffemodel as cm
 from refimpl.network import cforward as C
 from refimpl.network import reference as N
-from refimpl.network import weights
 
 BATCHES = [1, 32]
-
-
-@pytest.fixture(scope="module")
-def weights_path():
-    return weights.synthetic_weights_path(0)
-
-
-@pytest.fixture(scope="module")
-def numpy_params(weights_path):
-    return cm.load_alexnet_params(weights_path)
-
-
-def images(n):
-    return np.random.default_rng(0).integers(0, 256, (n, 3, 227, 227)).astype(np.float32)
 
 
 def run(benchmark, fn, blob, name):
@@ -50,15 +35,15 @@ def run(benchmark, fn, blob, name):
 @pytest.mark.caffe
 @pytest.mark.parametrize("batch", BATCHES)
 def test_caffe(benchmark, weights_path, batch, caffe_installed):
-    blob = images(batch)
+    blob = random_blob(batch)
     with cb.CaffeNet(cb.ALEXNET_PROTOTXT, weights_path) as net:
         net.extract_fc7(blob)  # warm up: Caffe allocates at the first reshape
         run(benchmark, net.extract_fc7, blob, f"caffe b{batch}")
 
 
 @pytest.mark.parametrize("batch", BATCHES)
-def test_numpy(benchmark, numpy_params, batch):
-    run(benchmark, lambda b: N.forward_numpy(numpy_params, b), images(batch),
+def test_numpy(benchmark, alexnet_params, batch):
+    run(benchmark, lambda b: N.forward_numpy(alexnet_params, b), random_blob(batch),
         f"numpy b{batch}")
 
 
@@ -75,7 +60,7 @@ def test_c(benchmark, weights_path, batch, setup, c_core):
     net = C.CNetwork(weights_path)
     old = C.configure(**settings)
     try:
-        blob = images(batch)
+        blob = random_blob(batch)
         net.fc7(blob)  # warm up
         run(benchmark, net.fc7, blob, f"{name} b{batch}")
     finally:

@@ -22,12 +22,12 @@ installed are skipped and say which extra to install.
 import numpy as np
 import pytest
 
-from refimpl.network import caffemodel as cm
+from bench_inputs import random_blob
+
 from refimpl.network import cforward as C
 from refimpl import golden
 from refimpl.network import reference as N
 from refimpl.network import peers
-from refimpl.network import weights
 
 BATCHES = [1, 32]
 THREADS = sorted({peers.default_threads(), 1}, reverse=True)
@@ -39,27 +39,14 @@ _c_medians = {}  # (batch, threads) -> the C core's median seconds in this run
 
 
 @pytest.fixture(scope="module")
-def weights_path():
-    return weights.synthetic_weights_path(0)
-
-
-@pytest.fixture(scope="module")
-def params(weights_path):
-    return cm.load_alexnet_params(weights_path)
-
-
-def images(n):
-    return np.random.default_rng(0).integers(0, 256, (n, 3, 227, 227)).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def ours(params):
-    """fc7 of images(n) by the C core (the NumPy reference where it is not built)."""
+def ours(alexnet_params):
+    """fc7 of random_blob(n) by the C core (the NumPy reference where it is not built)."""
+    params = alexnet_params
     cache = {}
 
     def fc7(n):
         if n not in cache:
-            blob = images(n)
+            blob = random_blob(n)
             cache[n] = (C.forward_c(params, blob) if C.available()
                         else N.forward_numpy(params, blob))
         return cache[n]
@@ -135,9 +122,10 @@ def open_runtime(runtime, params, threads):
 
 
 @pytest.fixture(scope="module")
-def runtimes(params):
+def runtimes(alexnet_params):
     """open(runtime, threads) -> the network, built once per module (building the ONNX
     graph and its session costs seconds)."""
+    params = alexnet_params
     opened = {}
 
     def get(runtime, threads):
@@ -154,7 +142,7 @@ def runtimes(params):
                          ids=[f"{r}-{t}t-b{b}" for b, t, r in CASES])
 def test_fc7(benchmark, runtimes, ours, batch, threads, runtime):
     net = runtimes(runtime, threads)
-    blob = images(batch)
+    blob = random_blob(batch)
     got = net.fc7(blob)  # warm up (OpenVINO compiles for this batch size here)
     if runtime != "c":  # a peer must compute our features before its time counts
         want = ours(batch)
