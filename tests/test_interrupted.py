@@ -9,6 +9,7 @@ SIGKILL. The oracle is the same command run once without interruption.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -312,7 +313,7 @@ def test_a_damaged_openxbow_jar_is_fetched_again(tmp_path, monkeypatch):
 def test_extract_killed_half_way_then_rerun_writes_the_same_bytes(tmp_path):
     from refimpl.network.weights import synthetic_weights_path
     folder = tmp_path / "audio"
-    n = 12
+    n = 24
     for i in range(n):
         gallery._wav(folder / f"f{i:02d}.wav", gallery.speech_like(i, seconds=2.0))
     weights = synthetic_weights_path(0)
@@ -325,43 +326,36 @@ def test_extract_killed_half_way_then_rerun_writes_the_same_bytes(tmp_path):
     # the uninterrupted run fills a cache of its own: the killed run must compute its files
     run_ok(extract(tmp_path / "whole.csv", "--no-progress"), _env(tmp_path / "whole-cache"))
     out = tmp_path / "out.csv"
-    # progress: the files whose images are made (the progress bar on stderr, read live)
-    p = subprocess.Popen(extract(out), env=env, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE)
-    seen = b""
-    try:
-        while b"%s/%d" % (b"3", n) not in seen and p.poll() is None:
-            seen += os.read(p.stderr.fileno(), 4096)
-        p.send_signal(signal.SIGSTOP)
-        assert p.poll() is None, seen.decode()[-2000:]
-        p.kill()
-        p.wait()
-    finally:
-        p.stderr.close()
+    # progress: the files whose features are in the cache (one entry per finished file)
+    done = kill_half_way(extract(out, "--no-progress"), env,
+                         _count(tmp_path / "cache" / "features", "*.npz"), total=n)
     assert not out.exists()     # nothing half-written at the output's name
-    run_ok(extract(out, "--no-progress"), env)
+    rerun = run_ok(extract(out, "--no-progress"), env)
+    assert f"({done} from the cache)" in rerun.stderr, rerun.stderr    # resumed, not redone
     assert out.read_bytes() == (tmp_path / "whole.csv").read_bytes()
     assert not list(tmp_path.glob("*.part")) and not list(tmp_path.glob(".*.part"))
 
 
 def test_ctrl_c_ends_a_command_with_one_line_and_leaves_nothing_half_written(tmp_path):
     from refimpl.network.weights import synthetic_weights_path
-    for i in range(6):
+    for i in range(24):
         gallery._wav(tmp_path / "audio" / f"f{i}.wav", gallery.speech_like(i, seconds=2.0))
     out = tmp_path / "out.csv"
     p = subprocess.Popen(_refimpl("extract", tmp_path / "audio", "-o", out, "--backend", "c",
                                   "--weights", synthetic_weights_path(0)),
                          env=_env(tmp_path / "cache"), stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE)
-    seen = b""
-    while b"1/6" not in seen and p.poll() is None:
-        seen += os.read(p.stderr.fileno(), 4096)
+    # Ctrl-C once the first file is done (its cache entry exists), well before the last
+    finished = _count(tmp_path / "cache" / "features", "*.npz")
+    while finished() < 1 and p.poll() is None:
+        time.sleep(0.01)
+    assert p.poll() is None, "extract ended before it could be interrupted"
     p.send_signal(signal.SIGINT)
-    seen += p.stderr.read()
+    seen = p.stderr.read()
     p.wait()
     p.stderr.close()
-    lines = [ln for ln in seen.decode().replace("\r", "\n").splitlines()
-             if ln.startswith("refimpl:")]
+    # the progress bar's last refresh may end without a newline: the message follows it
+    lines = re.findall(r"refimpl: [^\r\n]*", seen.decode())
     assert p.returncode == 130 and "Traceback" not in seen.decode(), seen.decode()[-2000:]
     assert lines == ["refimpl: interrupted (outputs are written atomically: nothing "
                      "half-written was left)"]
