@@ -59,6 +59,17 @@ def lacking(corpus, condition):
     return [r for r in corpus.rows if not (r.get(column) and Path(r[column]).is_file())]
 
 
+def _to_make(corpus, condition, out_dir):
+    """The rows whose `condition` must be made: those without a file for it, and those
+    whose file is one this module writes (out_dir/<condition>/<file>) but has no row in
+    its manifest (<condition>.csv): a file that a killed run's workers finished after the
+    run itself was gone, with its parameters never recorded."""
+    column, folder = "path_" + condition, Path(out_dir) / condition
+    recorded = _previous(Path(out_dir) / f"{condition}.csv")
+    return [r for r in corpus.rows if not (r.get(column) and Path(r[column]).is_file())
+            or (Path(r[column]) == folder / r["file"] and r["file"] not in recorded)]
+
+
 def _previous(path):
     """{file: row} of a condition manifest written before, or {}."""
     return {r["file"]: r for r in read_csv_rows(path)} if Path(path).is_file() else {}
@@ -238,7 +249,7 @@ def generate_conditions(corpus, seed=DEFAULT_SEED, only=None, noise_root=None, l
     rows = corpus.rows[:limit] if limit else corpus.rows
     view = type(corpus)(corpus.name, corpus.tasks, rows, corpus.source)
     if only in (None, "noisy"):
-        todo = lacking(view, "noisy")
+        todo = _to_make(view, "noisy", out_dir)
         if todo:
             t = time.perf_counter()
             root = noise_dir(noise_root, download_missing=download_noise, log=log)
@@ -249,7 +260,7 @@ def generate_conditions(corpus, seed=DEFAULT_SEED, only=None, noise_root=None, l
             log(f"noisy condition of {len(todo)} file(s): {path} "
                 f"({time.perf_counter() - t:.1f} s)")
     if only in (None, "denoised"):
-        todo = lacking(view, "denoised")
+        todo = _to_make(view, "denoised", out_dir)
         if todo:
             t = time.perf_counter()
             path = generate_denoised(type(corpus)(corpus.name, corpus.tasks, todo,
