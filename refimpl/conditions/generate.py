@@ -53,21 +53,18 @@ def conditions_home(corpus, seed=DEFAULT_SEED):
     return locations.conditions_dir(name, seed)
 
 
-def lacking(corpus, condition):
-    """The rows of `corpus` without a file for `condition` (an empty or missing path)."""
+def lacking(corpus, condition, out_dir=None):
+    """The rows of `corpus` whose `condition` must be made: those without a file for it (an
+    empty or missing path) and, with `out_dir` (where the conditions are generated), those
+    whose file is one this module writes there (out_dir/<condition>/<file>) but has no row
+    in its manifest (<condition>.csv): a file that a killed run's pool workers finished
+    after the run itself was gone, its parameters never recorded."""
     column = "path_" + condition
-    return [r for r in corpus.rows if not (r.get(column) and Path(r[column]).is_file())]
-
-
-def _to_make(corpus, condition, out_dir):
-    """The rows whose `condition` must be made: those without a file for it, and those
-    whose file is one this module writes (out_dir/<condition>/<file>) but has no row in
-    its manifest (<condition>.csv): a file that a killed run's workers finished after the
-    run itself was gone, with its parameters never recorded."""
-    column, folder = "path_" + condition, Path(out_dir) / condition
-    recorded = _previous(Path(out_dir) / f"{condition}.csv")
+    folder = Path(out_dir) / condition if out_dir else None
+    recorded = _previous(Path(out_dir) / f"{condition}.csv") if out_dir else {}
     return [r for r in corpus.rows if not (r.get(column) and Path(r[column]).is_file())
-            or (Path(r[column]) == folder / r["file"] and r["file"] not in recorded)]
+            or (folder is not None and Path(r[column]) == folder / r["file"]
+                and r["file"] not in recorded)]
 
 
 def _previous(path):
@@ -249,7 +246,7 @@ def generate_conditions(corpus, seed=DEFAULT_SEED, only=None, noise_root=None, l
     rows = corpus.rows[:limit] if limit else corpus.rows
     view = type(corpus)(corpus.name, corpus.tasks, rows, corpus.source)
     if only in (None, "noisy"):
-        todo = _to_make(view, "noisy", out_dir)
+        todo = lacking(view, "noisy", out_dir)
         if todo:
             t = time.perf_counter()
             root = noise_dir(noise_root, download_missing=download_noise, log=log)
@@ -260,7 +257,7 @@ def generate_conditions(corpus, seed=DEFAULT_SEED, only=None, noise_root=None, l
             log(f"noisy condition of {len(todo)} file(s): {path} "
                 f"({time.perf_counter() - t:.1f} s)")
     if only in (None, "denoised"):
-        todo = _to_make(view, "denoised", out_dir)
+        todo = lacking(view, "denoised", out_dir)
         if todo:
             t = time.perf_counter()
             path = generate_denoised(type(corpus)(corpus.name, corpus.tasks, todo,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from refimpl import protocol
 from refimpl.conditions import generate_conditions
-from refimpl.conditions.generate import lacking
+from refimpl.conditions.generate import conditions_home, lacking
 from refimpl.corpus import CONDITIONS, load_corpus
 from refimpl.errors import UsageError
 from refimpl.experiments.adapters import FEATURE_FACTORIES
@@ -57,7 +57,8 @@ def prepare_corpus(spec, root=None, seed=0, conditions=CONDITIONS, noise_dir=Non
     conditions the grid needs (of `conditions`) for every file that lacks them."""
     corpus = load_corpus(spec, root=root, seed=seed, **corpus_options)
     wanted = [c for c in ("noisy", "denoised") if c in conditions]
-    if any(lacking(corpus, c) for c in wanted):
+    home = conditions_home(corpus, seed)
+    if any(lacking(corpus, c, home) for c in wanted):
         only = wanted[0] if len(wanted) == 1 else None
         generate_conditions(corpus, seed, only=only, noise_root=noise_dir, log=log,
                             download_noise=download_noise, jobs=jobs)
