@@ -20,6 +20,7 @@ KERNELS = {
     "_render": ("refimpl.image._render", False),
     "_boaw": ("refimpl.baselines._boaw", True),
     "_rir": ("refimpl.conditions._rir", False),
+    "_sgd": ("refimpl.protocol._sgd", False),
 }
 
 BASE_CFLAGS = ["-O3", "-ffp-contract=off", "-fno-strict-aliasing"]

@@ -50,7 +50,7 @@ __all__ = ["run_grid", "run_experiment", "extract_condition", "check_corpus", "F
            "CONDITIONS", "BALANCING", "PROTOCOL_VERSION", "BOAW_SELECT"]
 
 BALANCING = report.BALANCING
-PROTOCOL_VERSION = "1"   # bump when a change in refimpl/protocol.py changes results
+PROTOCOL_VERSION = "1"   # bump when a change in refimpl/protocol/ changes results
 ROW_FORMAT = "2"         # bump when GridRow gains a field the cached units must hold
 # How BoAW's Cs and Na are chosen: "cv" by the inner CV on the training partition (the
 # stated protocol), "per-test" on each test condition's UAR (how the paper's Tables 7-8

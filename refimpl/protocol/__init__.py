@@ -42,6 +42,9 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 from scipy import stats
 
+from refimpl.protocol import sgd
+from refimpl.protocol.sgd import SGD_EPOCHS, SGD_SETTINGS, make_svm  # noqa: F401 (API)
+
 # Regularisation grid: {1, 2, 5} x 10^k for k = -6..1, i.e. 1e-6, 2e-6, 5e-6, ..., 5e1.
 # Built from decimal literals (float("2e-6")), not 2 * 10**-6, so each value is exactly the
 # double nearest to the decimal the paper writes.
@@ -53,9 +56,6 @@ BOAW_ASSIGNMENTS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 
 OVERSAMPLE_RATIO = 0.75
 
-SGD_EPOCHS = 5
-SGD_SETTINGS = dict(loss="hinge", penalty="l2", learning_rate="optimal", max_iter=SGD_EPOCHS,
-                    tol=None, shuffle=True, fit_intercept=True, average=False)
 
 SIGNIFICANCE_LEVEL = 0.001
 
@@ -66,12 +66,20 @@ def confusion(y_true, y_pred, classes) -> np.ndarray:
     """Counts, rows = true class, columns = predicted class, both in the order of `classes`."""
     classes = list(classes)
     index = {c: i for i, c in enumerate(classes)}
-    matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
-    for t, p in zip(y_true, y_pred):
-        if t not in index or p not in index:
-            raise ValueError(f"label {t if t not in index else p!r} is not one of {classes}")
-        matrix[index[t], index[p]] += 1
-    return matrix
+
+    def positions(labels):
+        # each distinct label looked up once (the inner CV scores ~10^5 predictions a unit)
+        values, inverse = np.unique(np.asarray(labels), return_inverse=True)
+        for v in values.tolist():
+            if v not in index:
+                raise ValueError(f"label {v!r} is not one of {classes}")
+        return np.array([index[v] for v in values.tolist()], dtype=np.int64)[inverse]
+
+    t, p = positions(y_true).ravel(), positions(y_pred).ravel()
+    if len(t) != len(p):
+        raise ValueError(f"{len(t)} true labels but {len(p)} predictions")
+    k = len(classes)
+    return np.bincount(t * k + p, minlength=k * k).reshape(k, k).astype(np.int64)
 
 
 def uar_from_confusion(matrix) -> float:
@@ -205,17 +213,8 @@ def final_codebook_seed(seed: int, size: int) -> int:
 
 # --------------------------------------------------------------------------- SVM
 
-def make_svm(alpha: float, seed: int):
-    from sklearn.linear_model import SGDClassifier
-    return SGDClassifier(alpha=alpha, random_state=seed, **SGD_SETTINGS)
-
-
 def _fit(X, y, alpha, seed):
-    # With tol=None scikit-learn does not warn about the fixed epoch count, so no warning
-    # filter is needed (a catch_warnings() block per fit would not be thread-safe).
-    svm = make_svm(alpha, seed)
-    svm.fit(X, y)
-    return svm
+    return sgd.fit_svms(X, y, [alpha], seed)[0]
 
 
 def _train_set(X, y, oversampling, seed, *path):
@@ -243,18 +242,22 @@ def _inner_folds(X, y, fold, oversampling, seed):
     return prepared
 
 
-def _cv_score(prepared, alpha, classes, seed) -> float:
-    scores = []
+def _cv_scores(prepared, alphas, classes, seed) -> dict:
+    """{alpha: mean UAR of both directions}. Each direction's SVMs are fitted for all alphas
+    in one call (the same models as one fit per alpha: refimpl.protocol.sgd)."""
+    per_direction = []
     for k, (X_fit, y_fit, X_te, y_te) in enumerate(prepared):
-        svm = _fit(X_fit, y_fit, alpha, _seed(seed, 2, k))
-        scores.append(uar(y_te, svm.predict(X_te), classes))
-    return float(np.mean(scores))
+        svms = sgd.fit_svms(X_fit, y_fit, alphas, _seed(seed, 2, k))
+        per_direction.append([uar(y_te, svm.predict(X_te), classes) for svm in svms])
+    return {alpha: float(np.mean([scores[i] for scores in per_direction]))
+            for i, alpha in enumerate(alphas)}
 
 
 def cross_validate(X, y, fold, alpha, *, classes=None, oversampling=False, seed=0) -> float:
     """Mean UAR of the 2-fold inner CV for one alpha (train on one fold, score the other)."""
     classes = sorted(set(np.asarray(y).tolist())) if classes is None else list(classes)
-    return _cv_score(_inner_folds(X, y, fold, oversampling, seed), alpha, classes, seed)
+    return _cv_scores(_inner_folds(X, y, fold, oversampling, seed), [alpha], classes,
+                      seed)[float(alpha)]
 
 
 def best_of(scores: Mapping) -> object:
@@ -273,7 +276,7 @@ def select_alpha(X, y, fold, *, classes=None, alphas: Sequence[float] = ALPHAS,
         check_speaker_independent(fold, speakers)
     classes = sorted(set(np.asarray(y).tolist())) if classes is None else list(classes)
     prepared = _inner_folds(X, y, fold, oversampling, seed)
-    cv = {a: _cv_score(prepared, a, classes, seed) for a in alphas}
+    cv = _cv_scores(prepared, alphas, classes, seed)
     return best_of(cv), cv
 
 
@@ -396,8 +399,8 @@ def _score_boaw_pair(cv, prepared, inner, folds, cs, na, alphas, seed):
         # the (oversampled) training bags of both folds, made once for every alpha
         fold_data = [(*_train_set(folds[k][0], y[tr], oversampling, seed, 1, k), folds[k][1],
                       y[te]) for k, (tr, te) in enumerate(inner)]
-        for alpha in alphas:
-            cv[name][(cs, na, alpha)] = _cv_score(fold_data, alpha, classes, seed)
+        for alpha, score in _cv_scores(fold_data, alphas, classes, seed).items():
+            cv[name][(cs, na, alpha)] = score
 
 
 def select_boaw_multi(train_llds: Sequence[np.ndarray], fold, boaw_fn: BoawFn,
