@@ -441,13 +441,17 @@ cdef int _select_nearest(const float* dist, Py_ssize_t K, int na, uint64_t* keys
 @cython.boundscheck(False)
 @cython.wraparound(False)
 cdef void _assign_frames(const float[:, ::1] X, const float[:, ::1] cbT, const Py_ssize_t[::1] frames,
-                         Py_ssize_t start, Py_ssize_t stop, int bag, int na, float gaussian,
-                         float off, float[:, ::1] bof, float* dist, uint64_t* keys,
+                         Py_ssize_t start, Py_ssize_t stop, int bag, const int* nas, int n_nas,
+                         float gaussian, float off, float** bofs, float* dist, uint64_t* keys,
                          uint32_t* hist) noexcept nogil:
-    """Frames frames[start:stop] (in input order) all belong to `bag`."""
+    """Frames frames[start:stop] (in input order) all belong to `bag`. For each q < n_nas the
+    nas[q] nearest words go into bofs[q] (an (n_bags, K) array): the distances of a frame
+    are computed once and serve every Na, and each Na's selection and additions are those
+    of a call with that Na alone."""
     cdef Py_ssize_t K = cbT.shape[1], m = cbT.shape[0], t, i, j, f
-    cdef int a, n_elig, minj
+    cdef int a, q, na, n_elig, minj
     cdef float x, diff, mind, inc, frac
+    cdef float* row
     cdef bint use_gauss = gaussian > 1.401298464324817e-45
     cdef bint use_off = off > 1.401298464324817e-45
     cdef float two = 2
@@ -457,32 +461,35 @@ cdef void _assign_frames(const float[:, ::1] X, const float[:, ::1] cbT, const P
     for t in range(start, stop):
         i = frames[t]
         boaw_sqdist_f32(&X[i, 0], &cbT[0, 0], m, K, dist)
-        if na == 1:
-            mind = FLT_MAX
-            minj = 0
-            for j in range(K):
-                if dist[j] < mind:
-                    mind = dist[j]
-                    minj = j
-            n_elig = 1 if mind < FLT_MAX else 0
-            if n_elig:
-                keys[0] = ((<uint64_t>_fbits(mind)) << 32) | <uint64_t>minj
-        else:
-            n_elig = _select_nearest(dist, K, na, keys, hist)
-        for a in range(na):
-            if a < n_elig:
-                minj = <int>(<uint32_t>keys[a])
-                mind = dist[minj]
-            else:
-                # No word left below FLT_MAX: openXBOW's argmin stays at index 0.
-                minj = 0
+        for q in range(n_nas):
+            na = nas[q]
+            row = bofs[q] + <Py_ssize_t>bag * K
+            if na == 1:
                 mind = FLT_MAX
-            inc = 1
-            if use_gauss:
-                frac = mind / twosig2
-                inc = <float>exp(-<double>frac)
-            if (not use_off) or sqrt(<double>mind) <= <double>off:
-                bof[bag, minj] = bof[bag, minj] + inc
+                minj = 0
+                for j in range(K):
+                    if dist[j] < mind:
+                        mind = dist[j]
+                        minj = j
+                n_elig = 1 if mind < FLT_MAX else 0
+                if n_elig:
+                    keys[0] = ((<uint64_t>_fbits(mind)) << 32) | <uint64_t>minj
+            else:
+                n_elig = _select_nearest(dist, K, na, keys, hist)
+            for a in range(na):
+                if a < n_elig:
+                    minj = <int>(<uint32_t>keys[a])
+                    mind = dist[minj]
+                else:
+                    # No word left below FLT_MAX: openXBOW's argmin stays at index 0.
+                    minj = 0
+                    mind = FLT_MAX
+                inc = 1
+                if use_gauss:
+                    frac = mind / twosig2
+                    inc = <float>exp(-<double>frac)
+                if (not use_off) or sqrt(<double>mind) <= <double>off:
+                    row[minj] = row[minj] + inc
 
 
 @cython.boundscheck(False)
@@ -495,15 +502,40 @@ def assign_bags(const float[:, ::1] X, const float[:, ::1] codebook, const int[:
     (-1: the frame is in no bag).  Bags are filled in parallel (OpenMP, `threads`, 0 = all
     cores), each bag by one thread from its frames in input order, so the float32 sums are
     the same as openXBOW's sequential ones."""
+    return assign_bags_many(X, codebook, frame_bag, n_bags, [na], gaussian, off, threads)[0]
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def assign_bags_many(const float[:, ::1] X, const float[:, ::1] codebook,
+                     const int[::1] frame_bag, int n_bags, nas, float gaussian=0.0,
+                     float off=0.0, int threads=0):
+    """[assign_bags(..., na) for na in nas], bit for bit, with each frame's distances to the
+    words computed once for all of them (the distances are most of the cost, and the Na
+    search asks for up to nine Na of one codebook)."""
     cdef Py_ssize_t n = X.shape[0], K = codebook.shape[0]
     if codebook.shape[1] != X.shape[1]:
         raise ValueError(f"codebook has {codebook.shape[1]} features, input has {X.shape[1]}")
     if frame_bag.shape[0] != n:
         raise ValueError("frame_bag must have one entry per frame")
+    na_list = [int(v) for v in nas]
+    if not na_list or min(na_list) < 1:
+        raise ValueError("need one or more positive numbers of assignments")
+    cdef int n_nas = len(na_list), q
     cbT_a = np.ascontiguousarray(np.asarray(codebook).T)
     cdef const float[:, ::1] cbT = cbT_a
-    bof_a = np.zeros((n_bags, K), np.float32)
-    cdef float[:, ::1] bof = bof_a
+    outs = [np.zeros((n_bags, K), np.float32) for _ in na_list]
+    cdef float[:, ::1] view
+    cdef int* nas_c = <int*>malloc(n_nas * sizeof(int))
+    cdef float** bofs = <float**>malloc(n_nas * sizeof(float*))
+    if nas_c == NULL or bofs == NULL:
+        free(nas_c)
+        free(bofs)
+        raise MemoryError()
+    for q in range(n_nas):
+        nas_c[q] = na_list[q]
+        view = outs[q]
+        bofs[q] = &view[0, 0] if n_bags > 0 and K > 0 else NULL
     fb = np.asarray(frame_bag)
     order_a = np.argsort(fb, kind="stable").astype(np.intp)      # frames grouped by bag, in order
     counts = np.bincount(fb[fb >= 0], minlength=n_bags) if n else np.zeros(n_bags, np.intp)
@@ -519,22 +551,26 @@ def assign_bags(const float[:, ::1] X, const float[:, ::1] codebook, const int[:
     failed_a = np.zeros(1, np.intc)
     cdef int[::1] failed = failed_a
     cdef int nthreads = threads if threads > 0 else openmp.omp_get_max_threads()
-    with nogil, parallel(num_threads=nthreads):
-        dist = <float*>malloc(K * sizeof(float))
-        keys = <uint64_t*>malloc(K * sizeof(uint64_t))
-        hist = <uint32_t*>malloc(_NBINS * sizeof(uint32_t))
-        if dist != NULL and keys != NULL and hist != NULL:
-            for g in prange(n_bags, schedule="dynamic"):
-                _assign_frames(X, cbT, order, starts[g], starts[g + 1], <int>g, na, gaussian,
-                               off, bof, dist, keys, hist)
-        else:
-            failed[0] = 1
-        free(dist)
-        free(keys)
-        free(hist)
+    try:
+        with nogil, parallel(num_threads=nthreads):
+            dist = <float*>malloc(K * sizeof(float))
+            keys = <uint64_t*>malloc(K * sizeof(uint64_t))
+            hist = <uint32_t*>malloc(_NBINS * sizeof(uint32_t))
+            if dist != NULL and keys != NULL and hist != NULL:
+                for g in prange(n_bags, schedule="dynamic"):
+                    _assign_frames(X, cbT, order, starts[g], starts[g + 1], <int>g, nas_c,
+                                   n_nas, gaussian, off, bofs, dist, keys, hist)
+            else:
+                failed[0] = 1
+            free(dist)
+            free(keys)
+            free(hist)
+    finally:
+        free(nas_c)
+        free(bofs)
     if failed_a[0]:
         raise MemoryError()
-    return bof_a
+    return outs
 
 
 @cython.boundscheck(False)

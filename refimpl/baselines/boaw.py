@@ -309,8 +309,9 @@ def boaw_multi(lld: LLD, assignments, codebooks: dict | None = None, *, size=500
     if fast:
         all_bags = fast_bags(X, base.words, nas, frame_bag, len(names), base.gaussian, base.off)
     else:
-        all_bags = {na: _boaw.assign_bags(X, base.words, frame_bag, len(names), na,
-                                          base.gaussian, base.off) for na in nas}
+        # each frame's distances computed once for every na (assign_bags per na, bit for bit)
+        all_bags = dict(zip(nas, _boaw.assign_bags_many(X, base.words, frame_bag, len(names),
+                                                        nas, base.gaussian, base.off)))
     results = {}
     for na in nas:
         cb = dataclasses.replace(base, assignments=na) if learn else codebooks[na]

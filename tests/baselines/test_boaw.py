@@ -475,14 +475,15 @@ def test_multi_assignments_match_jar(tmp_path, openxbow_jar, emodb_lld_csv, fast
 
 @pytest.mark.parametrize("options", [{}, dict(gaussian=2.0), dict(norm=1, standardize_output=True),
                                      dict(off=3.0, log=True)], ids=repr)
-def test_multi_equals_one_call_per_assignment(emodb_lld_csv, options):
-    """Sharing the nearest-word search changes nothing: each Na of boaw_multi equals its
-    own boaw()."""
+@pytest.mark.parametrize("fast", [False, True], ids=["exact", "fast"])
+def test_multi_equals_one_call_per_assignment(emodb_lld_csv, options, fast):
+    """Sharing the nearest-word search (fast mode) or each frame's distances (exact mode)
+    changes nothing: each Na of boaw_multi equals its own boaw()."""
     lld = B.read_lld_csv(str(emodb_lld_csv))
     nas = [1, 2, 10, 100, 700]      # 700 > Cs: openXBOW's fall-back to word 0
-    multi = B.boaw_multi(lld, nas, size=500, method="random", seed=3, fast=True, **options)
+    multi = B.boaw_multi(lld, nas, size=500, method="random", seed=3, fast=fast, **options)
     for na in nas:
-        one = B.boaw(lld, size=500, method="random", seed=3, assignments=na, fast=True, **options)
+        one = B.boaw(lld, size=500, method="random", seed=3, assignments=na, fast=fast, **options)
         assert np.array_equal(one.bags, multi[na].bags), na
         assert multi[na].codebook.assignments == na
 
