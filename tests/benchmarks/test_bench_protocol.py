@@ -41,3 +41,25 @@ def test_select_boaw_speed(benchmark):
     models = benchmark.pedantic(C.select_boaw_multi, args=(llds, fold, bags, settings),
                                 rounds=1, iterations=1)
     assert len(models) == 4
+
+
+# The inner CV's SVM fits: all 24 alphas on one direction of EmoDB-sized deep spectrum
+# data (135 files, 4096 features, 7 classes), scikit-learn's SGDClassifier one alpha at a
+# time (the anchor: the definition) against the compiled lockstep SGD (the same models,
+# refimpl.protocol.sgd). Group "sgd-24-alphas"; compare the two medians of one run.
+@pytest.mark.slow
+@pytest.mark.benchmark(group="sgd-24-alphas")
+@pytest.mark.parametrize("engine", ["sklearn", "kernel"])
+def test_fit_all_alphas_speed(benchmark, engine):
+    from refimpl.protocol import sgd
+    if engine == "kernel":
+        from oracles import unavailable
+        try:
+            sgd._kernel()
+        except ImportError:
+            unavailable("core", "the compiled SGD is not built (make build)")
+    X, y, _ = _emodb_sized(4096, n=135)
+    X = C.standardise(X)
+    svms = benchmark.pedantic(sgd.fit_svms, args=(X, y, C.ALPHAS, 0), kwargs={"engine": engine},
+                              rounds=3, iterations=1)
+    assert len(svms) == 24
