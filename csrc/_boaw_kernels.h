@@ -11,17 +11,37 @@
 #define BOAW_CLONES
 #endif
 
-/* dist[j] = sum_f (x[f] - cbT[f][j])^2 in float32, f = 0..m-1 in order. */
+/* dist[j] = sum_f (x[f] - cbT[f][j])^2 in float32, f = 0..m-1 in order.  Words go in
+ * blocks of 64 whose partial sums stay in registers over all features (one load per
+ * subtraction instead of a load and a store of dist[] as well); the words past the last
+ * full block take the plain loop.  Both add the same floats in the same order. */
+#define BOAW_WORD_BLOCK 64
 BOAW_CLONES
 static void boaw_sqdist_f32(const float *x, const float *cbT, ptrdiff_t m, ptrdiff_t K,
                             float *dist)
 {
-    for (ptrdiff_t j = 0; j < K; j++)
+    ptrdiff_t j0 = 0;
+    for (; j0 + BOAW_WORD_BLOCK <= K; j0 += BOAW_WORD_BLOCK) {
+        float acc[BOAW_WORD_BLOCK];
+        for (int j = 0; j < BOAW_WORD_BLOCK; j++)
+            acc[j] = 0.0f;
+        for (ptrdiff_t f = 0; f < m; f++) {
+            const float xf = x[f];
+            const float *row = cbT + f * K + j0;
+            for (int j = 0; j < BOAW_WORD_BLOCK; j++) {
+                const float d = xf - row[j];
+                acc[j] = acc[j] + d * d;
+            }
+        }
+        for (int j = 0; j < BOAW_WORD_BLOCK; j++)
+            dist[j0 + j] = acc[j];
+    }
+    for (ptrdiff_t j = j0; j < K; j++)
         dist[j] = 0.0f;
-    for (ptrdiff_t f = 0; f < m; f++) {
+    for (ptrdiff_t f = 0; f < m && j0 < K; f++) {
         const float xf = x[f];
         const float *row = cbT + f * K;
-        for (ptrdiff_t j = 0; j < K; j++) {
+        for (ptrdiff_t j = j0; j < K; j++) {
             const float d = xf - row[j];
             dist[j] = dist[j] + d * d;
         }

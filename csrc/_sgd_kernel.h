@@ -9,7 +9,8 @@
  * over a sample's features feeds SGD_LANES independent chains, each still summed in
  * scikit-learn's order (feature 0 first), so every lane gives scikit-learn's result bit for
  * bit: the same operations in the same order on the same doubles, compiled without FMA
- * contraction (setup.py: -ffp-contract=off; x86-64's baseline has no FMA either).
+ * (setup.py: -ffp-contract=off; neither x86-64's baseline nor the AVX2 clone enables FMA,
+ * and scikit-learn's wheels are built for the baseline).
  *
  * What is copied, step for step, from sklearn/linear_model/_sgd_fast.pyx.tp (_plain_sgd),
  * utils/_weight_vector.pyx.tp (WeightVector: w = wscale * v), utils/_seq_dataset.pyx.tp
@@ -27,74 +28,30 @@
 #ifndef REFIMPL_SGD_KERNEL_H
 #define REFIMPL_SGD_KERNEL_H
 
-#include <emmintrin.h>   /* SSE2: part of every x86-64 */
 #include <math.h>
 #include <stdint.h>
 #include <stddef.h>
 
 #define SGD_LANES 8
 
-/* acc[0..8) = sum_j W[j][0..8) * x[j], each lane summed from j = 0 upwards: two-double
- * SSE2 multiplies and adds (exact IEEE operations, no fused multiply-add), four registers
- * of accumulators. */
-static inline void sgd_dot_lanes(const double *W, const double *x, int d, double *acc)
-{
-    __m128d s0 = _mm_setzero_pd(), s1 = _mm_setzero_pd(), s2 = _mm_setzero_pd(),
-            s3 = _mm_setzero_pd();
-    for (int j = 0; j < d; j++) {
-        const double *w = W + (size_t)j * SGD_LANES;
-        const __m128d xj = _mm_set1_pd(x[j]);
-        s0 = _mm_add_pd(s0, _mm_mul_pd(_mm_loadu_pd(w + 0), xj));
-        s1 = _mm_add_pd(s1, _mm_mul_pd(_mm_loadu_pd(w + 2), xj));
-        s2 = _mm_add_pd(s2, _mm_mul_pd(_mm_loadu_pd(w + 4), xj));
-        s3 = _mm_add_pd(s3, _mm_mul_pd(_mm_loadu_pd(w + 6), xj));
-    }
-    _mm_storeu_pd(acc + 0, s0);
-    _mm_storeu_pd(acc + 2, s1);
-    _mm_storeu_pd(acc + 4, s2);
-    _mm_storeu_pd(acc + 6, s3);
-}
+/* Four doubles per vector (GCC's vector extension): two SSE2 registers in the baseline
+ * build, one AVX register in the AVX2 clone (target_clones below picks one at load time).
+ * Either way an element is one IEEE multiply and one IEEE add; no FMA is enabled and the
+ * module is built with -ffp-contract=off. The aligned(8) types allow unaligned access. */
+typedef double sgd_v4 __attribute__((vector_size(32), aligned(8)));
+typedef long long sgd_m4 __attribute__((vector_size(32), aligned(8)));
 
-/* W[j][a] += x[j] * step[a] for the lanes with active[a], the others left exactly as they
- * are (adding x * 0 could turn a -0.0 weight into +0.0): a bit mask picks per lane. */
-static inline void sgd_add_some_lanes(double *W, const double *x, int d, const double *step,
-                                      const int *active)
-{
-    __m128d c[4], keep[4];
-    for (int k = 0; k < 4; k++) {
-        c[k] = _mm_loadu_pd(step + 2 * k);
-        keep[k] = _mm_castsi128_pd(_mm_set_epi64x(active[2 * k + 1] ? -1 : 0,
-                                                  active[2 * k] ? -1 : 0));
-    }
-    for (int j = 0; j < d; j++) {
-        double *w = W + (size_t)j * SGD_LANES;
-        const __m128d xj = _mm_set1_pd(x[j]);
-        for (int k = 0; k < 4; k++) {
-            __m128d old = _mm_loadu_pd(w + 2 * k);
-            __m128d moved = _mm_add_pd(old, _mm_mul_pd(xj, c[k]));
-            _mm_storeu_pd(w + 2 * k, _mm_or_pd(_mm_and_pd(keep[k], moved),
-                                               _mm_andnot_pd(keep[k], old)));
-        }
-    }
-}
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define SGD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define SGD_CLONES
+#endif
+/* Helpers are inlined into each clone, so they are compiled for its instruction set. */
+#define SGD_INLINE static inline __attribute__((always_inline))
 
-/* W[j][0..8) += x[j] * step[0..8) for every j (all lanes updated). */
-static inline void sgd_add_lanes(double *W, const double *x, int d, const double *step)
-{
-    const __m128d c0 = _mm_loadu_pd(step + 0), c1 = _mm_loadu_pd(step + 2),
-                  c2 = _mm_loadu_pd(step + 4), c3 = _mm_loadu_pd(step + 6);
-    for (int j = 0; j < d; j++) {
-        double *w = W + (size_t)j * SGD_LANES;
-        const __m128d xj = _mm_set1_pd(x[j]);
-        _mm_storeu_pd(w + 0, _mm_add_pd(_mm_loadu_pd(w + 0), _mm_mul_pd(xj, c0)));
-        _mm_storeu_pd(w + 2, _mm_add_pd(_mm_loadu_pd(w + 2), _mm_mul_pd(xj, c1)));
-        _mm_storeu_pd(w + 4, _mm_add_pd(_mm_loadu_pd(w + 4), _mm_mul_pd(xj, c2)));
-        _mm_storeu_pd(w + 6, _mm_add_pd(_mm_loadu_pd(w + 6), _mm_mul_pd(xj, c3)));
-    }
-}
 
 /* scikit-learn's our_rand_r (utils/_random.pxd). */
-static inline uint32_t sgd_rand_r(uint32_t *seed)
+SGD_INLINE uint32_t sgd_rand_r(uint32_t *seed)
 {
     if (*seed == 0)
         *seed = 1;
@@ -106,7 +63,7 @@ static inline uint32_t sgd_rand_r(uint32_t *seed)
 
 /* SequentialDataset.shuffle: the seed is passed by value, so every epoch draws the same
  * swaps, applied to the order the previous epoch left. */
-static void sgd_shuffle(int *index, int n, uint32_t seed)
+SGD_INLINE void sgd_shuffle(int *index, int n, uint32_t seed)
 {
     for (unsigned i = 0; n > 1 && i < (unsigned)(n - 1); i++) {
         unsigned j = i + sgd_rand_r(&seed) % (unsigned)(n - i);
@@ -116,10 +73,56 @@ static void sgd_shuffle(int *index, int n, uint32_t seed)
     }
 }
 
+/* acc[0..8) = sum_j W[j][0..8) * x[j], each lane summed from j = 0 upwards. */
+SGD_INLINE void sgd_dot_lanes(const double *W, const double *x, int d, double *acc)
+{
+    sgd_v4 s0 = {0, 0, 0, 0}, s1 = {0, 0, 0, 0};
+    for (int j = 0; j < d; j++) {
+        const sgd_v4 *w = (const sgd_v4 *)(W + (size_t)j * SGD_LANES);
+        const double xj = x[j];
+        s0 = s0 + w[0] * xj;
+        s1 = s1 + w[1] * xj;
+    }
+    *(sgd_v4 *)(acc + 0) = s0;
+    *(sgd_v4 *)(acc + 4) = s1;
+}
+
+/* W[j][0..8) += x[j] * step[0..8) for every j (all lanes updated). */
+SGD_INLINE void sgd_add_lanes(double *W, const double *x, int d, const double *step)
+{
+    const sgd_v4 c0 = *(const sgd_v4 *)(step + 0), c1 = *(const sgd_v4 *)(step + 4);
+    for (int j = 0; j < d; j++) {
+        sgd_v4 *w = (sgd_v4 *)(W + (size_t)j * SGD_LANES);
+        const double xj = x[j];
+        w[0] = w[0] + xj * c0;
+        w[1] = w[1] + xj * c1;
+    }
+}
+
+/* W[j][a] += x[j] * step[a] for the lanes with active[a], the others left exactly as they
+ * are (adding x * 0 could turn a -0.0 weight into +0.0): a bit mask picks per lane. */
+SGD_INLINE void sgd_add_some_lanes(double *W, const double *x, int d, const double *step,
+                                      const int *active)
+{
+    const sgd_v4 c0 = *(const sgd_v4 *)(step + 0), c1 = *(const sgd_v4 *)(step + 4);
+    const sgd_m4 k0 = {active[0] ? -1 : 0, active[1] ? -1 : 0, active[2] ? -1 : 0,
+                       active[3] ? -1 : 0};
+    const sgd_m4 k1 = {active[4] ? -1 : 0, active[5] ? -1 : 0, active[6] ? -1 : 0,
+                       active[7] ? -1 : 0};
+    for (int j = 0; j < d; j++) {
+        sgd_v4 *w = (sgd_v4 *)(W + (size_t)j * SGD_LANES);
+        const double xj = x[j];
+        const sgd_v4 m0 = w[0] + xj * c0, m1 = w[1] + xj * c1;
+        w[0] = (sgd_v4)(((sgd_m4)m0 & k0) | ((sgd_m4)w[0] & ~k0));
+        w[1] = (sgd_v4)(((sgd_m4)m1 & k1) | ((sgd_m4)w[1] & ~k1));
+    }
+}
+
 /* One binary problem, SGD_LANES alphas. X: n x d, row-major; y: +1 / -1 per row;
  * W: d x SGD_LANES, zeroed by the caller; intercept: SGD_LANES zeros; index: n ints of work
  * space. Returns 0, or 1 + the epoch (0-based) after which some lane held a non-finite
  * weight or intercept (scikit-learn raises ValueError there); `bad_lane` gets that lane. */
+SGD_CLONES
 static int sgd_hinge_l2_lanes(const double *X, const double *y, int n, int d,
                               const double *alpha, int epochs, uint32_t seed,
                               double *W, double *intercept, int *index, int *bad_lane)
