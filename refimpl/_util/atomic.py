@@ -11,7 +11,11 @@ A process killed while writing leaves its temporary file (`.NAME.XXXX.part`) beh
 writer holds a lock (flock) on it for as long as it lives, so the next write of the same
 target removes such leftovers that nobody holds (the kernel drops the lock of a dead
 process), and a folder rewritten after a kill ends up with the same files as one written
-without.
+without. A temporary file gets its `.part` name only once it is locked (it is made as
+`.NAME.XXXX.new`, locked, then renamed; the lock stays with the file), so an unlocked
+`.part` is always a dead writer's, however young: a rerun a moment after a kill cleans up
+too. Only a `.new` file, unlocked for the microseconds between its creation and its lock,
+is left alone until it is _LEFTOVER_AGE_S old.
 """
 import contextlib
 import errno
@@ -24,8 +28,8 @@ from pathlib import Path
 
 __all__ = ["atomic_path", "atomic_open", "atomic_dir", "fsync_path"]
 
-# A leftover is at least this old: a temporary file is locked within microseconds of its
-# creation, so only one younger than this could be a live writer's not yet locked.
+# A `.new` file (not yet locked) is a leftover once it is this old: a live writer locks and
+# renames it within microseconds of its creation.
 _LEFTOVER_AGE_S = 2.0
 
 
@@ -55,14 +59,14 @@ def _remove_leftovers(path):
     prefix = "." + path.name + "."
     now = time.time()
     try:
-        candidates = [e for e in os.scandir(path.parent)
-                      if e.name.startswith(prefix) and e.name.endswith(".part")]
+        candidates = [e for e in os.scandir(path.parent) if e.name.startswith(prefix)
+                      and (e.name.endswith(".part") or e.name.endswith(".new"))]
     except OSError:
         return
     for entry in candidates:
         try:
-            if now - entry.stat().st_mtime < _LEFTOVER_AGE_S:
-                continue
+            if entry.name.endswith(".new") and now - entry.stat().st_mtime < _LEFTOVER_AGE_S:
+                continue        # maybe a live writer's, between its creation and its lock
             fd = os.open(entry.path, os.O_RDONLY)
         except OSError:
             continue
@@ -73,6 +77,24 @@ def _remove_leftovers(path):
             pass
         finally:
             os.close(fd)
+
+
+def _locked_part(path):
+    """(fd, name) of a new temporary file beside `path`, locked (flock, held until this
+    process ends or closes fd) before it carries the `.part` name."""
+    fd, new = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".new", dir=path.parent)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        part = new[:-len(".new")] + ".part"
+        if os.path.lexists(part):          # the same random name from an earlier writer
+            raise FileExistsError(errno.EEXIST, "temporary name taken", part)
+        os.rename(new, part)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(new)
+        os.close(fd)
+        raise
+    return fd, part
 
 
 @contextlib.contextmanager
@@ -86,9 +108,8 @@ def atomic_path(path, durable=True):
     path = Path(path)
     _make_folder(path)
     _remove_leftovers(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".part", dir=path.parent)
+    fd, tmp = _locked_part(path)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)     # held until this process ends or finishes
         # mkstemp makes the file private (0600); give it the mode a plain open() would
         umask = os.umask(0)
         os.umask(umask)
