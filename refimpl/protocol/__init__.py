@@ -16,7 +16,8 @@ Choices the paper leaves open, made here once and named in the code:
   slower on 4096-dimensional deep spectrum features with small alphas, where the
   "optimal" step size is huge and the loss never settles within tolerance. Each sample
   updates the weights on its own ("per-sample updates"); several classes are handled
-  one-vs-all, which is what SGDClassifier does.
+  one-vs-all, which is what SGDClassifier does. refimpl.protocol.sgd fits these models,
+  for all alphas of the inner CV at once, with SGDClassifier's coefficients bit for bit.
 * Standardisation: mean and standard deviation fitted on the (non-oversampled) training
   data, then applied to training and test data; a constant feature gets scale 1 (as in
   scikit-learn's StandardScaler), so it becomes 0 instead of NaN.
@@ -55,7 +56,6 @@ BOAW_SIZES = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 BOAW_ASSIGNMENTS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 
 OVERSAMPLE_RATIO = 0.75
-
 
 SIGNIFICANCE_LEVEL = 0.001
 
