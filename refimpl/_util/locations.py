@@ -6,6 +6,7 @@ at their own copy of a corpus or keep caches elsewhere:
 
     REFIMPL_CACHE         regenerable data: weights, jars, feature caches, conditions
     REFIMPL_CAFFE_PREFIX  the folder `make caffe` (tools/install_caffe.sh) fills
+    REFIMPL_ORACLES       the folder `make oracles` (tools/install_mpl_oracles.sh) fills
     REFIMPL_SHARED_DATA   real recordings (EmoDB, noise) provided beside the checkout
 
 Run from a checkout (an editable install, or PYTHONPATH), the defaults are folders of the
@@ -18,7 +19,7 @@ import importlib.resources
 import os
 from pathlib import Path
 
-__all__ = ["PACKAGE_DIR", "in_checkout", "cache_dir", "caffe_prefix", "shared_data",
+__all__ = ["PACKAGE_DIR", "in_checkout", "cache_dir", "caffe_prefix", "oracles_dir", "shared_data",
            "conditions_dir", "weights_dir", "golden_dir", "package_data"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -49,6 +50,13 @@ def caffe_prefix():
     default = (_CHECKOUT / ".caffe" / "prefix" if in_checkout()
                else cache_dir() / "caffe" / "prefix")
     return _env_path("REFIMPL_CAFFE_PREFIX", default)
+
+
+def oracles_dir():
+    """Folder made by `make oracles` (tools/install_mpl_oracles.sh): the matplotlib
+    versions the image stage is checked against, each in its own environment."""
+    default = _CHECKOUT / ".oracles" if in_checkout() else cache_dir() / "oracles"
+    return _env_path("REFIMPL_ORACLES", default)
 
 
 def shared_data():

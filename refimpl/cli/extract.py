@@ -121,7 +121,8 @@ def run(args):
         net=args.net, layer=args.layer, backend=args.backend, weights=args.weights,
         nfft=args.nfft, cmap=args.cmap, fmax=args.fmax, window=args.window, hop=args.hop,
         whole_windows=args.whole_windows, start=args.start, end=args.end,
-        trim_zeros=args.trim_zeros, renderer=args.renderer, subtract_mean=args.subtract_mean,
+        trim_zeros=args.trim_zeros, renderer=args.renderer, pixels=args.pixels,
+        subtract_mean=args.subtract_mean,
         device=args.device)
     output_format = features.output_format(args.output, args.format)
     inputs = features.find_audio(args.inputs)

@@ -1,7 +1,7 @@
 """Options that several commands share: how the spectrogram picture is drawn, and which
 part of the audio is used."""
 from refimpl.audio import as_seconds
-from refimpl.image import DEFAULT_OPTIONS, RENDERERS, SpectrogramOptions
+from refimpl.image import DEFAULT_OPTIONS, PIXEL_RULES, RENDERERS, SpectrogramOptions
 
 
 def seconds(text):
@@ -21,6 +21,11 @@ def add_image_options(p):
         help="how to draw the spectrogram: 'matplotlib' (the reference), 'fast' "
              "(the same pixels computed directly, about 40x faster; NFFT 256 only) or "
              "'auto': fast where it is proven identical, matplotlib otherwise (default)")
+    p.add_argument(
+        "--pixels", choices=PIXEL_RULES, default=DEFAULT_OPTIONS.pixels,
+        help="whose resampling picks each pixel: '2017' (matplotlib 2.0 to 3.10, what the "
+             "2017 toolkit drew: the paper's pictures; default) or 'matplotlib-3.11' "
+             "(matplotlib 3.11 and later: one column differs in most pictures)")
 
 
 def add_span_options(p):
@@ -31,4 +36,5 @@ def add_span_options(p):
 
 
 def image_options(args):
-    return SpectrogramOptions(nfft=args.nfft, cmap=args.cmap, fmax=args.fmax)
+    return SpectrogramOptions(nfft=args.nfft, cmap=args.cmap, fmax=args.fmax,
+                              pixels=args.pixels)

@@ -239,7 +239,8 @@ class _DeepSpectrumMethods(FileFeatures):
         compiled core, "numpy": the reference, "caffe": real Caffe, "torch"); weights a
         caffemodel path, "synthetic:SEED" (a seeded random AlexNet: NOT the paper's
         network) or None (the BVLC weights of `make weights`)
-    nfft, cmap, fmax, renderer   the picture (the paper's: 256, viridis, Fs/2)
+    nfft, cmap, fmax, renderer, pixels   the picture (the paper's: 256, viridis, Fs/2, the
+        "2017" pixels whatever matplotlib is installed; refimpl.image.options)
     window, hop, whole_windows, start, end, trim_zeros   seconds of audio per row, as the
         toolkit cut them (hop defaults to window)
     reduced       drop the columns that are zero in every row (fit learns them)
@@ -254,7 +255,8 @@ class _DeepSpectrumMethods(FileFeatures):
 
     def __init__(self, net="alexnet", layer=None, backend="c", weights=None, nfft=256,
                  cmap="viridis", fmax=None, window=None, hop=None, whole_windows=False,
-                 start=None, end=None, trim_zeros=False, renderer="auto", subtract_mean=False,
+                 start=None, end=None, trim_zeros=False, renderer="auto", pixels="2017",
+                 subtract_mean=False,
                  device=None, reduced=False, num_workers=1, cache=True, cache_root=None,
                  verbose=False):
         self.net = net
@@ -271,6 +273,7 @@ class _DeepSpectrumMethods(FileFeatures):
         self.end = end
         self.trim_zeros = trim_zeros
         self.renderer = renderer
+        self.pixels = pixels
         self.subtract_mean = subtract_mean
         self.device = device
         self.reduced = reduced

@@ -40,7 +40,8 @@ from refimpl.audio import (Audio, as_seconds, chunk_bounds, chunk_stamps, cut, r
                            to_mono)
 from refimpl.errors import AudioError, ImageError, UsageError
 from refimpl.features.inputs import AudioInput
-from refimpl.image import RENDERERS, SpectrogramOptions, render_image, save_png
+from refimpl.image import (PIXEL_RULES, PIXELS_2017, RENDERERS, SpectrogramOptions,
+                           render_image, save_png)
 from refimpl.network import BACKENDS, NETWORKS, feature_dim, feature_layer, open_network
 
 __all__ = ["ExtractorConfig", "Signal", "FileResult", "iter_features", "load_chunks",
@@ -59,7 +60,7 @@ class ExtractorConfig:
                    "efficientnet-lite0"
     backend        "c", "numpy", "caffe" or "torch" (AlexNet); device for torch
     weights        a caffemodel path, "synthetic:SEED", or None for the BVLC weights
-    nfft, cmap, fmax, renderer   the spectrogram picture (refimpl.image)
+    nfft, cmap, fmax, renderer, pixels   the spectrogram picture (refimpl.image)
     window, hop    seconds (hop defaults to the window); None: one row per file
     whole_windows  keep only full windows (default: the toolkit's chunks, short tails kept)
     start, end     seconds of each file to use (the toolkit's -start/-end)
@@ -81,6 +82,7 @@ class ExtractorConfig:
     end: Decimal | None = None
     trim_zeros: bool = False
     renderer: str = "auto"
+    pixels: str = PIXELS_2017
     subtract_mean: bool = False
     device: str | None = None
 
@@ -99,6 +101,9 @@ class ExtractorConfig:
         if self.renderer not in RENDERERS:
             raise UsageError(f"unknown renderer {self.renderer!r}; choose from "
                              f"{', '.join(RENDERERS)}")
+        if self.pixels not in PIXEL_RULES:
+            raise UsageError(f"unknown pixel rule {self.pixels!r}; choose from "
+                             f"{', '.join(PIXEL_RULES)}")
         if self.hop is not None and self.window is None:
             raise UsageError("a hop needs a window")
         if self.window == 0 or self.hop == 0:
@@ -127,7 +132,8 @@ class ExtractorConfig:
     @property
     def image_options(self):
         return SpectrogramOptions(nfft=int(self.nfft), cmap=self.cmap,
-                                  fmax=None if self.fmax is None else float(self.fmax))
+                                  fmax=None if self.fmax is None else float(self.fmax),
+                                  pixels=self.pixels)
 
     def weights_path(self):
         """The weights file (AlexNet: resolved like --weights; EfficientNet: fetched)."""
@@ -160,7 +166,8 @@ class ExtractorConfig:
         return (f"deepspectrum engine={_ENGINE_VERSION} net={self.net} layer={self.feature_layer} "
                 f"weights-sha256={content_digest(self.weights_path())} backend={backend} "
                 f"subtract_mean={self.subtract_mean} nfft={image.nfft} cmap={image.cmap} "
-                f"fmax={image.fmax} renderer={self.renderer} matplotlib={matplotlib.__version__} "
+                f"fmax={image.fmax} pixels={image.pixels} renderer={self.renderer} "
+                f"matplotlib={matplotlib.__version__} "
                 f"mix=sum/2 trim_zeros={self.trim_zeros} start={_key(self.start)} "
                 f"end={_key(self.end)} window={_key(self.window)} hop={_key(self.hop)} "
                 f"whole_windows={self.whole_windows} "

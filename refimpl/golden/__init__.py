@@ -5,14 +5,16 @@ golden/manifest.json lists the cases and records how they were made (library ver
 the BLAS Caffe ran on, the weights) and the tolerances a port must meet. For each case,
 golden/cases/NAME/ holds
   signal.npy   int16 samples (the rate is in the manifest; float signal = samples/32768)
-  image.png    the 227 x 227 RGB image the matplotlib recipe draws (lossless)
+  image.png    the 227 x 227 RGB image the 2017 recipe draws, drawn by real matplotlib
+               2.0.2 on Python 3.6 (refimpl.image.oracles; pixel rule "2017"), lossless
   fc7.npy      float32 (4096,) fc7 after ReLU, computed by REAL Caffe on the seed-0
                synthetic AlexNet (refimpl weights synth --seed 0)
 The blob is fully determined by the image; its SHA-256 is in the manifest, and so is the
 SHA-256 of each of the three files (entry["files"]), checked whenever the cases are loaded.
 `refimpl golden make` builds the whole folder beside golden/ and swaps it in at the end.
 
-`refimpl golden make` regenerates everything (it needs `make caffe`); `refimpl golden
+`refimpl golden make` regenerates everything (it needs `make caffe` and `make oracles`);
+the fast renderer must draw every image the same or nothing is written. `refimpl golden
 verify --stage image|blob|fc7 --impl MODULE:CALLABLE` checks another implementation:
   image: f(signal: float64 1-D, rate: int) -> uint8 227 x 227 x 3 RGB
   blob:  f(image: uint8 227 x 227 x 3)      -> float32 3 x 227 x 227 or 1 x 3 x 227 x 227
@@ -33,7 +35,9 @@ from refimpl._util.atomic import atomic_dir, atomic_open, atomic_path
 from refimpl._util.digest import array_digest, file_digest
 from refimpl.errors import GoldenError
 from refimpl.golden import signals
-from refimpl.image import DEFAULT_OPTIONS, decode_png, save_png, spectrogram_image
+from refimpl.image import (DEFAULT_OPTIONS, decode_png, save_png, spectrogram_image,
+                           spectrogram_image_fast)
+from refimpl.image.oracles import MPL_2017, draw_images, oracle_versions
 from refimpl.network.blob import image_to_blob
 from refimpl.network.caffe_client import CaffeNet
 from refimpl.network.weights import synthetic_weights_path
@@ -125,12 +129,12 @@ def blas_of_caffe():
 
 
 def make_golden(root=None, weights=None, log=print):
-    """Regenerate golden/ from the case generators, matplotlib and real Caffe.
+    """Regenerate golden/ from the case generators, matplotlib 2.0.2 and real Caffe.
 
     Everything is written into a new folder beside `root` (what else `root` holds, such as
     efficientnet-lite0/, is copied over), which replaces `root` only once it is complete:
     an interrupted run leaves the old golden files as they were."""
-    root = Path(root or paths.GOLDEN_DIR)
+    root = Path(root or locations.golden_dir())
     with atomic_dir(root) as new:
         if root.is_dir():
             for item in root.iterdir():
@@ -140,17 +144,27 @@ def make_golden(root=None, weights=None, log=print):
 
 
 def _make_golden_into(root, weights, log):
-    import matplotlib
     import PIL
 
     root = Path(root or locations.golden_dir())
     weights = Path(weights or synthetic_weights_path(WEIGHTS_SEED))
+    cases = {name: signals.make_case(name) for name in signals.CASES}
+    drawn = draw_images(MPL_2017, [(signals.pcm16_to_float(samples), rate, DEFAULT_OPTIONS)
+                                   for samples, rate in cases.values()])
+    painter = oracle_versions(MPL_2017)
+    drawn_by = (f"matplotlib {painter['matplotlib']} (Python {painter['python']}, "
+                f"numpy {painter['numpy']})")
+    for (name, (samples, rate)), drawing in zip(cases.items(), drawn):
+        fast = spectrogram_image_fast(signals.pcm16_to_float(samples), rate, name=name)
+        differ = int(np.any(fast != drawing.image, axis=-1).sum())
+        if differ:
+            raise GoldenError(f"{name}: the fast renderer and {drawn_by} differ in {differ} "
+                              f"pixels; golden/ is left as it was")
     entries = []
     with CaffeNet(weights=weights) as net:
         caffe_info = net.worker.info
-        for name in signals.CASES:
-            samples, rate = signals.make_case(name)
-            image = spectrogram_image(signals.pcm16_to_float(samples), rate, name=name)
+        for (name, (samples, rate)), drawing in zip(cases.items(), drawn):
+            image = drawing.image
             blob = image_to_blob(image)
             fc7 = net.forward(blob, outputs=("fc7",))["fc7"][0].astype(np.float32)
             d = root / "cases" / name
@@ -164,6 +178,7 @@ def _make_golden_into(root, weights, log):
                 "name": name, "rate": rate, "n_samples": int(len(samples)),
                 "signal_sha256": array_sha256(samples),
                 "image_sha256": array_sha256(image),
+                "image_drawn_by": drawn_by,
                 "blob_sha256": array_sha256(blob[0]),
                 "fc7_max": float(fc7.max()),
                 "fc7_nonzero_fraction": float(np.mean(fc7 > 0)),
@@ -176,14 +191,15 @@ def _make_golden_into(root, weights, log):
         "made_by": "refimpl golden make",
         "image_options": {"nfft": DEFAULT_OPTIONS.nfft, "noverlap": DEFAULT_OPTIONS.noverlap,
                           "cmap": DEFAULT_OPTIONS.cmap, "fmax": DEFAULT_OPTIONS.fmax,
-                          "dpi": 227},
+                          "pixels": DEFAULT_OPTIONS.pixels, "dpi": 227},
         "blob": {"channel_order": "BGR", "layout": "CHW", "scale": "0..255",
                  "mean_subtracted": False},
         "weights": {"kind": "synthetic AlexNet (refimpl weights synth)", "seed": WEIGHTS_SEED,
                     "sha256": file_digest(weights)},
         "versions": {
             "python": platform.python_version(), "numpy": np.__version__,
-            "matplotlib": matplotlib.__version__, "pillow": PIL.__version__,
+            "matplotlib": painter["matplotlib"], "matplotlib_python": painter["python"],
+            "matplotlib_numpy": painter["numpy"], "pillow": PIL.__version__,
             "caffe": caffe_info.get("caffe"), "caffe_numpy": caffe_info.get("numpy"),
             "caffe_python": caffe_info.get("python"), "caffe_blas": blas_of_caffe(),
             "caffe_blas_core": caffe_info.get("blas_core"),

@@ -15,7 +15,7 @@ import numpy as np
 from refimpl._util import locations
 from refimpl._util.atomic import atomic_open, atomic_path
 from refimpl.golden import signals
-from refimpl.image import spectrogram_image
+from refimpl.image import render_image
 from refimpl.network.efficientnet import (FEATURE_DIM, FEATURE_LAYER, INPUT_SIZE, MEAN_RGB, NAME,
                                           STDDEV_RGB, WEIGHTS_FILE, WEIGHTS_SHA256,
                                           WHEEL_PACKAGE, WHEEL_VERSION, as_image_batch,
@@ -108,7 +108,7 @@ def golden_inputs():
     for name in GOLDEN_SIGNAL_CASES:
         samples, rate = signals.make_case(name)
         names.append(name)
-        images.append(spectrogram_image(signals.pcm16_to_float(samples), rate, name=name))
+        images.append(render_image(signals.pcm16_to_float(samples), rate, name=name))
     return names, np.stack(images).astype(np.uint8)
 
 

@@ -36,10 +36,11 @@ import functools
 
 import numpy as np
 
-from refimpl.image.options import DEFAULT_OPTIONS, IMAGE_SIZE, ImageError, check_signal
+from refimpl.image.options import (DEFAULT_OPTIONS, IMAGE_SIZE, PIXEL_RULES, PIXELS_2017,
+                                   PIXELS_MPL311, ImageError, check_signal)
 
 __all__ = ["spectrogram_image_fast", "fast_path_supported", "colour_table", "psd_complex",
-           "psd_db", "spectrum_extent", "sample_indices"]
+           "psd_db", "spectrum_extent", "sample_indices", "dda2_positions"]
 
 # Colour tables as matplotlib quantises them, by name: (uint8 table of N entries, N).
 _LUTS = {}
@@ -54,7 +55,11 @@ def colour_table(cmap):
         import matplotlib
 
         colormap = matplotlib.colormaps[cmap]
-        colormap._ensure_inited()  # builds _lut (N + 3 rows: the table, under, over, bad)
+        # build _lut (N + 3 rows: the table, under, over, bad); 3.11 renamed the call
+        if hasattr(colormap, "_ensure_inited"):
+            colormap._ensure_inited()
+        elif not colormap._isinit:
+            colormap._init()
         lut = (colormap._lut[:colormap.N, :3] * 255).astype(np.uint8)
         # Only opaque tables with a fully transparent "bad" colour (every built-in map)
         # come out as table entries on a white canvas; others would need Agg's blending.
@@ -171,30 +176,35 @@ def psd_db(signal, rate, nfft=256, noverlap=128):
         return 10. * np.log10(psd_complex(signal, rate, nfft, noverlap).real)
 
 
+def _scale(m, sx, sy):  # Affine2D.scale: rows multiplied in place
+    m[0] *= sx
+    m[1] *= sy
+    return m
+
+
+def _translate(m, tx, ty):  # Affine2D.translate
+    m[0, 2] += tx
+    m[1, 2] += ty
+    return m
+
+
+def _scale_translate(sx, sy, tx, ty):  # Affine2D().scale(sx, sy).translate(tx, ty)
+    return _translate(_scale(np.identity(3), sx, sy), tx, ty)
+
+
+def _translate_scale(tx, ty, sx, sy):  # Affine2D().translate(tx, ty).scale(sx, sy)
+    return _scale(_translate(np.identity(3), tx, ty), sx, sy)
+
+
 def _affine_matrix(width, height, extent, ylim, size=IMAGE_SIZE):
-    """The 3 x 3 matrix matplotlib hands to _image.resample for this picture: data
-    pixel (column, row) of the flipped RGBA array -> screen pixel. Mirrors
-    _ImageBase._make_image and _resample (nearest, origin 'upper'), each Affine2D built
-    element by element as Affine2D.scale/translate do, each composite as numpy.dot."""
+    """The 3 x 3 matrix matplotlib (up to 3.10) hands to _image.resample for this
+    picture: data pixel (column, row) of the RGBA array -> screen pixel. Mirrors
+    _ImageBase._make_image (origin 'upper'), each Affine2D built element by element as
+    Affine2D.scale/translate do, each composite as numpy.dot. 3.11 flips it once more
+    for 'nearest' (_flip_for_nearest)."""
     xmin, xmax, ymin, ymax = extent
     vx0, vx1 = xmin, xmax
     vy0, vy1 = ylim
-
-    def scale(m, sx, sy):  # Affine2D.scale: rows multiplied in place
-        m[0] *= sx
-        m[1] *= sy
-        return m
-
-    def translate(m, tx, ty):  # Affine2D.translate
-        m[0, 2] += tx
-        m[1, 2] += ty
-        return m
-
-    def affine(sx, sy, tx, ty):  # Affine2D().scale(sx, sy).translate(tx, ty)
-        return translate(scale(np.identity(3), sx, sy), tx, ty)
-
-    def translate_scale(tx, ty, sx, sy):  # Affine2D().translate(tx, ty).scale(sx, sy)
-        return scale(translate(np.identity(3), tx, ty), sx, sy)
 
     # transData = transScale (identity) + (transLimits + transAxes)
     inw, inh = vx1 - vx0, vy1 - vy0
@@ -223,14 +233,18 @@ def _affine_matrix(width, height, extent, ylim, size=IMAGE_SIZE):
         raise ImageError("the image does not fill the axes; the fast renderer only "
                          "draws pictures that do")
 
-    flip_rows = translate_scale(0, -height, 1, -1)
-    bbox = affine(in_w / width, in_h / height, in_x0, in_y0)
+    flip_rows = _translate_scale(0, -height, 1, -1)  # origin 'upper'
+    bbox = _scale_translate(in_w / width, in_h / height, in_x0, in_y0)
     t0 = np.dot(np.dot(data, bbox), flip_rows)
-    t = np.dot(affine(1.0, 1.0, -mx0, -my0), t0)
-    # _resample, nearest: the data is flipped left-right, then (origin 'upper') up-down
-    t = np.dot(t, translate_scale(-width, 0, -1, 1))
-    t = np.dot(t, translate_scale(0, -height, 1, -1))
-    return t
+    return np.dot(_scale_translate(1.0, 1.0, -mx0, -my0), t0)
+
+
+def _flip_for_nearest(t, width, height):
+    """matplotlib 3.11's _resample for 'nearest' (origin 'upper'): the data is flipped
+    left-right, then up-down, and the transform with it, so that an exact tie between
+    two source pixels goes to the lower one. Earlier versions hand t to Agg as it is."""
+    t = np.dot(t, _translate_scale(-width, 0, -1, 1))
+    return np.dot(t, _translate_scale(0, -height, 1, -1))
 
 
 def _agg_invert(m):
@@ -255,14 +269,79 @@ def _reflect(v, size):
     return np.where(v >= size, 2 * size - v - 1, v)
 
 
-def sample_indices(width, height, extent, ylim, size=IMAGE_SIZE):
+def sample_indices(width, height, extent, ylim, size=IMAGE_SIZE, pixels=PIXELS_2017):
     """Which data pixel each screen pixel shows, as Agg's nearest-neighbour resampling
-    picks it: (columns[size], rows_main[size], rows_last[size]) indices into the
-    flipped array handed to Agg, where screen row y (upwards) of screen column x < size-1
-    shows rows_main[y] and the last column shows rows_last[y]."""
-    sx, shx, tx, shy, sy, ty = _agg_invert(_affine_matrix(width, height, extent, ylim, size))
+    picks it under the pixel rule `pixels`: (columns[size], rows_main[size],
+    rows_last[size]) indices into the array handed to Agg (for "matplotlib-3.11" the
+    flipped one), where screen row y (upwards) of screen column x < size-1 shows
+    rows_main[y] and the last column shows rows_last[y]."""
+    if pixels == PIXELS_2017:
+        return _sample_indices_linear(width, height, extent, ylim, size)
+    if pixels == PIXELS_MPL311:
+        return _sample_indices_accurate(width, height, extent, ylim, size)
+    raise ImageError(f"unknown pixel rule {pixels!r}; choose from {', '.join(PIXEL_RULES)}")
+
+
+def _inverse_without_shear(matrix):
+    sx, shx, tx, shy, sy, ty = _agg_invert(matrix)
     if shx != 0.0 or shy != 0.0:  # products of axis-aligned matrices: cannot happen
         raise ImageError("sheared image transform; the fast renderer cannot draw it")
+    return sx, shx, tx, shy, sy, ty
+
+
+def _iround(v):
+    """agg::iround: round half away from zero, then C's truncating int()."""
+    v = np.asarray(v, dtype=np.float64)
+    return np.trunc(np.where(v < 0.0, v - 0.5, v + 0.5)).astype(np.int64)
+
+
+def dda2_positions(first, last, count):
+    """agg::dda2_line_interpolator(first, last, count) (the 'forward-adjusted line'),
+    its value at steps 0 .. count-1, in closed form: Agg steps an integer Bresenham
+    line (lft = (last - first) / count and rem = (last - first) % count, as C truncates,
+    moved to 0 < rem <= count; each step adds lft plus 1 when the accumulated rem
+    overflows count), which after i steps has added i * lft + ceil(rem * (i+1) / count) - 1.
+    tests/image/test_fastimage.py runs Agg's loop itself against this."""
+    d = int(last) - int(first)
+    lft = abs(d) // count * (1 if d >= 0 else -1)   # C division truncates toward zero
+    rem = d - lft * count
+    if rem <= 0:
+        rem += count
+        lft -= 1
+    i = np.arange(count, dtype=np.int64)
+    return int(first) + i * lft + (rem * (i + 1) + count - 1) // count - 1
+
+
+def _sample_indices_linear(width, height, extent, ylim, size):
+    """matplotlib 2.0 to 3.10: agg::span_interpolator_linear<trans_affine, 8>. Each
+    screen row is one span of `size` pixels starting at x = 0; begin() transforms the
+    first pixel's centre (0.5, y + 0.5) and the point `size` pixels to its right (not the
+    last centre) by the inverted matrix, rounds both to 1/256 of a data pixel (iround),
+    and the pixels in between step along an integer dda2 line. Data pixel = >> 8.
+    So a position within 1/512 of a pixel below a cell boundary rounds up into the next
+    cell: the pixels that 3.11's floating-point interpolator gives the cell below."""
+    sx, shx, tx, shy, sy, ty = _inverse_without_shear(
+        _affine_matrix(width, height, extent, ylim, size))
+    x0, x1 = 0.0 + 0.5, 0.0 + 0.5 + size
+    ys = np.arange(size, dtype=np.float64) + 0.5
+    # trans_affine::transform: x' = x * sx + y * shx + tx; y' = x * shy + y * sy + ty
+    first_x = _iround((x0 * sx + ys * shx + tx) * 256)
+    last_x = _iround((x1 * sx + ys * shx + tx) * 256)
+    first_y = _iround((x0 * shy + ys * sy + ty) * 256)
+    last_y = _iround((x1 * shy + ys * sy + ty) * 256)
+    # no shear: every row has the same x line, and y stays on its row along the span
+    assert np.all(first_x == first_x[0]) and np.all(last_x == last_x[0])
+    assert np.array_equal(first_y, last_y)
+    columns = _reflect(dda2_positions(first_x[0], last_x[0], size) >> 8, width)
+    rows = _reflect(first_y >> 8, height)
+    return columns, rows, rows
+
+
+def _sample_indices_accurate(width, height, extent, ylim, size):
+    """matplotlib 3.11: accurate_interpolator_affine_nn (src/agg_workaround.h) on the
+    transform _resample flipped for 'nearest' (_flip_for_nearest)."""
+    sx, shx, tx, shy, sy, ty = _inverse_without_shear(_flip_for_nearest(
+        _affine_matrix(width, height, extent, ylim, size), width, height))
     length = size  # each screen row is one span from x = 0 to size - 1
     last = float(length - 1)
     xs = np.arange(size, dtype=np.float64)
@@ -309,7 +388,8 @@ def spectrogram_image_fast(signal, rate, options=DEFAULT_OPTIONS, name=""):
     height, width = z.shape
     extent = spectrum_extent(len(signal), rate, options.nfft, options.noverlap)
     top = extent[3] if options.fmax is None else float(options.fmax)
-    columns, rows_main, rows_last = _screen_samples(width, height, extent, (extent[2], top))
+    columns, rows_main, rows_last = _screen_samples(width, height, extent, (extent[2], top),
+                                                    options.pixels)
     _render = _render_kernel()
     if _render is None:
         return _paint_numpy(z, columns, rows_main, rows_last, lut)
@@ -322,20 +402,25 @@ def spectrogram_image_fast(signal, rate, options=DEFAULT_OPTIONS, name=""):
 
 
 @functools.lru_cache(maxsize=4096)
-def _screen_samples_cached(width, height, extent, ylim):
-    columns, rows_main, rows_last = sample_indices(width, height, extent, ylim)
-    # specgram's flipud and _resample's two flips: Agg's data pixel (row r, column c)
-    # is z[r, width - 1 - c] of the unflipped psd_db array
-    arrays = (width - 1 - columns, rows_main, rows_last)
+def _screen_samples_cached(width, height, extent, ylim, pixels):
+    columns, rows_main, rows_last = sample_indices(width, height, extent, ylim,
+                                                   pixels=pixels)
+    if pixels == PIXELS_MPL311:
+        # specgram's flipud and _resample's two flips: Agg's data pixel (row r, column c)
+        # is z[r, width - 1 - c] of the unflipped psd_db array
+        arrays = (width - 1 - columns, rows_main, rows_last)
+    else:
+        # specgram's flipud alone: Agg's (r, c) is z[height - 1 - r, c]
+        arrays = (columns, height - 1 - rows_main, height - 1 - rows_last)
     result = tuple(np.ascontiguousarray(a, dtype=np.intp) for a in arrays)
     for a in result:
         a.flags.writeable = False
     return result
 
 
-def _screen_samples(width, height, extent, ylim):
+def _screen_samples(width, height, extent, ylim, pixels):
     return _screen_samples_cached(int(width), int(height), tuple(map(float, extent)),
-                                  tuple(map(float, ylim)))
+                                  tuple(map(float, ylim)), pixels)
 
 
 def _paint_numpy(z, columns, rows_main, rows_last, lut):

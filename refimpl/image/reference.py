@@ -25,7 +25,8 @@ import io
 import numpy as np
 
 from refimpl._util.atomic import atomic_path
-from refimpl.image.options import DEFAULT_OPTIONS, IMAGE_SIZE, ImageError, check_signal
+from refimpl.image.options import (DEFAULT_OPTIONS, IMAGE_SIZE, ImageError, check_signal,
+                                   matplotlib_pixel_rule)
 
 __all__ = ["spectrogram_figure", "png_bytes", "decode_png", "spectrogram_image", "save_png"]
 
@@ -74,8 +75,17 @@ def decode_png(data):
 
 
 def spectrogram_image(signal, rate, options=DEFAULT_OPTIONS, name=""):
-    """Signal -> 227 x 227 x 3 uint8 RGB spectrogram image, through matplotlib."""
+    """Signal -> 227 x 227 x 3 uint8 RGB spectrogram image, through matplotlib.
+
+    matplotlib draws with its own version's pixel rule (matplotlib_pixel_rule); asked
+    for the other one, this raises ImageError rather than return other pixels
+    (render_image falls back to the fast renderer instead)."""
     check_signal(signal, options.nfft, name)
+    drawn_by = matplotlib_pixel_rule()
+    if options.pixels != drawn_by:
+        import matplotlib
+        raise ImageError(f"{name or '<signal>'}: matplotlib {matplotlib.__version__} draws "
+                         f"the {drawn_by!r} pixels, not the {options.pixels!r} ones asked for")
     image = decode_png(png_bytes(signal, rate, options))
     if image.shape != (IMAGE_SIZE, IMAGE_SIZE, 3):
         raise ImageError(f"{name or '<signal>'}: matplotlib drew {image.shape}, expected "

@@ -9,7 +9,7 @@ from refimpl._util import locations
 from refimpl.golden import signals
 from refimpl.network.blob import image_to_blob
 from refimpl.network import caffe_client, reference
-from refimpl.image import spectrogram_image
+from refimpl.image import matplotlib_pixel_rule, spectrogram_image
 
 CASES = golden.load_cases()
 MANIFEST = golden.load_manifest()
@@ -17,8 +17,12 @@ MANIFEST = golden.load_manifest()
 
 def test_manifest_lists_every_case_and_the_versions_that_made_it():
     assert [c["name"] for c in MANIFEST["cases"]] == list(signals.CASES)
-    # pixel identity is only promised for the matplotlib the images were drawn with
-    assert MANIFEST["versions"]["matplotlib"] == matplotlib.__version__
+    # the images are 2017's: drawn by matplotlib 2.0.2 itself, and the installed
+    # matplotlib draws by the same rule (3.10.x), so test_matplotlib_still_draws... holds
+    assert MANIFEST["versions"]["matplotlib"] == "2.0.2"
+    assert MANIFEST["image_options"]["pixels"] == "2017" == matplotlib_pixel_rule()
+    assert all(e["image_drawn_by"].startswith("matplotlib 2.0.2 (Python 3.6")
+               for e in MANIFEST["cases"])
     assert MANIFEST["tolerances"] == golden.TOLERANCES
     for case, entry in zip(CASES, MANIFEST["cases"]):
         assert golden.array_sha256(case.samples) == entry["signal_sha256"]
@@ -38,6 +42,20 @@ def test_generators_still_make_the_stored_signals(case):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_matplotlib_still_draws_the_stored_images(case):
     np.testing.assert_array_equal(spectrogram_image(case.signal, case.rate), case.image)
+
+
+def test_the_2017_matplotlib_still_draws_the_stored_images():
+    """matplotlib 2.0.2 on Python 3.6 (the oracle that drew them, `make oracles`)."""
+    from oracles import unavailable
+    from refimpl.errors import MissingDependency
+    from refimpl.image import oracles
+    try:
+        drawn = oracles.draw_images(oracles.MPL_2017, [(c.signal, c.rate, golden.DEFAULT_OPTIONS)
+                                                       for c in CASES])
+    except MissingDependency as e:
+        unavailable("mpl2017", str(e))
+    for case, drawing in zip(CASES, drawn):
+        np.testing.assert_array_equal(drawing.image, case.image, err_msg=case.name)
 
 
 def test_cases_are_distinct_so_a_constant_output_cannot_pass():
