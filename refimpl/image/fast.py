@@ -2,9 +2,9 @@
 
 `refimpl.image.spectrogram_image` draws the picture with matplotlib and stays the
 reference. This module computes the very same 227 x 227 RGB pixels directly, by repeating
-each step matplotlib 3.11 takes for this one picture, in the same floating-point
-operations (a pixel's colour is the floor of a scaled float, so one ulp of difference at a
-colour-table boundary would change it):
+each step matplotlib takes for this one picture, in the same floating-point operations (a
+pixel's colour is the floor of a scaled float, so one ulp of difference at a colour-table
+boundary would change it), under either pixel rule (refimpl.image.options):
 
   1. PSD as mlab._spectral_helper computes it: Hann-windowed frames of NFFT samples every
      NFFT - noverlap, numpy's FFT, conj(X) * X, one-sided doubling, / Fs, / sum(window**2),
@@ -14,20 +14,27 @@ colour-table boundary would change it):
   3. imshow's autoscaling and Normalize: vmin/vmax over the finite values,
      (Z - vmin) / (vmax - vmin), then Colormap: * 256, truncated to an index
      (256 -> 255), masked -> the "bad" colour, which is transparent;
-  4. the colour: for this picture matplotlib resamples in RGBA (`interpolation_stage`
-     'auto' chooses 'rgba' when a data pixel is less than 3 screen pixels wide or tall),
-     so a screen pixel is exactly one colour-table entry, converted to bytes by
-     truncation: uint8(lut * 255). Transparent pixels keep Agg's canvas colour, white;
+  4. the colour: nearest-neighbour resampling picks whole data pixels, so a screen pixel
+     is exactly one colour-table entry, converted to bytes by truncation:
+     uint8(lut * 255) (3.10's 'rgba' interpolation stage and 2.0's 'data' stage give the
+     same bytes here: both oracles agree). Transparent pixels keep Agg's canvas colour,
+     white;
   5. which data pixel each screen pixel shows: the image-to-screen affine matrix built by
      the same chain of 3 x 3 products matplotlib's transforms compute (with numpy.dot,
-     as they do), inverted as Agg inverts it, and sampled as matplotlib's
-     accurate_interpolator_affine_nn does: pixel centres, 1/256-pixel integer
-     coordinates from a linear interpolation along each row with a 1e-8 fudge (none on
-     the row's last pixel), truncation, and reflection at the image borders.
+     as they do), inverted as Agg inverts it, and sampled
+       "2017"             as Agg's span_interpolator_linear does (matplotlib 2.0 to
+                          3.10): each row's two ends rounded to 1/256 of a data pixel,
+                          an integer dda2 line between them (_sample_indices_linear);
+       "matplotlib-3.11"  on the flipped data, as accurate_interpolator_affine_nn does:
+                          pixel centres, 1/256-pixel coordinates from a floating-point
+                          interpolation along each row with a 1e-8 fudge (none on the
+                          row's last pixel), truncated (_sample_indices_accurate);
+     with reflection at the image borders.
 
-Identity with the matplotlib path is tested, not assumed (tests/test_fastimage*.py): on
-synthetic signals, on a hypothesis sweep of lengths, rates and amplitudes, and on all 535
-EmoDB files (slow suite). It is proven for the options the paper uses, NFFT=256 with
+Identity is tested, not assumed: against the installed matplotlib (tests/image/
+test_fastimage*.py: synthetic signals, a hypothesis sweep, all 535 EmoDB files) and against
+real matplotlib 2.0.2 and 3.11.2 in their own environments (tests/image/test_oracles.py,
+refimpl.image.oracles). It is proven for the options the paper uses, NFFT=256 with
 noverlap 128, any colour map matplotlib knows, fmax None or within (0, Fs/2]; other
 options fall back to matplotlib (`render_image(..., renderer="auto")`, see
 `fast_path_supported`).
@@ -301,7 +308,7 @@ def dda2_positions(first, last, count):
     line (lft = (last - first) / count and rem = (last - first) % count, as C truncates,
     moved to 0 < rem <= count; each step adds lft plus 1 when the accumulated rem
     overflows count), which after i steps has added i * lft + ceil(rem * (i+1) / count) - 1.
-    tests/image/test_fastimage.py runs Agg's loop itself against this."""
+    tests/image/test_oracles.py runs Agg's loop itself against this."""
     d = int(last) - int(first)
     lft = abs(d) // count * (1 if d >= 0 else -1)   # C division truncates toward zero
     rem = d - lft * count

@@ -28,7 +28,7 @@ from refimpl.errors import ImageError, MissingDependency
 from refimpl.image.options import PIXELS_2017, PIXELS_MPL311
 
 __all__ = ["MPL_2017", "MPL_3_11", "ORACLE_NAMES", "Oracle", "OracleDrawing", "find_oracle",
-           "draw_images", "oracle_versions"]
+           "draw_images", "draw_with", "oracle_versions"]
 
 MPL_2017 = "matplotlib-2.0.2"
 MPL_3_11 = "matplotlib-3.11.2"
@@ -91,7 +91,13 @@ def _environment(oracle):
 def draw_images(name, cases, timeout_per_image=5.0):
     """Draw each (signal, rate, options) of `cases` with the oracle `name`: a list of
     OracleDrawing, in order. options.pixels is not used: the oracle draws its own rule."""
-    oracle = find_oracle(name)
+    return draw_with(find_oracle(name), cases, timeout_per_image)
+
+
+def draw_with(oracle, cases, timeout_per_image=5.0):
+    """draw_images with any Oracle (e.g. another matplotlib release on a path of its own:
+    tools/matplotlib_versions.py)."""
+    name = oracle.name
     cases = list(cases)
     with tempfile.TemporaryDirectory(prefix="refimpl-oracle-") as tmp:
         request = Path(tmp) / "request.npz"

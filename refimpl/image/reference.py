@@ -1,6 +1,8 @@
 """Stage 2 — image, the reference: the spectrogram picture that the network sees (paper
 section 2.1), drawn by matplotlib itself as the 2017 DeepSpectrum recipe did. Every faster
-renderer is checked against it:
+renderer is checked against it. The installed matplotlib draws by its own version's pixel
+rule (refimpl.image.options: 2.0 to 3.10 draw "2017", the paper's); asked for the other
+rule, spectrogram_image refuses. The recipe:
 
   * a 1 x 1 inch figure without frame, one Axes filling it ([0, 0, 1, 1]), axis off;
   * Axes.specgram with NFFT=256, noverlap=NFFT/2, Fs = the file's sample rate and

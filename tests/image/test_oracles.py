@@ -276,3 +276,14 @@ def test_all_emodb_files_as_their_matplotlib_draws_them(shared_data, pixels):
     cases = [(a.name, a.signal, a.rate, SpectrogramOptions()) for a in audio]
     drawings = drawn_by(ORACLE_OF[pixels], cases)
     assert differing(pixels, cases, drawings) == []
+
+
+def test_cache_key_names_the_pixel_rule():
+    """A feature cache entry made with one rule is never read as the other's: the
+    extractor's configuration id (the cache key) and the grid's deep spectrum
+    configuration both name the rule."""
+    from refimpl.features import ExtractorConfig
+    old = ExtractorConfig(weights="synthetic:0").config_id()
+    new = ExtractorConfig(weights="synthetic:0", pixels=PIXELS_MPL311).config_id()
+    assert old != new and "pixels=2017" in old and "pixels=matplotlib-3.11" in new
+    assert "pixels='2017'" in repr(SpectrogramOptions())
