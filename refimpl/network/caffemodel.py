@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from refimpl._util.atomic import atomic_open
+from refimpl._util.files import check_regular
 from refimpl.errors import CaffeModelError
 from refimpl.network.spec import LAYER_TYPES, PARAM_SHAPES
 
@@ -340,6 +341,7 @@ def read_caffemodel(path):
     """
     path = Path(path)
     try:
+        check_regular(path)      # /dev/zero would be read until memory runs out
         with open(path, "rb") as f:
             buf = f.read()
     except OSError as e:
@@ -354,6 +356,7 @@ def check_complete(path):
     import mmap
     path = Path(path)
     try:
+        check_regular(path)
         with open(path, "rb") as f:
             if f.seek(0, 2) == 0:
                 raise CaffeModelError(f"{path}: empty file")
@@ -494,7 +497,8 @@ def load_alexnet_params(path_or_model):
 
     Returns layer name -> (weights, bias) as float32 arrays with the shapes of
     ALEXNET_PARAM_SHAPES (legacy 1x1xMxK blobs are reshaped). Raises CaffeModelError naming
-    the file and the layer when a layer is missing or a blob has the wrong shape.
+    the file and the layer when a layer is missing, a blob has the wrong shape or holds
+    NaN or infinite values.
     """
     if isinstance(path_or_model, CaffeModel):
         model, source = path_or_model, "<model>"
@@ -517,6 +521,13 @@ def load_alexnet_params(path_or_model):
                 what = "weights" if i == 0 else "bias"
                 raise CaffeModelError(f"{source}: layer {lname} {what} have shape "
                                       f"{tuple(blob.shape)}, AlexNet needs {shape}")
+            # NaN or inf in a layer would come out as NaN features (or be turned into 0
+            # without a word by a ReLU); such weights are refused, naming the layer
+            bad = blob.size - np.count_nonzero(np.isfinite(blob))
+            if bad:
+                what = "weights" if i == 0 else "bias"
+                raise CaffeModelError(f"{source}: layer {lname} {what} hold {bad} NaN or "
+                                      f"infinite value(s)")
             arrays.append(blob.reshape(shape))
         out[lname] = tuple(arrays)
     return out
