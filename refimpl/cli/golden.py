@@ -47,6 +47,8 @@ def verify(args):
         impl = golden.load_callable(spec)
     except (ImportError, AttributeError, ValueError) as e:
         raise UsageError(f"--impl {spec}: cannot load it ({e})") from None
+    if not callable(impl):
+        raise UsageError(f"--impl {spec}: a {type(impl).__name__}, not a callable")
     results = golden.verify(args.stage, impl, args.root, args.weights)
     width = max(len(r.name) for r in results)
     for r in results:
