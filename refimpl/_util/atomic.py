@@ -66,8 +66,8 @@ def _target(path):
     OSError naming `path` when that is a folder, device, FIFO or socket."""
     try:
         check_regular(path)
-    except FileNotFoundError:
-        pass                   # a new file (or a link to one): written where it leads
+    except (FileNotFoundError, NotADirectoryError):
+        pass                   # a new file (or a link to one), or a folder to be made
     except OSError as e:
         raise OSError(e.errno, f"cannot be written: {e.strerror}", str(path)) from None
     return Path(os.path.realpath(path)) if os.path.islink(path) else path

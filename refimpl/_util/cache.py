@@ -95,9 +95,8 @@ class FeatureCache:
             self._write(path, value)
         except OSError as e:
             self.writable = False
-            warnings.warn(f"{e.filename or self.folder}: the feature cache cannot be written "
-                          f"({e.strerror or e}); going on without caching", CacheWarning,
-                          stacklevel=2)
+            warnings.warn(f"{e.filename or self.folder}: {e.strerror or e}; going on "
+                          f"without writing the feature cache", CacheWarning, stacklevel=2)
 
     def _write(self, path, value):
         self._write_config()

@@ -66,5 +66,5 @@ def check_outputs(outputs, inputs, error=ValueError):
         for in_what, paths in inputs.items():
             for p in paths:
                 if p is not None and same_file(out, p):
-                    raise error(f"{out}: the output ({what}) is also {in_what} {p}; "
-                                "writing it would destroy it")
+                    raise error(f"{out}: {what} is the same file as {in_what} ({p}); "
+                                "writing it would destroy that: give another path")

@@ -16,7 +16,7 @@ def register(sub):
 
 
 def run(args):
-    check_outputs({"-o": args.output}, {"the input": [args.input]}, UsageError)
+    check_outputs({"the output": args.output}, {"the input": [args.input]}, UsageError)
     image_options(args)        # options no picture can have: refused before reading
     audio = cut(read_audio(args.input, trim_zeros=args.trim_zeros), args.start, args.end)
     image = render_image(audio.signal, audio.rate, image_options(args, audio.rate, audio.name),

@@ -131,7 +131,8 @@ def read_labels(path):
         check_regular(path)      # a FIFO or device would block or never end
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
-        raise LabelError(f"{path}: cannot read the label file ({e})") from None
+        reason = getattr(e, "strerror", None) or e   # an OSError without its repr
+        raise LabelError(f"{path}: cannot read the label file ({reason})") from None
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         raise LabelError(f"{path}: the label file is empty")
