@@ -36,6 +36,14 @@ OUTPUT_KINDS = ["new", "new", "input", "folder", "fifo", "link_to_new", "link_to
                 "inside_a_file", "labels"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _back_home():
+    """The tests chdir into their world; the suite goes on where it was."""
+    home = os.getcwd()
+    yield
+    os.chdir(home)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Files of every kind, made once; a cache shared by the runs (hits after the first)."""
@@ -121,6 +129,7 @@ _counter = iter(range(10**9))
 @example(inputs=["wav"], output="new", options={"--fmax": "nan"}, use_labels=False)
 def test_extract_over_its_option_space(world, inputs, output, options, use_labels):
     root, files, labels, weights = world
+    os.chdir(root)                # a relative path drawn for --reduced lands here
     labels.write_text(LABELS)     # an output allowed over it (no --labels) changed it
     out = _output(root, output, files, labels, next(_counter))
     argv = ["extract", *[files[k] for k in inputs], "-o", out, "--backend", "c",
@@ -164,6 +173,7 @@ def test_extract_over_its_option_space(world, inputs, output, options, use_label
 def test_image_over_its_option_space(world, source, output, options):
     """The same property for `refimpl image` (one file, one PNG)."""
     root, files, labels, _ = world
+    os.chdir(root)
     out = _output(root, output, files, labels, next(_counter))
     argv = ["image", files[source], "-o", out] + [f"{k}={v}" for k, v in options.items()]
     before = _snapshot(files, None)
