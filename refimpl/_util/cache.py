@@ -127,7 +127,7 @@ def _key_problem(value, expected):
     if stored == expected:
         return None
     audio, _, config = stored.partition(" ")
-    want_audio, _, want_config = expected.partition(" ")
+    want_audio = expected.partition(" ")[0]
     if audio != want_audio:
         return (f"it was made from other audio ({audio[:25]}..., this file has "
                 f"{want_audio[13:25]}...)")

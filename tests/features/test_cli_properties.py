@@ -113,6 +113,19 @@ def _alarm(signum, frame):
 _counter = iter(range(10**9))
 
 
+def _run(argv):
+    """gallery.run_cli(argv), failing the test when it does not end within RUN_LIMIT_S."""
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(RUN_LIMIT_S)
+    try:
+        return gallery.run_cli(argv)
+    except _Hang:
+        pytest.fail(f"no end within {RUN_LIMIT_S} s: {argv}")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
 @settings(max_examples=MAX_EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(inputs=st.lists(st.sampled_from(INPUT_KINDS), min_size=1, max_size=3),
@@ -139,15 +152,7 @@ def test_extract_over_its_option_space(world, inputs, output, options, use_label
     if use_labels:
         argv += ["--labels", labels]
     before = _snapshot(files, labels if use_labels else None)
-    old = signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(RUN_LIMIT_S)
-    try:
-        run = gallery.run_cli(argv)
-    except _Hang:
-        pytest.fail(f"no end within {RUN_LIMIT_S} s: {argv}")
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+    run = _run(argv)
     argv_text = " ".join(map(str, argv))
     assert run.status in (0, 1, 2), (argv_text, run.status, run.stderr)
     assert "Traceback" not in run.stderr, (argv_text, run.stderr)
@@ -177,15 +182,7 @@ def test_image_over_its_option_space(world, source, output, options):
     out = _output(root, output, files, labels, next(_counter))
     argv = ["image", files[source], "-o", out] + [f"{k}={v}" for k, v in options.items()]
     before = _snapshot(files, None)
-    old = signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(RUN_LIMIT_S)
-    try:
-        run = gallery.run_cli(argv)
-    except _Hang:
-        pytest.fail(f"no end within {RUN_LIMIT_S} s: {argv}")
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+    run = _run(argv)
     argv_text = " ".join(map(str, argv))
     assert run.status in (0, 2) and "Traceback" not in run.stderr, (argv_text, run.stderr)
     assert all(ln.startswith("refimpl:") for ln in run.lines), (argv_text, run.stderr)
