@@ -24,6 +24,7 @@ Field numbers (from Caffe's caffe.proto):
     BlobProto:         num=1 channels=2 height=3 width=4 data=5 diff=6 shape=7 double_data=8
     BlobShape:         dim=1 (packed int64)
 """
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -247,13 +248,23 @@ def _decode_blob(buf, start, stop):
             shape = tuple(legacy.get(i, 0) for i in (1, 2, 3, 4))
         else:
             shape = (data.size,) if data.size else (0,)
-    count = int(np.prod(shape, dtype=np.int64))
+    # Python's integers: int64's product wraps around, and a shape whose product wraps to
+    # the number of stored values would pass (found by tests/fuzz, issue 21)
+    count = math.prod(int(d) for d in shape)
     if any(d < 0 for d in shape):
         raise _Malformed(f"negative blob dimension in shape {shape}")
+    # (0, 2**62) holds no values, but numpy cannot make its shape either
+    if math.prod(int(d) for d in shape if d) > _MAX_COUNT:
+        raise _Malformed(f"blob shape {tuple(shape)} is larger than Caffe allows "
+                         f"({_MAX_COUNT} values)")
     if count != data.size:
         raise _Malformed(f"blob shape {tuple(shape)} needs {count} values "
                          f"but {data.size} are stored")
     return data.reshape(shape)
+
+
+# Caffe's Blob refuses more values than an int holds (CHECK_LE(count_, INT_MAX))
+_MAX_COUNT = 2**31 - 1
 
 
 def _int32(v):
