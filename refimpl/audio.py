@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+from refimpl._util.files import check_regular
 from refimpl.errors import AudioError, AudioWarning, UsageError
 
 __all__ = ["Audio", "AudioError", "read_audio", "check_audio", "to_mono", "as_seconds",
@@ -139,8 +140,10 @@ def _judge(path, f, tally):
 
 def _check_openable(path):
     """AudioError with the operating system's reason when `path` cannot be read as a file
-    (libsndfile only says 'System error'), or when it is empty."""
+    (libsndfile only says 'System error'), or when it is empty. Only a regular file is
+    opened: a FIFO would block the open, a device never end."""
     try:
+        check_regular(path)
         with open(path, "rb") as f:
             if not f.read(1):
                 raise AudioError(f"{path}: empty file (0 bytes)")

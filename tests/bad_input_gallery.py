@@ -98,6 +98,20 @@ def _symlink_loop(path):
     return path
 
 
+def _fifo(path):
+    """A named pipe that nobody writes: opening it to read blocks for ever."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    return path
+
+
+def _link_to_device(path, device="/dev/zero"):
+    """A symlink to a character device: reading it never ends."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(device)
+    return path
+
+
 def _hour_long(path):
     """One hour at 16 kHz (115 MB), written a minute at a time (bounded memory here too)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,6 +157,8 @@ AUDIO_CASES = [
               lambda p: _wav(p, np.zeros(RATE))),
     AudioCase("unreadable.wav", "no permission to read", _unreadable),
     AudioCase("symlink_loop.wav", "a symlink loop", _symlink_loop),
+    AudioCase("fifo.wav", "a FIFO (named pipe) that nobody writes", _fifo),
+    AudioCase("dev_zero.wav", "a symlink to /dev/zero", _link_to_device),
     AudioCase("one/same.wav", "two files named same.wav in different folders (this one ...)",
               lambda p: _wav(p, speech_like(20))),
     AudioCase("two/same.wav", "(... and this one)", lambda p: _wav(p, speech_like(21))),
@@ -159,6 +175,36 @@ def _make_caffemodel_wrong_shape(path):
               for name, shapes in caffemodel.ALEXNET_PARAM_SHAPES.items()}
     caffemodel.write_caffemodel(path, params, caffemodel.ALEXNET_LAYER_TYPES)
     return path
+
+
+def _make_caffemodel_nan(path):
+    """conv1 of AlexNet's shape with one NaN weight (the other layers tiny: conv1 is read
+    first, so the NaN is what is refused, not their shape)."""
+    from refimpl.network import caffemodel
+    conv1 = np.zeros(caffemodel.ALEXNET_PARAM_SHAPES["conv1"][0], np.float32)
+    conv1.flat[7] = np.nan
+    params = {name: [conv1 if name == "conv1" else np.zeros((1,), np.float32),
+                     np.zeros(shapes[1], np.float32)]
+              for name, shapes in caffemodel.ALEXNET_PARAM_SHAPES.items()}
+    caffemodel.write_caffemodel(path, params, caffemodel.ALEXNET_LAYER_TYPES)
+    return path
+
+
+# `golden verify --impl` callables that are broken the ways a port can be
+BAD_IMPLS = """
+import numpy as np
+
+def returns_none(blobs, weights):
+    return None
+
+def returns_text(blobs, weights):
+    return "fc7"
+
+def wrong_shape(blobs, weights):
+    return np.zeros((len(blobs), 10), np.float32)
+
+not_callable = 42
+"""
 
 
 def _make_caffemodel_truncated(path, weights):
@@ -234,6 +280,17 @@ def build(root, slow=False, weights=None):
     if weights is not None:
         g.other["caffemodel_truncated.caffemodel"] = _make_caffemodel_truncated(
             other / "caffemodel_truncated.caffemodel", weights)
+    g.other["caffemodel_nan.caffemodel"] = _make_caffemodel_nan(
+        other / "caffemodel_nan.caffemodel")
+    (other / "bad_impls.py").write_text(BAD_IMPLS)
+    (other / "labels.csv").write_text("name,label\ngood_1.wav,a\ngood_2.wav,b\n")
+    g.other["labels.csv"] = other / "labels.csv"
+    g.other["labels_fifo.csv"] = _fifo(other / "labels_fifo.csv")
+    g.other["weights_fifo.caffemodel"] = _fifo(other / "weights_fifo.caffemodel")
+    g.other["manifest_fifo.csv"] = _fifo(other / "manifest_fifo.csv")
+    g.other["output_fifo.csv"] = _fifo(other / "output_fifo.csv")
+    (other / "output_folder.csv").mkdir()
+    g.other["output_folder.csv"] = other / "output_folder.csv"
     (other / "caffemodel_text.caffemodel").write_text("not a caffemodel\n")
     g.other["caffemodel_text.caffemodel"] = other / "caffemodel_text.caffemodel"
     return g
@@ -474,7 +531,62 @@ def run_other(g, work, weights):
     add("absent.wav", "a path that does not exist",
         ["extract", good[0], g.root / "absent.wav", "-o", work / "x.csv", "--weights", weights,
          "--backend", "c", "--no-progress"])
+    # files that are not regular files: named, never read (reading would block or not end)
+    add("labels_fifo.csv", "a label file that is a FIFO", extract("--labels", o["labels_fifo.csv"]))
+    add("weights_fifo.caffemodel", "weights that are a FIFO",
+        ["weights", "verify", o["weights_fifo.caffemodel"]])
+    add("manifest_fifo.csv", "a manifest that is a FIFO", ["corpus", "check", o["manifest_fifo.csv"]])
+    add("caffemodel_nan.caffemodel", "caffemodel with a NaN weight",
+        ["weights", "verify", o["caffemodel_nan.caffemodel"]])
+    add("caffemodel_nan.caffemodel", "caffemodel with a NaN weight",
+        ["extract", *good, "-o", work / "x.csv", "--weights", o["caffemodel_nan.caffemodel"],
+         "--backend", "c", "--no-progress"])
+    # options no picture can have, and counts below their least value
+    for value in ("0", "-1", "nan"):
+        add("fmax", f"`--fmax {value}`", extract(f"--fmax={value}"))
+    add("cmap", "`--cmap` that matplotlib does not know", extract("--cmap", "no_such_map"))
+    add("seed", "`--seed -1`", ["weights", "synth", "--seed", "-1", "-o", work / "w.caffemodel"])
+    add("seed", "`--seed -1`", ["reproduce", "--seed", "-1", "--out", work / "results_x"])
+    add("jobs", "`--jobs 0`", extract("--jobs", "0"))
+    # a port for `golden verify` that returns what no stage can use
+    with _on_path(o["labels.csv"].parent):
+        for impl, what in (("returns_none", "returns None"), ("returns_text", "returns a string"),
+                           ("wrong_shape", "returns the wrong shape"),
+                           ("not_callable", "is not callable")):
+            add(f"impl_{impl}", f"`golden verify --impl` that {what}",
+                ["golden", "verify", "--stage", "fc7", "--impl", f"bad_impls:{impl}"])
+    # outputs that would destroy an input, or that are no file to write
+    add("output_fifo.csv", "an output that is a FIFO", _with_output(extract(), o["output_fifo.csv"]))
+    add("output_folder.csv", "an output that is a folder",
+        _with_output(extract(), o["output_folder.csv"]))
+    add("reduced", "`--reduced` naming the output itself", extract("--reduced", work / "x.csv"))
+    add("output_is_labels", "the output is the label file",
+        _with_output(extract("--labels", o["labels.csv"]), o["labels.csv"]))
+    wrong = o["caffemodel_wrong_shape.caffemodel"]    # refused before it is ever loaded
+    add("output_is_weights", "the output is the weights (`--format csv`)",
+        ["extract", *good, "-o", wrong, "--weights", wrong, "--format", "csv", "--backend",
+         "c", "--no-progress"])
+    add("output_is_input", "the output is one of the inputs (`--format csv`)",
+        _with_output(extract("--format", "csv"), good[0]))
+    add("output_is_input", "the output is one of the inputs (`--format csv`)",
+        ["image", good[0], "-o", good[0]])
     return cases
+
+
+def _with_output(argv, output):
+    argv = list(argv)
+    argv[argv.index("-o") + 1] = output
+    return argv
+
+
+@contextlib.contextmanager
+def _on_path(folder):
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(folder))
+        sys.modules.pop("bad_impls", None)
 
 
 def efficientnet_offline(work):
@@ -516,7 +628,7 @@ def _cell(outcome, root, path):
 
 def _command(key, argv):
     """How the table names a command line: the command, and the option that matters."""
-    words = argv[:2] if argv[0] in ("corpus", "weights") else argv[:1]
+    words = argv[:2] if argv[0] in ("corpus", "weights", "golden") else argv[:1]
     if key.endswith(".caffemodel") and "--backend" in argv:
         words += ["--backend", argv[argv.index("--backend") + 1]]
     return " ".join(words)

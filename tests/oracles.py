@@ -14,6 +14,7 @@ import pytest
 
 ORACLES = {
     "caffe": "real Caffe (make caffe)",
+    "atheris": "atheris, the coverage-guided fuzzer (requirements-torch.txt)",
     "dask": "dask.distributed for --dask (requirements-torch.txt)",
     "core": "the compiled core (make build)",
     "emodb": "EmoDB under the shared data (REFIMPL_SHARED_DATA)",

@@ -54,6 +54,8 @@ EXPECTED = {
                            reproduce=("ok", None)),
     "unreadable.wav": refused("Permission denied"),
     "symlink_loop.wav": refused("Too many levels of symbolic links", reproduce=None),
+    "fifo.wav": refused("a FIFO, not a regular file", reproduce=None),
+    "dev_zero.wav": refused("a character device, not a regular file", reproduce=None),
     "one/same.wav": ALL_OK,
     "two/same.wav": ALL_OK,
 }
@@ -140,6 +142,26 @@ OTHER_EXPECTED = {
     "labels_missing_one.csv": ("good_2.wav: no label", (1,)),
     "labels_other_files.csv": ("ghost.wav", (0,)),
     "hop": ("wrote 2 rows x 4096 features of 2 file(s)", (0,)),
+    # issue 21: what is not a regular file is named and never read (no hang), numbers and
+    # options are checked at the edge, and no output is written over an input
+    "labels_fifo.csv": ("a FIFO, not a regular file", (2,)),
+    "weights_fifo.caffemodel": ("a FIFO, not a regular file", (2,)),
+    "manifest_fifo.csv": ("a FIFO, not a regular file", (2,)),
+    "caffemodel_nan.caffemodel": ("layer conv1 weights hold 1 NaN or infinite value(s)", (2,)),
+    "fmax": ("--fmax", (2,)),
+    "cmap": ("'no_such_map': not a matplotlib colour map", (2,)),
+    "seed": ("--seed: -1 is below 0", (2,)),
+    "jobs": ("--jobs: 0 is below 1", (2,)),
+    "impl_returns_none": ("returned NoneType, not an array", (2,)),
+    "impl_returns_text": ("returned str, not an array", (2,)),
+    "impl_wrong_shape": ("returned shape (10, 10), expected (10, 4096)", (2,)),
+    "impl_not_callable": ("bad_impls:not_callable: int 42 is not callable", (2,)),
+    "output_fifo.csv": ("cannot be written: a FIFO, not a regular file", (2,)),
+    "output_folder.csv": ("cannot be written: a folder", (2,)),
+    "reduced": ("the output and the reduced copy name the same file", (2,)),
+    "output_is_labels": ("is the same file as the label file", (2,)),
+    "output_is_weights": ("is the same file as the weights", (2,)),
+    "output_is_input": ("is the same file as", (2,)),
 }
 
 

@@ -17,6 +17,14 @@ So entries are renamed into place without an fsync each (atomic_path(durable=Fal
 the usual journalling filesystems (ext4's default data=ordered, XFS) a crash can leave an
 entry empty or absent, which is then recomputed, and at the paper's scale (over 250 000
 entries) the fsyncs alone would cost most of an hour.
+
+A keyed cache (keyed=True) also stores each entry's key inside it (the SHA-256 of the
+audio and the configuration, in a `_key` array) and serves an entry only when that key is
+the one asked for: an entry copied over another of the same size, or left by another
+configuration, is a miss with a CacheWarning, never another file's features.
+
+A cache that cannot be written (a full disk, no permission) is not a reason to stop: the
+first failed write is warned about once and the cache is read-only from then on.
 """
 import warnings
 import zipfile
@@ -32,11 +40,16 @@ from refimpl.errors import CacheWarning
 __all__ = ["FeatureCache", "CacheWarning", "read_entry"]
 
 
+_KEY = "_key"    # the array of a keyed entry that holds its key
+
+
 class FeatureCache:
-    def __init__(self, name, config_id, root=None, enabled=True):
+    def __init__(self, name, config_id, root=None, enabled=True, keyed=False):
         self.name = name
         self.config_id = config_id
         self.enabled = enabled
+        self.keyed = keyed
+        self.writable = True
         base = Path(root) if root is not None else locations.cache_dir()
         self.folder = base / "features" / name / text_digest(config_id)
 
@@ -53,16 +66,39 @@ class FeatureCache:
             key = content_digest(path)
         except OSError:
             return None   # a file that cannot be read has no entry; computing it says why
+        if self.keyed:       # its own key first, then the caller's check, on the value
+            expected = self._key_text(key)
+            inner = check
+
+            def check(value):
+                return _key_problem(value, expected) or (inner(value) if inner else None)
         for suffix, load in ((".npy", _load_npy), (".npz", _load_npz)):
             value = read_entry(self.folder / (key + suffix), load, check, about=f" for {path}")
             if value is not None:
+                if self.keyed:
+                    value.pop(_KEY)
                 return value
         return None
 
+    def _key_text(self, digest):
+        return f"audio-sha256={digest} {self.config_id}"
+
     def put(self, path, value):
         """Store `value` (an array, or a dict of arrays) for the file at `path`."""
-        if not self.enabled:
+        if not (self.enabled and self.writable):
             return
+        if self.keyed:
+            if not isinstance(value, dict):
+                raise TypeError("a keyed cache stores dicts of arrays")
+            value = {**value, _KEY: np.array(self._key_text(content_digest(path)))}
+        try:
+            self._write(path, value)
+        except OSError as e:
+            self.writable = False
+            warnings.warn(f"{e.filename or self.folder}: {e.strerror or e}; going on "
+                          f"without writing the feature cache", CacheWarning, stacklevel=2)
+
+    def _write(self, path, value):
         self._write_config()
         if isinstance(value, dict):
             with atomic_path(self._entry(path, ".npz"), durable=False) as tmp:
@@ -81,6 +117,21 @@ class FeatureCache:
 
     def __repr__(self):
         return f"FeatureCache({self.name!r}, {str(self.folder)!r})"
+
+
+def _key_problem(value, expected):
+    """Why a keyed entry is not the one asked for (None when it is)."""
+    if not isinstance(value, dict) or _KEY not in value:
+        return "it records no key"
+    stored = str(value[_KEY])
+    if stored == expected:
+        return None
+    audio, _, config = stored.partition(" ")
+    want_audio = expected.partition(" ")[0]
+    if audio != want_audio:
+        return (f"it was made from other audio ({audio[:25]}..., this file has "
+                f"{want_audio[13:25]}...)")
+    return f"it was made with another configuration ({config[:60]}...)"
 
 
 def _load_npy(entry):

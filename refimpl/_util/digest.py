@@ -5,11 +5,15 @@ import os
 
 import numpy as np
 
+from refimpl._util.files import check_regular
+
 __all__ = ["file_digest", "content_digest", "array_digest", "arrays_digest", "text_digest"]
 
 
 def file_digest(path, algorithm="sha256", chunk=1 << 22):
-    """Hex digest of a file's bytes, read in chunks (weights files are 244 MB)."""
+    """Hex digest of a file's bytes, read in chunks (weights files are 244 MB). Only a
+    regular file has one (an OSError naming the path otherwise): /dev/zero never ends."""
+    check_regular(path)
     h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
@@ -23,7 +27,7 @@ _CONTENT = {}
 def content_digest(path):
     """SHA-256 of a file's bytes, memoised within the process on (path, size, mtime):
     the key of every per-file cache entry, so a cache follows the content, not the name."""
-    st = os.stat(path)
+    st = check_regular(path)
     key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
     if key not in _CONTENT:
         _CONTENT[key] = file_digest(path)

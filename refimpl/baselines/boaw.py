@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from refimpl._util.atomic import atomic_open
+from refimpl._util.files import check_regular
 from refimpl._util.native import import_kernel
 from refimpl.errors import BoawError
 
@@ -95,6 +96,7 @@ def _unquote(text):
 def _read_lines(path, what):
     """A text file's lines without their line ends; an unreadable file is a BoawError."""
     try:
+        check_regular(path)      # a FIFO or device would block or never end
         with open(path, encoding="utf-8") as f:
             return [ln.rstrip("\r\n") for ln in f]
     except OSError as e:

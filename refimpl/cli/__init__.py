@@ -24,8 +24,16 @@ COMMAND_MODULES = [extract, image, golden, demo, efficientnet, weights, corpus, 
                    baselines, reproduce]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line like every other error (the usage is
+    one --help away)."""
+
+    def error(self, message):
+        self.exit(2, f"refimpl: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="refimpl", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="refimpl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMAND_MODULES:
         module.register(sub)

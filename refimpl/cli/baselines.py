@@ -1,6 +1,7 @@
 """`refimpl functionals|lld|boaw`: the paper's openSMILE and openXBOW baselines."""
 from refimpl.baselines import boaw, opensmile
 from refimpl.cli.messages import report_skipped
+from refimpl.cli.options import whole_number
 
 
 def register(sub):
@@ -26,8 +27,8 @@ def register(sub):
     p.add_argument("lld", help="LLD CSV ('name';v1;...;vM per frame), e.g. from `refimpl lld`")
     p.add_argument("-o", "--output", required=True, help="OUT.csv | OUT.arff | OUT.libsvm")
     p.add_argument("--codebook", choices=boaw.METHODS, default="random++", help="openXBOW -c")
-    p.add_argument("--size", type=int, default=500, help="codebook size (openXBOW -size)")
-    p.add_argument("--assignments", type=int, default=1, help="Na, words per frame (-a)")
+    p.add_argument("--size", type=whole_number(1), default=500, help="codebook size (openXBOW -size)")
+    p.add_argument("--assignments", type=whole_number(1), default=1, help="Na, words per frame (-a)")
     p.add_argument("--gaussian", type=float, default=0.0, help="Gaussian weighting sigma")
     p.add_argument("--log", action="store_true", help="log10(TF+1)")
     p.add_argument("--idf", action="store_true", help="inverse document frequency")
@@ -36,7 +37,7 @@ def register(sub):
     p.add_argument("--standardize-output", action="store_true")
     p.add_argument("--remove-low-energy", nargs=2, metavar=("INDEX", "THRESHOLD"),
                    help="openXBOW -e: drop frames whose attribute INDEX (1 = name) < THRESHOLD")
-    p.add_argument("--seed", type=int, default=10, help="random seed (openXBOW default 10)")
+    p.add_argument("--seed", type=whole_number(0), default=10, help="random seed (openXBOW default 10)")
     p.add_argument("--save-codebook", metavar="F", help="openXBOW -B")
     p.add_argument("--load-codebook", metavar="F", help="openXBOW -b")
     p.add_argument("--fast", action="store_true",

@@ -1,5 +1,6 @@
 """`refimpl corpus check|download|conditions|standin`: corpora and their acoustic
 conditions, and a generated stand-in for FAU-AIBO."""
+from refimpl.cli.options import whole_number
 from refimpl.conditions import generate_conditions, standin
 from refimpl.corpus import DEFAULT_SEED, check, download_emodb, load_corpus
 
@@ -33,13 +34,13 @@ def register(subparsers):
     g.add_argument("--root", help="the corpus folder (EmoDB: default ../shared/data/emodb)")
     g.add_argument("--noisy-dir", help="FAU-AIBO room-microphone audio (then only the "
                                        "denoised condition is made)")
-    g.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    g.add_argument("--seed", type=whole_number(0), default=DEFAULT_SEED)
     g.add_argument("--only", choices=["noisy", "denoised"], help="generate one condition only")
-    g.add_argument("--limit", type=int, help="only the first N files (a quick look)")
+    g.add_argument("--limit", type=whole_number(1), help="only the first N files (a quick look)")
     add_noise_options(g)
     g.add_argument("--out", help="folder for the generated audio and the completed "
                                  "manifest (default: the cache's conditions/ folder)")
-    g.add_argument("--jobs", type=int, help="worker processes (default: every core)")
+    g.add_argument("--jobs", type=whole_number(1), help="worker processes (default: every core)")
     g.set_defaults(func=run_conditions)
 
     s = sub.add_parser("standin", help="generate a stand-in corpus in FAU-AIBO's layout "
@@ -49,14 +50,14 @@ def register(subparsers):
     s.add_argument("-o", "--out", required=True, help="folder to write (resumed if there)")
     s.add_argument("--scale", type=float, default=1.0,
                    help="fraction of the paper's counts, in (0, 1] (default 1: 17 076 chunks)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the audio (default 0)")
-    s.add_argument("--jobs", type=int, help="worker processes (default: every core)")
+    s.add_argument("--seed", type=whole_number(0), default=0, help="seed of the audio (default 0)")
+    s.add_argument("--jobs", type=whole_number(1), help="worker processes (default: every core)")
     s.add_argument("--source", help="16 kHz mono .wav files to cut chunks from "
                                     "(default ../shared/data/emodb/wav)")
     s.add_argument("--noise-root", help="background-noise folder (default ../shared/data/noise)")
     s.add_argument("--no-noisy", action="store_true",
                    help="close talk only: no room-microphone files")
-    s.add_argument("--limit", type=int, help="audio for the first N chunks of each partition "
+    s.add_argument("--limit", type=whole_number(1), help="audio for the first N chunks of each partition "
                                              "only (a quick look)")
     s.set_defaults(func=run_standin)
 

@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+from refimpl.cli.options import whole_number
 from refimpl.conditions import denoise
 from refimpl.corpus import DEFAULT_SEED, load_corpus
 
@@ -13,8 +14,8 @@ def register(subparsers):
                                      "clean/noisy pairs (needs the noisy condition)")
     t.add_argument("corpus", choices=["emodb"])
     t.add_argument("--root")
-    t.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the noisy condition")
-    t.add_argument("--iters", type=int, default=1500)
+    t.add_argument("--seed", type=whole_number(0), default=DEFAULT_SEED, help="seed of the noisy condition")
+    t.add_argument("--iters", type=whole_number(1), default=1500)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--out", default=str(denoise.WEIGHTS))
     t.set_defaults(func=train)

@@ -5,7 +5,7 @@ import re
 import sys
 
 from refimpl import features
-from refimpl.cli.options import add_image_options, add_span_options, seconds
+from refimpl.cli.options import add_image_options, add_span_options, seconds, whole_number
 from refimpl.errors import UsageError
 from refimpl.network import BACKENDS, NETWORKS
 from refimpl.network.spec import BLOB_NAMES
@@ -55,7 +55,7 @@ def register(sub):
     p.add_argument("--output-spectrograms", metavar="DIR",
                    help="write each spectrogram as PNG into DIR as it is made (toolkit's "
                         "-specout)")
-    p.add_argument("--jobs", type=int, default=1, metavar="N",
+    p.add_argument("--jobs", type=whole_number(1), default=1, metavar="N",
                    help="processes drawing the spectrograms (toolkit's -np); the network "
                         "runs in the main process; the output is the same for any N")
     p.add_argument("--dask", metavar="ADDRESS",
@@ -145,7 +145,7 @@ def run(args):
                              f"file(s) would leave some empty")
         # the classes of every input, so that each shard's header is the same
         labels = labels if labels is not None else features.folder_labels(inputs)
-        inputs = features.shard_of(inputs, *shard)
+        all_inputs, inputs = inputs, features.shard_of(inputs, *shard)
         output = features.shard_path(args.output, *shard)
     with contextlib.ExitStack() as stack:
         client = None
@@ -156,6 +156,9 @@ def run(args):
             cache=not args.no_cache, cache_root=args.cache_dir, jobs=args.jobs,
             spectrogram_dir=args.output_spectrograms, client=client,
             progress=not args.no_progress, report=lambda line: _warn(f"skipped {line}"))
+    if shard is not None and summary.output is not None:
+        # what made it, for --merge to check (a shard cut short, copied, or foreign)
+        features.write_shard_record(output, config, *shard, all_inputs, inputs, summary.rows)
     done = len(inputs) - len(summary.failed)
     if summary.output is None:
         _warn(f"no file gave features; {output} was not written")

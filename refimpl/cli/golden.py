@@ -47,6 +47,8 @@ def verify(args):
         impl = golden.load_callable(spec)
     except (ImportError, AttributeError, ValueError) as e:
         raise UsageError(f"--impl {spec}: cannot load it ({e})") from None
+    if not callable(impl):
+        raise UsageError(f"--impl {spec}: {type(impl).__name__} {impl!r:.40} is not callable")
     results = golden.verify(args.stage, impl, args.root, args.weights)
     width = max(len(r.name) for r in results)
     for r in results:

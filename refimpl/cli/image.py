@@ -1,6 +1,8 @@
 """`refimpl image`: the spectrogram picture of an audio file, as PNG."""
+from refimpl._util.files import check_outputs
 from refimpl.audio import cut, read_audio
 from refimpl.cli.options import add_image_options, add_span_options, image_options
+from refimpl.errors import UsageError
 from refimpl.image import render_image, save_png
 
 
@@ -14,8 +16,10 @@ def register(sub):
 
 
 def run(args):
+    check_outputs({"the output": args.output}, {"the input": [args.input]}, UsageError)
+    image_options(args)        # options no picture can have: refused before reading
     audio = cut(read_audio(args.input, trim_zeros=args.trim_zeros), args.start, args.end)
-    image = render_image(audio.signal, audio.rate, image_options(args), name=audio.name,
-                         renderer=args.renderer)
+    image = render_image(audio.signal, audio.rate, image_options(args, audio.rate, audio.name),
+                         name=audio.name, renderer=args.renderer)
     save_png(image, args.output)
     return 0

@@ -1,7 +1,24 @@
 """Options that several commands share: how the spectrogram picture is drawn, and which
 part of the audio is used."""
+import argparse
+
 from refimpl.audio import as_seconds
+from refimpl.features.engine import check_image_options
 from refimpl.image import DEFAULT_OPTIONS, PIXEL_RULES, RENDERERS, SpectrogramOptions
+
+
+def whole_number(least):
+    """argparse type: a whole number >= `least` (a seed: 0, a count of workers: 1)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is below {least}")
+        return value
+    parse.__name__ = f"whole number >= {least}"
+    return parse
 
 
 def seconds(text):
@@ -35,6 +52,9 @@ def add_span_options(p):
                    help="use the audio up to S seconds (toolkit's -end; 0: to the end)")
 
 
-def image_options(args):
+def image_options(args, rate=None, name=None):
+    """The picture's options, refused in one line where no spectrogram can have them
+    (with `rate`, fmax is checked against that file's Fs/2 too)."""
+    check_image_options(args.nfft, args.cmap, args.fmax, rate, name)
     return SpectrogramOptions(nfft=args.nfft, cmap=args.cmap, fmax=args.fmax,
                               pixels=args.pixels)

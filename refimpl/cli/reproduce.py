@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from refimpl.cli.corpus import add_noise_options
+from refimpl.cli.options import whole_number
 from refimpl.experiments.grid import BOAW_SELECT
 from refimpl.experiments.reproduce import (CONDITION_SETS, FEATURE_FACTORIES, NA_GRIDS,
                                            parse_seeds, reproduce)
@@ -25,7 +26,7 @@ def register(subparsers):
     p.add_argument("--features", default=",".join(FEATURE_FACTORIES),
                    help="comma-separated feature sets (default: all)")
     p.add_argument("--out", default="results", help="output folder (default results)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=whole_number(0), default=0,
                    help="seed of the conditions, the control network and the reference "
                         "run (default 0)")
     p.add_argument("--seeds", default=None,
@@ -41,7 +42,7 @@ def register(subparsers):
                         "per test condition as the paper's Tables 7-8 report them "
                         "(selects on the test set)")
     add_noise_options(p)
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--jobs", type=whole_number(1), default=os.cpu_count() or 1)
     p.add_argument("--dask", metavar="ADDRESS",
                    help="compute the deep spectrum features on dask.distributed workers: a "
                         "scheduler's address or local:N (as `refimpl extract --dask`)")

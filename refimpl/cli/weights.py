@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from refimpl._util.digest import file_digest
+from refimpl.cli.options import whole_number
 from refimpl.errors import WeightsError
 from refimpl.network import caffemodel, weights
 
@@ -15,7 +16,7 @@ def register(subparsers):
     f.set_defaults(func=fetch)
     s = sub.add_parser("synth", help="write a synthetic AlexNet caffemodel (bit-identical "
                                      "per seed)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=whole_number(0), default=0)
     s.add_argument("-o", "--output", type=Path, required=True)
     s.add_argument("--v1", action="store_true", help="2014 V1 layout, like the real file")
     s.set_defaults(func=synth)

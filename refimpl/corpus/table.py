@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from refimpl._util.atomic import atomic_open
+from refimpl._util.files import check_regular
 from refimpl._util.digest import text_digest
 from refimpl._util.locations import package_data
 from refimpl.errors import CorpusError
@@ -247,8 +248,12 @@ def parse_fold(raw):
 
 def from_manifest(path, check_files=True):
     path = Path(path)
-    if not path.is_file():
-        raise CorpusError(f"{path}: manifest not found")
+    try:
+        check_regular(path)      # a FIFO or device would block or never end
+    except FileNotFoundError:
+        raise CorpusError(f"{path}: manifest not found") from None
+    except OSError as e:
+        raise CorpusError(f"{path}: cannot read the manifest ({e.strerror})") from None
     try:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)

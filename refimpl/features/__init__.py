@@ -23,14 +23,16 @@ from refimpl.features.inputs import (AUDIO_SUFFIXES, AudioInput, LabelColumn, La
 from refimpl.features.writers import (ARFF_RELATION, FORMATS, Extraction, ExtractionSummary,
                                       FeatureWriter, extract, extract_to_file, find_shards,
                                       merge_shards, open_writer, output_format, reduced_path,
-                                      shard_of, shard_path, write_features)
+                                      shard_of, shard_path, shard_record_path, write_features,
+                                      write_shard_record)
 
 __all__ = ["ExtractorConfig", "FileResult", "Signal", "iter_features", "load_chunks", "draw_piece",
            "FORWARD_PIECE", "CACHE_NAME", "AUDIO_SUFFIXES", "AudioInput", "LabelColumn",
            "Labels", "find_audio", "folder_labels", "read_labels", "ARFF_RELATION", "FORMATS",
            "Extraction", "ExtractionSummary", "FeatureWriter", "extract", "extract_to_file",
            "open_writer", "output_format", "reduced_path", "write_features", "shard_path",
-           "shard_of", "find_shards", "merge_shards", "DeepSpectrum"]
+           "shard_of", "find_shards", "merge_shards", "write_shard_record", "shard_record_path",
+           "DeepSpectrum"]
 
 
 def __getattr__(name):

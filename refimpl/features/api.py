@@ -85,6 +85,8 @@ class FileFeatures:
     def process_files(self, files, *, starts=None, ends=None):
         """Files -> one DataFrame, rows in the files' order. starts/ends: seconds, one
         value for every file or one per file."""
+        if isinstance(files, (str, Path)):
+            files = [files]            # one path, not a sequence of one-letter names
         files = [str(f) for f in files]
         spans = list(zip(self._per_file(starts, len(files), "starts"),
                          self._per_file(ends, len(files), "ends")))
@@ -115,6 +117,13 @@ class FileFeatures:
         """A signal, (samples,) or (channels, samples) as audinterface takes it ->
         DataFrame indexed (start, end), or (file, start, end) when `file` is given."""
         signal = np.asarray(signal)
+        if signal.ndim == 2 and signal.shape[0] > signal.shape[1]:
+            # (frames, channels), as soundfile reads it: taken as (channels, samples) it
+            # would be a signal of `channels` samples
+            raise UsageError(f"{file or 'signal'}: shape {signal.shape} looks like "
+                             f"{signal.shape[1]} channel(s) of {signal.shape[0]} frames, laid "
+                             f"out (frames, channels); process_signal takes (channels, "
+                             f"samples), as audinterface: pass signal.T")
         item = Signal(signal.T if signal.ndim == 2 else signal, sampling_rate,
                       file or "signal")
         row = next(iter(self._rows([item], start, end)))

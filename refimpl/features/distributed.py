@@ -115,7 +115,7 @@ class NetworkPlugin(distributed.WorkerPlugin):
             if key not in self._caches:
                 self._caches[key] = FeatureCache(
                     CACHE_NAME, config.config_id() if use_cache else "", cache_root,
-                    enabled=use_cache)
+                    enabled=use_cache, keyed=True)
             network, lock = self._networks[config]
             return network, self._caches[key], lock
 

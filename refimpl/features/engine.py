@@ -45,11 +45,12 @@ from refimpl.image import (PIXEL_RULES, PIXELS_2017, RENDERERS, SpectrogramOptio
 from refimpl.network import BACKENDS, NETWORKS, feature_dim, feature_layer, open_network
 
 __all__ = ["ExtractorConfig", "Signal", "FileResult", "iter_features", "load_chunks",
-           "draw_piece", "png_names", "FORWARD_PIECE", "CACHE_NAME"]
+           "draw_piece", "png_names", "check_image_options", "FORWARD_PIECE", "CACHE_NAME"]
 
 FORWARD_PIECE = 32          # a file's chunks per forward pass (bounds memory on long files)
 CACHE_NAME = "deepspectrum"
-_ENGINE_VERSION = "2"       # bump when the cached value's layout or meaning changes
+_ENGINE_VERSION = "3"       # bump when the cached value's layout or meaning changes
+                            # (3: entries hold their key, see FeatureCache(keyed=True))
 
 
 @dataclass(frozen=True)
@@ -110,8 +111,7 @@ class ExtractorConfig:
             raise UsageError("window and hop must be longer than 0 s")
         if self.start is not None and self.end and self.end <= self.start:
             raise UsageError(f"end ({self.end} s) must come after start ({self.start} s)")
-        if self.nfft < 2:
-            raise UsageError(f"nfft must be at least 2, not {self.nfft}")
+        check_image_options(self.nfft, self.cmap, self.fmax)
 
     @classmethod
     def fields(cls):
@@ -172,6 +172,38 @@ class ExtractorConfig:
                 f"end={_key(self.end)} window={_key(self.window)} hop={_key(self.hop)} "
                 f"whole_windows={self.whole_windows} "
                 f"forward=per-file/{FORWARD_PIECE}")
+
+
+def check_image_options(nfft, cmap, fmax, rate=None, name=None):
+    """Refuse (UsageError, one line) picture options no spectrogram can have: nfft < 2, a
+    colour map matplotlib does not know, fmax not a number in (0, Fs/2]. With `rate` (a
+    file's; `name` names it) the top is checked against that file's Fs/2 as well."""
+    try:
+        whole = not isinstance(nfft, bool) and float(nfft).is_integer() and nfft >= 2
+    except (TypeError, ValueError):
+        whole = False
+    if not whole:
+        raise UsageError(f"nfft must be a whole number of at least 2, not {nfft!r}")
+    if not isinstance(cmap, str) or not _known_cmap(cmap):
+        raise UsageError(f"--cmap {cmap!r}: not a matplotlib colour map (e.g. viridis, "
+                         f"magma, gray)")
+    if fmax is None:
+        return
+    try:
+        top = float(fmax)
+    except (TypeError, ValueError):
+        raise UsageError(f"--fmax {fmax!r}: not a number of Hz") from None
+    if not (np.isfinite(top) and top > 0):
+        raise UsageError(f"--fmax {fmax!r}: must be a frequency above 0 Hz (and at most "
+                         f"half the sampling rate)")
+    if rate is not None and top > rate / 2:
+        raise ImageError(f"{name or '<signal>'}: --fmax {top:g} Hz is above half its "
+                         f"sampling rate ({rate} Hz / 2)")
+
+
+def _known_cmap(name):
+    import matplotlib
+    return name in matplotlib.colormaps
 
 
 def _key(seconds):
@@ -273,6 +305,7 @@ def load_chunks(item, config):
         audio = _signal_audio(item.signal)
     else:
         audio = read_audio(item.path, trim_zeros=config.trim_zeros)
+    check_image_options(config.nfft, config.cmap, config.fmax, audio.rate, audio.name)
     audio = cut(audio, config.start, config.end)
     return audio, chunk_bounds(len(audio.signal), audio.rate, config.window, config.hop,
                                config.whole_windows)
@@ -310,6 +343,10 @@ def _cache_check(dim):
             return "missing arrays"
         if f.dtype != np.float32 or f.ndim != 2 or f.shape[1] != dim or b.shape != (len(f), 2):
             return f"features {f.dtype} {f.shape}, bounds {b.shape}; expected (n, {dim}) float32"
+        if len(f) == 0 or not np.isfinite(f).all():
+            return "features empty or not all finite"
+        if not (int(value["rate"]) > 0 and 0 <= b.min() and b.max() <= int(value["length"])):
+            return "chunk bounds outside the signal"
         return None
     return check
 
@@ -386,11 +423,16 @@ def iter_features(items, config, *, network=None, cache=True, cache_root=None, j
     image there as PNG (files served from the cache are drawn again for it). prefetch:
     pieces (up to FORWARD_PIECE chunks) drawn ahead of the network (default 2 * jobs + 2),
     which bounds the memory."""
+    if jobs is None:
+        jobs = 1
+    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
+        raise UsageError(f"jobs (num_workers) must be a whole number of at least 1, "
+                         f"not {jobs!r}")
     total = len(items) if hasattr(items, "__len__") else None
     items = (_as_item(x) for x in items)     # lazily: an input stream may be long
     if not isinstance(cache, FeatureCache):
         cache = FeatureCache(CACHE_NAME, config.config_id() if cache else "", cache_root,
-                             enabled=bool(cache))
+                             enabled=bool(cache), keyed=True)
     own_network = network is None
     if own_network:
         network = config.open_network()
@@ -406,7 +448,6 @@ def iter_features(items, config, *, network=None, cache=True, cache_root=None, j
             return _unreadable(item, e)
         return None if value is None else _from_cache(item, value)
 
-    jobs = max(1, int(jobs or 1))
     pool = worker_pool(jobs) if jobs > 1 and (total is None or total > 1) else None
     q = queue.Queue(maxsize=max(1, prefetch or 2 * jobs + 2))
     stop = threading.Event()

@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
+from refimpl._util.files import check_regular
 from refimpl.errors import LabelError
 
 __all__ = ["AUDIO_SUFFIXES", "AudioInput", "find_audio", "LabelColumn", "Labels",
@@ -67,6 +68,7 @@ class Labels:
     rows: dict                       # key -> [value per column]
     source: str = ""                 # the label file, or "folder names"
     header: list = field(default_factory=list)
+    path: bool = False               # whether `source` is a file
     _by_base: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -126,9 +128,11 @@ def read_labels(path):
     surrounding spaces. Every problem is a LabelError naming the file (and the line)."""
     path = Path(path)
     try:
+        check_regular(path)      # a FIFO or device would block or never end
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
-        raise LabelError(f"{path}: cannot read the label file ({e})") from None
+        reason = getattr(e, "strerror", None) or e   # an OSError without its repr
+        raise LabelError(f"{path}: cannot read the label file ({reason})") from None
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         raise LabelError(f"{path}: the label file is empty")
@@ -163,7 +167,7 @@ def read_labels(path):
     if not table:
         raise LabelError(f"{path}: the label file has a header but no rows")
     return Labels(_columns(names, list(table.values())), table, str(path),
-                  first if has_header else [])
+                  first if has_header else [], path=True)
 
 
 def folder_labels(inputs):

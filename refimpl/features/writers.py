@@ -27,6 +27,7 @@ import contextlib
 import csv
 import glob
 import io
+import json
 import re
 import tempfile
 import zipfile
@@ -35,7 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from refimpl._util.atomic import atomic_path
+from refimpl._util.atomic import atomic_open, atomic_path
+from refimpl._util.digest import file_digest, text_digest
+from refimpl._util.files import check_outputs
 from refimpl.errors import LabelError, MissingDependency, UsageError
 from refimpl.features.engine import ExtractorConfig, iter_features
 from refimpl.features.inputs import AudioInput, folder_labels, label_number
@@ -43,11 +46,12 @@ from refimpl.features.inputs import AudioInput, folder_labels, label_number
 __all__ = ["FORMATS", "ARFF_RELATION", "output_format", "open_writer", "FeatureWriter",
            "ExtractionSummary", "extract_to_file", "reduced_path", "ROW_GROUP", "Extraction",
            "extract", "write_features", "shard_path", "shard_of", "find_shards",
-           "merge_shards"]
+           "merge_shards", "write_shard_record", "shard_record_path"]
 
 FORMATS = ("csv", "arff", "parquet", "npz")
 ARFF_RELATION = "Deep Spectrum Features"
 ROW_GROUP = 256
+SHARD_RECORD = "refimpl shard 1"     # the kind and version of a shard's record
 
 
 def output_format(path, format=None):
@@ -70,11 +74,16 @@ def _floats(row):
     return row.astype(str)
 
 
+# what a quoted ARFF value writes as an escape (Weka's reader turns them back): a line
+# end inside a value would otherwise end the row
+_ARFF_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r"}
+
+
 def _arff_value(value):
     if value == "":
         return "?"
-    if any(c in value for c in " ,'\"{}%\t\\") or value == "?":
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if any(c in value for c in " ,'\"{}%\t\\\n\r") or value == "?":
+        return "'" + "".join(_ARFF_ESCAPES.get(c, c) for c in value) + "'"
     return value
 
 
@@ -347,6 +356,12 @@ def extract_to_file(inputs, config, output, *, format=None, labels=None, reduced
     (refimpl.features.distributed; `network` and `jobs` then do not apply). The rest of
     the arguments go to iter_features. Returns an ExtractionSummary."""
     inputs = list(inputs)
+    # before any work: an output that is one of the files this run reads would destroy it
+    check_outputs({"the output": output, "the reduced copy": reduced},
+                  {"an input": [a.path for a in inputs],
+                   "the label file": [labels.source] if labels is not None and labels.path
+                   else [],
+                   "the weights": [config.weights] if config.weights else []}, UsageError)
     labels = folder_labels(inputs) if labels is None else labels
     summary = ExtractionSummary(Path(output), files=len(inputs), dim=config.dim)
 
@@ -526,6 +541,73 @@ def find_shards(output):
     return [found[i, count] for i in range(count)]
 
 
+def shard_record_path(shard):
+    """Where the record of what made a shard is kept: SHARD.json beside it."""
+    shard = Path(shard)
+    return shard.with_name(shard.name + ".json")
+
+
+def write_shard_record(shard, config, index, count, all_inputs, inputs, rows):
+    """Record beside `shard` what made it: the configuration (config_id), shard `index`
+    of `count`, the names of every input of the whole run (their count and digest) and of
+    this shard's, its rows and its own SHA-256. merge_shards checks the shards against
+    their records, so a truncated, duplicated, renamed or foreign shard is refused."""
+    record = {"record": SHARD_RECORD, "shard": [int(index), int(count)],
+              "config_id": config.config_id(), "inputs_total": len(all_inputs),
+              "inputs_sha256": text_digest(json.dumps([a.name for a in all_inputs]), 64),
+              "files": [a.name for a in inputs], "rows": int(rows),
+              "sha256": file_digest(shard)}
+    with atomic_open(shard_record_path(shard), "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=1)
+        f.write("\n")
+
+
+def _shard_record(shard, index, count):
+    """The record of `shard` (write_shard_record), checked against the file."""
+    where = shard_record_path(shard)
+    try:
+        record = json.loads(where.read_text(encoding="utf-8"))
+        if record.get("record") != SHARD_RECORD:
+            raise ValueError("not a shard record")
+    except FileNotFoundError:
+        raise UsageError(f"{shard}: no record of what made it ({where.name} is missing: "
+                         f"made by an older refimpl, or copied without it); extract the "
+                         f"shard again") from None
+    except (OSError, ValueError, AttributeError) as e:
+        raise UsageError(f"{where}: not a readable shard record ({e})") from None
+    if record["shard"] != [index, count]:
+        raise UsageError(f"{shard}: holds shard {record['shard'][0]} of "
+                         f"{record['shard'][1]}, not {index} of {count} (copied or renamed?)")
+    if file_digest(shard) != record["sha256"]:
+        raise UsageError(f"{shard}: not the file that was written (cut short or changed "
+                         f"since: its SHA-256 differs from {where.name}'s)")
+    return record
+
+
+def _check_records(output, shards, records):
+    """The shards make one whole run: one configuration, one set of inputs, each input in
+    exactly one shard."""
+    first, seen = records[0], {}
+    for shard, record in zip(shards, records):
+        if record["config_id"] != first["config_id"]:
+            ours, theirs = record["config_id"].split(), first["config_id"].split()
+            diff = [w for w in ours if w not in theirs][:2]
+            raise UsageError(f"{shard}: made with another configuration than {shards[0]} "
+                             f"({', '.join(diff) or 'settings differ'})")
+        if (record["inputs_sha256"], record["inputs_total"]) != (first["inputs_sha256"],
+                                                                 first["inputs_total"]):
+            raise UsageError(f"{shard}: cut from other inputs than {shards[0]} "
+                             f"({record['inputs_total']} files there, "
+                             f"{first['inputs_total']} here)")
+        for name in record["files"]:
+            if name in seen:
+                raise UsageError(f"{shard}: {name} is also in {seen[name]} (a shard twice?)")
+            seen[name] = shard
+    if len(seen) != first["inputs_total"]:
+        raise UsageError(f"{output}: the shards hold {len(seen)} of the run's "
+                         f"{first['inputs_total']} inputs")
+
+
 def _text_header(fmt, lines, shard):
     """A CSV or ARFF shard's header lines (CSV: the first; ARFF: up to @data)."""
     if fmt == "csv":
@@ -536,22 +618,57 @@ def _text_header(fmt, lines, shard):
     raise UsageError(f"{shard}: not an ARFF file (no @data line)")
 
 
+def _text_rows(fmt, head, body, shard):
+    """The rows of a CSV or ARFF shard's body, each checked to have the header's number
+    of columns; a UsageError naming the shard and the row otherwise."""
+    try:
+        text, top = body.decode("utf-8"), b"".join(head).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{shard}: not UTF-8 text (byte {e.start})") from None
+    if fmt == "csv":
+        width = len(next(csv.reader([top.strip("\r\n")])))
+        reader = csv.reader(io.StringIO(text, newline=""))
+    else:
+        width = sum(ln.lower().startswith("@attribute") for ln in top.splitlines())
+        reader = csv.reader(io.StringIO(text, newline=""), quotechar="'", escapechar="\\",
+                            doublequote=False)
+    rows = 0
+    try:
+        for row in reader:
+            if not row:
+                continue
+            rows += 1
+            if len(row) != width:
+                raise UsageError(f"{shard}: row {rows} has {len(row)} columns, the header "
+                                 f"{width} (a cut-off or damaged shard)")
+    except csv.Error as e:
+        raise UsageError(f"{shard}: row {rows + 1} cannot be read ({e})") from None
+    return rows
+
+
 def merge_shards(output, format=None):
     """Join the shards of `output` (find_shards) into `output`, in order, atomically.
-    CSV and ARFF: the header once (every shard's must be the same, else a UsageError
-    naming the shard) and then each shard's rows as they were written: the very bytes
-    of one run over all the inputs. Parquet and .npz are read and written again: the
-    same columns and values. Returns (the shard files, the rows written)."""
+
+    Each shard is first checked against its record (write_shard_record): its own SHA-256
+    (a shard cut short or changed), its place (a shard copied over another), one
+    configuration and one set of inputs for all, every input in exactly one shard; and
+    every row against the header's width. Anything else is a UsageError naming the shard.
+    CSV and ARFF: the header once (every shard's must be the same) and then each shard's
+    rows as they were written: the very bytes of one run over all the inputs. Parquet and
+    .npz are read and written again: the same columns and values. Returns (the shard
+    files, the rows written)."""
     fmt = output_format(output, format)
     shards = find_shards(output)
+    records = [_shard_record(shard, i, len(shards)) for i, shard in enumerate(shards)]
+    _check_records(output, shards, records)
     rows = 0
     with atomic_path(output) as tmp:
         if fmt in ("csv", "arff"):
             header = None
             with open(tmp, "wb") as out:
-                for shard in shards:
-                    lines = Path(shard).read_bytes().splitlines(keepends=True)
-                    head = _text_header(fmt, lines, shard)
+                for shard, record in zip(shards, records):
+                    data = Path(shard).read_bytes()
+                    head = _text_header(fmt, data.splitlines(keepends=True), shard)
                     if header is None:
                         header = head
                         out.writelines(header)
@@ -559,9 +676,13 @@ def merge_shards(output, format=None):
                         raise UsageError(f"{shard}: its header differs from "
                                          f"{shards[0]}'s (another configuration or label "
                                          f"file?)")
-                    body = [line for line in lines[len(head):] if line.strip()]
-                    out.writelines(body)
-                    rows += len(body)
+                    body = data[sum(map(len, head)):]
+                    count = _text_rows(fmt, head, body, shard)
+                    if count != record["rows"]:
+                        raise UsageError(f"{shard}: holds {count} rows, its record "
+                                         f"{record['rows']}")
+                    out.write(body)
+                    rows += count
         elif fmt == "parquet":
             pa, pq = _pyarrow()
             tables = [pq.read_table(shard) for shard in shards]
@@ -576,6 +697,12 @@ def merge_shards(output, format=None):
             for shard in shards:
                 with np.load(shard, allow_pickle=False) as z:
                     parts.append({k: z[k] for k in z.files})
+                part = parts[-1]
+                if (part["features"].ndim != 2 or len(part["name"]) != len(part["features"])
+                        or part["features"].shape[1] != len(part["feature_names"])):
+                    raise UsageError(f"{shard}: features {part['features'].shape} do not fit "
+                                     f"its {len(part['name'])} names and "
+                                     f"{len(part['feature_names'])} columns")
             fixed = ("feature_names", "label_names")
             for shard, part in zip(shards[1:], parts[1:]):
                 if part.keys() != parts[0].keys() or any(

@@ -239,8 +239,29 @@ def load_callable(spec):
     return obj
 
 
+def _returned(value, shape, dtype=None, exact=True):
+    """`value` (what an implementation returned) as an array of `shape`, or a one-line
+    reason why it is not one (None, a string, the wrong shape)."""
+    if value is None or isinstance(value, (str, bytes)):
+        return None, f"returned {type(value).__name__}, not an array of shape {shape}"
+    try:
+        got = np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as e:
+        return None, f"returned {type(value).__name__}, not an array ({e})"
+    fits = got.shape == tuple(shape) or (not exact and got.size == np.prod(shape))
+    if got.dtype == object or not fits:
+        return None, f"returned shape {got.shape}, expected {tuple(shape)}"
+    return got.reshape(shape), None
+
+
 def verify(stage, impl, root=None, weights=None):
-    """Run `impl` on every golden case of `stage`; -> list of CaseResult."""
+    """Run `impl` on every golden case of `stage`; -> list of CaseResult. An
+    implementation whose result is not an array of the stage's shape fails (fc7: a
+    GoldenError, the whole batch being one call; image, blob: that case)."""
+    if stage not in ("image", "blob", "fc7"):
+        raise GoldenError(f"unknown stage {stage!r}; choose image, blob or fc7")
+    if not callable(impl):
+        raise GoldenError(f"the implementation {impl!r} is not callable")
     manifest = load_manifest(root)
     tol = manifest["tolerances"]
     results = []
@@ -248,33 +269,34 @@ def verify(stage, impl, root=None, weights=None):
     if stage == "fc7":
         weights = Path(weights or synthetic_weights_path(manifest["weights"]["seed"]))
         blobs = np.concatenate([image_to_blob(c.image) for c in cases])
-        got = np.asarray(impl(blobs, weights), dtype=np.float32)
-        if got.shape != (len(cases), 4096):
-            raise ValueError(f"fc7 implementation returned shape {got.shape}, "
-                             f"expected {(len(cases), 4096)}")
+        got, problem = _returned(impl(blobs, weights), (len(cases), 4096), np.float32)
+        if problem:
+            raise GoldenError(f"fc7 implementation {getattr(impl, '__name__', impl)}: "
+                              f"{problem}")
     for i, case in enumerate(cases):
         if stage == "image":
-            img = np.asarray(impl(case.signal, case.rate))
-            if img.shape != case.image.shape:
-                results.append(CaseResult(case.name, float("inf"), False, f"shape {img.shape}"))
+            img, problem = _returned(impl(case.signal, case.rate), case.image.shape)
+            if problem:
+                results.append(CaseResult(case.name, float("inf"), False, problem))
                 continue
             diff = int(np.any(img != case.image, axis=-1).sum())
             results.append(CaseResult(case.name, diff, diff <= tol["image_differing_pixels"],
                                       f"{diff} of {img.shape[0] * img.shape[1]} pixels differ"))
         elif stage == "blob":
-            blob = np.asarray(impl(case.image), dtype=np.float32).reshape(3, 227, 227)
+            blob, problem = _returned(impl(case.image), (3, 227, 227), np.float32, exact=False)
+            if problem:
+                results.append(CaseResult(case.name, float("inf"), False, problem))
+                continue
             want = image_to_blob(case.image)[0]
             assert array_sha256(want) == case.blob_sha256, "golden blob hash mismatch"
             err = float(np.max(np.abs(blob - want)))
             results.append(CaseResult(case.name, err, err <= tol["blob_max_abs_error"]))
-        elif stage == "fc7":
+        else:
             ref = case.fc7
             err = float(np.max(np.abs(got[i] - ref)) / max(float(ref.max()), 1e-30))
             results.append(CaseResult(case.name, err, err <= tol["fc7_max_error_rel_to_max"],
                                       f"max |diff| {np.max(np.abs(got[i] - ref)):.3g}, "
                                       f"fc7 max {ref.max():.4g}"))
-        else:
-            raise ValueError(f"unknown stage {stage!r}")
     return results
 
 

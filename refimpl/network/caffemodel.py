@@ -24,12 +24,14 @@ Field numbers (from Caffe's caffe.proto):
     BlobProto:         num=1 channels=2 height=3 width=4 data=5 diff=6 shape=7 double_data=8
     BlobShape:         dim=1 (packed int64)
 """
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from refimpl._util.atomic import atomic_open
+from refimpl._util.files import check_regular
 from refimpl.errors import CaffeModelError
 from refimpl.network.spec import LAYER_TYPES, PARAM_SHAPES
 
@@ -246,13 +248,23 @@ def _decode_blob(buf, start, stop):
             shape = tuple(legacy.get(i, 0) for i in (1, 2, 3, 4))
         else:
             shape = (data.size,) if data.size else (0,)
-    count = int(np.prod(shape, dtype=np.int64))
+    # Python's integers: int64's product wraps around, and a shape whose product wraps to
+    # the number of stored values would pass (found by tests/fuzz, issue 21)
+    count = math.prod(int(d) for d in shape)
     if any(d < 0 for d in shape):
         raise _Malformed(f"negative blob dimension in shape {shape}")
+    # (0, 2**62) holds no values, but numpy cannot make its shape either
+    if math.prod(int(d) for d in shape if d) > _MAX_COUNT:
+        raise _Malformed(f"blob shape {tuple(shape)} is larger than Caffe allows "
+                         f"({_MAX_COUNT} values)")
     if count != data.size:
         raise _Malformed(f"blob shape {tuple(shape)} needs {count} values "
                          f"but {data.size} are stored")
     return data.reshape(shape)
+
+
+# Caffe's Blob refuses more values than an int holds (CHECK_LE(count_, INT_MAX))
+_MAX_COUNT = 2**31 - 1
 
 
 def _int32(v):
@@ -340,6 +352,7 @@ def read_caffemodel(path):
     """
     path = Path(path)
     try:
+        check_regular(path)      # /dev/zero would be read until memory runs out
         with open(path, "rb") as f:
             buf = f.read()
     except OSError as e:
@@ -354,6 +367,7 @@ def check_complete(path):
     import mmap
     path = Path(path)
     try:
+        check_regular(path)
         with open(path, "rb") as f:
             if f.seek(0, 2) == 0:
                 raise CaffeModelError(f"{path}: empty file")
@@ -494,7 +508,8 @@ def load_alexnet_params(path_or_model):
 
     Returns layer name -> (weights, bias) as float32 arrays with the shapes of
     ALEXNET_PARAM_SHAPES (legacy 1x1xMxK blobs are reshaped). Raises CaffeModelError naming
-    the file and the layer when a layer is missing or a blob has the wrong shape.
+    the file and the layer when a layer is missing, a blob has the wrong shape or holds
+    NaN or infinite values.
     """
     if isinstance(path_or_model, CaffeModel):
         model, source = path_or_model, "<model>"
@@ -517,6 +532,13 @@ def load_alexnet_params(path_or_model):
                 what = "weights" if i == 0 else "bias"
                 raise CaffeModelError(f"{source}: layer {lname} {what} have shape "
                                       f"{tuple(blob.shape)}, AlexNet needs {shape}")
+            # NaN or inf in a layer would come out as NaN features (or be turned into 0
+            # without a word by a ReLU); such weights are refused, naming the layer
+            bad = blob.size - np.count_nonzero(np.isfinite(blob))
+            if bad:
+                what = "weights" if i == 0 else "bias"
+                raise CaffeModelError(f"{source}: layer {lname} {what} hold {bad} NaN or "
+                                      f"infinite value(s)")
             arrays.append(blob.reshape(shape))
         out[lname] = tuple(arrays)
     return out

@@ -26,6 +26,7 @@ import numpy as np
 from refimpl._util import locations
 from refimpl._util.digest import file_digest
 from refimpl._util.fetch import download
+from refimpl._util.files import check_regular
 from refimpl.errors import CacheWarning, CaffeModelError, ChecksumError, WeightsError
 from refimpl.network import caffemodel
 
@@ -158,6 +159,10 @@ def resolve_weights(spec):
             raise WeightsError(f"--weights {spec}: the seed must be a whole number")
         return synthetic_weights_path(int(seed))
     path = Path(spec)
-    if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found")
+    try:
+        check_regular(path)      # a FIFO or device is named, never read
+    except FileNotFoundError:
+        raise WeightsError(f"{path}: weights file not found") from None
+    except OSError as e:
+        raise WeightsError(f"{path}: cannot read the weights ({e.strerror})") from None
     return path

@@ -7,6 +7,7 @@ import json
 import struct
 import subprocess
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from refimpl.network import caffemodel as cm
 from refimpl.network.caffemodel import CaffeModelError, _enc_varint, _key, _Message
 
 RNG = np.random.default_rng(7)
+REPO_FUZZ = Path(__file__).resolve().parents[1] / "fuzz" / "corpus" / "caffemodel"
 
 
 def small_params():
@@ -156,6 +158,26 @@ def test_unpacked_floats_doubles_and_legacy_dims(tmp_path):
     assert a.shape == (1, 2, 3, 4)
     np.testing.assert_array_equal(a.ravel(), data)
     np.testing.assert_array_equal(b, dbl.astype(np.float32))
+
+
+def test_a_blob_shape_whose_product_wraps_around_is_refused(tmp_path):
+    """Found by the fuzzer (tests/fuzz, issue 21): dims 2**32 x 2**32 multiply to 0 in
+    int64, which matched the 0 values stored, and reshape raised a bare ValueError."""
+    dims = _Message()
+    dims.bytes_(1, _enc_varint(1 << 32) + _enc_varint(1 << 32))
+    blob = _Message()
+    blob.message(7, dims)
+    layer = _Message()
+    layer.string(1, "conv1")
+    layer.string(2, "Convolution")
+    layer.message(7, blob)
+    path = tmp_path / "wraps.caffemodel"
+    path.write_bytes(_net_bytes([layer], v1=False))
+    with pytest.raises(CaffeModelError, match=r"larger than Caffe allows"):
+        cm.read_caffemodel(path)
+    found = REPO_FUZZ / "found_shape_product_wraps.caffemodel"
+    with pytest.raises(CaffeModelError, match="larger than Caffe allows"):
+        cm.parse_caffemodel_bytes(memoryview(found.read_bytes()))
 
 
 def write_alexnet_like(path, v1=False, drop=None, bad=None):

@@ -1,0 +1,60 @@
+"""The readers under coverage-guided fuzzing (fuzz_readers.py, atheris): each target for
+FUZZ_BUDGET_S seconds in the slow suite, and every seed of its corpus once through the
+same target in the default suite (fuzz_targets.py, without atheris). A finding is written to the test's
+temporary folder (crash-..., timeout-..., oom-...) and fails the test with libFuzzer's
+report; it then becomes a named test of its reader.
+
+Found so far (60 s per reader, 2-core machine): the caffemodel codec took a blob shape
+whose dims multiply past int64 (it wrapped around to the number of stored values, and
+numpy raised a bare ValueError): tests/network/test_caffemodel.py::
+test_a_blob_shape_whose_product_wraps_around_is_refused; its input is kept as the seed
+corpus/caffemodel/found_shape_product_wraps.caffemodel.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oracles import import_or_unavailable
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+TARGETS = ["wav", "caffemodel", "shard", "labels", "manifest"]
+FUZZ_BUDGET_S = int(os.environ.get("REFIMPL_FUZZ_BUDGET_S", 30))   # per target (CI: 5 x 30 s)
+
+
+def _fuzz(target, tmp_path, *options):
+    import_or_unavailable("atheris", "atheris",
+                          "atheris is not installed (the fuzzer; requirements-torch.txt)")
+    found = tmp_path / "corpus"     # new inputs go here, never into the kept seeds
+    found.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+    p = subprocess.run([sys.executable, str(HERE / "fuzz_readers.py"), target, *options,
+                        "-max_len=4096", "-rss_limit_mb=2048", "-timeout=10",
+                        f"-artifact_prefix={tmp_path}/", str(found),
+                        str(HERE / "corpus" / target)],
+                       capture_output=True, text=True, env=env,
+                       timeout=FUZZ_BUDGET_S + 300)
+    findings = sorted(f.name for f in tmp_path.iterdir() if f.is_file())
+    assert p.returncode == 0 and not findings, (findings, p.stderr[-6000:])
+    return p
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_seed_of_the_corpus_passes(target):
+    """The targets themselves, without atheris: each seed returns or raises RefimplError."""
+    from fuzz_targets import TARGETS as run
+    seeds = sorted((HERE / "corpus" / target).iterdir())
+    assert seeds
+    for seed in seeds:
+        run[target](seed.read_bytes())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_reader_survives_its_fuzzing_budget(target, tmp_path):
+    p = _fuzz(target, tmp_path, f"-max_total_time={FUZZ_BUDGET_S}")
+    assert "Done" in p.stderr
