@@ -7,8 +7,11 @@ report; it then becomes a named test of its reader.
 Found so far (60 s per reader, 2-core machine): the caffemodel codec took a blob shape
 whose dims multiply past int64 (it wrapped around to the number of stored values, and
 numpy raised a bare ValueError): tests/network/test_caffemodel.py::
-test_a_blob_shape_whose_product_wraps_around_is_refused; its input is kept as the seed
-corpus/caffemodel/found_shape_product_wraps.caffemodel.
+test_a_blob_shape_whose_product_wraps_around_is_refused; its input is kept as a seed
+(binary_seeds.FOUND_SHAPE_PRODUCT_WRAPS).
+
+The text readers' seeds are files in corpus/; the binary readers' (wav, caffemodel) are
+made by binary_seeds.py: no audio or caffemodel is kept in git.
 """
 import os
 import subprocess
@@ -25,6 +28,14 @@ TARGETS = ["wav", "caffemodel", "shard", "labels", "manifest"]
 FUZZ_BUDGET_S = int(os.environ.get("REFIMPL_FUZZ_BUDGET_S", 30))   # per target (CI: 5 x 30 s)
 
 
+def seed_folder(target, tmp_path):
+    """The seeds of `target`: corpus/TARGET, or made into tmp_path (binary_seeds)."""
+    from binary_seeds import SEEDS, write_seeds
+    if target in SEEDS:
+        return write_seeds(target, tmp_path / "seeds" / target)
+    return HERE / "corpus" / target
+
+
 def _fuzz(target, tmp_path, *options):
     import_or_unavailable("atheris", "atheris",
                           "atheris is not installed (the fuzzer; requirements-torch.txt)")
@@ -35,19 +46,19 @@ def _fuzz(target, tmp_path, *options):
     p = subprocess.run([sys.executable, str(HERE / "fuzz_readers.py"), target, *options,
                         "-max_len=4096", "-rss_limit_mb=2048", "-timeout=10",
                         f"-artifact_prefix={tmp_path}/", str(found),
-                        str(HERE / "corpus" / target)],
+                        str(seed_folder(target, tmp_path))],
                        capture_output=True, text=True, env=env,
                        timeout=FUZZ_BUDGET_S + 300)
-    findings = sorted(f.name for f in tmp_path.iterdir() if f.is_file())
+    findings = sorted(f.name for f in tmp_path.iterdir() if f.is_file())   # crash-..., ...
     assert p.returncode == 0 and not findings, (findings, p.stderr[-6000:])
     return p
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_every_seed_of_the_corpus_passes(target):
+def test_every_seed_of_the_corpus_passes(target, tmp_path):
     """The targets themselves, without atheris: each seed returns or raises RefimplError."""
     from fuzz_targets import TARGETS as run
-    seeds = sorted((HERE / "corpus" / target).iterdir())
+    seeds = sorted(seed_folder(target, tmp_path).iterdir())
     assert seeds
     for seed in seeds:
         run[target](seed.read_bytes())

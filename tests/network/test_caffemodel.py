@@ -6,6 +6,7 @@ Python, tests marked `caffe`) and real Caffe loading our files (test_caffe_backe
 import json
 import struct
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from refimpl.network import caffemodel as cm
 from refimpl.network.caffemodel import CaffeModelError, _enc_varint, _key, _Message
 
 RNG = np.random.default_rng(7)
-REPO_FUZZ = Path(__file__).resolve().parents[1] / "fuzz" / "corpus" / "caffemodel"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
+import binary_seeds  # noqa: E402  (tests/fuzz: the fuzzers' seeds and findings)
 
 
 def small_params():
@@ -175,9 +177,9 @@ def test_a_blob_shape_whose_product_wraps_around_is_refused(tmp_path):
     path.write_bytes(_net_bytes([layer], v1=False))
     with pytest.raises(CaffeModelError, match=r"larger than Caffe allows"):
         cm.read_caffemodel(path)
-    found = REPO_FUZZ / "found_shape_product_wraps.caffemodel"
+    found = binary_seeds.FOUND_SHAPE_PRODUCT_WRAPS   # the fuzzer's own input
     with pytest.raises(CaffeModelError, match="larger than Caffe allows"):
-        cm.parse_caffemodel_bytes(memoryview(found.read_bytes()))
+        cm.parse_caffemodel_bytes(memoryview(found))
 
 
 def write_alexnet_like(path, v1=False, drop=None, bad=None):
