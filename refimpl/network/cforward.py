@@ -329,6 +329,9 @@ class CNetwork:
     """The C core as a network backend (refimpl.network.open_backend): weights prepared
     once."""
     name = "c"
+    # an image's outputs do not depend on the other images of the batch (nor on the
+    # thread count): the engine may batch images of several files together
+    batch_invariant = True
 
     def __init__(self, weights):
         _core()  # fail early, with the build hint, if the extension is missing
