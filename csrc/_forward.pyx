@@ -92,9 +92,6 @@ def configure(threads=None, split=None, chunk_cols=None, winograd=None, wino_til
     if split is not None:
         if split not in (FW_SPLIT_OMP, FW_SPLIT_BLAS):
             raise ValueError(f"split must be SPLIT_OMP or SPLIT_BLAS, got {split!r}")
-        if split == FW_SPLIT_OMP and not BLAS_THREAD_CONTROL:
-            raise RuntimeError("SPLIT_OMP needs control over BLAS threads, which this "
-                               "BLAS does not offer (not OpenBLAS)")
         _ctx.split = split
     if chunk_cols is not None:
         _ctx.chunk_cols = max(0, int(chunk_cols))
