@@ -167,6 +167,33 @@ static void gemm_strip_avx2(int m, int kc, const float *a, ptrdiff_t lda, const 
     }
 }
 
+/* A lone row of A (one image through an inner product) against two full strips at once:
+ * four accumulators instead of two, so that the chains' FMA latency and the two strips'
+ * streams from memory overlap (the weights are read once per image there). Each element
+ * is still its own chain, as in gemm_tile_avx2. */
+__attribute__((target("avx2,fma")))
+static void gemm_row_pair_avx2(int kc, const float *a, const float *b, const float *b2,
+                               ptrdiff_t ldb, float *c, float *c2, int first)
+{
+    __m256 x0, x1, y0, y1;
+    int kk;
+    if (first) {
+        x0 = x1 = y0 = y1 = _mm256_setzero_ps();
+    } else {
+        x0 = _mm256_loadu_ps(c); x1 = _mm256_loadu_ps(c + 8);
+        y0 = _mm256_loadu_ps(c2); y1 = _mm256_loadu_ps(c2 + 8);
+    }
+    for (kk = 0; kk < kc; kk++) {
+        const __m256 av = _mm256_broadcast_ss(a + kk);
+        x0 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b + kk * ldb), x0);
+        x1 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b + kk * ldb + 8), x1);
+        y0 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b2 + kk * ldb), y0);
+        y1 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b2 + kk * ldb + 8), y1);
+    }
+    _mm256_storeu_ps(c, x0); _mm256_storeu_ps(c + 8, x1);
+    _mm256_storeu_ps(c2, y0); _mm256_storeu_ps(c2 + 8, y1);
+}
+
 static void gemm_strip_scalar(int m, int kc, const float *a, ptrdiff_t lda, const float *b,
                               ptrdiff_t ldb, float *c, ptrdiff_t ldc, int first, int nv)
 {
@@ -195,18 +222,28 @@ static void gemm(int m, int n, int k, const float *a, ptrdiff_t lda, const float
         for (i = 0; i < m; i++) memset(c + (ptrdiff_t)i * ldc, 0, sizeof(float) * n);
         return;
     }
+    /* a lone row: strips in pairs where both are full (gemm_row_pair_avx2) */
+    const int pair = m == 1 && have_fma ? 2 : 1;
     #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (s = 0; s < nstrips; s++) {
-        const int nv = fw_min(GEMM_NR, n - s * GEMM_NR);
-        int pc;
+    for (s = 0; s < (nstrips + pair - 1) / pair; s++) {
+        const int s0 = s * pair, s1 = fw_min(nstrips, s0 + pair);
+        const int full = s1 - s0 == 2 && n - s0 * GEMM_NR >= 2 * GEMM_NR;
+        int pc, t;
         for (pc = 0; pc < k; pc += GEMM_KC) {
             const int kc = fw_min(GEMM_KC, k - pc);
-            const float *bp = b + (ptrdiff_t)s * bs + (ptrdiff_t)pc * ldb;
-            float *cp = c + (ptrdiff_t)s * GEMM_NR;
-            if (have_fma)
-                gemm_strip_avx2(m, kc, a + pc, lda, bp, ldb, cp, ldc, pc == 0, nv);
-            else
-                gemm_strip_scalar(m, kc, a + pc, lda, bp, ldb, cp, ldc, pc == 0, nv);
+            const float *bp = b + (ptrdiff_t)s0 * bs + (ptrdiff_t)pc * ldb;
+            float *cp = c + (ptrdiff_t)s0 * GEMM_NR;
+            if (full) {
+                gemm_row_pair_avx2(kc, a + pc, bp, bp + bs, ldb, cp, cp + GEMM_NR, pc == 0);
+                continue;
+            }
+            for (t = s0; t < s1; t++, bp += bs, cp += GEMM_NR) {
+                const int nv = fw_min(GEMM_NR, n - t * GEMM_NR);
+                if (have_fma)
+                    gemm_strip_avx2(m, kc, a + pc, lda, bp, ldb, cp, ldc, pc == 0, nv);
+                else
+                    gemm_strip_scalar(m, kc, a + pc, lda, bp, ldb, cp, ldc, pc == 0, nv);
+            }
         }
     }
 }
