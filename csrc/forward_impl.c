@@ -1,13 +1,13 @@
 /* AlexNet forward-pass kernels with Caffe's layer semantics (refimpl.network._forward).
  *
  * The arithmetic is the NumPy reference's (refimpl/network/reference.py), operation for operation,
- * so that the two agree to rounding: convolution = im2col + one SGEMM per group, then
+ * so that the two agree to rounding: convolution = im2col + one GEMM per group, then
  * "+ bias" and max(., 0) on the product (or, for stride-1 3x3 and 5x5 kernels when the
  * caller passes transformed filters, Winograd's minimal filtering: see fw_conv_wino); LRN squares, scales by alpha/size, sums the
  * window in channel order starting from k, and multiplies x by scale^-beta; max pooling
  * clips each ceil-mode window to the input. Only the order in which the work is done
  * differs: the batch's columns are cut into chunks that fit in cache, and each chunk goes
- * through im2col -> SGEMM -> bias/ReLU while its data is still hot.
+ * through im2col -> GEMM -> bias/ReLU while its data is still hot.
  *
  * Included by _forward.pyx (after Python.h, which defines _GNU_SOURCE for dladdr).
  */
@@ -393,7 +393,7 @@ typedef struct {
 } conv_job;
 
 /* One work item: im2col of columns [j0, j1), the group products, bias and ReLU.
- * `inner` > 1 parallelises the loops around the products (FW_SPLIT_BLAS). */
+ * `inner` > 1 parallelises the products and the loops around them (FW_SPLIT_BLAS). */
 static void conv_chunk(const conv_job *job, long j0, long j1, float *buf,
                        im2col_seg *segs, int inner)
 {
