@@ -12,15 +12,11 @@ import threading
 import numpy as np
 cimport numpy as cnp
 from libc.stddef cimport ptrdiff_t
-from scipy.linalg.cython_blas cimport sgemm as blas_sgemm, sgemv as blas_sgemv
+from scipy.linalg.cython_blas cimport sgemm as blas_sgemm
 
 cnp.import_array()
 
 cdef extern from "forward_impl.c" nogil:
-    ctypedef void (*fw_sgemm_t)(char *, char *, int *, int *, int *, float *, float *,
-                                int *, float *, int *, float *, float *, int *) noexcept nogil
-    ctypedef void (*fw_sgemv_t)(char *, int *, int *, float *, float *, int *, float *,
-                                int *, float *, float *, int *) noexcept nogil
     ctypedef struct fw_view:
         float *data
         int n, c, h, w
@@ -28,8 +24,6 @@ cdef extern from "forward_impl.c" nogil:
     ctypedef struct fw_conv_cfg:
         int kh, kw, sh, sw, ph, pw, group, relu
     ctypedef struct fw_ctx:
-        fw_sgemm_t sgemm
-        fw_sgemv_t sgemv
         int threads
         int split
         int chunk_cols
@@ -42,7 +36,9 @@ cdef extern from "forward_impl.c" nogil:
     int fw_wino_transform_filters(const float *weights, int r, int m, int cg, float *u)
     int fw_conv_wino(const fw_ctx *ctx, const fw_view *inp, const float *u,
                      const float *bias, int m, const fw_conv_cfg *cfg, const fw_view *out)
-    int fw_inner_product(const fw_ctx *ctx, const float *x, int n, int k, const float *w,
+    size_t fw_packed_size(int m, int k)
+    void fw_pack_rows(const float *w, int m, int k, float *out)
+    int fw_inner_product(const fw_ctx *ctx, const float *x, int n, int k, const float *wp,
                          const float *bias, int m, int relu, float *out)
     int fw_lrn(const fw_ctx *ctx, const fw_view *inp, const fw_view *out, int size,
                float alpha, float beta, float k)
@@ -58,8 +54,6 @@ SPLIT_OMP = FW_SPLIT_OMP
 SPLIT_BLAS = FW_SPLIT_BLAS
 
 cdef fw_ctx _ctx
-_ctx.sgemm = <fw_sgemm_t>blas_sgemm
-_ctx.sgemv = <fw_sgemv_t>blas_sgemv
 _ctx.threads = 1
 _ctx.split = FW_SPLIT_BLAS
 _ctx.chunk_cols = 0
@@ -98,9 +92,6 @@ def configure(threads=None, split=None, chunk_cols=None, winograd=None, wino_til
     if split is not None:
         if split not in (FW_SPLIT_OMP, FW_SPLIT_BLAS):
             raise ValueError(f"split must be SPLIT_OMP or SPLIT_BLAS, got {split!r}")
-        if split == FW_SPLIT_OMP and not BLAS_THREAD_CONTROL:
-            raise RuntimeError("SPLIT_OMP needs control over BLAS threads, which this "
-                               "BLAS does not offer (not OpenBLAS)")
         _ctx.split = split
     if chunk_cols is not None:
         _ctx.chunk_cols = max(0, int(chunk_cols))
@@ -261,19 +252,33 @@ def conv2d_layout(cnp.ndarray x, cnp.ndarray weights, bias, int sh, int sw, int 
     return out
 
 
-def inner_product(x, weights, bias=None, bint fuse_relu=False):
+def inner_product(x, weights, bias=None, bint fuse_relu=False, packed=None):
     """Caffe's InnerProduct (+ ReLU): x (N, ...) flattened in C order, weights (M, K),
-    bias (M,) or None -> (N, M) float32."""
+    bias (M,) or None -> (N, M) float32. packed: pack_rows(weights), if kept (otherwise
+    packed here, a copy of the weights)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     x = x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
     weights = np.ascontiguousarray(weights, dtype=np.float32)
     if bias is not None:
         bias = np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
-    return _inner_product(x, weights, bias, fuse_relu)
+    return _inner_product(x, weights, bias, fuse_relu, packed)
 
 
-def _inner_product(cnp.ndarray x, cnp.ndarray weights, bias, bint relu):
-    cdef cnp.ndarray b
+def pack_rows(cnp.ndarray weights):
+    """Inner-product weights (M, K) float32 C-contiguous -> the layout fw_inner_product
+    reads (strips of output neurons, each K x 16; see fw_pack_rows)."""
+    if weights.ndim != 2 or weights.dtype != np.float32 or not weights.flags.c_contiguous:
+        raise ValueError("weights must be C-contiguous float32 (M, K)")
+    cdef int m = weights.shape[0], k = weights.shape[1]
+    cdef cnp.ndarray out = np.empty(fw_packed_size(m, k), dtype=np.float32)
+    with nogil:
+        fw_pack_rows(<const float *>cnp.PyArray_DATA(weights), m, k,
+                     <float *>cnp.PyArray_DATA(out))
+    return out
+
+
+def _inner_product(cnp.ndarray x, cnp.ndarray weights, bias, bint relu, packed=None):
+    cdef cnp.ndarray b, wpk
     cdef const float *bp = NULL
     cdef int n, k, m
     if x.ndim != 2 or x.dtype != np.float32 or not x.flags.c_contiguous:
@@ -288,14 +293,17 @@ def _inner_product(cnp.ndarray x, cnp.ndarray weights, bias, bint relu):
         if b.dtype != np.float32 or b.ndim != 1 or b.shape[0] != m or not b.flags.c_contiguous:
             raise ValueError(f"bias must be float32 ({m},)")
         bp = <const float *>cnp.PyArray_DATA(b)
+    wpk = pack_rows(weights) if packed is None else packed
+    if (wpk.ndim != 1 or wpk.dtype != np.float32 or not wpk.flags.c_contiguous
+            or wpk.shape[0] != fw_packed_size(m, k)):
+        raise ValueError("packed must be pack_rows(weights)")
     cdef cnp.ndarray out = np.empty((n, m), dtype=np.float32)
     cdef const float *xp = <const float *>cnp.PyArray_DATA(x)
-    cdef const float *wp = <const float *>cnp.PyArray_DATA(weights)
+    cdef const float *wp = <const float *>cnp.PyArray_DATA(wpk)
     cdef float *op = <float *>cnp.PyArray_DATA(out)
     cdef int rc
-    with single_threaded_blas():
-        with nogil:
-            rc = fw_inner_product(&_ctx, xp, n, k, wp, bp, m, relu, op)
+    with nogil:
+        rc = fw_inner_product(&_ctx, xp, n, k, wp, bp, m, relu, op)
     if rc:
         raise MemoryError("inner_product: out of memory")
     return out

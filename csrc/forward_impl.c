@@ -1,13 +1,13 @@
 /* AlexNet forward-pass kernels with Caffe's layer semantics (refimpl.network._forward).
  *
  * The arithmetic is the NumPy reference's (refimpl/network/reference.py), operation for operation,
- * so that the two agree to rounding: convolution = im2col + one SGEMM per group, then
+ * so that the two agree to rounding: convolution = im2col + one GEMM per group, then
  * "+ bias" and max(., 0) on the product (or, for stride-1 3x3 and 5x5 kernels when the
  * caller passes transformed filters, Winograd's minimal filtering: see fw_conv_wino); LRN squares, scales by alpha/size, sums the
  * window in channel order starting from k, and multiplies x by scale^-beta; max pooling
  * clips each ceil-mode window to the input. Only the order in which the work is done
  * differs: the batch's columns are cut into chunks that fit in cache, and each chunk goes
- * through im2col -> SGEMM -> bias/ReLU while its data is still hot.
+ * through im2col -> GEMM -> bias/ReLU while its data is still hot.
  *
  * Included by _forward.pyx (after Python.h, which defines _GNU_SOURCE for dladdr).
  */
@@ -69,6 +69,210 @@ void fw_blas_set_threads(int n)
 {
     if (blas_set_threads && n > 0)
         blas_set_threads(n);
+}
+
+/* ------------------------------------------------------------------------- GEMM */
+
+/* The one matrix product behind every convolution and inner product. It is ours, not
+ * BLAS's, because a BLAS sums in an order that depends on the shape of each call (its
+ * blocking, its edge kernels, a GEMV for one column, small-matrix paths), and those
+ * shapes follow the batch and the thread count: the same image then got other last bits
+ * in another batch or with another thread count. Here every element of C is ONE
+ * fused-multiply-add chain over k = 0, 1, ..., K-1 starting from +0, whatever the tile,
+ * strip, block or thread it falls in: its bits depend on its row of A and its column of
+ * B alone. Blocking over k stores the running sum as a float and resumes it (exact), so
+ * it changes nothing either. The lanes of a vector are separate elements, never parts of
+ * one sum, so wider vectors (AVX-512) would give the same bits; without AVX2 + FMA the
+ * scalar path calls fmaf (one rounding, the same result, slower).
+ *
+ * C (m x n, row-major, ldc) = A (m x k, row-major, lda) . B (k x n), where B's element
+ * (kk, j) is at b[(j / GEMM_NR) * bs + kk * ldb + j % GEMM_NR]: a row-major B is
+ * (ldb = its row length, bs = GEMM_NR), a B packed in strips of GEMM_NR columns
+ * (fw_pack_rows) is (ldb = GEMM_NR, bs = k * GEMM_NR). Work: strips of GEMM_NR columns;
+ * per strip, blocks of GEMM_KC values of k (the strip's block stays in L1) and in each,
+ * tiles of up to GEMM_MR rows: 2 * GEMM_MR accumulators of 8 floats. */
+#define GEMM_NR 16
+#define GEMM_MR 6
+#define GEMM_KC 256
+
+__attribute__((target("avx2,fma"), always_inline))
+static inline void gemm_tile_avx2(const int R, const int masked, int kc, const float *a,
+                                  ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *c,
+                                  ptrdiff_t ldc, int first, int nv)
+{
+    __m256 c0[GEMM_MR], c1[GEMM_MR];
+    __m256i m0 = _mm256_setzero_si256(), m1 = _mm256_setzero_si256();
+    int r, kk;
+    if (masked) {
+        const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nv), idx);
+        m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nv - 8), idx);
+    }
+    for (r = 0; r < R; r++) {
+        if (first) {
+            c0[r] = _mm256_setzero_ps();
+            c1[r] = _mm256_setzero_ps();
+        } else if (masked) {
+            c0[r] = _mm256_maskload_ps(c + r * ldc, m0);
+            c1[r] = _mm256_maskload_ps(c + r * ldc + 8, m1);
+        } else {
+            c0[r] = _mm256_loadu_ps(c + r * ldc);
+            c1[r] = _mm256_loadu_ps(c + r * ldc + 8);
+        }
+    }
+    for (kk = 0; kk < kc; kk++) {
+        const float *bk = b + kk * ldb;
+        const __m256 b0 = masked ? _mm256_maskload_ps(bk, m0) : _mm256_loadu_ps(bk);
+        const __m256 b1 = masked ? _mm256_maskload_ps(bk + 8, m1) : _mm256_loadu_ps(bk + 8);
+        for (r = 0; r < R; r++) {
+            const __m256 av = _mm256_broadcast_ss(a + r * lda + kk);
+            c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+            c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+        }
+    }
+    for (r = 0; r < R; r++) {
+        if (masked) {
+            _mm256_maskstore_ps(c + r * ldc, m0, c0[r]);
+            _mm256_maskstore_ps(c + r * ldc + 8, m1, c1[r]);
+        } else {
+            _mm256_storeu_ps(c + r * ldc, c0[r]);
+            _mm256_storeu_ps(c + r * ldc + 8, c1[r]);
+        }
+    }
+}
+
+/* One k block of one strip: every row tile, the row count a compile-time constant in
+ * each call so that the accumulators live in registers. */
+__attribute__((target("avx2,fma")))
+static void gemm_strip_avx2(int m, int kc, const float *a, ptrdiff_t lda, const float *b,
+                            ptrdiff_t ldb, float *c, ptrdiff_t ldc, int first, int nv)
+{
+    int i;
+    for (i = 0; i < m; i += GEMM_MR) {
+        const float *ai = a + (ptrdiff_t)i * lda;
+        float *ci = c + (ptrdiff_t)i * ldc;
+#define GEMM_TILE(R)                                                                 \
+        if (nv == GEMM_NR) gemm_tile_avx2(R, 0, kc, ai, lda, b, ldb, ci, ldc, first, nv); \
+        else gemm_tile_avx2(R, 1, kc, ai, lda, b, ldb, ci, ldc, first, nv);          \
+        break;
+        switch (fw_min(GEMM_MR, m - i)) {
+        case 6: GEMM_TILE(6)
+        case 5: GEMM_TILE(5)
+        case 4: GEMM_TILE(4)
+        case 3: GEMM_TILE(3)
+        case 2: GEMM_TILE(2)
+        default: GEMM_TILE(1)
+        }
+#undef GEMM_TILE
+    }
+}
+
+/* A lone row of A (one image through an inner product) against two full strips at once:
+ * four accumulators instead of two, so that the chains' FMA latency and the two strips'
+ * streams from memory overlap (the weights are read once per image there). Each element
+ * is still its own chain, as in gemm_tile_avx2. */
+__attribute__((target("avx2,fma")))
+static void gemm_row_pair_avx2(int kc, const float *a, const float *b, const float *b2,
+                               ptrdiff_t ldb, float *c, float *c2, int first)
+{
+    __m256 x0, x1, y0, y1;
+    int kk;
+    if (first) {
+        x0 = x1 = y0 = y1 = _mm256_setzero_ps();
+    } else {
+        x0 = _mm256_loadu_ps(c); x1 = _mm256_loadu_ps(c + 8);
+        y0 = _mm256_loadu_ps(c2); y1 = _mm256_loadu_ps(c2 + 8);
+    }
+    for (kk = 0; kk < kc; kk++) {
+        const __m256 av = _mm256_broadcast_ss(a + kk);
+        x0 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b + kk * ldb), x0);
+        x1 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b + kk * ldb + 8), x1);
+        y0 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b2 + kk * ldb), y0);
+        y1 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b2 + kk * ldb + 8), y1);
+    }
+    _mm256_storeu_ps(c, x0); _mm256_storeu_ps(c + 8, x1);
+    _mm256_storeu_ps(c2, y0); _mm256_storeu_ps(c2 + 8, y1);
+}
+
+static void gemm_strip_scalar(int m, int kc, const float *a, ptrdiff_t lda, const float *b,
+                              ptrdiff_t ldb, float *c, ptrdiff_t ldc, int first, int nv)
+{
+    int i, j, kk;
+    for (i = 0; i < m; i++)
+        for (j = 0; j < nv; j++) {
+            float s = first ? 0.0f : c[(ptrdiff_t)i * ldc + j];
+            for (kk = 0; kk < kc; kk++)
+                s = fmaf(a[(ptrdiff_t)i * lda + kk], b[(ptrdiff_t)kk * ldb + j], s);
+            c[(ptrdiff_t)i * ldc + j] = s;
+        }
+}
+
+static int have_fma = -1;
+
+/* C = A . B as described above; `threads` > 1 shares the strips among OpenMP threads. */
+static void gemm(int m, int n, int k, const float *a, ptrdiff_t lda, const float *b,
+                 ptrdiff_t ldb, ptrdiff_t bs, float *c, ptrdiff_t ldc, int threads)
+{
+    const int nstrips = (n + GEMM_NR - 1) / GEMM_NR;
+    int s;
+    if (have_fma < 0)
+        have_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (k == 0) {
+        int i;
+        for (i = 0; i < m; i++) memset(c + (ptrdiff_t)i * ldc, 0, sizeof(float) * n);
+        return;
+    }
+    /* a lone row: strips in pairs where both are full (gemm_row_pair_avx2) */
+    const int pair = m == 1 && have_fma ? 2 : 1;
+    #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (s = 0; s < (nstrips + pair - 1) / pair; s++) {
+        const int s0 = s * pair, s1 = fw_min(nstrips, s0 + pair);
+        const int full = s1 - s0 == 2 && n - s0 * GEMM_NR >= 2 * GEMM_NR;
+        int pc, t;
+        for (pc = 0; pc < k; pc += GEMM_KC) {
+            const int kc = fw_min(GEMM_KC, k - pc);
+            const float *bp = b + (ptrdiff_t)s0 * bs + (ptrdiff_t)pc * ldb;
+            float *cp = c + (ptrdiff_t)s0 * GEMM_NR;
+            if (full) {
+                gemm_row_pair_avx2(kc, a + pc, bp, bp + bs, ldb, cp, cp + GEMM_NR, pc == 0);
+                continue;
+            }
+            for (t = s0; t < s1; t++, bp += bs, cp += GEMM_NR) {
+                const int nv = fw_min(GEMM_NR, n - t * GEMM_NR);
+                if (have_fma)
+                    gemm_strip_avx2(m, kc, a + pc, lda, bp, ldb, cp, ldc, pc == 0, nv);
+                else
+                    gemm_strip_scalar(m, kc, a + pc, lda, bp, ldb, cp, ldc, pc == 0, nv);
+            }
+        }
+    }
+}
+
+/* w (m x k, row-major: Caffe's inner-product weights) -> the strips gemm reads as B =
+ * w^T: out[(j / GEMM_NR) * k * GEMM_NR + kk * GEMM_NR + j % GEMM_NR] = w[j, kk], zero
+ * for the rows past m in the last strip. out holds fw_packed_size(m, k) floats. */
+size_t fw_packed_size(int m, int k)
+{
+    return (size_t)(m + GEMM_NR - 1) / GEMM_NR * GEMM_NR * (size_t)k;
+}
+
+void fw_pack_rows(const float *w, int m, int k, float *out)
+{
+    const int nstrips = (m + GEMM_NR - 1) / GEMM_NR;
+    int s;
+    #pragma omp parallel for schedule(static)
+    for (s = 0; s < nstrips; s++) {
+        float *o = out + (size_t)s * k * GEMM_NR;
+        int l, kk;
+        for (l = 0; l < GEMM_NR; l++) {
+            const int j = s * GEMM_NR + l;
+            if (j >= m) {
+                for (kk = 0; kk < k; kk++) o[(size_t)kk * GEMM_NR + l] = 0.0f;
+                continue;
+            }
+            for (kk = 0; kk < k; kk++) o[(size_t)kk * GEMM_NR + l] = w[(size_t)j * k + kk];
+        }
+    }
 }
 
 /* ------------------------------------------------------------------- convolution */
@@ -189,7 +393,7 @@ typedef struct {
 } conv_job;
 
 /* One work item: im2col of columns [j0, j1), the group products, bias and ReLU.
- * `inner` > 1 parallelises the loops around the products (FW_SPLIT_BLAS). */
+ * `inner` > 1 parallelises the products and the loops around them (FW_SPLIT_BLAS). */
 static void conv_chunk(const conv_job *job, long j0, long j1, float *buf,
                        im2col_seg *segs, int inner)
 {
@@ -198,11 +402,11 @@ static void conv_chunk(const conv_job *job, long j0, long j1, float *buf,
     const fw_view *in = job->in, *out = job->out;
     const int g = cfg->group, C = in->c;
     const int mg = job->m / g, kg = (C / g) * cfg->kh * cfg->kw;
-    int lc = (int)(j1 - j0), ldc = (int)out->sc, lda, gi;
+    const int lc = (int)(j1 - j0);
+    const ptrdiff_t ldc = out->sc;
     const long n0 = j0 / job->P;
     float *o = out->data + n0 * out->sn + (j0 - n0 * job->P);
-    float one = 1.0f, zero = 0.0f;
-    char nn = 'N';
+    int gi;
 
     nsegs = im2col_segments(job->ow, job->P, j0, j1, segs);
     if (inner > 1) {
@@ -213,15 +417,9 @@ static void conv_chunk(const conv_job *job, long j0, long j1, float *buf,
     } else {
         im2col_chunk(in, cfg, job->ow, segs, nsegs, lc, buf, 0, C);
     }
-    lda = lc;
-    for (gi = 0; gi < g; gi++) {
-        int mm = mg, kk = kg;
-        /* Row-major out (M x L) = W (M x K) . cols (K x L) is, to column-major BLAS,
-         * out^T = cols^T . W^T with both operands as they lie in memory. */
-        job->ctx->sgemm(&nn, &nn, &lc, &mm, &kk, &one, buf + (long)gi * kg * lc, &lda,
-                        (float *)job->weights + (long)gi * mg * kg, &kk, &zero,
-                        o + (long)gi * mg * ldc, &ldc);
-    }
+    for (gi = 0; gi < g; gi++)  /* out (mg x lc) = W_g (mg x kg) . cols_g (kg x lc) */
+        gemm(mg, lc, kg, job->weights + (long)gi * mg * kg, kg, buf + (long)gi * kg * lc, lc,
+             GEMM_NR, o + (long)gi * mg * ldc, ldc, inner);
     if (job->bias || cfg->relu) {
         if (inner > 1) {
             int m;
@@ -578,43 +776,23 @@ static void wino##R##_output(const wino_job *job, const wino_seg *segs, int ns, 
 WINO_KERNELS(3)
 WINO_KERNELS(5)
 
-/* Largest product (M N K multiply-adds) per sgemm call: OpenBLAS's AVX-512 kernels (as
- * in scipy's wheel) run products up to 100^3 by a "small matrix" kernel that reads both
- * operands in place instead of packing them, and conv3-5's Winograd products (~112 tiles
- * x 192..256 channels x 128..384 outputs) ran 15-20% faster cut into blocks of output
- * channels below that size than whole (measured: 32 outputs per block for conv3, 40 for
- * conv4/5; 8 more and they went back to the packing path, 40% slower). With another
- * BLAS it only makes the products narrower (>= 8 outputs). */
-#define WINO_SMALL_PRODUCT 1000000L
-
-/* One work item: tiles [j0, j1). V and Y hold one group at a time. */
+/* One work item: tiles [j0, j1). V and Y hold one group at a time. `inner` > 1 shares
+ * the products among that many threads (FW_SPLIT_BLAS). */
 static void wino_chunk(const wino_job *job, long j0, long j1, float *V, float *Y,
-                       wino_seg *segs)
+                       wino_seg *segs, int inner)
 {
     const int g = job->cfg->group, C = job->in->c, nn = job->n * job->n;
     const int cg = C / g, mg = job->m / g;
-    int T = (int)(j1 - j0), ld = (T + WL - 1) / WL * WL + WL, gi, p, m0;
+    const int T = (int)(j1 - j0), ld = (T + WL - 1) / WL * WL + WL;
+    int gi, p;
     const long pv = wino_block((long)cg * ld), py = wino_block((long)mg * ld);
-    /* (FW_SPLIT_BLAS: whole products, for BLAS's threads to share) */
-    const int nb = job->ctx->split == FW_SPLIT_BLAS ? mg
-        : (int)fw_min_l(mg, fw_max(8, (int)(WINO_SMALL_PRODUCT / ((long)T * cg)) / 8 * 8));
-    float one = 1.0f, zero = 0.0f;
-    char N = 'N';
-    int mm = mg, kk = cg;
     const int ns = wino_segments(job, j0, j1, segs);
     for (gi = 0; gi < g; gi++) {
         if (job->r == 3) wino3_input(job, segs, ns, ld, pv, gi * cg, (gi + 1) * cg, V);
         else wino5_input(job, segs, ns, ld, pv, gi * cg, (gi + 1) * cg, V);
-        /* Y_p (mg x T) = U_p (mg x cg) . V_p (cg x T), row-major; to column-major
-         * BLAS: Y_p^T = V_p^T . U_p^T, both as they lie in memory. In blocks of nb
-         * output channels, each product at most WINO_SMALL_PRODUCT multiply-adds */
-        for (p = 0; p < nn; p++)
-            for (m0 = 0; m0 < mg; m0 += nb) {
-                mm = fw_min(nb, mg - m0);
-                job->ctx->sgemm(&N, &N, &T, &mm, &kk, &one, V + p * pv, &ld,
-                                (float *)job->u + ((ptrdiff_t)p * job->m + gi * mg + m0) * cg,
-                                &kk, &zero, Y + p * py + (ptrdiff_t)m0 * ld, &ld);
-            }
+        for (p = 0; p < nn; p++)  /* Y_p (mg x T) = U_p (mg x cg) . V_p (cg x T) */
+            gemm(mg, T, cg, job->u + ((ptrdiff_t)p * job->m + gi * mg) * cg, cg, V + p * pv,
+                 ld, GEMM_NR, Y + p * py, ld, inner);
         if (job->r == 3) wino3_output(job, segs, ns, ld, py, gi * mg, mg, Y);
         else wino5_output(job, segs, ns, ld, py, gi * mg, mg, Y);
     }
@@ -681,7 +859,8 @@ int fw_conv_wino(const fw_ctx *ctx, const fw_view *in, const float *u, const flo
         #pragma omp for schedule(dynamic, 1)
         for (ii = 0; ii < nchunks; ii++) {
             if (!V || !Y || !segs) continue;
-            wino_chunk(&job, L * ii / nchunks, L * (ii + 1) / nchunks, V, Y, segs);
+            wino_chunk(&job, L * ii / nchunks, L * (ii + 1) / nchunks, V, Y, segs,
+                       ctx->split == FW_SPLIT_BLAS ? T : 1);
         }
         free(segs);
     }
@@ -691,51 +870,30 @@ int fw_conv_wino(const fw_ctx *ctx, const fw_view *in, const float *u, const flo
 
 /* ----------------------------------------------------------------- inner product */
 
-/* out (n x m) = x (n x k) . w^T + bias, w (m x k) as Caffe stores it. To column-major
- * BLAS that is out^T = w . x^T, with w read transposed in place. FW_SPLIT_OMP gives each
- * thread a block of output neurons (rows of w). */
-int fw_inner_product(const fw_ctx *ctx, const float *x, int n, int k, const float *w,
+/* out (n x m) = x (n x k) . w^T + bias, w (m x k) as Caffe stores it, given as
+ * fw_pack_rows(w) (`wp`): gemm with A = x and B = w^T, so a lone image reads w once,
+ * in order. The threads take blocks of output neurons (whole strips), several per
+ * thread, taken as threads come free: on a machine shared with other jobs one thread
+ * may lose its core for a while, and a fixed half each would leave the other waiting.
+ * Both splits run this way (there is no BLAS product to hand the threads to). */
+int fw_inner_product(const fw_ctx *ctx, const float *x, int n, int k, const float *wp,
                      const float *bias, int m, int relu, float *out)
 {
     const int T = ctx->threads > 0 ? ctx->threads : 1;
-    /* Several blocks per thread, taken as threads come free: on a machine shared with
-     * other jobs one thread may lose its core for a while, and a fixed half each would
-     * leave the other waiting for it. */
-    const int split = ctx->split == FW_SPLIT_OMP && T > 1;
-    const int parts = split ? fw_max(1, fw_min(4 * T, m / 256)) : 1;
-    int pi, failed = 0;
+    const int nstrips = (m + GEMM_NR - 1) / GEMM_NR;
+    const int parts = T > 1 ? fw_max(1, fw_min(4 * T, nstrips / 4)) : 1;
+    int pi;
     if (n == 0 || m == 0)
         return 0;
-    #pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (split && parts > 1)
+    #pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (parts > 1)
     for (pi = 0; pi < parts; pi++) {
-        int m0 = (int)((long)m * pi / parts), m1 = (int)((long)m * (pi + 1) / parts);
-        int mm = m1 - m0, kk = k, nn = n, one_i = 1, i, j;
-        float one = 1.0f, zero = 0.0f;
-        char t = 'T', nc = 'N';
-        if (mm <= 0) continue;
-        if (n == 1 && ctx->sgemv) {
-            /* w rows m0..m1 as column-major (k x mm); y = A^T x */
-            ctx->sgemv(&t, &kk, &mm, &one, (float *)w + (long)m0 * k, &kk, (float *)x,
-                       &one_i, &zero, out + m0, &one_i);
-        } else {
-            /* tmp (mm x n, row-major) = w_block . x^T, then transposed into out. To BLAS
-             * that is tmp^T = x . w_block^T with the small x as the packed left operand;
-             * OpenBLAS runs this 1.5x faster than the equivalent out^T = w_block . x^T
-             * (which packs w as the left operand) for batches of 8..32 (measured). */
-            float *tmp = malloc(sizeof(float) * (size_t)mm * n);
-            int ldt = n;
-            if (!tmp) {
-                #pragma omp atomic write
-                failed = 1;
-                continue;
-            }
-            ctx->sgemm(&t, &nc, &nn, &mm, &kk, &one, (float *)x, &kk,
-                       (float *)w + (long)m0 * k, &kk, &zero, tmp, &ldt);
-            for (j = 0; j < mm; j++)
-                for (i = 0; i < n; i++)
-                    out[(long)i * m + m0 + j] = tmp[(long)j * n + i];
-            free(tmp);
-        }
+        const int s0 = (int)((long)nstrips * pi / parts);
+        const int m0 = s0 * GEMM_NR;
+        const int m1 = fw_min(m, (int)((long)nstrips * (pi + 1) / parts) * GEMM_NR);
+        int i, j;
+        if (m1 <= m0) continue;
+        gemm(n, m1 - m0, k, x, k, wp + (size_t)s0 * k * GEMM_NR, GEMM_NR,
+             (ptrdiff_t)k * GEMM_NR, out + m0, m, 1);
         for (i = 0; i < n; i++) {
             float *r = out + (long)i * m;
             if (bias && relu)
@@ -746,7 +904,7 @@ int fw_inner_product(const fw_ctx *ctx, const float *x, int n, int k, const floa
                 for (j = m0; j < m1; j++) r[j] = r[j] < 0.0f ? 0.0f : r[j];
         }
     }
-    return failed ? -1 : 0;
+    return 0;
 }
 
 /* -------------------------------------------------------------------------- ReLU */

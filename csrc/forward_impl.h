@@ -11,24 +11,19 @@
 
 #include <stddef.h>
 
-/* Fortran BLAS signatures, as scipy.linalg.cython_blas exports them. */
-typedef void (*fw_sgemm_t)(char *transa, char *transb, int *m, int *n, int *k,
-                           float *alpha, float *a, int *lda, float *b, int *ldb,
-                           float *beta, float *c, int *ldc);
-typedef void (*fw_sgemv_t)(char *trans, int *m, int *n, float *alpha, float *a, int *lda,
-                           float *x, int *incx, float *beta, float *y, int *incy);
-
 typedef struct {
     float *data;
     int n, c, h, w;
     ptrdiff_t sn, sc;
 } fw_view;
 
-/* How work is split over the cores.
+/* How work is split over the cores (never the result: every output is one fixed sum,
+ * see gemm in forward_impl.c, whichever thread computes it).
  *   FW_SPLIT_OMP:  OpenMP threads take whole work items (column chunks of a convolution,
- *                  row blocks of an inner product); BLAS runs single-threaded inside each.
- *   FW_SPLIT_BLAS: work items run one after another; BLAS uses its own threads, OpenMP
- *                  only the loops around it (im2col, bias, ReLU). */
+ *                  blocks of neurons of an inner product).
+ *   FW_SPLIT_BLAS: convolutions' work items run one after another, wide, and the threads
+ *                  share each item's products and the loops around them (the split
+ *                  that once handed the products to BLAS's threads). */
 enum { FW_SPLIT_OMP = 0, FW_SPLIT_BLAS = 1 };
 
 typedef struct {
@@ -36,8 +31,6 @@ typedef struct {
 } fw_conv_cfg;
 
 typedef struct {
-    fw_sgemm_t sgemm;
-    fw_sgemv_t sgemv;
     int threads;       /* OpenMP threads (>= 1) */
     int split;         /* FW_SPLIT_OMP or FW_SPLIT_BLAS */
     int chunk_cols;    /* im2col columns per work item; 0 = automatic */
@@ -52,7 +45,10 @@ int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const fl
 int fw_wino_transform_filters(const float *weights, int r, int m, int cg, float *u);
 int fw_conv_wino(const fw_ctx *ctx, const fw_view *in, const float *u, const float *bias,
                  int m, const fw_conv_cfg *cfg, const fw_view *out);
-int fw_inner_product(const fw_ctx *ctx, const float *x, int n, int k, const float *w,
+/* Inner-product weights w (m x k) rearranged for fw_inner_product (done once). */
+size_t fw_packed_size(int m, int k);
+void fw_pack_rows(const float *w, int m, int k, float *out);
+int fw_inner_product(const fw_ctx *ctx, const float *x, int n, int k, const float *wp,
                      const float *bias, int m, int relu, float *out);
 int fw_lrn(const fw_ctx *ctx, const fw_view *in, const fw_view *out, int size, float alpha,
            float beta, float k);

@@ -10,12 +10,13 @@ toolkit's chunks, draw each chunk's spectrogram, run the chunks through the netw
 A producer thread reads the files and draws their chunks, FORWARD_PIECE at a time, itself
 (jobs=1) or in `jobs` worker processes; the network runs in this process while the next
 pieces are drawn, and at most `prefetch` pieces wait, so memory stays flat however many
-files there are and however long they are. A file's chunks go through the network on
-their own, never batched with another file's: a BLAS product's blocking, and so its last
-bits, depend on the batch, and the toolkit ran one image at a time too. So a file's
-features depend only on the file and the configuration — not on its neighbours, on
-`jobs`, or on which files were cached — and an interrupted run that is resumed from the
-cache writes the very same bytes.
+files there are and however long they are. The C core's result for an image does not
+depend on the batch it is in (its `batch_invariant`), so it takes FORWARD_PIECE images at
+a time from however many files; the other backends' BLAS products round by the batch,
+so there a file's chunks go through the network on their own, never with another
+file's. Either way a file's features depend only on the file and the configuration —
+not on its neighbours, on `jobs`, or on which files were cached — and an interrupted run
+that is resumed from the cache writes the very same bytes.
 
 Results are cached per file (refimpl._util.cache.FeatureCache, keyed by the file's
 content and ExtractorConfig.config_id(), which names everything that changes the
@@ -26,8 +27,9 @@ others still come out.
 import queue
 import sys
 import threading
+from collections import deque
 from concurrent.futures import Future
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path, PurePath
 
@@ -157,12 +159,16 @@ class ExtractorConfig:
         if self.net == "efficientnet-lite0":
             backend = "numpy"   # its own NumPy forward pass; backend and device do not apply
         elif backend == "c":
+            # sums=fma-in-order: each output one FMA chain (not OpenBLAS's sums, whose
+            # bits followed the batch and the thread count)
             from refimpl.network import cforward
-            backend += f" winograd={cforward.settings()['winograd']}"
+            backend += f" winograd={cforward.settings()['winograd']} sums=fma-in-order"
         elif backend == "torch":
             from refimpl.network import torch_backend
             backend += f" torch={torch_backend._torch().__version__} device={self.device or 'cpu'}"
         image = self.image_options
+        invariant = self.net == "alexnet" and getattr(BACKENDS[self.backend],
+                                                      "batch_invariant", False)
         return (f"deepspectrum engine={_ENGINE_VERSION} net={self.net} layer={self.feature_layer} "
                 f"weights-sha256={content_digest(self.weights_path())} backend={backend} "
                 f"subtract_mean={self.subtract_mean} nfft={image.nfft} cmap={image.cmap} "
@@ -171,7 +177,7 @@ class ExtractorConfig:
                 f"mix=sum/2 trim_zeros={self.trim_zeros} start={_key(self.start)} "
                 f"end={_key(self.end)} window={_key(self.window)} hop={_key(self.hop)} "
                 f"whole_windows={self.whole_windows} "
-                f"forward=per-file/{FORWARD_PIECE}")
+                f"forward={'any-batch' if invariant else f'per-file/{FORWARD_PIECE}'}")
 
 
 def check_image_options(nfft, cmap, fmax, rate=None, name=None):
@@ -406,6 +412,24 @@ def _produce(items, q, stop, lookup, config, spectrogram_dir, pool):
     q.put(None)
 
 
+@dataclass
+class _Pending:
+    """A file on its way out of iter_features: its result (cache hit, unusable), or its
+    pieces so far and their rows (`missing` of them not yet computed)."""
+    result: FileResult | None = None
+    item: _Item | None = None
+    hit: FileResult | None = None
+    shape: tuple | None = None
+    error: Exception | None = None
+    rows: list = field(default_factory=list)
+    missing: int = 0
+    complete: bool = False
+
+    @property
+    def ready(self):
+        return self.result is not None or (self.complete and self.missing == 0)
+
+
 def _failed_result(item, error):
     return FileResult(item.name, None if item.path is None else str(item.path),
                       error=str(error))
@@ -456,38 +480,80 @@ def iter_features(items, config, *, network=None, cache=True, cache_root=None, j
     from tqdm import tqdm
     bar = tqdm(total=total, unit="file", disable=not progress, file=sys.stderr)
     producer.start()
+    # Batch-invariant networks (the C core) take the images of several files at once,
+    # FORWARD_PIECE at a time (a piece may be cut between two batches); the others one
+    # piece (one file's chunks) at a time.
+    across = bool(getattr(network, "batch_invariant", False))
+    waiting = deque()    # files not yet yielded, in order
+    todo = deque()       # (file, slot, images, first): images[first:] not yet computed
+    todo_count = 0
+
+    def run_batch(n):
+        """The first n images of `todo` through the network, their rows into their files."""
+        nonlocal todo_count
+        parts, targets = [], []
+        while n > 0:
+            file, slot, images, first = todo.popleft()
+            take = min(n, len(images) - first)
+            if first + take < len(images):
+                todo.appendleft((file, slot, images, first + take))
+            parts.append(images[first:first + take])
+            targets.append((file, slot, first, take))
+            n -= take
+            todo_count -= take
+        rows = _forward(network, np.concatenate(parts), dim)
+        at = 0
+        for file, slot, first, take in targets:
+            file.rows[slot][first:first + take] = rows[at:at + take]
+            file.missing -= take
+            at += take
+
+    def finish(file):
+        bar.update(1)
+        if file.result is not None:
+            return file.result
+        item, (rate, length, bounds) = file.item, file.shape
+        if file.error is not None:
+            return _failed_result(item, file.error)
+        if file.hit is not None:      # drawn only for the PNGs
+            return file.hit
+        features = np.concatenate(file.rows)
+        if item.path is not None:
+            cache.put(item.path, {"features": features, "bounds": bounds,
+                                  "rate": np.int64(rate), "length": np.int64(length)})
+        return FileResult(item.name, None if item.path is None else str(item.path), features,
+                          bounds, rate, length)
+
     try:
-        rows, error = [], None      # the current file's pieces so far
         while (entry := q.get()) is not None:
             if entry[0] == "raise":
                 raise entry[1]
             if entry[0] == "result":
-                result = entry[1]
+                waiting.append(_Pending(result=entry[1]))
             else:
-                _, item, hit, future, k, count, (rate, length, bounds) = entry
+                _, item, hit, future, k, count, shape = entry
+                if k == 0:
+                    waiting.append(_Pending(item=item, hit=hit, shape=shape))
+                file = waiting[-1]
                 try:
                     images = future.result()
                 except (AudioError, ImageError) as e:
-                    error = error or e
+                    file.error = file.error or e
                 else:
-                    if hit is None and error is None:
-                        rows.append(_forward(network, images, dim))
-                if k < count - 1:
-                    continue
-                if error is not None:
-                    result = _failed_result(item, error)
-                elif hit is not None:      # drawn only for the PNGs
-                    result = hit
-                else:
-                    features = np.concatenate(rows)
-                    result = FileResult(item.name, None if item.path is None else
-                                        str(item.path), features, bounds, rate, length)
-                    if item.path is not None:
-                        cache.put(item.path, {"features": features, "bounds": bounds,
-                                              "rate": np.int64(rate), "length": np.int64(length)})
-                rows, error = [], None
-            bar.update(1)
-            yield result
+                    if hit is None and file.error is None:
+                        file.rows.append(np.empty((len(images), dim), np.float32))
+                        file.missing += len(images)
+                        todo.append((file, len(file.rows) - 1, images, 0))
+                        todo_count += len(images)
+                file.complete = k == count - 1
+            while todo_count >= FORWARD_PIECE or (todo_count and not across):
+                run_batch(min(todo_count, FORWARD_PIECE))
+            while waiting and waiting[0].ready:
+                yield finish(waiting.popleft())
+        if todo_count:
+            run_batch(todo_count)
+        while waiting:
+            yield finish(waiting.popleft())
     finally:
         stop.set()
         while producer.is_alive():  # unblock a producer waiting on a full queue

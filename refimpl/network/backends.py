@@ -82,6 +82,9 @@ class AlexNetFeatures:
         self.dim = blob_dim(layer)
         self.net = open_backend(backend, weights, device)
         self.subtract_mean = subtract_mean
+        # True where an image's features do not depend on its batch (the C core): the
+        # engine then batches several files' images together
+        self.batch_invariant = getattr(self.net, "batch_invariant", False)
 
     def features(self, images):
         out = self.net.forward(image_to_blob(images, self.subtract_mean), self.layer)
@@ -96,6 +99,7 @@ class EfficientNetFeatures:
     forward pass; its own input pipeline, see refimpl.network.efficientnet)."""
     name = "efficientnet-lite0"
     dim = efficientnet.FEATURE_DIM
+    batch_invariant = False   # NumPy's BLAS blocks its products by the batch
     layer = "global-pool"   # its one feature layer
 
     def __init__(self):

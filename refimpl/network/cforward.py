@@ -1,10 +1,11 @@
 """AlexNet forward pass through the compiled C core (csrc/_forward.pyx, forward_impl.c).
 
 Same numbers as the NumPy reference (refimpl/network/reference.py): LRN, pooling and ReLU bit for
-bit, the convolutions and inner products to float32 rounding (their sums go through
-scipy's OpenBLAS on chunks of columns, numpy's through its own on whole matrices, which
-may pick other kernels: conv1 too differs in the last bits on some machines; conv2-5 go
-through Winograd's transforms). The layer functions here take the reference's arguments
+bit, the convolutions and inner products to float32 rounding (each of their outputs is
+one fused-multiply-add chain in input order, the core's own GEMM; numpy's BLAS sums in
+its own blocked order; conv2-5 go through Winograd's transforms). An image's outputs
+are the same bits whatever batch it is in, wherever, with any thread count or split:
+the threads share out outputs, never a sum (tests/network/test_determinism.py). The layer functions here take the reference's arguments
 and return its shapes, so either can stand in for the other; `forward_c` is
 `forward_numpy`'s twin, `CNetwork` the network backend "c", `golden_fc7`
 the callable for
@@ -16,13 +17,13 @@ Where the speed comes from:
   all images of a batch form one matrix: each convolution group is one product over the
   batch, not Caffe's one per image, and no layer needs a transpose.
 * That matrix is never built whole. Its columns are cut into chunks of a few hundred,
-  and each chunk goes im2col -> SGEMM -> bias + ReLU while it is still in cache.
+  and each chunk goes im2col -> GEMM -> bias + ReLU while it is still in cache.
 * Both cores work all the time: the OpenMP threads take chunks (and blocks of fc neurons,
-  pixels for LRN, planes for pooling) and each calls a single-threaded SGEMM (scipy's
-  OpenBLAS, through scipy.linalg.cython_blas; no BLAS of our own). Caffe's im2col, LRN
-  and pooling run on one core. The other split, one chunk at a time with BLAS's own
-  threads (`configure(split="blas")`), measured 2-4x slower here (OpenBLAS's idle threads
-  spin against OpenMP's), so it is not the default; tests/benchmarks time both.
+  pixels for LRN, planes for pooling), each product on one thread (csrc/forward_impl.c,
+  gemm: AVX2 + FMA, 6 x 16 register tiles). Caffe's im2col, LRN and pooling run on one
+  core. The other split, one wide chunk at a time with the threads sharing its products
+  (`configure(split="blas")`, once BLAS's own threads), is not the default;
+  tests/benchmarks time both.
 * conv2-5 (stride 1, 5x5 and 3x3 kernels) run by Winograd's minimal filtering
   F(2x2, rxr) (Lavin & Gray 2016): 2x2 output tiles from (r+1)^2 products per tile
   instead of 4 r^2, i.e. 2.8x (conv2) and 2.25x (conv3-5) fewer multiplications, as
@@ -96,9 +97,9 @@ def _default_winograd():
 
 def configure(threads=None, split=None, chunk_cols=None, winograd=None, wino_tiles=None):
     """Tune the C core: `threads` (default: the CPUs this process may use, or
-    $REFIMPL_THREADS), `split` "omp" (OpenMP threads share the work, BLAS single-threaded;
-    the default where BLAS's thread count can be controlled) or "blas" (BLAS threads in
-    each product), `chunk_cols` (im2col columns per work item, 0 = automatic),
+    $REFIMPL_THREADS), `split` "omp" (the threads take whole work items; the default) or
+    "blas" (wide work items one at a time, the threads sharing each one's products),
+    `chunk_cols` (im2col columns per work item, 0 = automatic),
     `winograd` (the forward runs conv2-5 by Winograd's minimal filtering; default on,
     $REFIMPL_WINOGRAD=0 turns it off) and `wino_tiles` (Winograd tiles per work item,
     0 = automatic). Returns the previous settings."""
@@ -107,8 +108,7 @@ def configure(threads=None, split=None, chunk_cols=None, winograd=None, wino_til
     with _config_lock:
         if not _configured:  # defaults first, so that a partial call keeps the others
             _configured = True
-            configure(threads=default_threads(),
-                      split="omp" if core.BLAS_THREAD_CONTROL else "blas", chunk_cols=0,
+            configure(threads=default_threads(), split="omp", chunk_cols=0,
                       winograd=_default_winograd(), wino_tiles=0)
         if split is not None:
             if split not in SPLITS:
@@ -221,24 +221,29 @@ def inner_product(x, weights, bias=None, relu=False):
 class PreparedParams(dict):
     """prepare_params' result: {layer: (weights, bias)} float32 C-contiguous, plus
     `winograd` = {layer: winograd_filters(weights)} for the convolutions that can run by
-    Winograd's minimal filtering (stride 1, 3x3 or 5x5 kernels: conv2-5)."""
+    Winograd's minimal filtering (stride 1, 3x3 or 5x5 kernels: conv2-5) and `packed` =
+    {layer: pack_rows(weights)} for the inner products (their weights in the order the
+    core reads them: a second copy, 218 MB for fc6-fc8, kept rather than remade per call)."""
 
-    def __init__(self, arrays, winograd):
+    def __init__(self, arrays, winograd, packed):
         super().__init__(arrays)
         self.winograd = winograd
+        self.packed = packed
 
 
 def prepare_params(params):
     """A caffemodel path or load_alexnet_params' dict -> the same dict with every array
-    float32 and C-contiguous, and the Winograd-transformed filters of conv2-5 (about 30 ms;
-    CNetwork does it once and keeps the result). The weights must not be changed in place
+    float32 and C-contiguous, the Winograd-transformed filters of conv2-5 and the packed
+    inner-product weights (CNetwork does it once and keeps the result). The weights must not be changed in place
     afterwards."""
     arrays = alexnet_params(params)
     core = _core()
     winograd = {name: core.winograd_filters(arrays[name][0])
                 for name, kind, cfg in ALEXNET_LAYERS
                 if kind == "conv" and _winograd_applies(arrays[name][0], cfg["stride"])}
-    return PreparedParams(arrays, winograd)
+    packed = {name: core.pack_rows(arrays[name][0])
+              for name, kind, cfg in ALEXNET_LAYERS if kind == "fc"}
+    return PreparedParams(arrays, winograd, packed)
 
 
 def _winograd_applies(weights, stride):
@@ -303,7 +308,8 @@ def _forward_layers(core, params, x, stop):
                 x = np.ascontiguousarray(x.transpose(1, 0, 2, 3))
                 cnhw = False
             w, b = params[name]
-            x = core.inner_product(x.reshape(x.shape[0], w.shape[1]), w, b, fuse)
+            x = core.inner_product(x.reshape(x.shape[0], w.shape[1]), w, b, fuse,
+                                   packed=params.packed[name])
         elif kind == "dropout":
             pass
         else:
@@ -323,6 +329,9 @@ class CNetwork:
     """The C core as a network backend (refimpl.network.open_backend): weights prepared
     once."""
     name = "c"
+    # an image's outputs do not depend on the other images of the batch (nor on the
+    # thread count): the engine may batch images of several files together
+    batch_invariant = True
 
     def __init__(self, weights):
         _core()  # fail early, with the build hint, if the extension is missing

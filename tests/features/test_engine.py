@@ -130,13 +130,80 @@ def test_worker_processes_give_the_same_rows(corpus):
 
 
 def test_a_files_chunks_go_through_the_network_apart_from_other_files(corpus):
-    """Each forward pass holds one file's chunks only (at most FORWARD_PIECE of them), so
-    that no file's features depend on its neighbours."""
+    """A network whose results depend on the batch (BLAS's blocking: numpy, Caffe, torch)
+    gets one file's chunks at a time (at most FORWARD_PIECE of them), so that no file's
+    features depend on its neighbours."""
     files = sorted(corpus.glob("*.wav"))
     net = PixelNetwork()
     list(iter_features(files, ExtractorConfig(window="0.05"), network=net, cache=False))
     # 1 s, 2 s, 2.5 s in 50 ms chunks: 20, 40, 50 chunks, cut into pieces of 32
     assert net.calls == [32, 8, 32, 18, 20]
+
+
+class InvariantPixelNetwork(PixelNetwork):
+    batch_invariant = True
+
+
+def test_a_batch_invariant_network_takes_several_files_at_once(corpus, tmp_path):
+    """A batch-invariant network (the C core) gets FORWARD_PIECE images at a time from
+    however many files, and each file still gets its own rows, in order, among cache hits
+    and unusable files."""
+    files = sorted(corpus.glob("*.wav"))
+    config = ExtractorConfig(backend="numpy", weights="synthetic:0", window="0.05")
+    net = InvariantPixelNetwork()
+    got = list(iter_features(files, config, network=net, cache=False))
+    assert net.calls == [32, 32, 32, 14]    # 20 + 40 + 50 chunks
+    want = run(files, config)
+    for a, b in zip(got, want, strict=True):
+        assert a.name == b.name
+        np.testing.assert_array_equal(a.features, b.features)
+    (corpus / "text.wav").write_text("not a wav file\n")
+    root = tmp_path / "cache"
+    run(files[1:2], config, cache=True, cache_root=root)
+    items = [files[0], corpus / "text.wav", files[1], files[2]]
+    net = InvariantPixelNetwork()
+    got = list(iter_features(items, config, network=net, cache=True, cache_root=root))
+    assert [r.name for r in got] == [p.name for p in items]
+    assert [r.cached for r in got] == [False, False, True, False]
+    assert "not audio" in got[1].error
+    computed = len(want[0].features) + len(want[2].features)
+    assert sum(net.calls) == computed and set(net.calls[:-1]) <= {32}, net.calls
+    for r in got[:1] + got[2:]:
+        np.testing.assert_array_equal(r.features, want[files.index(corpus / r.name)].features)
+
+
+def test_the_c_core_batched_across_files_writes_the_per_file_bytes(shared_data, tmp_path,
+                                                                   monkeypatch):
+    """Real speech through the C core: the CSV of a run that batches images across files
+    (whole files: 40 files, one image each; windowed: several chunks per file) is the same
+    bytes as a run that sends each file's images on their own."""
+    from refimpl.cli import main
+    from refimpl.network import cforward
+    if not cforward.available():
+        pytest.skip("C core not built")
+    wavs = sorted((shared_data / "emodb" / "wav").glob("*.wav"))
+    batches = []
+    forward = cforward.CNetwork.forward
+
+    def spy(self, blob, until="fc7"):
+        batches.append(len(blob))
+        return forward(self, blob, until)
+
+    monkeypatch.setattr(cforward.CNetwork, "forward", spy)
+    for files, window in [(wavs[:40], []), (wavs[40:46], ["--window", "0.5", "--hop", "0.25"])]:
+        out = {}
+        for across in (True, False):
+            monkeypatch.setattr(cforward.CNetwork, "batch_invariant", across)
+            batches.clear()
+            path = tmp_path / f"{across}.csv"
+            assert main(["extract", *map(str, files), "-o", str(path), "--backend", "c",
+                         "--weights", "synthetic:0", "--no-progress", "--no-cache",
+                         *window]) == 0
+            out[across] = path.read_bytes(), list(batches)
+        (batched, sizes), (per_file, file_sizes) = out[True], out[False]
+        assert batched == per_file
+        assert sizes[0] == engine.FORWARD_PIECE and len(sizes) < len(file_sizes), (sizes,
+                                                                                  file_sizes)
 
 
 def test_the_cache_serves_a_second_run_and_follows_the_configuration(corpus, tmp_path):

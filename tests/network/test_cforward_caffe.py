@@ -40,7 +40,7 @@ def test_fc7_matches_real_caffe(caffe_net, n, seed):
 @pytest.mark.parametrize("names", [("conv1", "norm1", "pool1"), ("conv5", "pool5", "fc6")])
 def test_intermediate_blobs_match_real_caffe(caffe_net, names):
     """Layer by layer (not only the end result): each blob within its bound of Caffe's.
-    conv1 already differs in the last bits (Caffe's OpenBLAS blocks the sums differently),
+    conv1 already differs in the last bits (Caffe's OpenBLAS sums in another order),
     and LRN and pooling carry that on."""
     blob = np.random.default_rng(33).integers(0, 256, (2, 3, 227, 227)).astype(np.float32)
     want = caffe_net.forward(blob, outputs=names)

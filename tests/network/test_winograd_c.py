@@ -123,21 +123,17 @@ def test_winograd_alexnet_shapes():
 
 
 def test_winograd_work_items_do_not_change_the_result():
-    """More threads only change who computes which tile: bit for bit. Tiles per work item
-    and the split also change the width of each product given to OpenBLAS, and some of
-    its kernels (Nehalem's, for one) then round a product's elements differently: two
-    Winograd evaluations' bound (bit for bit with the Haswell kernels)."""
+    """Threads, tiles per work item and the split only change who computes which tile
+    and how wide each product is; every output is still the same FMA chain: bit for bit
+    (tests/network/test_determinism.py checks the same through the whole network)."""
     rng = np.random.default_rng(6)
     x, wt, b = rand(rng, (3, 8, 11, 9), 4.0), rand(rng, (6, 4, 5, 5)), rand(rng, (6,))
     C.configure(split="omp", threads=1, wino_tiles=0)
     whole = C.conv2d(x, wt, b, pad=2, group=2, winograd=True)
-    C.configure(split="omp", threads=2, wino_tiles=0)
-    np.testing.assert_array_equal(C.conv2d(x, wt, b, pad=2, group=2, winograd=True), whole)
-    _, var = tol.winograd_conv_variance(x, 0.0, wt, b, 2)
-    for split, threads, tiles in [("omp", 2, 1), ("omp", 2, 7), ("blas", 2, 5)]:
+    for split, threads, tiles in [("omp", 2, 0), ("omp", 2, 1), ("omp", 3, 7), ("blas", 2, 5)]:
         C.configure(split=split, threads=threads, wino_tiles=tiles)
-        tol.assert_within(C.conv2d(x, wt, b, pad=2, group=2, winograd=True), whole,
-                          tol.statistical(var, var), f"{split}, {threads} threads, {tiles} tiles")
+        np.testing.assert_array_equal(C.conv2d(x, wt, b, pad=2, group=2, winograd=True),
+                                      whole, f"{split}, {threads} threads, {tiles} tiles")
 
 
 def test_winograd_rejects_what_it_cannot_do():
