@@ -140,8 +140,8 @@ class DeepSpectrumExtractor:
             layer = "fc7"
         self.backend = backend
         if backend == "c" and net == "alexnet":
-            # the C core's convolution algorithm moves the last bits of fc7 (cache key)
-            backend += " winograd=" + str(cforward.settings()["winograd"])
+            # what moves the last bits of fc7 (cache key): the core's arithmetic
+            backend += " " + cforward.arithmetic_id()
         self.config_id = (f"deepspectrum net={net} backend={backend} "
                           f"weights-sha1={_file_sha1(self.weights)} "
                           f"image={DEFAULT_OPTIONS!r} layer={layer}")

@@ -24,6 +24,7 @@ features). A file that cannot be used (unreadable, not audio, too short, silent,
 left after --start) comes out as a FileResult with `error` set, naming the file; the
 others still come out.
 """
+import os
 import queue
 import sys
 import threading
@@ -159,16 +160,19 @@ class ExtractorConfig:
         if self.net == "efficientnet-lite0":
             backend = "numpy"   # its own NumPy forward pass; backend and device do not apply
         elif backend == "c":
-            # sums=fma-in-order: each output one FMA chain (not OpenBLAS's sums, whose
-            # bits followed the batch and the thread count)
+            # each output one FMA chain (not OpenBLAS's sums, whose bits followed the
+            # batch and the thread count)
             from refimpl.network import cforward
-            backend += f" winograd={cforward.settings()['winograd']} sums=fma-in-order"
+            backend += " " + cforward.arithmetic_id()
         elif backend == "torch":
             from refimpl.network import torch_backend
             backend += f" torch={torch_backend._torch().__version__} device={self.device or 'cpu'}"
         image = self.image_options
         invariant = self.net == "alexnet" and getattr(BACKENDS[self.backend],
                                                       "batch_invariant", False)
+        if self.net == "alexnet" and not invariant:
+            # numpy's, Caffe's and torch's BLAS split sums by thread: the count moves bits
+            backend += f" threads={blas_threads()}"
         return (f"deepspectrum engine={_ENGINE_VERSION} net={self.net} layer={self.feature_layer} "
                 f"weights-sha256={content_digest(self.weights_path())} backend={backend} "
                 f"subtract_mean={self.subtract_mean} nfft={image.nfft} cmap={image.cmap} "
@@ -178,6 +182,16 @@ class ExtractorConfig:
                 f"end={_key(self.end)} window={_key(self.window)} hop={_key(self.hop)} "
                 f"whole_windows={self.whole_windows} "
                 f"forward={'any-batch' if invariant else f'per-file/{FORWARD_PIECE}'}")
+
+
+def blas_threads():
+    """The thread count OpenBLAS (numpy's, and the Caffe worker's, which inherits this
+    environment) and torch start with: the usual variables, else every core."""
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return os.cpu_count() or 1
 
 
 def check_image_options(nfft, cmap, fmax, rate=None, name=None):

@@ -133,6 +133,13 @@ def settings():
     return s
 
 
+def arithmetic_id():
+    """What decides the last bits of the core's output, for cache keys: the convolution
+    algorithm, and sums that are one FMA chain per output in a fixed order (so neither
+    the batch nor the thread count enters)."""
+    return f"winograd={settings()['winograd']} sums=fma-in-order"
+
+
 def _ensure_configured():
     core = _core()
     if not _configured:

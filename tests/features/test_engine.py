@@ -346,3 +346,16 @@ def test_png_names_stay_inside_the_folder():
     assert engine.png_names("spk/a.b.wav", 2, True) == ["spk/a.b_0.png", "spk/a.b_1.png"]
     assert engine.png_names("/data/x/a.wav", 1, False) == ["data/x/a.png"]
     assert engine.png_names("../up/a.wav", 1, False) == ["up/a.png"]
+
+
+def test_cache_key_names_what_moves_the_last_bits(monkeypatch):
+    """The C core's sums are fixed by the layer's shape (no thread count in its key);
+    a BLAS-backed backend's bits follow the BLAS thread count, so its key names it."""
+    from refimpl.features import ExtractorConfig
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    c_key = ExtractorConfig(weights="synthetic:0").config_id()
+    assert "sums=fma-in-order" in c_key and "threads=" not in c_key
+    numpy_key = ExtractorConfig(weights="synthetic:0", backend="numpy").config_id()
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    assert "threads=3" in numpy_key
+    assert ExtractorConfig(weights="synthetic:0", backend="numpy").config_id() != numpy_key
