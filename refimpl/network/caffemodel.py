@@ -227,7 +227,10 @@ def _decode_blob(buf, start, stop):
             values, pos = _unpacked_run(buf, pos, stop, tag, 8, "<f8")
             double_parts.append(values)
             continue
-        number, wtype, value, pos = next(_fields(buf, pos, stop))
+        field = next(_fields(buf, pos, stop), None)
+        if field is None:   # a group (skipped) ran to the end: no field left (tests/fuzz)
+            break
+        number, wtype, value, pos = field
         if number == 5:
             data_parts.append(_packed_or_single(buf, wtype, value, pos, "<f4", _I32, 4))
         elif number == 8:

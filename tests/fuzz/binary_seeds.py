@@ -21,6 +21,14 @@ FOUND_SHAPE_PRODUCT_WRAPS = bytes.fromhex(
     "8e907171012a04000000001200ffff00000012292205636f6e76342804320e080110011801046f6e"
     "76342804320e08011001180100000000")
 
+# The second (caffemodel codec): a blob ending in a group left the field iterator empty and
+# next() raised a bare StopIteration (test_caffemodel.py names it).
+FOUND_GROUP_AT_END = bytes.fromhex(
+    "12292205636f6e76312804320e535354545353535454535453545453540801101d1d1d1d1d1d1d1d"
+    "1d5353535353535353535353535353535351535353535353b3535353535353535353535353535353"
+    "0d1d1d1d1d1d1d1d1d000012292205766f636e382804320e0801c7c7c7c7100a1801046f6e763134"
+    "280432000000")
+
 
 def _wav(samples, rate, subtype):
     buf = io.BytesIO()
@@ -56,7 +64,8 @@ def caffemodel_seeds():
     params = {"conv1": [rng.standard_normal((2, 3, 2, 2)).astype(np.float32),
                         rng.standard_normal(2).astype(np.float32)],
               "fc8": [rng.standard_normal((3, 4)).astype(np.float32)]}
-    seeds = {"found_shape_product_wraps.caffemodel": FOUND_SHAPE_PRODUCT_WRAPS}
+    seeds = {"found_shape_product_wraps.caffemodel": FOUND_SHAPE_PRODUCT_WRAPS,
+             "found_group_at_end.caffemodel": FOUND_GROUP_AT_END}
     for v1 in (True, False):
         seeds[f"tiny_v{1 if v1 else 2}.caffemodel"] = _caffemodel_bytes(params, v1)
     return seeds

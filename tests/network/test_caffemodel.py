@@ -182,6 +182,18 @@ def test_a_blob_shape_whose_product_wraps_around_is_refused(tmp_path):
         cm.parse_caffemodel_bytes(memoryview(found))
 
 
+def test_a_blob_that_ends_in_a_group_is_read_without_a_stray_stopiteration():
+    """Found by tests/fuzz (slow suite): a BlobProto whose last field is a group (wire
+    type 3, skipped as proto2 allows) left the field iterator empty, and next() raised a
+    bare StopIteration out of the reader. Field 10 start-group 'S', end-group 'T'."""
+    layer = _Message()
+    layer.string(1, "conv1")
+    layer.string(2, "Convolution")
+    layer.bytes_(7, b"\x53\x54")            # blob = one empty group, nothing after it
+    model = cm.parse_caffemodel_bytes(memoryview(_net_bytes([layer], v1=False)))
+    assert [b.shape for b in model.params["conv1"]] == [(0,)]
+
+
 def write_alexnet_like(path, v1=False, drop=None, bad=None):
     params = {n: [np.zeros(s, np.float32) for s in shapes]
               for n, shapes in cm.ALEXNET_PARAM_SHAPES.items()}
