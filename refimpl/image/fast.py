@@ -331,16 +331,14 @@ def _sample_indices_linear(width, height, extent, ylim, size):
         _affine_matrix(width, height, extent, ylim, size))
     x0, x1 = 0.0 + 0.5, 0.0 + 0.5 + size
     ys = np.arange(size, dtype=np.float64) + 0.5
-    # trans_affine::transform: x' = x * sx + y * shx + tx; y' = x * shy + y * sy + ty
-    first_x = _iround((x0 * sx + ys * shx + tx) * 256)
-    last_x = _iround((x1 * sx + ys * shx + tx) * 256)
-    first_y = _iround((x0 * shy + ys * sy + ty) * 256)
-    last_y = _iround((x1 * shy + ys * sy + ty) * 256)
-    # no shear: every row has the same x line, and y stays on its row along the span
-    assert np.all(first_x == first_x[0]) and np.all(last_x == last_x[0])
-    assert np.array_equal(first_y, last_y)
-    columns = _reflect(dda2_positions(first_x[0], last_x[0], size) >> 8, width)
-    rows = _reflect(first_y >> 8, height)
+    # trans_affine::transform: x' = x * sx + y * shx + tx; y' = x * shy + y * sy + ty.
+    # Without shear (shx = shy = 0) every row has the same x line and each row's y is
+    # constant along its span, so one x line and one y per row are all there is.
+    first_x = int(_iround((x0 * sx + 0.5 * shx + tx) * 256))
+    last_x = int(_iround((x1 * sx + 0.5 * shx + tx) * 256))
+    rows_y = _iround((x0 * shy + ys * sy + ty) * 256)
+    columns = _reflect(dda2_positions(first_x, last_x, size) >> 8, width)
+    rows = _reflect(rows_y >> 8, height)
     return columns, rows, rows
 
 

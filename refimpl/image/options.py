@@ -68,9 +68,8 @@ def check_signal(signal, nfft, name=""):
 
 def matplotlib_pixel_rule(version=None):
     """The pixel rule a matplotlib version draws with (default: the installed one's)."""
+    from packaging.version import Version   # a dependency of matplotlib itself
     if version is None:
         import matplotlib
         version = matplotlib.__version__
-    major, minor = (int("".join(c for c in part if c.isdigit()) or 0)
-                    for part in (version.split(".") + ["0"])[:2])
-    return PIXELS_MPL311 if (major, minor) >= (3, 11) else PIXELS_2017
+    return PIXELS_MPL311 if Version(version).release[:2] >= (3, 11) else PIXELS_2017

@@ -26,6 +26,7 @@ import numpy as np
 from refimpl._util import locations
 from refimpl.errors import ImageError, MissingDependency
 from refimpl.image.options import PIXELS_2017, PIXELS_MPL311
+from refimpl.image.reference import decode_png
 
 __all__ = ["MPL_2017", "MPL_3_11", "ORACLE_NAMES", "Oracle", "OracleDrawing", "find_oracle",
            "draw_images", "draw_with", "oracle_versions"]
@@ -136,7 +137,6 @@ def oracle_versions(name):
 
 
 def _read_drawing(out, i):
-    from refimpl.image.reference import decode_png
     png = (out / f"{i}.png").read_bytes()
     toolkit = out / f"{i}.toolkit.npy"
     return OracleDrawing(decode_png(png), png, np.load(toolkit) if toolkit.is_file() else None)
