@@ -180,7 +180,8 @@ def test_the_c_core_batched_across_files_writes_the_per_file_bytes(shared_data, 
     from refimpl.cli import main
     from refimpl.network import cforward
     if not cforward.available():
-        pytest.skip("C core not built")
+        from oracles import unavailable
+        unavailable("core", "the compiled core is not built (make build)")
     wavs = sorted((shared_data / "emodb" / "wav").glob("*.wav"))
     batches = []
     forward = cforward.CNetwork.forward
