@@ -17,6 +17,7 @@ The text readers' seeds are files in corpus/; the binary readers' (wav, caffemod
 made by binary_seeds.py: no audio or caffemodel is kept in git.
 """
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,13 +43,18 @@ def seed_folder(target, tmp_path):
     return HERE / "corpus" / target
 
 
+def fuzz_environment():
+    """This checkout first on the fuzzer's PYTHONPATH."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+
+
 def _fuzz(target, tmp_path, *options):
     import_or_unavailable("atheris", "atheris",
                           "atheris is not installed (the fuzzer; requirements-torch.txt)")
     found = tmp_path / "corpus"     # new inputs go here, never into the kept seeds
     found.mkdir()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+    env = fuzz_environment()
     p = subprocess.run([sys.executable, str(HERE / "fuzz_readers.py"), target, *options,
                         "-max_len=4096", "-rss_limit_mb=2048", "-timeout=10",
                         f"-artifact_prefix={tmp_path}/", str(found),
@@ -75,3 +81,25 @@ def test_every_seed_of_the_corpus_passes(target, tmp_path):
 def test_the_reader_survives_its_fuzzing_budget(target, tmp_path):
     p = _fuzz(target, tmp_path, f"-max_total_time={FUZZ_BUDGET_S}", f"-seed={FUZZ_SEED}")
     assert "Done" in p.stderr
+
+
+def test_the_memory_budget_counts_the_fuzzer_alone(tmp_path):
+    """libFuzzer's -rss_limit_mb reads the peak RSS, which Linux carries across execve: a
+    parent that once held 1 GB (as CI's pytest holds 2.2 GB after the image oracles) must
+    not make the fuzzer start "out of memory". The parent here is a small Python that
+    touches 1 GB and then starts the fuzzer as subprocess.run does (vfork and exec)."""
+    import_or_unavailable("atheris", "atheris",
+                          "atheris is not installed (the fuzzer; requirements-torch.txt)")
+    seeds = seed_folder("labels", tmp_path)
+    env = fuzz_environment()
+    parent = ("import subprocess, sys\n"
+              "held = bytearray(1 << 30)\n"
+              "held[::4096] = b'\\x01' * len(held[::4096])\n"
+              "sys.exit(subprocess.run(sys.argv[1:]).returncode)\n")
+    p = subprocess.run([sys.executable, "-c", parent, sys.executable,
+                        str(HERE / "fuzz_readers.py"), "labels", "-runs=20",
+                        f"-seed={FUZZ_SEED}", "-rss_limit_mb=900", str(seeds)],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    peaks = [int(mb) for mb in re.findall(r"rss: (\d+)Mb", p.stderr)]
+    assert peaks and max(peaks) < 900, p.stderr[-3000:]
