@@ -43,7 +43,9 @@ autodoc_typehints = "none"             # the signature line shows the defaults
 autodoc_default_options = {"members": False}
 
 # numpydoc renders the docstrings; its validation is off (numpydoc_validation_checks is
-# empty) while most public docstrings predate numpydoc's sections.
+# empty) while the public docstrings predate numpydoc's sections. Once they have
+# Parameters / Returns, e.g. {"PR01", "PR02", "PR10", "RT01", "YD01"} makes a missing or
+# misspelt parameter a build error (only documented objects are checked: the public API).
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_validation_checks = set()
