@@ -1,6 +1,10 @@
 # Deep spectrum reference implementation.
-#   make run     the main job on the embedded default (see README)
-#   make test    everything the tests need (venv, build, Caffe), then the test suite
+#   make reproduce   the main job: the paper's whole grid on the embedded default (EmoDB;
+#                    see README and docs/reproduction.md)
+#   make test        everything the tests need (venv, build, Caffe), then the test suite
+#   make run         a short demo: the embedded synthetic signals through real Caffe,
+#                    checked against golden/
+#   make docs        the documentation (docs/, built into docs/_build/) and its doctests
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -53,8 +57,8 @@ $(VENV)/.test-deps: requirements-torch.txt $(VENV)/.installed
 test: venv build caffe oracles test-deps
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
 
-# The main job on the embedded default: features of the golden synthetic signals through
-# real Caffe, checked against golden/ (see refimpl/golden/demo.py).
+# A short demo on the embedded synthetic signals: their features through real Caffe, each
+# checked against golden/ (see refimpl/golden/demo.py). The main job is `make reproduce`.
 run: venv build caffe
 	$(BIN)/refimpl demo -o out/demo
 
@@ -77,7 +81,8 @@ $(VENV)/.bench-deps: requirements-bench.txt $(VENV)/.installed
 	touch $@
 
 # Speed tracking with pytest-benchmark: every benchmark, timings saved as JSON under
-# .benchmarks/ so `pytest-benchmark compare` tracks them across commits (see README).
+# .benchmarks/ so `pytest-benchmark compare` tracks them across commits (see
+# docs/performance.md).
 bench: venv build caffe test-deps bench-deps
 	$(BIN)/python -m pytest -q tests/benchmarks --benchmark-enable --benchmark-autosave \
 		--benchmark-group-by=group --benchmark-columns=min,median,mean,rounds $(PYTEST_ARGS)
@@ -93,8 +98,9 @@ clean:
 # The paper's scale on the generated FAU-AIBO stand-in (refimpl corpus standin): every stage
 # of `make reproduce CORPUS=aibo` at each of SCALES, from nothing, with its wall time, CPU
 # time and peak memory, and the growth fitted to predict the paper's 17 076 chunks
-# (tools/bench_scale.py -> bench-scale/scale.md). Hours on two cores: not in `make test`
-# or CI's default run. SCALES=0.06,0.25,1.0 adds the full scale.
+# (tools/bench_scale.py -> bench-scale/scale.md; run by hand with --docs, it also rewrites
+# the table of docs/performance.md). Hours on two cores: not in `make test` or CI's
+# default run. SCALES=0.06,0.25,1.0 adds the full scale.
 SCALES ?= 0.06,0.25
 .PHONY: bench-scale
 bench-scale: venv build caffe
@@ -151,3 +157,22 @@ reproduce: venv caffe
 	$(BIN)/python -m refimpl reproduce --corpus $(CORPUS) $(if $(AIBO_ROOT),--root $(AIBO_ROOT)) \
 		$(if $(AIBO_ROOM),--noisy-dir $(AIBO_ROOM)) --out $(RESULTS) --seed $(SEED) \
 		$(if $(SEEDS),--seeds $(SEEDS))
+
+# The documentation (docs/): Sphinx with numpydoc and MyST, its pinned requirements
+# installed into the venv (requirements-docs.txt). Built from scratch with warnings as
+# errors (-W, nitpicky -n) into docs/_build/html, the API reference generated from the
+# docstrings of refimpl.__all__ (docs/generated/); then the pages' examples run as
+# doctests (the C core and the synthetic AlexNet: seconds, no network).
+.PHONY: docs docs-deps
+docs-deps: $(VENV)/.docs-deps
+$(VENV)/.docs-deps: requirements-docs.txt $(VENV)/.installed
+	$(BIN)/pip install -q -r requirements-docs.txt -c requirements.txt
+	touch $@
+
+DOCS_BUILD ?= docs/_build
+SPHINX := $(BIN)/python -m sphinx -W --keep-going -n -E -q -d $(DOCS_BUILD)/doctrees
+docs: venv build docs-deps
+	rm -rf docs/generated
+	$(SPHINX) -b html docs $(DOCS_BUILD)/html
+	$(SPHINX) -b doctest docs $(DOCS_BUILD)/doctest
+	@tail -n 5 $(DOCS_BUILD)/doctest/output.txt

