@@ -53,7 +53,7 @@ class Extractor(Protocol):
 @dataclass
 class FeatureSet:
     """One row family of the grid: a report key, its extractor, and BoAW's quantiser."""
-    key: str                          # report.FEATURE_SETS key, e.g. "boaw"
+    key: str                          # tables.FEATURE_SETS key, e.g. "boaw"
     extractor: Extractor
     boaw_fn: protocol.BoawFn | None = None   # set for BoAW (extractor gives LLDs)
     boaw_config: str = ""   # names the quantiser's version/settings (part of the cache key)
