@@ -18,9 +18,9 @@ forward pass below, golden-checked against Caffe's forward with the same weights
 
 Training data differs from the paper: the paper trained on AVIC, which we do not have. We
 train on the clean/noisy pairs of the *training* partition only (EmoDB training speakers,
-simulated room microphone of refimpl.conditions.noisy); the test speakers stay unseen. Target: the
-ideal ratio mask in the Mel domain, sqrt(clean Mel power / noisy Mel power) clipped to 0..1,
-learnt with a squared-error loss (mask approximation).
+simulated room microphone of refimpl.conditions.room_simulation); the test speakers stay
+unseen. Target: the ideal ratio mask in the Mel domain, sqrt(clean Mel power / noisy Mel
+power) clipped to 0..1, learnt with a squared-error loss (mask approximation).
 """
 import json
 import subprocess

@@ -20,7 +20,8 @@ What is written (DIR):
     labels/IS2009EmotionChallenge/chunk_labels_2cl_corpus.txt   '<chunk_id> <IDL|NEG> <conf>'
     labels/IS2009EmotionChallenge/chunk_labels_5cl_corpus.txt   '<chunk_id> <A|E|N|P|R> <conf>'
     wav/<chunk_id>.wav     close talk: a 1-3 s segment of an EmoDB file at a drawn level
-    room/<chunk_id>.wav    room microphone: the noisy condition's simulated room (noisy.py,
+    room/<chunk_id>.wav    room microphone: the noisy condition's simulated room
+                           (room_simulation.py,
                            its RIR by rir.py), unless --no-noisy
     chunks.csv             every drawn value per chunk (source segment, level, room, SNR)
     STANDIN.md, STANDIN.json   what this is; the settings (a resumed run must match them)
@@ -49,8 +50,9 @@ from refimpl._util.digest import file_digest
 from refimpl._util.parallel import map_files
 from refimpl.audio import to_pcm16
 from refimpl.conditions.generate import write_rows
-from refimpl.conditions.noisy import (SPEC_FILE, draw_parameters, file_seed, noise_pool,
-                                      noisy_file, read_mono)
+from refimpl.conditions.noise_recordings import noise_pool
+from refimpl.conditions.room_simulation import (SPEC_FILE, draw_parameters, file_seed,
+                                                noisy_file, read_mono)
 from refimpl.corpus.aibo import ROOM_DIR, STANDIN_MARK
 from refimpl.corpus.table import read_json
 from refimpl.errors import AudioError, CorpusError, UsageError
@@ -277,7 +279,7 @@ def source_files(source=None):
 def draw_chunk(seed, chunk_id, lengths):
     """The drawn values of one close-talk chunk: which source, where, how long, how loud."""
     # "clean:" keeps this stream apart from the room's, which is seeded by (seed, file name)
-    # exactly as the noisy condition seeds it for any corpus (noisy.file_seed).
+    # exactly as the noisy condition seeds it for any corpus (room_simulation.file_seed).
     rng = np.random.default_rng(file_seed(seed, "clean:" + chunk_id))
     index = int(rng.integers(len(lengths)))
     wanted = int(round(rng.uniform(*CHUNK_SECONDS) * SAMPLE_RATE))
@@ -422,7 +424,7 @@ Challenge, with the paper's speaker and per-class counts (Cummins et al. 2017, T
 It is for cost, scale and the AIBO code path only, never for UARs. The close-talk audio
 (wav/) is EmoDB speech (adult actors, German sentences), cut into 1-3 s chunks at drawn
 levels; the room microphone (room/) is the noisy condition's simulated room
-(refimpl/conditions/noisy.py). The label of a
+(refimpl/conditions/room_simulation.py). The label of a
 chunk has nothing to do with its audio, so classifiers should score chance on it (UAR about
 0.5 for 2 classes, 0.2 for 5): markedly more points at label leakage in the pipeline.
 

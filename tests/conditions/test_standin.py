@@ -20,7 +20,7 @@ from hypothesis import given, settings, strategies as st
 from refimpl import cli
 from refimpl._util import locations as paths
 from refimpl._util.digest import file_digest
-from refimpl.conditions import noisy as N
+from refimpl.conditions import room_simulation as N
 from refimpl.conditions import rir as R
 from refimpl.conditions import standin as S
 from refimpl import corpus as C

@@ -11,7 +11,7 @@ background noise. EmoDB has no such microphone, so we simulate one, per utteranc
   3. convolve the clean speech with it, aligned on the direct path so that clean and noisy
      stay sample-aligned (the enhancer's training pairs need that);
   4. add a segment of a real background-noise recording at a drawn SNR; training and test
-     utterances use disjoint recordings (refimpl.conditions.noise);
+     utterances use disjoint recordings (refimpl.conditions.noise_recordings);
   5. bring the mixture back to the clean file's RMS level (never clipping) and write it as
      16-bit PCM.
 
@@ -32,7 +32,7 @@ from scipy.signal import fftconvolve
 from refimpl._util.atomic import atomic_path
 from refimpl._util.digest import content_digest
 from refimpl.conditions import rir
-from refimpl.conditions.noise import noise_pool
+from refimpl.conditions.noise_recordings import noise_pool
 from refimpl.conditions.resample import resample
 from refimpl.corpus.table import read_json
 from refimpl.errors import AudioError
