@@ -8,7 +8,7 @@ path (refimpl.corpus.aibo and everything after it) and the cost of the paper's s
 exercised:
 
     refimpl corpus standin aibo -o DIR [--scale 1.0] [--seed 0] [--jobs N] [--no-noisy]
-    refimpl corpus check aibo --root DIR --noisy-dir DIR/room
+    refimpl corpus check aibo --root DIR --noisy-dir DIR/room   # the stand-in's own counts
     make reproduce CORPUS=aibo AIBO_ROOT=DIR
 
 It is for cost, scale and the code path, never for UARs: the audio is EmoDB speech cut into
@@ -184,6 +184,40 @@ def marginals(joint):
         c2[l2] += n
         c5[l5] += n
     return c2, c5
+
+
+def expected_counts(scale=1.0):
+    """{partition: {"total", "idl_neg", "class5"}}: the class counts of the stand-in at
+    `scale`, in the form refimpl.corpus.compare_counts takes."""
+    out = {}
+    for part, joint in scaled_counts(scale).items():
+        c2, c5 = marginals(joint)
+        out[part] = {"total": sum(c2.values()), "idl_neg": c2, "class5": c5}
+    return out
+
+
+def counts_to_check(root):
+    """(source, expected counts) that `refimpl corpus check aibo` compares the stand-in in
+    `root` with, or None where `root` holds no stand-in (no STANDIN.json). A stand-in has
+    the paper's counts scaled by its --scale, so below scale 1 the paper's own counts
+    cannot match: it is checked against the scaled ones its settings record."""
+    path = Path(root).expanduser() / STANDIN_MARK
+    if not path.is_file():
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            scale = json.load(f)["scale"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CorpusError(f"{path}: not the settings of a stand-in ({type(e).__name__}: {e})") \
+            from None
+    return (f"the stand-in's own counts (the paper's matched counts at scale {scale}, "
+            f"{STANDIN_MARK})", expected_counts(scale))
+
+
+def check_command(out, noisy=True):
+    """The command that checks a stand-in written to `out` (see counts_to_check)."""
+    return (f"refimpl corpus check aibo --root {out}"
+            + (f" --noisy-dir {Path(out) / ROOM_DIR}" if noisy else ""))
 
 
 # ----------------------------------------------------------------------------------------
@@ -428,8 +462,9 @@ levels; the room microphone (room/) is the noisy condition's simulated room
 chunk has nothing to do with its audio, so classifiers should score chance on it (UAR about
 0.5 for 2 classes, 0.2 for 5): markedly more points at label leakage in the pipeline.
 
-Settings: STANDIN.json. Every drawn value per chunk: chunks.csv. Check it with
-    refimpl corpus check aibo --root {root} --noisy-dir {root}/{room}
+Settings: STANDIN.json. Every drawn value per chunk: chunks.csv. Check its counts (the
+paper's, scaled) with
+    {check}
 """
 
 
@@ -467,7 +502,7 @@ def generate(out, scale=1.0, seed=0, source=None, noisy=True, noise_root=None, j
     out.mkdir(parents=True, exist_ok=True)
     _claim(out, _settings_record(scale, seed, sources, source_dir))
     with atomic_open(out / "STANDIN.md", "w", encoding="utf-8") as f:
-        f.write(NOTE.format(total=len(chunks), scale=scale, root=out, room=ROOM_DIR))
+        f.write(NOTE.format(total=len(chunks), scale=scale, check=check_command(out, noisy)))
     write_labels(out, chunks)
     selected = chunks
     if limit:
