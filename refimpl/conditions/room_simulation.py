@@ -95,9 +95,10 @@ def draw_parameters(rng, spec, partition, pool):
 def room_impulse_response(params, fs):
     """Image-source RIR of the drawn room, absorption and order from the RT60 (Sabine's
     formula): pyroomacoustics' compute_rir with its builder on one thread, bit for bit,
-    computed by refimpl.conditions.rir.shoebox_rir (about 13x faster). One thread on every
-    machine: pyroomacoustics' own default, one per core, moves the last bits with the core
-    count (1 LSB in tens of samples per EmoDB file). Returns (rir, absorption, order)."""
+    computed faster by refimpl.conditions.rir.shoebox_rir (by how much:
+    tests/benchmarks/test_bench_rir.py). One thread on every machine: pyroomacoustics' own
+    default, one per core, moves the last bits with the core count (rir.py says why).
+    Returns (rir, absorption, order)."""
     return rir.shoebox_rir(params, fs)
 
 
@@ -105,14 +106,14 @@ def direct_path_delay(params, fs):
     """Sample index of the direct sound in the RIR: distance / c, plus the centre of
     pyroomacoustics' fractional-delay filter. From the geometry, not the RIR's peak: in
     small rooms several coinciding reflections can outweigh the direct sound."""
-    import pyroomacoustics as pra
+    import pyroomacoustics as pra   # here: a heavy import, needed only to simulate a room
     seconds = params["distance_m"] / pra.constants.get("c")
     return int(round(seconds * fs)) + pra.constants.get("frac_delay_length") // 2
 
 
 def measured_rt60(rir, fs):
     """RT60 of the simulated response (Schroeder decay), as a check on the drawn value."""
-    import pyroomacoustics as pra
+    import pyroomacoustics as pra   # here: a heavy import, needed only to simulate a room
     try:
         return float(pra.experimental.measure_rt60(rir, fs=fs, decay_db=30))
     except Exception:   # very short responses: no 30 dB decay to measure
