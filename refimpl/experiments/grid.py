@@ -19,10 +19,8 @@ Three stages, each with a progress bar:
    several seeds (`seeds=`) this stage alone is repeated per seed: the features are the same.
 3. outputs: refimpl.experiments.report writes results/.
 
-The rows are refimpl.experiments.results.GridRow.
-
 The corpus is a refimpl.corpus.Corpus; the feature sets are adapters
-(refimpl.experiments.adapters).
+(refimpl.experiments.adapters); the rows are refimpl.experiments.results.GridRow.
 """
 from __future__ import annotations
 
