@@ -55,6 +55,7 @@ def run(args):
     with contextlib.ExitStack() as stack:
         client = None
         if args.dask is not None:
+            # here: refimpl.features.distributed needs dask, an optional dependency
             from refimpl.features.distributed import dask_client
             client = stack.enter_context(dask_client(args.dask))
         rows, failures = reproduce(args.corpus, args.root, out_dir=args.out, seed=args.seed,

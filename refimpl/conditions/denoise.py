@@ -18,9 +18,9 @@ forward pass below, golden-checked against Caffe's forward with the same weights
 
 Training data differs from the paper: the paper trained on AVIC, which we do not have. We
 train on the clean/noisy pairs of the *training* partition only (EmoDB training speakers,
-simulated room microphone of refimpl.conditions.noisy); the test speakers stay unseen. Target: the
-ideal ratio mask in the Mel domain, sqrt(clean Mel power / noisy Mel power) clipped to 0..1,
-learnt with a squared-error loss (mask approximation).
+simulated room microphone of refimpl.conditions.room_simulation); the test speakers stay
+unseen. Target: the ideal ratio mask in the Mel domain, sqrt(clean Mel power / noisy Mel
+power) clipped to 0..1, learnt with a squared-error loss (mask approximation).
 """
 import json
 import subprocess
@@ -30,6 +30,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from scipy import fft
+from scipy.signal import ShortTimeFFT
+from scipy.signal.windows import hann
 
 from refimpl._util import locations
 from refimpl._util.atomic import atomic_open, atomic_path
@@ -63,8 +66,6 @@ LAYERS = ("lstm1", "fc1", "lstm2", "fc2", "lstm3", "mask")
 
 def stft_operator():
     """scipy's ShortTimeFFT of the enhancer: the definition stft and istft follow."""
-    from scipy.signal import ShortTimeFFT
-    from scipy.signal.windows import hann
     return ShortTimeFFT(hann(WIN, sym=False), hop=HOP, fs=FS, mfft=NFFT)
 
 
@@ -93,7 +94,6 @@ def _batched_fft_agrees(op):
 
 def _stft_batched(op, x):
     """ShortTimeFFT.stft(x) (zero padding, all slices p_min..p_max) in one FFT call."""
-    from scipy import fft
     n = len(x)
     p0, p1 = op.p_min, op.p_max(n)
     k0 = p0 * op.hop - op.m_num_mid                  # first sample of the first slice
@@ -110,7 +110,6 @@ def _stft_batched(op, x):
 def _istft_batched(op, spec, length):
     """ShortTimeFFT.istft(spec, k1=length) with the inverse FFTs in one call; the frames
     are overlap-added one by one in scipy's order (the sums' rounding depends on it)."""
-    from scipy import fft
     q_max = spec.shape[-1] + op.p_min
     if not (op.k_min <= 0 < length <= (q_max - 1) * op.hop + op.m_num - op.m_num_mid):
         return op.istft(spec, k1=length)             # scipy's own checks and messages

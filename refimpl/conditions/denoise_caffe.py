@@ -14,7 +14,7 @@ import numpy as np
 
 
 def _caffe():
-    import caffe
+    import caffe   # here: only Caffe's own Python has pycaffe; ours may import this file
     caffe.set_mode_cpu()
     return caffe
 

@@ -5,7 +5,7 @@
     generate_conditions(corpus, seed)   # both, for the files that lack them, then
                                         # <corpus>.csv: the manifest of all three
 
-The room is simulated at each clean file's own rate (refimpl.conditions.noisy); the
+The room is simulated at each clean file's own rate (refimpl.conditions.room_simulation); the
 enhancer works at 16 kHz, so a file at another rate is resampled to 16 kHz, enhanced and
 resampled back (refimpl.conditions.resample): its denoised version has nothing above
 8 kHz, and the measures in denoised.csv are taken at 16 kHz, where the enhancer worked.
@@ -29,8 +29,8 @@ from refimpl._util.digest import content_digest, text_digest
 from refimpl._util.parallel import map_files
 from refimpl.conditions.denoise import (FS, apply_mel_mask, enhance, ideal_ratio_mask,
                                         load_model, segmental_snr, si_sdr, stft)
-from refimpl.conditions.noise import noise_dir, noise_pool
-from refimpl.conditions.noisy import PARAM_COLUMNS, SPEC_FILE, noisy_file
+from refimpl.conditions.noise_recordings import noise_dir, noise_pool
+from refimpl.conditions.room_simulation import PARAM_COLUMNS, SPEC_FILE, noisy_file
 from refimpl.conditions.resample import resample
 from refimpl.corpus.table import DEFAULT_SEED, read_csv_rows, read_json
 from refimpl.errors import CorpusError
@@ -240,7 +240,7 @@ def generate_conditions(corpus, seed=DEFAULT_SEED, only=None, noise_root=None, l
 
     A noisy file the corpus brings (FAU-AIBO's room microphone) is denoised as it is; the
     noise comes from `noise_root` (--noise-dir), the shared data, or the copy downloaded
-    on request (`download_noise`; refimpl.conditions.noise).
+    on request (`download_noise`; refimpl.conditions.noise_recordings).
     """
     out_dir = Path(out_dir) if out_dir else conditions_home(corpus, seed)
     rows = corpus.rows[:limit] if limit else corpus.rows

@@ -8,6 +8,7 @@ ratio of the two rates, reduced to lowest terms (44.1 kHz <- 16 kHz: up 441, dow
 from fractions import Fraction
 
 import numpy as np
+from scipy.signal import resample_poly
 
 __all__ = ["resample"]
 
@@ -20,7 +21,6 @@ def resample(signal, from_hz, to_hz, length=None):
     """
     signal = np.asarray(signal, dtype=np.float64)
     if int(from_hz) != int(to_hz):
-        from scipy.signal import resample_poly
         ratio = Fraction(int(to_hz), int(from_hz))
         signal = resample_poly(signal, ratio.numerator, ratio.denominator)
     if length is not None and len(signal) != length:

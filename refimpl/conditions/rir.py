@@ -14,7 +14,7 @@ sources and rir_builder. What changes is the organisation:
 - a compiled builder (csrc/_rir.pyx, _rir_kernel.h -> refimpl.conditions._rir) makes the
   arrival times and amplitudes and adds the fractional-delay sincs with the same float32
   operations in the same order. It proves itself once per process against libroom and
-  numpy (a few ms); where it is not built or disagrees, numpy and libroom.rir_builder do
+  numpy; where it is not built or disagrees, numpy and libroom.rir_builder do
   the same arithmetic.
 
 Threads: libroom's rir_builder splits the images over `num_threads` threads and adds the
@@ -27,6 +27,13 @@ import math
 import warnings
 
 import numpy as np
+from scipy.signal import sosfiltfilt
+
+from refimpl._util.native import import_kernel
+from refimpl.errors import MissingDependency
+
+# pyroomacoustics is imported inside the functions that use it: a heavy import that only
+# simulating a room needs (importing refimpl.conditions does not).
 
 __all__ = ["shoebox_rir", "shoebox_images", "pyroomacoustics_rir", "RIR_THREADS"]
 
@@ -122,8 +129,6 @@ def _kernel():
     """The compiled builder, once it has shown on this machine that it gives libroom's and
     numpy's bits; None if it is not built or does not."""
     if not _KERNEL:
-        from refimpl._util.native import import_kernel
-        from refimpl.errors import MissingDependency
         try:
             kernel = import_kernel("refimpl.conditions._rir")
         except MissingDependency:
@@ -186,7 +191,6 @@ def shoebox_rir(params, fs, num_threads=RIR_THREADS, compiled=True):
     import pyroomacoustics as pra
     from pyroomacoustics import libroom
     from pyroomacoustics.utilities import design_highpass_filter_sos
-    from scipy.signal import sosfiltfilt
     dims = [params["room_length_m"], params["room_width_m"], params["room_height_m"]]
     absorption, max_order = pra.inverse_sabine(params["rt60_s"], dims)
     kernel = _kernel() if compiled else None

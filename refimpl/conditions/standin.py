@@ -1,3 +1,5 @@
+# Over 500 lines on purpose: one recipe read top to bottom (scaled counts, plan, audio,
+# writing, the check), its parts sharing the stand-in's constants.
 """A generated stand-in for FAU-AIBO in its distribution layout, at the paper's scale.
 
 FAU-AIBO is licensed, so nothing here has seen the corpus the paper ran: 17 076 chunks,
@@ -8,7 +10,7 @@ path (refimpl.corpus.aibo and everything after it) and the cost of the paper's s
 exercised:
 
     refimpl corpus standin aibo -o DIR [--scale 1.0] [--seed 0] [--jobs N] [--no-noisy]
-    refimpl corpus check aibo --root DIR --noisy-dir DIR/room
+    refimpl corpus check aibo --root DIR --noisy-dir DIR/room   # the stand-in's own counts
     make reproduce CORPUS=aibo AIBO_ROOT=DIR
 
 It is for cost, scale and the code path, never for UARs: the audio is EmoDB speech cut into
@@ -20,7 +22,8 @@ What is written (DIR):
     labels/IS2009EmotionChallenge/chunk_labels_2cl_corpus.txt   '<chunk_id> <IDL|NEG> <conf>'
     labels/IS2009EmotionChallenge/chunk_labels_5cl_corpus.txt   '<chunk_id> <A|E|N|P|R> <conf>'
     wav/<chunk_id>.wav     close talk: a 1-3 s segment of an EmoDB file at a drawn level
-    room/<chunk_id>.wav    room microphone: the noisy condition's simulated room (noisy.py,
+    room/<chunk_id>.wav    room microphone: the noisy condition's simulated room
+                           (room_simulation.py,
                            its RIR by rir.py), unless --no-noisy
     chunks.csv             every drawn value per chunk (source segment, level, room, SNR)
     STANDIN.md, STANDIN.json   what this is; the settings (a resumed run must match them)
@@ -49,8 +52,9 @@ from refimpl._util.digest import file_digest
 from refimpl._util.parallel import map_files
 from refimpl.audio import to_pcm16
 from refimpl.conditions.generate import write_rows
-from refimpl.conditions.noisy import (SPEC_FILE, draw_parameters, file_seed, noise_pool,
-                                      noisy_file, read_mono)
+from refimpl.conditions.noise_recordings import noise_pool
+from refimpl.conditions.room_simulation import (SPEC_FILE, draw_parameters, file_seed,
+                                                noisy_file, read_mono)
 from refimpl.corpus.aibo import ROOM_DIR, STANDIN_MARK
 from refimpl.corpus.table import read_json
 from refimpl.errors import AudioError, CorpusError, UsageError
@@ -184,6 +188,40 @@ def marginals(joint):
     return c2, c5
 
 
+def expected_counts(scale=1.0):
+    """{partition: {"total", "idl_neg", "class5"}}: the class counts of the stand-in at
+    `scale`, in the form refimpl.corpus.compare_counts takes."""
+    out = {}
+    for part, joint in scaled_counts(scale).items():
+        c2, c5 = marginals(joint)
+        out[part] = {"total": sum(c2.values()), "idl_neg": c2, "class5": c5}
+    return out
+
+
+def counts_to_check(root):
+    """(source, expected counts) that `refimpl corpus check aibo` compares the stand-in in
+    `root` with, or None where `root` holds no stand-in (no STANDIN.json). A stand-in has
+    the paper's counts scaled by its --scale, so below scale 1 the paper's own counts
+    cannot match: it is checked against the scaled ones its settings record."""
+    path = Path(root).expanduser() / STANDIN_MARK
+    if not path.is_file():
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            scale = json.load(f)["scale"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CorpusError(f"{path}: not the settings of a stand-in ({type(e).__name__}: {e})") \
+            from None
+    return (f"the stand-in's own counts (the paper's matched counts at scale {scale}, "
+            f"{STANDIN_MARK})", expected_counts(scale))
+
+
+def check_command(out, noisy=True):
+    """The command that checks a stand-in written to `out` (see counts_to_check)."""
+    return (f"refimpl corpus check aibo --root {out}"
+            + (f" --noisy-dir {Path(out) / ROOM_DIR}" if noisy else ""))
+
+
 # ----------------------------------------------------------------------------------------
 # The plan: chunk ids, speakers, folds, labels (from the scale and PLAN_SEED only)
 
@@ -277,7 +315,7 @@ def source_files(source=None):
 def draw_chunk(seed, chunk_id, lengths):
     """The drawn values of one close-talk chunk: which source, where, how long, how loud."""
     # "clean:" keeps this stream apart from the room's, which is seeded by (seed, file name)
-    # exactly as the noisy condition seeds it for any corpus (noisy.file_seed).
+    # exactly as the noisy condition seeds it for any corpus (room_simulation.file_seed).
     rng = np.random.default_rng(file_seed(seed, "clean:" + chunk_id))
     index = int(rng.integers(len(lengths)))
     wanted = int(round(rng.uniform(*CHUNK_SECONDS) * SAMPLE_RATE))
@@ -422,12 +460,13 @@ Challenge, with the paper's speaker and per-class counts (Cummins et al. 2017, T
 It is for cost, scale and the AIBO code path only, never for UARs. The close-talk audio
 (wav/) is EmoDB speech (adult actors, German sentences), cut into 1-3 s chunks at drawn
 levels; the room microphone (room/) is the noisy condition's simulated room
-(refimpl/conditions/noisy.py). The label of a
+(refimpl/conditions/room_simulation.py). The label of a
 chunk has nothing to do with its audio, so classifiers should score chance on it (UAR about
 0.5 for 2 classes, 0.2 for 5): markedly more points at label leakage in the pipeline.
 
-Settings: STANDIN.json. Every drawn value per chunk: chunks.csv. Check it with
-    refimpl corpus check aibo --root {root} --noisy-dir {root}/{room}
+Settings: STANDIN.json. Every drawn value per chunk: chunks.csv. Check its counts (the
+paper's, scaled) with
+    {check}
 """
 
 
@@ -465,7 +504,7 @@ def generate(out, scale=1.0, seed=0, source=None, noisy=True, noise_root=None, j
     out.mkdir(parents=True, exist_ok=True)
     _claim(out, _settings_record(scale, seed, sources, source_dir))
     with atomic_open(out / "STANDIN.md", "w", encoding="utf-8") as f:
-        f.write(NOTE.format(total=len(chunks), scale=scale, root=out, room=ROOM_DIR))
+        f.write(NOTE.format(total=len(chunks), scale=scale, check=check_command(out, noisy)))
     write_labels(out, chunks)
     selected = chunks
     if limit:

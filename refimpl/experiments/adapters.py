@@ -53,7 +53,7 @@ class Extractor(Protocol):
 @dataclass
 class FeatureSet:
     """One row family of the grid: a report key, its extractor, and BoAW's quantiser."""
-    key: str                          # report.FEATURE_SETS key, e.g. "boaw"
+    key: str                          # tables.FEATURE_SETS key, e.g. "boaw"
     extractor: Extractor
     boaw_fn: protocol.BoawFn | None = None   # set for BoAW (extractor gives LLDs)
     boaw_config: str = ""   # names the quantiser's version/settings (part of the cache key)
@@ -68,10 +68,11 @@ def openxbow_boaw_fn(method="random", fast=False, **options):
     -B / -b). `options` go to refimpl.baselines.boaw.boaw unchanged (log=, idf=, norm=,
     standardize_input=, ...; openXBOW's defaults when absent). Returns (boaw_fn, config).
 
-    The exact mode by default: its bags equal openXBOW's jar bit for bit, and over the
-    paper's Na grid it took 0.77x the fast mode's time (test_bench_boaw.py, Cs 2000, all
-    nine Na), while the fast mode's BLAS distances assign 10 of 73.8 M EmoDB frames to
-    another word; the grid's cells move by points on changes that small.
+    The exact mode by default: its bags equal openXBOW's jar bit for bit (its time over the
+    paper's Na grid beside the fast mode's: tests/benchmarks/test_bench_boaw.py,
+    test_bench_na_search, Cs 2000, all nine Na), while the fast mode's BLAS distances
+    assign a few EmoDB frames to another word (refimpl.baselines.boaw counts them); the
+    grid's cells move by points on changes that small.
     """
     def as_lld(llds):
         names = np.repeat(np.arange(len(llds)).astype(str), [len(f) for f in llds])
@@ -149,6 +150,7 @@ class DeepSpectrumExtractor:
 
     def extract(self, paths):
         if self.client is not None:
+            # here: refimpl.features.distributed needs dask, an optional dependency
             from refimpl.features.distributed import iter_features_dask
             config = features.ExtractorConfig(
                 net=self.net, backend=self.backend,
@@ -177,7 +179,7 @@ class OpenSmileFunctionals:
     batch_size = 16
 
     def __init__(self, name, feature_set):
-        import opensmile
+        import opensmile   # here: a heavy import (pandas, audinterface), only for these sets
         self.name, self.feature_set = name, feature_set
         self.config_id = (f"opensmile {opensmile.__version__} {feature_set} config-sha1="
                           f"{_file_sha1(opensmile_features.config_path(feature_set))}")
@@ -195,7 +197,7 @@ class MfccLLDs:
     batch_size = 16
 
     def __init__(self):
-        import opensmile
+        import opensmile   # here: a heavy import (pandas, audinterface), only for these sets
         self.config_id = (f"opensmile {opensmile.__version__} "
                           f"config-sha1={_file_sha1(opensmile_features.MFCC_CONFIG)}")
 

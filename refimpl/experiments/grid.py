@@ -20,7 +20,7 @@ Three stages, each with a progress bar:
 3. outputs: refimpl.experiments.report writes results/.
 
 The corpus is a refimpl.corpus.Corpus; the feature sets are adapters
-(refimpl.experiments.adapters).
+(refimpl.experiments.adapters); the rows are refimpl.experiments.results.GridRow.
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from refimpl import protocol
 from refimpl._util import locations
@@ -44,12 +45,12 @@ from refimpl._util.digest import arrays_digest, text_digest
 from refimpl.corpus import CONDITIONS, Corpus
 from refimpl.errors import CorpusError, UsageError
 from refimpl.experiments import report, trust
+from refimpl.experiments.results import BALANCING, GridRow
 from refimpl.experiments.adapters import FeatureSet
 
 __all__ = ["run_grid", "run_experiment", "extract_condition", "check_corpus", "Failure",
            "CONDITIONS", "BALANCING", "PROTOCOL_VERSION", "BOAW_SELECT"]
 
-BALANCING = report.BALANCING
 PROTOCOL_VERSION = "1"   # bump when a change in refimpl/protocol/ changes results
 ROW_FORMAT = "2"         # bump when GridRow gains a field the cached units must hold
 # How BoAW's Cs and Na are chosen: "cv" by the inner CV on the training partition (the
@@ -59,7 +60,6 @@ BOAW_SELECT = ("cv", "per-test")
 
 
 def _progress(iterable=None, **kw):
-    from tqdm import tqdm
     return tqdm(iterable, file=sys.stderr, dynamic_ncols=True, leave=True, **kw)
 
 
@@ -150,7 +150,7 @@ def run_experiment(fs: FeatureSet, features: Mapping[str, list], corpus: Corpus,
                    settings: Sequence[tuple], train_cond, conditions, *, seed=0,
                    alphas=protocol.ALPHAS, sizes=protocol.BOAW_SIZES,
                    assignments=protocol.BOAW_ASSIGNMENTS,
-                   boaw_select="cv") -> list[report.GridRow]:
+                   boaw_select="cv") -> list[GridRow]:
     """Models for one feature set and training condition, each scored on every test
     condition. `settings` lists (task, balancing) pairs; `features[cond]` lists each
     file's features in view order. BoAW searches all settings in one pass over Cs x Na
@@ -211,39 +211,36 @@ def _boaw_per_test(boaw_fn, models, train_llds, test_llds, n_test, data, conditi
     condition keeps the best. Ties go to the smaller Cs, then the smaller Na."""
     best = {}
     many = getattr(boaw_fn, "many", None)
-    n_files = len(train_llds) + len(test_llds)
+    bag_bytes = 4 * (len(train_llds) + len(test_llds))   # every file's float32 bag, per word
     searched = {k[:2] for m in models.values() for k in m.cv_uars}   # the buildable pairs
     grid = [pair for pair in protocol.boaw_grid(sizes, assignments) if pair in searched]
-    for cs in dict.fromkeys(c for c, _ in grid):
-        nas = [na for c, na in grid if c == cs]
-        step = max(1, protocol.BOAW_BAGS_BUDGET // (4 * n_files * cs)) if many else 1
-        for group in (nas[i:i + step] for i in range(0, len(nas), step)):
-            seed_cs = protocol.final_codebook_seed(seed, cs)
-            bags = (many(train_llds, test_llds, cs, group, seed_cs) if many else
-                    {group[0]: boaw_fn(train_llds, test_llds, cs, group[0], seed_cs)})
-            for na in group:
-                B_train, B_test = bags.pop(na)
-                for setting, boaw in models.items():
-                    y_train, y_test, classes = data[setting]
-                    scores = {a: boaw.cv_uars[(cs, na, a)] for a in alphas
-                              if (cs, na, a) in boaw.cv_uars}
-                    model = protocol.fit_final(B_train, y_train, protocol.best_of(scores),
-                                               classes=classes, oversampling=setting[1] == "Ov.",
-                                               seed=seed, cv_uars=scores)
-                    for k, cond in enumerate(conditions):
-                        r = protocol.evaluate(model, B_test[k * n_test:(k + 1) * n_test],
-                                              y_test, extra={"cs": cs, "na": na})
-                        if (setting, cond) not in best or r.uar > best[(setting, cond)].uar:
-                            best[(setting, cond)] = r
+    for cs, group in protocol.na_groups(grid, bag_bytes, bool(many)):
+        seed_cs = protocol.final_codebook_seed(seed, cs)
+        bags = (many(train_llds, test_llds, cs, group, seed_cs) if many else
+                {group[0]: boaw_fn(train_llds, test_llds, cs, group[0], seed_cs)})
+        for na in group:
+            B_train, B_test = bags.pop(na)
+            for setting, boaw in models.items():
+                y_train, y_test, classes = data[setting]
+                scores = {a: boaw.cv_uars[(cs, na, a)] for a in alphas
+                          if (cs, na, a) in boaw.cv_uars}
+                model = protocol.fit_final(B_train, y_train, protocol.best_of(scores),
+                                           classes=classes, oversampling=setting[1] == "Ov.",
+                                           seed=seed, cv_uars=scores)
+                for k, cond in enumerate(conditions):
+                    r = protocol.evaluate(model, B_test[k * n_test:(k + 1) * n_test],
+                                          y_test, extra={"cs": cs, "na": na})
+                    if (setting, cond) not in best or r.uar > best[(setting, cond)].uar:
+                        best[(setting, cond)] = r
     return best
 
 
 def _row(fs, task, balancing, train_cond, test_cond, r: protocol.Result, seed,
-         y_test) -> report.GridRow:
+         y_test) -> GridRow:
     index = {c: i for i, c in enumerate(r.classes)}
     y_true, y_pred = [index[c] for c in y_test], [index[c] for c in r.y_pred]
     low, high = trust.bootstrap_interval(y_true, y_pred)
-    return report.GridRow(fs.key, task, balancing, train_cond, test_cond, r.uar, r.alpha,
+    return GridRow(fs.key, task, balancing, train_cond, test_cond, r.uar, r.alpha,
                           r.n_test, [str(c) for c in r.classes], r.confusion.tolist(),
                           r.extra.get("cs"), r.extra.get("na"),
                           getattr(fs.extractor, "control", None), int(seed), y_true, y_pred,
@@ -258,7 +255,7 @@ def _unit_key(fs, feature_digest, corpus_fp, settings, train_cond, conditions, p
 
 def _load_rows(entry):
     """A model cache entry -> its GridRows (an entry that is not a list of rows raises)."""
-    rows = [report.GridRow(**r) for r in json.loads(Path(entry).read_text())]
+    rows = [GridRow(**r) for r in json.loads(Path(entry).read_text())]
     if not rows:
         raise ValueError("no rows")
     return rows

@@ -54,7 +54,7 @@ class PaperCell:
 
 def load_paper(path=PAPER_RESULTS) -> dict:
     """{(feature set, paper task, balancing, train, test): PaperCell}, in our vocabulary
-    (feature sets as report.FEATURE_SETS keys, balancing "Un." / "Ov.")."""
+    (feature sets as tables.FEATURE_SETS keys, balancing "Un." / "Ov.")."""
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(line for line in f if not line.startswith("#")))
     out = {}

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from refimpl._util.native import import_kernel
+
 SGD_EPOCHS = 5
 SGD_SETTINGS = dict(loss="hinge", penalty="l2", learning_rate="optimal", max_iter=SGD_EPOCHS,
                     tol=None, shuffle=True, fit_intercept=True, average=False)
@@ -43,6 +45,7 @@ ENGINES = ("auto", "kernel", "sklearn")
 
 
 def make_svm(alpha: float, seed: int):
+    # here, not at the top: scikit-learn is a heavy import that the compiled path never needs
     from sklearn.linear_model import SGDClassifier
     return SGDClassifier(alpha=alpha, random_state=seed, **SGD_SETTINGS)
 
@@ -96,7 +99,6 @@ def fit_svms_reference(X, y, alphas, seed: int) -> list[LinearSVM]:
 
 
 def _kernel():
-    from refimpl._util.native import import_kernel
     return import_kernel("refimpl.protocol._sgd")
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from refimpl import protocol as C
+from tests.protocol.protocol_helpers import speaker_folds
 
 
 def _emodb_sized(d, n=270, n_classes=7, seed=0):
@@ -14,7 +15,7 @@ def _emodb_sized(d, n=270, n_classes=7, seed=0):
     y = rng.integers(0, n_classes, n)
     X = rng.normal(size=(n, d)).astype(np.float32)
     speakers = rng.integers(0, 5, n)
-    return X, y, C.speaker_folds(speakers)
+    return X, y, speaker_folds(speakers)
 
 
 @pytest.mark.slow

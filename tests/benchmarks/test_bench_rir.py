@@ -8,7 +8,7 @@ Group "rir"; compare the means within one run.
 import numpy as np
 import pytest
 
-from refimpl.conditions import noisy as N
+from refimpl.conditions import room_simulation as N
 from refimpl.conditions import rir as R
 from refimpl.corpus.table import read_json
 

@@ -14,8 +14,8 @@ import soundfile as sf
 
 from oracles import import_or_unavailable
 from refimpl import cli
-from refimpl.conditions import generate, noise
-from refimpl.conditions import noisy as N
+from refimpl.conditions import generate, noise_recordings
+from refimpl.conditions import room_simulation as N
 from refimpl.corpus import load_corpus
 from refimpl.corpus.table import read_json
 from refimpl.errors import ChecksumError, CorpusError
@@ -99,7 +99,7 @@ def test_the_room_is_simulated_at_the_files_rate(make_clean_corpus, noise_folder
     corpus = load_corpus(make_clean_corpus(rate))
     r = corpus.rows[0]
     spec = dict(read_json(N.SPEC_FILE), snr_db=[300.0, 300.0])
-    pool = noise.noise_pool(noise_folder)
+    pool = noise_recordings.noise_pool(noise_folder)
     out = tmp_path / "noisy.wav"
     row = N.noisy_file(r["path_clean"], out, r["file"], "train", 4, pool, spec)
     written, got = sf.read(str(out))
@@ -135,18 +135,18 @@ def test_files_that_have_their_conditions_are_not_made_again(make_clean_corpus, 
 # ---------------------------------------------------------------------------- noise
 
 def test_noise_pool_from_the_split_from_a_folder_and_partial(shared_data, tmp_path):
-    full = noise.noise_pool(shared_data / "noise")
+    full = noise_recordings.noise_pool(shared_data / "noise")
     assert full.root == shared_data / "noise"
-    assert len(full["train"]) + len(full["test"]) == len(noise.split_table())
+    assert len(full["train"]) + len(full["test"]) == len(noise_recordings.split_table())
     # only the downloadable part (Speech Commands): the split keeps its sides, and says so
     partial = tmp_path / "partial"
-    for r in noise.split_table():
+    for r in noise_recordings.split_table():
         if r["archive"]:
             (partial / r["recording"]).parent.mkdir(parents=True, exist_ok=True)
             (partial / r["recording"]).write_bytes((shared_data / "noise" /
                                                     r["recording"]).read_bytes())
     said = []
-    pool = noise.noise_pool(partial, log=said.append)
+    pool = noise_recordings.noise_pool(partial, log=said.append)
     assert [p.name for p in pool["train"]] == ["doing_the_dishes.wav", "exercise_bike.wav",
                                                "pink_noise.wav"]
     assert len(pool["test"]) == 3 and "6 of the 18" in said[0] and "household" in said[0]
@@ -155,22 +155,22 @@ def test_noise_pool_from_the_split_from_a_folder_and_partial(shared_data, tmp_pa
     other.mkdir()
     for name in ("c.wav", "a.wav", "b.wav"):
         sf.write(str(other / name), np.zeros(160) + 0.1, 16000)
-    pool = noise.noise_pool(other)
+    pool = noise_recordings.noise_pool(other)
     assert [p.name for p in pool["train"]] == ["a.wav", "c.wav"]
     assert [p.name for p in pool["test"]] == ["b.wav"]
     (other / "b.wav").unlink()
     (other / "c.wav").unlink()
     with pytest.raises(CorpusError, match="no noise recording for the test utterances"):
-        noise.noise_pool(other)
+        noise_recordings.noise_pool(other)
     with pytest.raises(CorpusError, match="no .wav noise recordings"):
-        noise.noise_dir(tmp_path / "empty")
+        noise_recordings.noise_dir(tmp_path / "empty")
 
 
 def _archive(shared_data, tamper=None):
     """A tar.gz laid out as Speech Commands' (./_background_noise_/...)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for r in noise.split_table():
+        for r in noise_recordings.split_table():
             if not r["archive"]:
                 continue
             data = (shared_data / "noise" / r["recording"]).read_bytes()
@@ -188,10 +188,10 @@ def test_noise_download_checks_every_checksum(http_server, shared_data, tmp_path
     (served / "good.tar.gz").write_bytes(good)
     archives = {"speech_commands_v0.02": {"url": url + "/good.tar.gz",
                                           "sha256": hashlib.sha256(good).hexdigest()}}
-    dest = noise.download_noise(tmp_path / "noise", archives, log=lambda *_: None,
+    dest = noise_recordings.download_noise(tmp_path / "noise", archives, log=lambda *_: None,
                                 progress=False)
     got = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*.wav"))
-    assert got == sorted(r["recording"] for r in noise.split_table() if r["archive"])
+    assert got == sorted(r["recording"] for r in noise_recordings.split_table() if r["archive"])
     for name in got:
         assert (dest / name).read_bytes() == (shared_data / "noise" / name).read_bytes()
     assert not (dest / ".download" / "speech_commands_v0.02.tar.gz").exists()
@@ -199,7 +199,8 @@ def test_noise_download_checks_every_checksum(http_server, shared_data, tmp_path
     # the archive's own checksum is wrong: nothing kept
     wrong = {"speech_commands_v0.02": dict(archives["speech_commands_v0.02"], sha256="0" * 64)}
     with pytest.raises(ChecksumError):
-        noise.download_noise(tmp_path / "wrong", wrong, log=lambda *_: None, progress=False)
+        noise_recordings.download_noise(tmp_path / "wrong", wrong,
+                                        log=lambda *_: None, progress=False)
     assert not list((tmp_path / "wrong").rglob("*.wav"))
     # one member differs from the recording we use: refused, that file not kept
     bad = _archive(shared_data, tamper="pink_noise.wav")
@@ -207,5 +208,6 @@ def test_noise_download_checks_every_checksum(http_server, shared_data, tmp_path
     tampered = {"speech_commands_v0.02": {"url": url + "/bad.tar.gz",
                                           "sha256": hashlib.sha256(bad).hexdigest()}}
     with pytest.raises(ChecksumError, match="pink_noise.wav"):
-        noise.download_noise(tmp_path / "bad", tampered, log=lambda *_: None, progress=False)
+        noise_recordings.download_noise(tmp_path / "bad", tampered,
+                                        log=lambda *_: None, progress=False)
     assert not (tmp_path / "bad" / "speech_commands" / "pink_noise.wav").exists()

@@ -8,7 +8,7 @@ import soundfile as sf
 import tolerances as tol
 from oracles import import_or_unavailable
 from refimpl.conditions import generate
-from refimpl.conditions import noisy as N
+from refimpl.conditions import room_simulation as N
 from refimpl._util.locations import package_data
 from refimpl.corpus import Corpus, load_corpus
 from refimpl.corpus.table import read_json

@@ -3,13 +3,13 @@ bits, exactly, whatever pyroomacoustics' own thread setting.
 
 Oracles: pyroomacoustics' image-source model (room.sources[0].images / damping), its
 libroom.rir_builder on one thread, its Room.compute_rir, and room.simulate (through
-noisy.simulate with the reference response). Equality, not closeness: the fast path is the
+room_simulation.simulate with the reference response). Equality, not closeness: the fast path is the
 same IEEE operations in the same order, so any difference is a bug.
 """
 import numpy as np
 import pytest
 
-from refimpl.conditions import noisy as N
+from refimpl.conditions import room_simulation as N
 from refimpl.conditions import rir as R
 from refimpl.corpus.table import read_json
 

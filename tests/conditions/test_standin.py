@@ -9,6 +9,8 @@ it in test_rir.py).
 import csv
 import math
 import re
+import shlex
+import shutil
 from collections import Counter
 from fractions import Fraction
 
@@ -20,7 +22,7 @@ from hypothesis import given, settings, strategies as st
 from refimpl import cli
 from refimpl._util import locations as paths
 from refimpl._util.digest import file_digest
-from refimpl.conditions import noisy as N
+from refimpl.conditions import room_simulation as N
 from refimpl.conditions import rir as R
 from refimpl.conditions import standin as S
 from refimpl import corpus as C
@@ -287,7 +289,42 @@ def test_command_prints_the_counts(tmp_path, emodb_wav, capsys):
     assert rc == 0, out
     assert "12 chunks at scale 0.0007 (train 6, test 6)" in out
     assert re.search(r"train\s+1\s+1\s+2\s+1\s+1\s+6", out)      # one per 5-class class
-    assert "refimpl corpus check aibo --root" in out
+    # the check the command suggests passes on what it wrote (the stand-in's scaled
+    # counts, not the paper's full ones, which no scale below 1 can meet)
+    suggested = next(line for line in out.splitlines() if line.startswith("check it: "))
+    args = shlex.split(suggested.removeprefix("check it: "))
+    assert args[:4] == ["refimpl", "corpus", "check", "aibo"]
+    rc = cli.main(args[1:])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "counts agree with the stand-in's own counts" in out and "MISMATCH" not in out
+
+
+def test_the_check_named_in_standin_md_passes_and_can_fail(small, tmp_path, capsys):
+    """STANDIN.md's check compares the stand-in with the paper's counts scaled as it was
+    made (scale 0.01 here); a chunk missing from the label files is then a mismatch."""
+    out, _ = small
+    line = next(l for l in (out / "STANDIN.md").read_text().splitlines()
+                if "refimpl corpus check aibo" in l)
+    args = shlex.split(line)[1:]
+    assert cli.main(args) == 0
+    said = capsys.readouterr().out
+    assert "counts agree with the stand-in's own counts (the paper's matched counts at " \
+           "scale 0.01" in said
+    damaged = tmp_path / "damaged"
+    shutil.copytree(out, damaged)
+    labels = damaged / "labels" / "IS2009EmotionChallenge"
+    for name in S.TASK_FILES.values():      # the last chunk (by id: an Ohm one) dropped
+        lines = (labels / name).read_text().splitlines(keepends=True)
+        assert lines[-1].startswith("Ohm_")
+        (labels / name).write_text("".join(lines[:-1]))
+    assert cli.main(["corpus", "check", "aibo", "--root", str(damaged)]) == 1
+    said = capsys.readouterr().out
+    assert "MISMATCH with the stand-in's own counts" in said
+    assert "train: 91 utterances, expected 92" in said
+    # a folder that is not a stand-in is still checked against the paper's counts
+    (damaged / S.STANDIN_MARK).unlink()
+    assert S.counts_to_check(damaged) is None
 
 
 # -------------------------------------------------------------------- room microphone

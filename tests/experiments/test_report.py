@@ -11,11 +11,13 @@ from PIL import Image
 from scipy import stats
 from sklearn.metrics import balanced_accuracy_score
 
-from refimpl.experiments import paper, report, trust
-from refimpl.experiments.report import GridRow, View
+from refimpl.corpus import CONDITIONS
+from refimpl.experiments import figures, paper, report, results, tables, trust
+from refimpl.experiments.results import GridRow
+from refimpl.experiments.tables import View
 
 TASKS = {"2class": "2-class", "5class": "5-class"}
-CONDS = report.CONDITIONS
+CONDS = CONDITIONS
 # Matched-condition UARs per feature set (same for every task/balancing/condition here).
 UARS = {"egemaps": 0.55, "compare": 0.69, "boaw": 0.60, "deepspectrum": 0.70}
 N_TEST = 1000
@@ -33,7 +35,7 @@ def uar_of(fs, bal, train, test):
 def grid(control=None, n_test=N_TEST, seed=0, shift=0.0, tasks=TASKS):
     rows = []
     for fs, task, bal, train, test in itertools.product(
-            UARS, tasks, report.BALANCING, CONDS, CONDS):
+            UARS, tasks, results.BALANCING, CONDS, CONDS):
         boaw = fs == "boaw"
         rows.append(GridRow(fs, task, bal, train, test, uar_of(fs, bal, train, test) + shift,
                             1e-3, n_test, ["a", "b"], [[1, 0], [0, 1]],
@@ -52,16 +54,16 @@ def read_csv(path):
 
 
 def test_tables_have_the_papers_layout(tmp_path):
-    written = report.write_tables(view(grid()), tmp_path)
+    written = tables.write_tables(view(grid()), tmp_path)
     assert sorted(p.name for p in written) == sorted(
         f"table{i}.{ext}" for i in range(5, 10) for ext in ("md", "csv"))
-    columns = [f"{b} {t}" for b in report.BALANCING for t in CONDS]   # TRAINING condition
+    columns = [f"{b} {t}" for b in results.BALANCING for t in CONDS]   # TRAINING condition
     for name, fs in (("table5", "egemaps"), ("table6", "compare")):
         table = read_csv(tmp_path / f"{name}.csv")
         assert table[0] == ["Task", "Test \\ Train"] + columns
         assert [r[:2] for r in table[1:]] == [[t, c] for t in TASKS.values() for c in CONDS]
         for r in table[1:]:             # rows are the TEST condition
-            for col, (bal, train) in enumerate(itertools.product(report.BALANCING, CONDS)):
+            for col, (bal, train) in enumerate(itertools.product(results.BALANCING, CONDS)):
                 assert float(r[2 + col]) == pytest.approx(
                     100 * uar_of(fs, bal, train, r[1]), abs=0.005)
     # BoAW: Table 7 = Un., Table 8 = Ov.; UAR, Cs, Na per training condition and cell
@@ -83,7 +85,7 @@ def test_tables_have_the_papers_layout(tmp_path):
 
 
 def test_the_best_cell_of_each_block_is_bold(tmp_path):
-    report.write_tables(view(grid()), tmp_path)
+    tables.write_tables(view(grid()), tmp_path)
     md = (tmp_path / "table5.md").read_text()
     bold = [line for line in md.splitlines() if "**" in line]
     # per task block, the matched Ov. cells (56.0) are the best: three per block
@@ -92,14 +94,14 @@ def test_the_best_cell_of_each_block_is_bold(tmp_path):
 
 
 def test_control_rows_are_labelled(tmp_path):
-    report.write_tables(view(grid(control="random-weight AlexNet")), tmp_path)
+    tables.write_tables(view(grid(control="random-weight AlexNet")), tmp_path)
     t9 = read_csv(tmp_path / "table9.csv")
     assert all("not the paper's network" in r[0] for r in t9[1:])
     assert "not the paper's network" in (tmp_path / "table9.md").read_text()
 
 
 def test_significance_marks_use_the_strongest_balancing_and_the_z_test():
-    marks = report.significance_marks(View(grid(), {}, TASKS), "2class")
+    marks = figures.significance_marks(View(grid(), {}, TASKS), "2class")
     for cond in CONDS:
         # 0.71 vs 0.56 on 1000: p far below 0.001; 0.71 vs 0.70: not significant.
         assert marks[(cond, "egemaps")] and marks[(cond, "boaw")]
@@ -110,12 +112,12 @@ def test_significance_marks_use_the_strongest_balancing_and_the_z_test():
     p = stats.chi2_contingency(table, correction=False)[1]
     assert marks[("clean", "boaw")] == (p < 0.001)
     # With 50 test instances nothing is significant.
-    assert not any(report.significance_marks(View(grid(n_test=50), {}, TASKS),
+    assert not any(figures.significance_marks(View(grid(n_test=50), {}, TASKS),
                                              "2class").values())
 
 
 def test_figures_are_pngs(tmp_path):
-    paths = report.write_figures(view(grid()), tmp_path, {})
+    paths = figures.write_figures(view(grid()), tmp_path, {})
     assert [p.name for p in paths] == ["figure2.png", "figure3.png"]
     for p in paths:
         with Image.open(p) as im:
@@ -128,7 +130,7 @@ def test_seed_cells_show_mean_and_sd(tmp_path):
     rows = [r for s, d in enumerate(shifts) for r in grid(seed=s, shift=d)]
     v = view([r for r in rows if r.seed == 0])
     v = View(v.rows, trust.seed_stats(rows), TASKS, CONDS)
-    report.write_tables(v, tmp_path)
+    tables.write_tables(v, tmp_path)
     key = ("compare", "5class", "Un.", "noisy", "noisy")
     values = [r.uar for r in rows if r.key() == key]
     mean, sd = np.mean(values), np.std(values, ddof=1)
@@ -192,7 +194,7 @@ def test_full_report_for_aibo_sets_every_published_cell_beside_ours(tmp_path):
     published = paper.load_paper()
     assert len(comparison) == 1 + 144
     roles = {"2-class": "2class", "5-class": "5class"}
-    names = {v: k for k, v in report.FEATURE_SETS.items()}
+    names = {v: k for k, v in tables.FEATURE_SETS.items()}
     for line in comparison[1:]:
         table, fs, task, bal, train, test, theirs, ours, diff, pcs, pna, ocs, ona = line
         cell = published[(names[fs], roles[task], bal, train, test)]
@@ -211,7 +213,7 @@ def test_full_report_for_aibo_sets_every_published_cell_beside_ours(tmp_path):
     text = (out / "report.md").read_text()
     assert "not the paper's network" in text and "x.wav" in text
     assert "figure2.png" in text and "Table 9" in text and "claims" in text
-    loaded, meta = report.load_raw(out / "results.json")
+    loaded, meta = results.load_raw(out / "results.json")
     assert len(loaded) == len(rows) and meta == {"seed": 0}
 
 

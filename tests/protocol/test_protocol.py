@@ -9,6 +9,8 @@ from sklearn.preprocessing import StandardScaler
 
 import tolerances as tol
 from refimpl import protocol as C
+from refimpl.protocol import boaw_search, selection
+from tests.protocol.protocol_helpers import evaluate_boaw, speaker_folds, train_and_test
 
 
 def test_alpha_grid_is_the_papers_24_decimal_values():
@@ -137,7 +139,7 @@ def _toy(seed=0, n_speakers=8, per_speaker=30, d=20, n_classes=3):
 
 def test_speaker_folds_are_independent_and_balanced():
     speakers = np.array(["s1"] * 50 + ["s2"] * 40 + ["s3"] * 30 + ["s4"] * 25 + ["s5"] * 10)
-    fold = C.speaker_folds(speakers)
+    fold = speaker_folds(speakers)
     C.check_speaker_independent(fold, speakers)
     assert set(fold.tolist()) == {1, 2}
     assert abs((fold == 1).sum() - (fold == 2).sum()) <= 20
@@ -147,7 +149,7 @@ def test_speaker_folds_are_independent_and_balanced():
 
 def test_inner_cv_never_mixes_a_speaker(monkeypatch):
     X, y, speakers = _toy()
-    fold = C.speaker_folds(speakers)
+    fold = speaker_folds(speakers)
     seen = []
     real = C.standardise
 
@@ -155,7 +157,7 @@ def test_inner_cv_never_mixes_a_speaker(monkeypatch):
         seen.append((set(train[:, 0].tolist()), [set(o[:, 0].tolist()) for o in others]))
         return real(train, *others)
 
-    monkeypatch.setattr(C, "standardise", spy)
+    monkeypatch.setattr(selection, "standardise", spy)    # where select_alpha finds it
     C.select_alpha(X, y, fold, alphas=(1e-3, 1.0), speakers=speakers)
     assert len(seen) == 2       # each direction of the inner CV, once for every alpha
     for train_speakers, (score_speakers,) in seen:
@@ -168,11 +170,11 @@ def test_inner_cv_never_mixes_a_speaker(monkeypatch):
 def test_protocol_learns_and_is_deterministic_for_a_seed():
     X, y, speakers = _toy()
     X[:, 0] = 0.0
-    fold = C.speaker_folds(speakers)
+    fold = speaker_folds(speakers)
     Xt, yt, _ = _toy(seed=1)
     Xt[:, 0] = 0.0
-    r1 = C.train_and_test(X, y, fold, Xt, yt, oversampling=True, seed=3, speakers=speakers)
-    r2 = C.train_and_test(X, y, fold, Xt, yt, oversampling=True, seed=3, speakers=speakers)
+    r1 = train_and_test(X, y, fold, Xt, yt, oversampling=True, seed=3, speakers=speakers)
+    r2 = train_and_test(X, y, fold, Xt, yt, oversampling=True, seed=3, speakers=speakers)
     assert r1.uar > 0.8
     assert r1.alpha in C.ALPHAS
     assert set(r1.cv_uars) == set(C.ALPHAS)
@@ -194,7 +196,7 @@ def test_oversampling_only_touches_training_data():
     keep = (y == 0) | (np.arange(len(y)) % 5 == 0)      # make class 1 a minority
     X, y, speakers = X[keep], y[keep], speakers[keep]
     X[:, 0] = 0.0
-    fold = C.speaker_folds(speakers)
+    fold = speaker_folds(speakers)
     model = C.train_model(X, y, fold, alphas=(0.01,), oversampling=True, seed=0)
     majority = np.bincount(y).max()
     assert model.n_train == len(y)
@@ -228,7 +230,7 @@ def test_select_boaw_learns_codebooks_on_training_llds_only():
     llds = [rng.normal(size=(12, 3)) + 2.0 * label for label in y]
     for i, frames in enumerate(llds):
         frames[:, 2] = i                  # file index in every frame, for the spy
-    fold = C.speaker_folds(speakers)
+    fold = speaker_folds(speakers)
     calls = []
 
     def spy(train, test, size, na, seed):
@@ -265,7 +267,7 @@ def test_select_boaw_learns_codebooks_on_training_llds_only():
     test_llds = [rng.normal(size=(12, 3)) + 2.0 * label for label in y[:20]]
     for f in test_llds:
         f[:, 2] = 999
-    result = C.evaluate_boaw(boaw, test_llds, y[:20])
+    result = evaluate_boaw(boaw, test_llds, y[:20])
     assert result.extra == {"cs": boaw.size, "na": boaw.assignments}
     assert calls[-1][0] == set(range(len(y))) and calls[-1][1] == {999}
     assert result.uar > 0.8
@@ -304,7 +306,7 @@ def test_select_boaw_with_many_equals_one_call_per_na(monkeypatch):
     y = rng.integers(0, 3, len(speakers))
     llds = [(rng.normal(size=(int(rng.integers(20, 40)), 5)) + label).astype(np.float32)
             for label in y]
-    fold = C.speaker_folds(speakers)
+    fold = speaker_folds(speakers)
     boaw_fn, _ = openxbow_boaw_fn()
     calls = []
 
@@ -323,7 +325,8 @@ def test_select_boaw_with_many_equals_one_call_per_na(monkeypatch):
     one = C.select_boaw_multi(llds, fold, single, settings, **kw)
     grouped = C.select_boaw_multi(llds, fold, with_many, settings, **kw)
     assert set(calls) == {(1, 2, 5), (1, 2, 5, 20)}   # Na <= Cs, every Na of a size at once
-    monkeypatch.setattr(C, "BOAW_BAGS_BUDGET", 2 * len(llds) * 4 * 50 * 2)  # 2 Na at Cs 50
+    # room for 2 Na at Cs 50
+    monkeypatch.setattr(boaw_search, "BOAW_BAGS_BUDGET", 2 * len(llds) * 4 * 50 * 2)
     calls.clear()
     split = C.select_boaw_multi(llds, fold, with_many, settings, **kw)
     assert (1, 2) in calls and (5, 20) in calls
@@ -333,3 +336,18 @@ def test_select_boaw_with_many_equals_one_call_per_na(monkeypatch):
             assert (other[name].size, other[name].assignments, other[name].model.alpha) == \
                 (one[name].size, one[name].assignments, one[name].model.alpha)
             assert np.array_equal(other[name].test_bags, one[name].test_bags)
+
+
+def test_na_groups_walk_every_pair_once_within_the_budget(monkeypatch):
+    """The one budgeted walk over (Cs, Na) that the BoAW search and the grid's per-test
+    choice share: every pair once, in order, each group of one Cs, and as many Na together
+    as the budget holds (one at a time for a quantiser without `many`)."""
+    pairs = C.boaw_grid((10, 50, 500), (1, 2, 5, 10, 20, 50, 100))
+    bag_bytes = 1000
+    monkeypatch.setattr(boaw_search, "BOAW_BAGS_BUDGET", 3 * bag_bytes * 50)  # 3 Na at Cs 50
+    groups = list(C.na_groups(pairs, bag_bytes))
+    assert [(cs, na) for cs, group in groups for na in group] == pairs
+    assert [len(g) for cs, g in groups if cs == 10] == [4]           # 15 fit: all four
+    assert [len(g) for cs, g in groups if cs == 50] == [3, 3]        # 3 fit
+    assert [len(g) for cs, g in groups if cs == 500] == [1] * 7      # none fits: one each
+    assert all(len(g) == 1 for _, g in C.na_groups(pairs, bag_bytes, together=False))

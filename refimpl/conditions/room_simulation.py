@@ -11,7 +11,7 @@ background noise. EmoDB has no such microphone, so we simulate one, per utteranc
   3. convolve the clean speech with it, aligned on the direct path so that clean and noisy
      stay sample-aligned (the enhancer's training pairs need that);
   4. add a segment of a real background-noise recording at a drawn SNR; training and test
-     utterances use disjoint recordings (refimpl.conditions.noise);
+     utterances use disjoint recordings (refimpl.conditions.noise_recordings);
   5. bring the mixture back to the clean file's RMS level (never clipping) and write it as
      16-bit PCM.
 
@@ -32,7 +32,7 @@ from scipy.signal import fftconvolve
 from refimpl._util.atomic import atomic_path
 from refimpl._util.digest import content_digest
 from refimpl.conditions import rir
-from refimpl.conditions.noise import noise_pool
+from refimpl.conditions.noise_recordings import noise_pool
 from refimpl.conditions.resample import resample
 from refimpl.corpus.table import read_json
 from refimpl.errors import AudioError
@@ -95,9 +95,10 @@ def draw_parameters(rng, spec, partition, pool):
 def room_impulse_response(params, fs):
     """Image-source RIR of the drawn room, absorption and order from the RT60 (Sabine's
     formula): pyroomacoustics' compute_rir with its builder on one thread, bit for bit,
-    computed by refimpl.conditions.rir.shoebox_rir (about 13x faster). One thread on every
-    machine: pyroomacoustics' own default, one per core, moves the last bits with the core
-    count (1 LSB in tens of samples per EmoDB file). Returns (rir, absorption, order)."""
+    computed faster by refimpl.conditions.rir.shoebox_rir (by how much:
+    tests/benchmarks/test_bench_rir.py). One thread on every machine: pyroomacoustics' own
+    default, one per core, moves the last bits with the core count (rir.py says why).
+    Returns (rir, absorption, order)."""
     return rir.shoebox_rir(params, fs)
 
 
@@ -105,14 +106,14 @@ def direct_path_delay(params, fs):
     """Sample index of the direct sound in the RIR: distance / c, plus the centre of
     pyroomacoustics' fractional-delay filter. From the geometry, not the RIR's peak: in
     small rooms several coinciding reflections can outweigh the direct sound."""
-    import pyroomacoustics as pra
+    import pyroomacoustics as pra   # here: a heavy import, needed only to simulate a room
     seconds = params["distance_m"] / pra.constants.get("c")
     return int(round(seconds * fs)) + pra.constants.get("frac_delay_length") // 2
 
 
 def measured_rt60(rir, fs):
     """RT60 of the simulated response (Schroeder decay), as a check on the drawn value."""
-    import pyroomacoustics as pra
+    import pyroomacoustics as pra   # here: a heavy import, needed only to simulate a room
     try:
         return float(pra.experimental.measure_rt60(rir, fs=fs, decay_db=30))
     except Exception:   # very short responses: no 30 dB decay to measure
