@@ -26,17 +26,13 @@ from collections import deque
 
 from tqdm import tqdm
 
-from refimpl.errors import MissingDependency, UsageError
-
-try:
-    import dask
-    import distributed
-except ImportError as _missing:
-    raise MissingDependency(f"running on dask needs dask.distributed, which is not installed: "
-                            f"pip install refimpl[dask] ({_missing})") from None
-
 from refimpl._util.cache import FeatureCache
+from refimpl._util.optional import optional_import
+from refimpl.errors import UsageError
 from refimpl.features.engine import CACHE_NAME, iter_features
+
+dask = optional_import("dask", "running on dask")
+distributed = optional_import("distributed", "running on dask")
 
 __all__ = ["dask_client", "iter_features_dask", "local_workers", "NetworkPlugin",
            "MAX_CHUNK"]

@@ -35,6 +35,7 @@ from decimal import Decimal
 from pathlib import Path, PurePath
 
 import numpy as np
+from tqdm import tqdm
 
 from refimpl._util.cache import FeatureCache
 from refimpl._util.digest import content_digest
@@ -45,7 +46,9 @@ from refimpl.errors import AudioError, ImageError, UsageError
 from refimpl.features.inputs import AudioInput
 from refimpl.image import (PIXEL_RULES, PIXELS_2017, RENDERERS, SpectrogramOptions,
                            render_image, save_png)
-from refimpl.network import BACKENDS, NETWORKS, feature_dim, feature_layer, open_network
+from refimpl.network import (BACKENDS, NETWORKS, efficientnet, feature_dim, feature_layer,
+                             open_network)
+from refimpl.network.weights import resolve_weights
 
 __all__ = ["ExtractorConfig", "Signal", "FileResult", "iter_features", "load_chunks",
            "draw_piece", "png_names", "check_image_options", "FORWARD_PIECE", "CACHE_NAME"]
@@ -141,9 +144,7 @@ class ExtractorConfig:
     def weights_path(self):
         """The weights file (AlexNet: resolved like --weights; EfficientNet: fetched)."""
         if self.net == "efficientnet-lite0":
-            from refimpl.network import efficientnet
             return efficientnet.fetch_weights()
-        from refimpl.network.weights import resolve_weights
         return resolve_weights(self.weights)
 
     def open_network(self):
@@ -155,17 +156,18 @@ class ExtractorConfig:
         """One line naming every setting that changes the features, with the weights'
         SHA-256 and the backend's algorithm where it moves the last bits (the C core's
         Winograd convolutions, torch's version and device)."""
-        import matplotlib
+        import matplotlib  # slow to import: only where a picture or colour map needs it
         backend = self.backend
         if self.net == "efficientnet-lite0":
             backend = "numpy"   # its own NumPy forward pass; backend and device do not apply
         elif backend == "c":
             # each output one FMA chain (not OpenBLAS's sums, whose bits followed the
-            # batch and the thread count)
+            # batch and the thread count); importing cforward loads the compiled core and
+            # its OpenMP runtime, which only the "c" backend needs
             from refimpl.network import cforward
             backend += " " + cforward.arithmetic_id()
         elif backend == "torch":
-            from refimpl.network import torch_backend
+            from refimpl.network import torch_backend   # PyTorch: an optional extra
             backend += f" torch={torch_backend._torch().__version__} device={self.device or 'cpu'}"
         image = self.image_options
         invariant = self.net == "alexnet" and getattr(BACKENDS[self.backend],
@@ -222,7 +224,7 @@ def check_image_options(nfft, cmap, fmax, rate=None, name=None):
 
 
 def _known_cmap(name):
-    import matplotlib
+    import matplotlib  # slow to import: only where a picture or colour map needs it
     return name in matplotlib.colormaps
 
 
@@ -491,7 +493,6 @@ def iter_features(items, config, *, network=None, cache=True, cache_root=None, j
     stop = threading.Event()
     producer = threading.Thread(target=_produce, daemon=True,
                                 args=(items, q, stop, lookup, config, spectrogram_dir, pool))
-    from tqdm import tqdm
     bar = tqdm(total=total, unit="file", disable=not progress, file=sys.stderr)
     producer.start()
     # Batch-invariant networks (the C core) take the images of several files at once,

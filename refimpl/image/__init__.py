@@ -58,6 +58,6 @@ def render_image(signal, rate, options=DEFAULT_OPTIONS, name="", renderer="auto"
 
 
 def _other_rule(name, wanted, drawn_by):
-    import matplotlib
+    import matplotlib  # slow to import: only where a picture or colour map needs it
     return (f"{name or '<signal>'}: matplotlib {matplotlib.__version__} draws the "
             f"{drawn_by!r} pixels, not the {wanted!r} ones asked for")

@@ -1,11 +1,11 @@
 """golden/ against its oracles: the signal generators, matplotlib, and real Caffe."""
 
-import matplotlib
 import numpy as np
 import pytest
 
 from refimpl import golden
 from refimpl._util import locations
+from refimpl.golden import make as golden_make
 from refimpl.golden import signals
 from refimpl.network.blob import image_to_blob
 from refimpl.network import caffe_client, reference
@@ -154,8 +154,8 @@ class _FakeCaffeNet:
 
 
 def test_make_writes_beside_and_swaps_in_only_when_complete(tmp_path, monkeypatch):
-    monkeypatch.setattr(golden, "CaffeNet", _FakeCaffeNet)
-    monkeypatch.setattr(golden, "blas_of_caffe", lambda: "fake")
+    monkeypatch.setattr(golden_make, "CaffeNet", _FakeCaffeNet)
+    monkeypatch.setattr(golden_make, "blas_of_caffe", lambda: "fake")
     root = tmp_path / "golden"
     (root / "efficientnet-lite0").mkdir(parents=True)
     (root / "efficientnet-lite0" / "keep.txt").write_text("not golden make's")
