@@ -24,7 +24,7 @@ __all__ = ["DeepSpectrum", "ExtractorConfig", "iter_features", "extract_to_file"
 
 __getattr__, __dir__ = lazy_attributes(__name__, {
     "DeepSpectrum": "refimpl.features.api",
-    "ExtractorConfig": "refimpl.features.engine",
+    "ExtractorConfig": "refimpl.features.config",
     "iter_features": "refimpl.features.engine",
     "extract_to_file": "refimpl.features.extraction",
     "find_audio": "refimpl.features.inputs",

@@ -5,8 +5,8 @@ row per file, or per chunk with windowing, as the DeepSpectrum toolkit (Aug. 201
 them.
 
     inputs      find_audio (files and their row names), read_labels / folder_labels
-    engine      ExtractorConfig (everything that changes the features: the cache key),
-                iter_features (a generator of per-file results: streaming, cached, drawing
+    config      ExtractorConfig (everything that changes the features: the cache key)
+    engine      iter_features (a generator of per-file results: streaming, cached, drawing
                 in worker processes), load_chunks / draw_piece (one file's steps)
     formats     CSV / ARFF as the toolkit wrote them, Parquet, .npz, written row by row
                 and atomically (open_writer)
@@ -19,8 +19,8 @@ them.
                 transformer (imported on first use: scikit-learn takes seconds to import)
 """
 from refimpl._util.lazy import lazy_attributes
-from refimpl.features.engine import (CACHE_NAME, FORWARD_PIECE, ExtractorConfig, FileResult,
-                                     Signal, draw_piece, iter_features, load_chunks)
+from refimpl.features.config import CACHE_NAME, FORWARD_PIECE, ExtractorConfig
+from refimpl.features.engine import FileResult, Signal, draw_piece, iter_features, load_chunks
 from refimpl.features.extraction import (Extraction, ExtractionSummary, extract,
                                          extract_to_file, reduced_path, write_features)
 from refimpl.features.formats import (ARFF_RELATION, FORMATS, FeatureWriter, open_writer,

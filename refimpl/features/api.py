@@ -33,7 +33,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import NotFittedError
 
 from refimpl.errors import FeatureError, FileWarning, UsageError
-from refimpl.features.engine import ExtractorConfig, Signal, iter_features
+from refimpl.features.config import ExtractorConfig
+from refimpl.features.engine import Signal, iter_features
 from refimpl.features.extraction import ExtractionSummary, extract_to_file
 from refimpl.features.inputs import AUDIO_SUFFIXES, find_audio
 

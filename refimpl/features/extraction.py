@@ -10,14 +10,16 @@ column that was all zeros; here only neurons are dropped.)
 import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable
 
 import numpy as np
 
 from refimpl._util.files import check_outputs
 from refimpl.errors import LabelError, UsageError
-from refimpl.features.engine import ExtractorConfig, iter_features
+from refimpl.features.config import ExtractorConfig
+from refimpl.features.engine import iter_features
 from refimpl.features.formats import ARFF_RELATION, FORMATS, RowSpool, open_writer, output_format
-from refimpl.features.inputs import AudioInput, folder_labels
+from refimpl.features.inputs import AudioInput, Labels, folder_labels
 
 __all__ = ["ExtractionSummary", "extract_to_file", "reduced_path", "Extraction", "extract",
            "write_features"]
@@ -43,17 +45,51 @@ class ExtractionSummary:
     kept: int | None = None          # neuron columns in the reduced copy
 
 
-def extract_to_file(inputs, config, output, *, format=None, labels=None, reduced=None,
-                    network=None, cache=True, cache_root=None, jobs=1, spectrogram_dir=None,
-                    progress=False, report=None, client=None):
-    """Extract `inputs` (AudioInputs, from find_audio) with `config` into `output`,
-    streaming. labels: Labels (read_labels), or None for the parent folders' names.
-    reduced: also write a reduced copy there (format by its suffix, else the output's
-    format). report(line) is
-    called at once for each input that fails (default: collected in the summary only).
-    client: a dask.distributed Client whose workers compute the features
-    (refimpl.features.distributed; `network` and `jobs` then do not apply). The rest of
-    the arguments go to iter_features. Returns an ExtractionSummary."""
+def extract_to_file(inputs: Iterable[AudioInput], config: ExtractorConfig,
+                    output: str | Path, *, format: str | None = None,
+                    labels: Labels | None = None, reduced: str | Path | None = None,
+                    network=None, cache: bool = True, cache_root: str | Path | None = None,
+                    jobs: int = 1, spectrogram_dir: str | Path | None = None,
+                    progress: bool = False, report: Callable[[str], None] | None = None,
+                    client=None) -> ExtractionSummary:
+    """Extract `inputs` with `config` into `output`, streaming (row by row, atomically).
+
+    Parameters
+    ----------
+    inputs : iterable of AudioInput
+        The files and their row names (refimpl.features.find_audio).
+    config : ExtractorConfig
+        Everything that changes the features.
+    output : str or path
+        The feature file: .csv, .arff, .parquet or .npz (or name `format`).
+    format : str, optional
+        "csv", "arff", "parquet" or "npz", whatever the suffix.
+    labels : Labels, optional
+        A label file's labels (refimpl.features.read_labels); default: each file's
+        parent folder's name.
+    reduced : str or path, optional
+        Also write a reduced copy there (format by its suffix, else the output's).
+    network, cache, cache_root, jobs, spectrogram_dir, progress
+        As for iter_features.
+    report : callable, optional
+        report(line) is called at once for each input that fails (default: collected in
+        the summary only).
+    client : dask.distributed.Client, optional
+        Workers that compute the features (refimpl.features.distributed; `network` and
+        `jobs` then do not apply).
+
+    Returns
+    -------
+    ExtractionSummary
+        The output (None when every input failed: no file is written), rows, inputs
+        served from the cache, and one line per failed input.
+
+    Examples
+    --------
+    >>> from refimpl import ExtractorConfig, extract_to_file, find_audio
+    >>> config = ExtractorConfig(backend="c", weights="synthetic:0")   # doctest: +SKIP
+    >>> extract_to_file(find_audio(["wav/"]), config, "features.csv")  # doctest: +SKIP
+    """
     inputs = list(inputs)
     # before any work: an output that is one of the files this run reads would destroy it
     check_outputs({"the output": output, "the reduced copy": reduced},
