@@ -40,7 +40,8 @@ __all__ = ["dask_client", "iter_features_dask", "local_workers", "NetworkPlugin"
 PLUGIN_NAME = "refimpl-networks"
 # dask's nannies start workers with MALLOC_TRIM_THRESHOLD_ set, which turns off glibc's
 # adaptive mmap threshold: every large buffer of a forward pass is then mapped and
-# unmapped anew, measured 25% slower per file here; local:N workers go without it
+# unmapped anew, which makes every file slower (the figure: the performance page of the
+# docs); local:N workers go without it
 NO_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 MAX_CHUNK = 16          # files per task at most: small enough to balance, large enough to
                         # keep the scheduler's per-task overhead (milliseconds) negligible
