@@ -8,6 +8,8 @@
   command line writes to the terminal;
 - no module is longer than LONG_MODULE lines unless its docstring says why, on a line
   that starts with the marker "Long because:" (a split is the usual answer);
+- every warning class of the package derives from refimpl.errors.RefimplWarning (which the
+  command line prints as one line), and every warnings.warn names its category;
 - an __init__.py only re-exports: a docstring, imports, __all__, and at most the one line
   of the lazy mechanism (`__getattr__, __dir__ = lazy_attributes(...)`,
   refimpl._util.lazy); the implementation lives in the package's modules.
@@ -178,6 +180,9 @@ KNOWN_EXCEPTIONS = {
         "refimpl.conditions.standin": "conditions/ is on another branch (issue 23)",
         "refimpl.network.caffemodel": "network/ is on another branch (issue 23)",
     },
+    "warn": {
+        "refimpl.conditions.rir": "conditions/ is on another branch (issue 23)",
+    },
     "init": {
         "refimpl.protocol": "being split on another branch (issue 23)",
         "refimpl.corpus": "corpus/ is on another branch (issue 23)",
@@ -240,7 +245,35 @@ def implementing_inits(sources=None):
     return found
 
 
-RULES = {"print": printing_modules, "long": long_modules, "init": implementing_inits}
+def stray_warnings(sources=None):
+    """Modules that define a warning class outside RefimplWarning's tree, or warn without
+    naming a category (a bare UserWarning)."""
+    import refimpl.errors
+    ours = {c.__name__ for c in _subclasses(refimpl.errors.RefimplWarning)}
+    found = set()
+    for name, path in MODULES.items():
+        tree = ast.parse((sources or {}).get(name) or path.read_text())
+        for node in ast.walk(tree):
+            bases = {getattr(b, "id", None) or getattr(b, "attr", None)
+                     for b in getattr(node, "bases", [])}
+            if (isinstance(node, ast.ClassDef) and node.name.endswith("Warning")
+                    and node.name != "RefimplWarning" and not bases & ours):
+                found.add(name)
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "warn"
+                    and getattr(node.func.value, "id", None) == "warnings"
+                    and len(node.args) < 2 and not any(k.arg == "category"
+                                                       for k in node.keywords)):
+                found.add(name)
+    return found
+
+
+def _subclasses(cls):
+    return {cls} | {s for c in cls.__subclasses__() for s in _subclasses(c)}
+
+
+RULES = {"print": printing_modules, "long": long_modules, "init": implementing_inits,
+         "warn": stray_warnings}
 
 
 @pytest.mark.parametrize("rule", sorted(RULES))
@@ -258,6 +291,8 @@ def test_the_house_rules_hold(rule):
     ("long", "refimpl.audio", "\n" * (LONG_MODULE + 1)),
     ("init", "refimpl.features", "\n\ndef helper():\n    return 1\n"),
     ("init", "refimpl.features", "\n\nDEFAULT = 3\n"),
+    ("warn", "refimpl.audio", "\n\nclass ShortWarning(UserWarning):\n    pass\n"),
+    ("warn", "refimpl.audio", "\n\ndef f():\n    warnings.warn('short')\n"),
 ])
 def test_the_house_rules_can_fail(rule, module, extra):
     """Each check reports a module that breaks its rule."""
