@@ -3,7 +3,7 @@ part of the audio is used."""
 import argparse
 
 from refimpl.audio import as_seconds
-from refimpl.features.engine import check_image_options
+from refimpl.features.config import check_image_options
 from refimpl.image import DEFAULT_OPTIONS, PIXEL_RULES, RENDERERS, SpectrogramOptions
 
 

@@ -29,7 +29,8 @@ from tqdm import tqdm
 from refimpl._util.cache import FeatureCache
 from refimpl._util.optional import optional_import
 from refimpl.errors import UsageError
-from refimpl.features.engine import CACHE_NAME, iter_features
+from refimpl.features.config import CACHE_NAME
+from refimpl.features.engine import iter_features
 
 dask = optional_import("dask", "running on dask")
 distributed = optional_import("distributed", "running on dask")
