@@ -53,7 +53,7 @@ def to_mono(samples):
     return samples.sum(axis=1) / 2
 
 
-def read_audio(path, *, trim_zeros=False):
+def read_audio(path: str | Path, *, trim_zeros: bool = False) -> Audio:
     """Read `path` (8/16/24/32-bit PCM or float WAV, FLAC, Ogg, ...) as mono float64
     (to_mono).
 
@@ -66,6 +66,23 @@ def read_audio(path, *, trim_zeros=False):
     are not audio, no samples, NaN or infinite samples. Used with an AudioWarning: a file
     cut short (its header declares more samples than it holds: what is there is read),
     float samples beyond [-1, 1] (used as they are).
+
+    Parameters
+    ----------
+    path : str or path
+        The audio file.
+    trim_zeros : bool
+        Drop exact-zero samples at both ends (see above).
+
+    Returns
+    -------
+    Audio
+        signal (float64, mono), rate (Hz, as stored), name (the path as given).
+
+    Raises
+    ------
+    AudioError
+        The file cannot be used (the message names it and says why).
     """
     path = Path(path)
     with _sound_file(path) as f:

@@ -21,7 +21,7 @@ __all__ = [
     "WeightsError", "ChecksumError", "CaffeModelError", "CheckpointError", "CaffeError",
     "CaffeNotInstalled", "CaffeWorkerDied", "FeatureError", "BoawError", "CorpusError",
     "GoldenError", "DownloadError", "LabelError", "WeightsUnavailable", "RefimplWarning",
-    "AudioWarning", "CacheWarning", "PixelRuleWarning",
+    "AudioWarning", "CacheWarning", "PixelRuleWarning", "FileWarning", "BoawWarning",
 ]
 
 
@@ -119,3 +119,13 @@ class CacheWarning(RefimplWarning):
 class PixelRuleWarning(RefimplWarning):
     """The installed matplotlib draws with another pixel rule than the one asked for, so
     the picture was computed by the fast renderer instead (refimpl.image)."""
+
+
+class FileWarning(RefimplWarning):
+    """A file that could not be used was left out of a DataFrame (the message names it;
+    refimpl.features.api)."""
+
+
+class BoawWarning(RefimplWarning):
+    """A bag-of-audio-words setting that openXBOW accepts but that gives a degenerate
+    result (a codebook with fewer distinct frames than words: the rest are zero)."""

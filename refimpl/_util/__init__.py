@@ -7,4 +7,7 @@
     locations   where caches, Caffe, shared data and packaged files live
     parallel    map over files in worker processes, bit-identical to one process
     native      importing a compiled kernel (OpenMP's idle threads asleep, a clear error)
+    lazy        THE lazy-attribute mechanism (lazy_attributes): names imported on first use
+    optional    THE way to a dependency that may be missing (optional_import, missing)
+    version     the package's version, from its metadata
 """

@@ -137,7 +137,7 @@ def atomic_path(path, durable=True):
     for data that is checked when read back and can be made again (cache entries): an
     interrupted program still never leaves a half-written file under the name, only a crash
     of the machine can leave it empty; and the fsync is most of the cost of writing a small
-    file (10.6 ms against 1.7 ms per 16 kB file, measured once on a 2-core VM)."""
+    file (the benchmark tests/benchmarks/test_bench_cache.py compares the two)."""
     path = _target(Path(path))
     _make_folder(path)
     _remove_leftovers(path)

@@ -17,6 +17,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from tqdm import tqdm
+
 from refimpl._util.atomic import atomic_path
 from refimpl._util.digest import file_digest
 from refimpl.errors import ChecksumError, DownloadError
@@ -57,7 +59,6 @@ def download(url, dest, *, sha256=None, sha1=None, progress=True, timeout=60, de
     checksums = _checksums(sha256, sha1)
     if checksums and matches(dest, checksums):
         return dest
-    from tqdm import tqdm
     with atomic_path(dest) as part:
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as f:

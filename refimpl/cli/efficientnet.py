@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from refimpl.errors import GoldenError, ImageError
 from refimpl.golden import efficientnet as golden_efficientnet
@@ -37,7 +38,6 @@ def fetch(args):
 
 
 def classify(args):
-    from PIL import Image
     for path in args.images:
         try:
             with Image.open(path) as img:

@@ -112,6 +112,7 @@ def run(args):
         raise UsageError("--jobs is for one machine; with --dask the workers do the work "
                          "(start more of them instead)")
     if args.dask is not None:
+        # dask is an optional extra, imported only by the runs that use it
         from refimpl.features.distributed import dask_client, local_workers
         local_workers(args.dask)       # a bad address stops here, before any work
     shard = parse_shard(args.shard) if args.shard is not None else None

@@ -27,7 +27,7 @@ def register(sub):
 
 
 def make(args):
-    golden.make_golden(args.root, args.weights)
+    golden.make_golden(args.root, args.weights, log=print)
     return 0
 
 

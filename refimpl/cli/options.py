@@ -3,7 +3,7 @@ part of the audio is used."""
 import argparse
 
 from refimpl.audio import as_seconds
-from refimpl.features.engine import check_image_options
+from refimpl.features.config import check_image_options
 from refimpl.image import DEFAULT_OPTIONS, PIXEL_RULES, RENDERERS, SpectrogramOptions
 
 
@@ -36,7 +36,7 @@ def add_image_options(p):
     p.add_argument(
         "--renderer", choices=RENDERERS, default="auto",
         help="how to draw the spectrogram: 'matplotlib' (the reference), 'fast' "
-             "(the same pixels computed directly, about 40x faster; NFFT 256 only) or "
+             "(the same pixels computed directly, much faster; NFFT 256 only) or "
              "'auto': fast where it is proven identical, matplotlib otherwise (default)")
     p.add_argument(
         "--pixels", choices=PIXEL_RULES, default=DEFAULT_OPTIONS.pixels,

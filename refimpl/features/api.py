@@ -15,28 +15,30 @@ GridSearchCV and Pipeline work).
     df = ds.process_folder("wav/")                          # DataFrame
     Pipeline([("ds", DeepSpectrum()), ("scale", StandardScaler()), ("svm", SGDClassifier())])
 
-FileFeatures holds the shared machinery (refimpl.baselines uses it for the openSMILE
-functionals); sklearn_estimator makes a scikit-learn class of it on first use, so that
-importing refimpl does not import scikit-learn (which takes seconds).
+FileFeatures holds the shared machinery (refimpl.baselines.estimators uses it for the
+openSMILE functionals). This module imports scikit-learn and pandas, which take seconds:
+refimpl and refimpl.features offer DeepSpectrum lazily (refimpl._util.lazy), so neither
+`import refimpl` nor the command line imports it.
 """
+from __future__ import annotations
+
 import dataclasses
-import sys
 import warnings
 from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.exceptions import NotFittedError
 
-from refimpl.errors import FeatureError, UsageError
-from refimpl.features.engine import ExtractorConfig, Signal, iter_features
+from refimpl.errors import FeatureError, FileWarning, UsageError
+from refimpl.features.config import ExtractorConfig
+from refimpl.features.engine import Signal, iter_features
+from refimpl.features.extraction import ExtractionSummary, extract_to_file
 from refimpl.features.inputs import AUDIO_SUFFIXES, find_audio
-from refimpl.features.writers import extract_to_file
 
-__all__ = ["FileFeatures", "FileWarning", "sklearn_estimator", "lazy_estimators", "time_index", "DeepSpectrum"]
-
-
-class FileWarning(UserWarning):
-    """A file that could not be used was left out of a DataFrame (the message names it)."""
+__all__ = ["FileFeatures", "FileWarning", "time_index", "DeepSpectrum"]
 
 
 def _nanoseconds(seconds):
@@ -47,7 +49,6 @@ def time_index(files, starts, ends):
     """pandas MultiIndex (file, start, end) as audformat.segmented_index builds it (file
     a "string", start and end timedelta64[ns]); files=None gives (start, end), as
     audinterface indexes a signal without a file. starts/ends in seconds."""
-    import pandas as pd
     levels = [pd.to_timedelta(np.array([_nanoseconds(s) for s in values], np.int64), unit="ns")
               .astype("timedelta64[ns]") for values in (starts, ends)]
     if files is None:
@@ -71,10 +72,13 @@ def _as_transform_items(X):
     return items
 
 
-class FileFeatures:
+class FileFeatures(TransformerMixin, BaseEstimator):
     """The pandas and scikit-learn faces over `_rows(items, start, end)`, which a
     subclass provides: per item, in order, (file label, values (n, d), starts, ends) or
-    (file label, error line); and `_names()`, the d column names."""
+    (file label, error line); and `_names()`, the d column names.
+
+    transform and fit_transform are defined here, in a subclass of TransformerMixin, so
+    that scikit-learn wraps them for set_output(transform="pandas")."""
     reduced = False
 
     # ---------------------------------------------------------------- pandas
@@ -143,7 +147,6 @@ class FileFeatures:
         return value
 
     def _frame(self, rows, with_file):
-        import pandas as pd
         good = []
         for row in rows:
             if len(row) == 2:
@@ -188,7 +191,6 @@ class FileFeatures:
 
     def _support(self):
         if not hasattr(self, "support_"):
-            from sklearn.exceptions import NotFittedError
             raise NotFittedError("reduced=True learns its columns in fit; call fit first")
         return self.support_
 
@@ -210,64 +212,74 @@ class FileFeatures:
                 else np.zeros((0, len(self._names())), np.float32))
 
 
-def sklearn_estimator(methods, name, module):
-    """The class `name` = methods + scikit-learn's TransformerMixin and BaseEstimator,
-    made on first use (for a module-level __getattr__). transform and fit_transform are
-    put in the class itself: scikit-learn wraps only those for set_output(pandas)."""
-    from sklearn.base import BaseEstimator, TransformerMixin
-    namespace = {"__module__": module, "__doc__": methods.__doc__, "__qualname__": name}
-    for method in ("transform", "fit_transform"):
-        if hasattr(methods, method):
-            namespace[method] = getattr(methods, method)
-    return type(name, (methods, TransformerMixin, BaseEstimator), namespace)
-
-
-def lazy_estimators(module, **methods):
-    """A module-level __getattr__ for `module` that makes each estimator class
-    (name=methods class) with sklearn_estimator when it is first asked for, and keeps it."""
-    def __getattr__(name):
-        if name not in methods:
-            raise AttributeError(f"module {module!r} has no attribute {name!r}")
-        cls = sklearn_estimator(methods[name], name, module)
-        setattr(sys.modules[module], name, cls)
-        return cls
-    return __getattr__
-
-
 # ------------------------------------------------------------------- deep spectrum
 
 _CONFIG_FIELDS = ExtractorConfig.fields()
 
 
-class _DeepSpectrumMethods(FileFeatures):
+class DeepSpectrum(FileFeatures):
     """Deep spectrum features (Cummins et al. 2017): the spectrogram image of each file
     (or chunk) through AlexNet, the activations of blob `layer` (fc7 after its ReLU by
-    default, 4096 columns neuron_0 .. neuron_4095).
+    default, 4096 columns neuron_0 .. neuron_4095), as pandas DataFrames and as a
+    scikit-learn transformer.
 
-    net, layer, backend, weights, device, subtract_mean   the network (backend "c": the
-        compiled core, "numpy": the reference, "caffe": real Caffe, "torch"); weights a
-        caffemodel path, "synthetic:SEED" (a seeded random AlexNet: NOT the paper's
-        network) or None (the BVLC weights of `make weights`)
-    nfft, cmap, fmax, renderer, pixels   the picture (the paper's: 256, viridis, Fs/2, the
-        "2017" pixels whatever matplotlib is installed; refimpl.image.options)
-    window, hop, whole_windows, start, end, trim_zeros   seconds of audio per row, as the
-        toolkit cut them (hop defaults to window)
-    reduced       drop the columns that are zero in every row (fit learns them)
-    num_workers   processes that draw the spectrograms (the network runs in this one;
-                  they are spawned, so a script must keep its work under
-                  `if __name__ == "__main__":`)
-    cache, cache_root   the per-file feature cache (on by default)
-    verbose       a progress bar
+    Parameters
+    ----------
+    net : str
+        "alexnet" (the paper's) or "efficientnet-lite0".
+    layer : str, optional
+        The AlexNet blob whose activations are the features (default fc7, after its ReLU).
+    backend : str
+        "c" (the compiled core), "numpy" (the reference), "caffe" (real Caffe), "torch".
+    weights : str or path, optional
+        A caffemodel path, "synthetic:SEED" (a seeded random AlexNet: NOT the paper's
+        network) or None (the BVLC weights of `make weights`).
+    nfft, cmap, fmax, renderer, pixels
+        The picture (the paper's: 256, viridis, Fs/2, the "2017" pixels whatever
+        matplotlib is installed; refimpl.image.options).
+    window, hop : float, optional
+        Seconds of audio per row and between rows, as the toolkit cut them (hop defaults
+        to window; None: one row per file).
+    whole_windows : bool
+        Keep only full windows.
+    start, end : float, optional
+        The span of each file used, in seconds.
+    trim_zeros : bool
+        Drop runs of exact-zero samples at both ends first.
+    subtract_mean : bool
+        Subtract the ImageNet mean (NOT what the paper did).
+    device : str, optional
+        Where the torch backend runs (cpu, cuda, cuda:N), or the caffe backend (cpu,
+        gpu:N).
+    reduced : bool
+        Drop the columns that are zero in every row (fit learns them).
+    num_workers : int
+        Processes that draw the spectrograms (the network runs in this one; they are
+        spawned, so a script must keep its work under `if __name__ == "__main__":`).
+    cache : bool
+        The per-file feature cache (on by default).
+    cache_root : str or path, optional
+        Where that cache lives (default: refimpl._util.locations.cache_dir()).
+    verbose : bool
+        A progress bar.
 
     The network is opened on first use and kept; close() (or `with`) releases it.
+
+    Examples
+    --------
+    >>> ds = DeepSpectrum(backend="c", weights="synthetic:0")    # doctest: +SKIP
+    >>> frame = ds.process_folder("wav/")                         # doctest: +SKIP
     """
 
-    def __init__(self, net="alexnet", layer=None, backend="c", weights=None, nfft=256,
-                 cmap="viridis", fmax=None, window=None, hop=None, whole_windows=False,
-                 start=None, end=None, trim_zeros=False, renderer="auto", pixels="2017",
-                 subtract_mean=False,
-                 device=None, reduced=False, num_workers=1, cache=True, cache_root=None,
-                 verbose=False):
+    def __init__(self, net: str = "alexnet", layer: str | None = None, backend: str = "c",
+                 weights: str | Path | None = None, nfft: int = 256, cmap: str = "viridis",
+                 fmax: float | None = None, window: float | None = None,
+                 hop: float | None = None, whole_windows: bool = False,
+                 start: float | None = None, end: float | None = None,
+                 trim_zeros: bool = False, renderer: str = "auto", pixels: str = "2017",
+                 subtract_mean: bool = False, device: str | None = None,
+                 reduced: bool = False, num_workers: int = 1, cache: bool = True,
+                 cache_root: str | Path | None = None, verbose: bool = False):
         self.net = net
         self.layer = layer
         self.backend = backend
@@ -360,6 +372,7 @@ class _DeepSpectrumMethods(FileFeatures):
         config = self.config if config is None else config
         client = client if client is not None else getattr(self, "_client", None)
         if client is not None:
+            # dask is an optional extra, imported only by the runs that use it
             from refimpl.features.distributed import iter_features_dask
             return iter_features_dask(items, config, client, cache=bool(self.cache),
                                       cache_root=self.cache_root, progress=self.verbose)
@@ -368,11 +381,31 @@ class _DeepSpectrumMethods(FileFeatures):
                              jobs=self.num_workers, progress=self.verbose)
 
     def to_file(self, inputs, output, *, format=None, labels=None, reduced=None,
-                spectrogram_dir=None):
+                spectrogram_dir=None) -> ExtractionSummary:
         """Extract files or folders into a feature file (CSV, ARFF, Parquet, .npz), row by
-        row as `refimpl extract` does. labels: a label file's Labels (read_labels), or
-        None for the parent folders' names; reduced: the path of a reduced copy.
-        Returns the ExtractionSummary (failed files are listed in it)."""
+        row as `refimpl extract` does.
+
+        Parameters
+        ----------
+        inputs : str, path or sequence of them
+            Audio files, or folders searched recursively.
+        output : str or path
+            The feature file; its suffix names the format unless `format` does.
+        format : str, optional
+            "csv", "arff", "parquet" or "npz".
+        labels : Labels, optional
+            A label file's labels (refimpl.features.read_labels); default: each file's
+            parent folder's name.
+        reduced : str or path, optional
+            Also write a copy without the columns that are zero in every row, there.
+        spectrogram_dir : str or path, optional
+            Write each spectrogram as PNG into this folder.
+
+        Returns
+        -------
+        ExtractionSummary
+            Rows written, files from the cache, and one line per input that failed.
+        """
         config = self.config
         return extract_to_file(find_audio([inputs] if isinstance(inputs, (str, Path))
                                           else inputs), config, output,
@@ -380,6 +413,3 @@ class _DeepSpectrumMethods(FileFeatures):
                                network=self._network_for(config), cache=self.cache,
                                cache_root=self.cache_root, jobs=self.num_workers,
                                spectrogram_dir=spectrogram_dir, progress=self.verbose)
-
-
-__getattr__ = lazy_estimators(__name__, DeepSpectrum=_DeepSpectrumMethods)

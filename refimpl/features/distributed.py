@@ -26,17 +26,14 @@ from collections import deque
 
 from tqdm import tqdm
 
-from refimpl.errors import MissingDependency, UsageError
-
-try:
-    import dask
-    import distributed
-except ImportError as _missing:
-    raise MissingDependency(f"running on dask needs dask.distributed, which is not installed: "
-                            f"pip install refimpl[dask] ({_missing})") from None
-
 from refimpl._util.cache import FeatureCache
-from refimpl.features.engine import CACHE_NAME, iter_features
+from refimpl._util.optional import optional_import
+from refimpl.errors import UsageError
+from refimpl.features.config import CACHE_NAME
+from refimpl.features.engine import iter_features
+
+dask = optional_import("dask", "running on dask")
+distributed = optional_import("distributed", "running on dask")
 
 __all__ = ["dask_client", "iter_features_dask", "local_workers", "NetworkPlugin",
            "MAX_CHUNK"]
@@ -44,7 +41,8 @@ __all__ = ["dask_client", "iter_features_dask", "local_workers", "NetworkPlugin"
 PLUGIN_NAME = "refimpl-networks"
 # dask's nannies start workers with MALLOC_TRIM_THRESHOLD_ set, which turns off glibc's
 # adaptive mmap threshold: every large buffer of a forward pass is then mapped and
-# unmapped anew, measured 25% slower per file here; local:N workers go without it
+# unmapped anew, which makes every file slower (the figure: the performance page of the
+# docs); local:N workers go without it
 NO_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 MAX_CHUNK = 16          # files per task at most: small enough to balance, large enough to
                         # keep the scheduler's per-task overhead (milliseconds) negligible

@@ -16,6 +16,7 @@ import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
+from typing import Iterable
 
 from refimpl._util.files import check_regular
 from refimpl.errors import LabelError
@@ -32,11 +33,22 @@ class AudioInput:
     name: str   # its row name in the output
 
 
-def find_audio(inputs):
-    """Files and folders (searched recursively, each sorted) -> [AudioInput], in the
-    order given. A path that is not a folder is taken as a file, whatever its suffix,
-    even if it does not exist (reading it then fails with a line naming it, and the
-    other files still come out); a folder without audio gives nothing."""
+def find_audio(inputs: Iterable[str | Path]) -> list[AudioInput]:
+    """Files and folders (searched recursively, each sorted) -> AudioInputs, in the
+    order given.
+
+    Parameters
+    ----------
+    inputs : iterable of str or path
+        Audio files and folders. A path that is not a folder is taken as a file, whatever
+        its suffix, even if it does not exist (reading it then fails with a line naming
+        it, and the other files still come out); a folder without audio gives nothing.
+
+    Returns
+    -------
+    list of AudioInput
+        Each file's path and its row name (its path relative to the folder given).
+    """
     found = []
     for item in inputs:
         p = Path(item)

@@ -6,11 +6,15 @@ under PyTorch, never from refimpl.network.efficientnet; the inputs (two of sciki
 photographs and our own spectrogram images) are rebuilt, not stored: the manifest keeps
 their SHA-256.
 """
+import contextlib
 import hashlib
+import io
 import json
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from refimpl._util import locations
 from refimpl._util.atomic import atomic_open, atomic_path
@@ -38,9 +42,7 @@ def torch_oracle():
     Independent of everything here: their PyTorch code, PyTorch's own checkpoint reader, PyTorch's
     convolutions and batch norm. Needs `pip install -r requirements-torch.txt`.
     """
-    import contextlib
-    import io
-
+    # the test extra (requirements-torch.txt): imported only by the paths that need it
     from efficientnet_lite_pytorch import EfficientNet
     path = fetch_weights()
     with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights"
@@ -55,7 +57,7 @@ def torch_pipeline(images, model):
     The resize is done by torch's grid_sample (bicubic a = -0.75, border clamping) at the
     sample positions of TF1's legacy resize, so that our matrix formulation is checked too.
     """
-    import torch
+    import torch  # the test extra (requirements-torch.txt)
     images = as_image_batch(images)
     x = torch.from_numpy(images.astype(np.float32)).permute(0, 3, 1, 2)
 
@@ -75,7 +77,7 @@ def torch_pipeline(images, model):
 
 
 def _torch_forward(x, grid, model):
-    import torch.nn.functional as F
+    import torch.nn.functional as F  # the test extra (requirements-torch.txt)
     x = F.grid_sample(x, grid, mode="bicubic", padding_mode="border", align_corners=True)
     x = (x - MEAN_RGB) / STDDEV_RGB
     head = model.extract_features(x)
@@ -94,8 +96,7 @@ def golden_inputs():
     The photographs are scikit-image's bundled chelsea and coffee (centre square, PIL bicubic to
     227); the spectrograms are refimpl.image's images of refimpl.golden.signals' synthetic cases.
     """
-    from PIL import Image
-    import skimage.data
+    import skimage.data  # the test extra (requirements-torch.txt)
 
     names, images = [], []
     for name in ("chelsea", "coffee"):
@@ -125,8 +126,7 @@ def make_golden_cases(out_dir=None):
     never from this module. The inputs are not stored (photographs, and images we can
     rebuild): the manifest names them and holds their SHA-256.
     """
-    import torch
-    from importlib.metadata import version
+    import torch  # the test extra (requirements-torch.txt)
     out_dir = Path(out_dir) if out_dir else golden_dir()
     names, images = golden_inputs()
     features, logits = torch_pipeline(images, torch_oracle())

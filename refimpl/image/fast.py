@@ -59,7 +59,7 @@ def colour_table(cmap):
     matplotlib's float RGBA table times 255, truncated: that is what
     Colorizer._pass_image_data does to the resampled RGBA float image."""
     if cmap not in _LUTS:
-        import matplotlib
+        import matplotlib  # slow to import: only where a picture or colour map needs it
 
         colormap = matplotlib.colormaps[cmap]
         # build _lut (N + 3 rows: the table, under, over, bad); 3.11 renamed the call
@@ -131,7 +131,7 @@ def _render_kernel():
     """The compiled kernels of csrc/_render.pyx, or None when they are not built (then
     every step runs in NumPy, with the same pixels)."""
     try:
-        from refimpl.image import _render
+        from refimpl.image import _render   # optional: the NumPy paint gives the same pixels
     except ImportError:
         return None
     return _render

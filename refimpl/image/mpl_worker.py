@@ -60,7 +60,7 @@ def draw(signal, rate, nfft, cmap, fmax):
 
 def toolkit_decoder():
     """imread + img_as_float as the 2017 toolkit decoded its PNG, or None."""
-    try:
+    try:   # the 2017 oracle's environment has them; the 3.11 one does not
         from imread import imread_from_blob
         from skimage.util.dtype import img_as_float
     except ImportError:
@@ -75,7 +75,7 @@ def toolkit_decoder():
 def versions(decoder):
     found = {"python": sys.version.split()[0], "numpy": np.__version__,
              "matplotlib": matplotlib.__version__}
-    if decoder is not None:
+    if decoder is not None:   # present where toolkit_decoder found them
         import imread
         import skimage
         found["imread"] = getattr(imread, "__version__", "?")

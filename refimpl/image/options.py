@@ -31,7 +31,20 @@ PIXEL_RULES = (PIXELS_2017, PIXELS_MPL311)
 
 @dataclass(frozen=True)
 class SpectrogramOptions:
-    """The toolkit's plotting options. Defaults are the paper's."""
+    """The toolkit's plotting options. Defaults are the paper's.
+
+    Parameters
+    ----------
+    nfft : int
+        Samples per FFT frame (matplotlib's NFFT; the frames overlap by `noverlap`).
+    cmap : str
+        A matplotlib colour map.
+    fmax : float, optional
+        Top of the frequency axis in Hz (the toolkit's -ylim); None: Fs/2.
+    pixels : str
+        Whose resampling rule: "2017" (the paper's) or "matplotlib-3.11"; see the module
+        docstring.
+    """
     nfft: int = 256
     cmap: str = "viridis"
     fmax: float | None = None  # top of the frequency axis in Hz (toolkit's -ylim); None = Fs/2

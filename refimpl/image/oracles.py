@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from refimpl._util import locations
-from refimpl.errors import ImageError, MissingDependency
+from refimpl._util.optional import missing
+from refimpl.errors import ImageError
 from refimpl.image.options import PIXELS_2017, PIXELS_MPL311
 from refimpl.image.reference import decode_png
 
@@ -74,9 +75,9 @@ def find_oracle(name):
         ready = (root / MPL_3_11 / ".complete").is_file()
         oracle = Oracle(name, Path(sys.executable), root / MPL_3_11)
     if not ready:
-        raise MissingDependency(
-            f"{name} is not installed under {root}: run `make oracles` (matplotlib 2.0.2 "
-            f"needs a Python 3.6, e.g. `pyenv install 3.6.15`; or set {OWN_2017_PYTHON})")
+        raise missing(name, "the image oracle", f"run `make oracles` (matplotlib 2.0.2 needs a "
+                      f"Python 3.6, e.g. `pyenv install 3.6.15`; or set {OWN_2017_PYTHON})",
+                      f"looked under {root}")
     return oracle
 
 

@@ -23,8 +23,10 @@ Drawing happens under matplotlib's default style, so a user's matplotlibrc canno
 the pixels.
 """
 import io
+import warnings
 
 import numpy as np
+from PIL import Image
 
 from refimpl._util.atomic import atomic_path
 from refimpl.image.options import (DEFAULT_OPTIONS, IMAGE_SIZE, ImageError, check_signal,
@@ -35,6 +37,7 @@ __all__ = ["spectrogram_figure", "png_bytes", "decode_png", "spectrogram_image",
 
 def spectrogram_figure(signal, rate, options=DEFAULT_OPTIONS):
     """The matplotlib Figure of the recipe, before saving (for inspection and tests)."""
+    # matplotlib is slow to import: only the drawing paths import it
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -53,9 +56,7 @@ def spectrogram_figure(signal, rate, options=DEFAULT_OPTIONS):
 
 def png_bytes(signal, rate, options=DEFAULT_OPTIONS):
     """The PNG file exactly as the recipe saves it."""
-    import warnings
-
-    import matplotlib.style
+    import matplotlib.style  # slow to import: only the drawing paths import it
 
     with matplotlib.style.context("default"), np.errstate(divide="ignore"), \
             warnings.catch_warnings():
@@ -69,8 +70,6 @@ def png_bytes(signal, rate, options=DEFAULT_OPTIONS):
 
 def decode_png(data):
     """PNG bytes -> H x W x 3 uint8 RGB (alpha dropped, as the toolkit did)."""
-    from PIL import Image
-
     with Image.open(io.BytesIO(data)) as im:
         rgba = np.asarray(im.convert("RGBA"))
     return np.ascontiguousarray(rgba[:, :, :3])
@@ -85,7 +84,7 @@ def spectrogram_image(signal, rate, options=DEFAULT_OPTIONS, name=""):
     check_signal(signal, options.nfft, name)
     drawn_by = matplotlib_pixel_rule()
     if options.pixels != drawn_by:
-        import matplotlib
+        import matplotlib  # slow to import: only the drawing paths import it
         raise ImageError(f"{name or '<signal>'}: matplotlib {matplotlib.__version__} draws "
                          f"the {drawn_by!r} pixels, not the {options.pixels!r} ones asked for")
     image = decode_png(png_bytes(signal, rate, options))
@@ -97,7 +96,5 @@ def spectrogram_image(signal, rate, options=DEFAULT_OPTIONS, name=""):
 
 def save_png(image, path):
     """Write an RGB uint8 image as PNG, atomically."""
-    from PIL import Image
-
     with atomic_path(path) as tmp:
         Image.fromarray(np.asarray(image, dtype=np.uint8), "RGB").save(tmp, format="PNG")

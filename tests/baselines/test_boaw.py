@@ -138,7 +138,7 @@ def java_probe(tmp_path_factory):
 def test_java_random_bit_exact(java_probe):
     for seed, line in zip([10, 0, -7, 123456789, 2**31 - 1], java_probe[:5]):
         want = [int(v) for v in line.split()]
-        r = B.JavaRandom(seed)
+        r = B.kernels().JavaRandom(seed)
         got = [r.next_int(1 + i * 37) for i in range(50)]
         got += [r.next_int(1 << (i % 31)) for i in range(20)]
         got += [r.next_int(2000000000 - i) for i in range(20)]
@@ -153,7 +153,7 @@ def test_java_float_to_string(java_probe):
     lines = java_probe[5:]
     bits = np.array([int(ln.split()[0]) for ln in lines], np.int64).astype(np.int32)
     want = [ln.split()[1] for ln in lines]
-    got = B._boaw.java_float_strs(bits.view(np.float32))
+    got = B.kernels().java_float_strs(bits.view(np.float32))
     bad = [(w, g) for w, g in zip(want, got) if w != g]
     assert len(want) == 60000 and bad == []
 
@@ -162,9 +162,9 @@ def test_parse_float32_is_single_rounding():
     # 1.00000005960464477539 lies exactly between two float32 values plus a hair: rounding
     # through float64 first gives the wrong neighbour.
     s = "1.0000000596046448"
-    assert B._boaw.parse_float32([s])[0] == np.float32(1.0000001192092896)
+    assert B.kernels().parse_float32([s])[0] == np.float32(1.0000001192092896)
     with pytest.raises(ValueError):
-        B._boaw.parse_float32(["abc"])
+        B.kernels().parse_float32(["abc"])
 
 
 # --------------------------------------------------------------------------------------
@@ -354,7 +354,7 @@ def test_fast_mode_close(tmp_path, emodb_lld_csv):
     the two distance computations allows (fast_mode_difference_bound); each differing
     assignment moves one count between two words of a bag (2 in L1)."""
     lld = B.read_lld_csv(str(emodb_lld_csv))
-    X = B._boaw.apply_standardize(lld.features, *B._boaw.fit_standardize(lld.features))
+    X = B.kernels().apply_standardize(lld.features, *B.kernels().fit_standardize(lld.features))
     words = B.learn_codebook(X, 500, "random++", 10)
     diff, total = B.assignment_differences(X, words, 20)
     bound = fast_mode_difference_bound(X, words, 20)

@@ -1,6 +1,8 @@
 """refimpl.DeepSpectrum: the pandas face against audformat / audinterface's own index
 builders, the scikit-learn face against scikit-learn's own clone, Pipeline and set_output,
 and the README's example, run as written."""
+import importlib
+import inspect
 import pickle
 import re
 from pathlib import Path
@@ -9,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile
+from sklearn.base import BaseEstimator, TransformerMixin
 
 import refimpl
 from refimpl.errors import FeatureError, UsageError
@@ -177,3 +180,15 @@ def test_the_readme_example_on_all_emodb(shared_data, capsys):
     uar = float(re.search(r"UAR (\S+)", capsys.readouterr().out).group(1))
     print(f"EmoDB 7-class UAR, DeepSpectrum(c, synthetic:0) + StandardScaler + SGD: {uar:.4f}")
     assert uar > 1 / 7                      # better than chance
+
+
+@pytest.mark.parametrize("name, module", [("DeepSpectrum", "refimpl.features.api"),
+                                          ("Functionals", "refimpl.baselines.estimators"),
+                                          ("BoAWTransformer", "refimpl.baselines.estimators")])
+def test_the_estimators_are_ordinary_classes_of_their_modules(name, module):
+    """Written as class statements (so editors and type checkers see them), defined when
+    their module is imported, and scikit-learn transformers."""
+    cls = getattr(refimpl, name)
+    assert vars(importlib.import_module(module))[name] is cls
+    assert inspect.getsource(cls).startswith(f"class {name}(")
+    assert issubclass(cls, TransformerMixin) and issubclass(cls, BaseEstimator)

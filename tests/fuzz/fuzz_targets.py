@@ -9,7 +9,7 @@ from refimpl.audio import _declared_wav_frames, read_audio
 from refimpl.corpus.table import from_manifest
 from refimpl.errors import RefimplError, RefimplWarning
 from refimpl.features.inputs import read_labels
-from refimpl.features.writers import _text_header, _text_rows
+from refimpl.features.shards import _text_header, _text_rows
 from refimpl.network.caffemodel import load_alexnet_params, parse_caffemodel_bytes
 
 _TMP = tempfile.mkdtemp(prefix="refimpl-fuzz-")

@@ -1,15 +1,16 @@
 """golden/ against its oracles: the signal generators, matplotlib, and real Caffe."""
 
-import matplotlib
 import numpy as np
 import pytest
 
 from refimpl import golden
 from refimpl._util import locations
+from refimpl.golden import make as golden_make
 from refimpl.golden import signals
 from refimpl.network.blob import image_to_blob
 from refimpl.network import caffe_client, reference
-from refimpl.image import matplotlib_pixel_rule, spectrogram_image
+from refimpl.errors import GoldenError
+from refimpl.image import DEFAULT_OPTIONS, matplotlib_pixel_rule, spectrogram_image
 
 CASES = golden.load_cases()
 MANIFEST = golden.load_manifest()
@@ -50,7 +51,7 @@ def test_the_2017_matplotlib_still_draws_the_stored_images():
     from refimpl.errors import MissingDependency
     from refimpl.image import oracles
     try:
-        drawn = oracles.draw_images(oracles.MPL_2017, [(c.signal, c.rate, golden.DEFAULT_OPTIONS)
+        drawn = oracles.draw_images(oracles.MPL_2017, [(c.signal, c.rate, DEFAULT_OPTIONS)
                                                        for c in CASES])
     except MissingDependency as e:
         unavailable("mpl2017", str(e))
@@ -129,10 +130,10 @@ def test_each_case_file_is_hashed_and_checked_on_load(tmp_path):
     data = bytearray(fc7.read_bytes())
     data[-1] ^= 1                                   # one bit of the last fc7 value
     fc7.write_bytes(bytes(data))
-    with pytest.raises(golden.GoldenError, match=rf"{CASES[0].name}/fc7\.npy: sha256"):
+    with pytest.raises(GoldenError, match=rf"{CASES[0].name}/fc7\.npy: sha256"):
         golden.load_cases(root)
     fc7.unlink()
-    with pytest.raises(golden.GoldenError, match="fc7.npy: golden file missing"):
+    with pytest.raises(GoldenError, match="fc7.npy: golden file missing"):
         golden.load_cases(root)
 
 
@@ -154,8 +155,8 @@ class _FakeCaffeNet:
 
 
 def test_make_writes_beside_and_swaps_in_only_when_complete(tmp_path, monkeypatch):
-    monkeypatch.setattr(golden, "CaffeNet", _FakeCaffeNet)
-    monkeypatch.setattr(golden, "blas_of_caffe", lambda: "fake")
+    monkeypatch.setattr(golden_make, "CaffeNet", _FakeCaffeNet)
+    monkeypatch.setattr(golden_make, "blas_of_caffe", lambda: "fake")
     root = tmp_path / "golden"
     (root / "efficientnet-lite0").mkdir(parents=True)
     (root / "efficientnet-lite0" / "keep.txt").write_text("not golden make's")

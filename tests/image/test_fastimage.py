@@ -166,7 +166,7 @@ def test_numpy_fallback_is_identical(monkeypatch):
 # ---------------------------------------------------------------- dispatch and errors
 
 def test_render_image_dispatch(monkeypatch):
-    import refimpl.image as image_stage
+    import refimpl.image.render as image_stage
     x, rate = signals.speechlike(16000, 0.5, seed=2), 16000
     calls = []
     real_fast = fastimage.spectrogram_image_fast

@@ -190,7 +190,7 @@ def test_another_rules_matplotlib_never_gives_other_pixels(monkeypatch):
     """Under a matplotlib that draws the other rule: the reference refuses, renderer
     'matplotlib' warns in one line and computes the asked-for pixels with the fast
     renderer, options the fast renderer lacks are refused; nothing silently differs."""
-    import refimpl.image as image_stage
+    import refimpl.image.render as image_stage
     import refimpl.image.reference as reference
     x, rate = signals.speechlike(16000, 0.7, seed=4), 16000
     want = fastimage.spectrogram_image_fast(x, rate)

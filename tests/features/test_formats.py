@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from refimpl.features import LabelColumn, open_writer
-from refimpl.features.writers import ROW_GROUP
+from refimpl.features.formats import ROW_GROUP
 
 import arff  # noqa: E402  (liac-arff, the toolkit's own ARFF reader; a test requirement)
 
