@@ -21,7 +21,7 @@ __all__ = [
     "WeightsError", "ChecksumError", "CaffeModelError", "CheckpointError", "CaffeError",
     "CaffeNotInstalled", "CaffeWorkerDied", "FeatureError", "BoawError", "CorpusError",
     "GoldenError", "DownloadError", "LabelError", "WeightsUnavailable", "RefimplWarning",
-    "AudioWarning", "CacheWarning", "PixelRuleWarning", "FileWarning", "BoawWarning",
+    "AudioWarning", "CacheWarning", "KernelWarning", "PixelRuleWarning", "FileWarning", "BoawWarning",
 ]
 
 
@@ -114,6 +114,11 @@ class AudioWarning(RefimplWarning):
 
 class CacheWarning(RefimplWarning):
     """A damaged cache entry was found and removed (it is recomputed)."""
+
+
+class KernelWarning(RefimplWarning):
+    """A compiled kernel that does not give its oracle's bits on this machine was set
+    aside; the slower exact path is used (the results are the same)."""
 
 
 class PixelRuleWarning(RefimplWarning):

@@ -80,11 +80,13 @@ def run_check(args):
     if args.corpus == "aibo":
         # a generated stand-in holds the paper's counts scaled, not the paper's own
         expected = standin.counts_to_check(args.root)
-    return 0 if check(corpus, expected=expected) else 1
+    agree, lines = check(corpus, expected=expected)
+    print("\n".join(lines))
+    return 0 if agree else 1
 
 
 def run_download(args):
-    dest = download_emodb(args.dest, url=args.url, sha256=args.sha256)
+    dest = download_emodb(args.dest, url=args.url, sha256=args.sha256, log=print)
     print(f"EmoDB unpacked to {dest}; use it with --root {dest}")
     return 0
 

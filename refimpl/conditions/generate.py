@@ -127,10 +127,11 @@ def write_rows(path, rows, columns):
 
 
 def generate_denoised(corpus, seed=DEFAULT_SEED, out_dir=None, limit=None, progress=True,
-                      model=None, jobs=None, noisy_paths=None):
+                      model=None, jobs=None, noisy_paths=None, log=None):
     """Denoise every noisy file; writes denoised/<file> and denoised.csv (with measures).
     The input is `noisy_paths` (one per row), by default out_dir/noisy/<file>. `jobs`
-    worker processes (default: every core); the files do not depend on it."""
+    worker processes (default: every core); the files do not depend on it. `log` (e.g.
+    print) is given the summary of the enhancement's measures."""
     out_dir = Path(out_dir) if out_dir else conditions_home(corpus, seed)
     rows = corpus.rows[:limit] if limit else corpus.rows
     if noisy_paths is None:
@@ -167,8 +168,8 @@ def generate_denoised(corpus, seed=DEFAULT_SEED, out_dir=None, limit=None, progr
     with atomic_open(out_dir / "enhancement.json", "w") as f:
         json.dump(summary, f, indent=2)
         f.write("\n")
-    for line in summary_lines(summary):
-        print(line)
+    for line in summary_lines(summary) if log else ():
+        log(line)
     return manifest_path
 
 
@@ -263,7 +264,7 @@ def generate_conditions(corpus, seed=DEFAULT_SEED, only=None, noise_root=None, l
             path = generate_denoised(type(corpus)(corpus.name, corpus.tasks, todo,
                                                   corpus.source),
                                      seed, out_dir, jobs=jobs,
-                                     noisy_paths=[r["path_noisy"] for r in todo])
+                                     noisy_paths=[r["path_noisy"] for r in todo], log=log)
             for r in todo:
                 r["path_denoised"] = str(out_dir / "denoised" / r["file"])
             log(f"denoised condition of {len(todo)} file(s): {path} "

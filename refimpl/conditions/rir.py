@@ -30,7 +30,7 @@ import numpy as np
 from scipy.signal import sosfiltfilt
 
 from refimpl._util.native import import_kernel
-from refimpl.errors import MissingDependency
+from refimpl.errors import KernelWarning, MissingDependency
 
 # pyroomacoustics is imported inside the functions that use it: a heavy import that only
 # simulating a room needs (importing refimpl.conditions does not).
@@ -135,7 +135,8 @@ def _kernel():
             kernel = None
         if kernel is not None and not _kernel_agrees(kernel):
             warnings.warn("refimpl.conditions._rir differs from pyroomacoustics on this "
-                          "machine; the room simulation uses the slower exact path")
+                          "machine; the room simulation uses the slower exact path",
+                          KernelWarning)
             kernel = None
         _KERNEL.append(kernel)
     return _KERNEL[0]

@@ -1,6 +1,7 @@
-# Over 500 lines on purpose: one recipe read top to bottom (scaled counts, plan, audio,
-# writing, the check), its parts sharing the stand-in's constants.
 """A generated stand-in for FAU-AIBO in its distribution layout, at the paper's scale.
+
+Long because: one recipe read top to bottom (scaled counts, plan, audio, writing, the
+check), its parts sharing the stand-in's constants.
 
 FAU-AIBO is licensed, so nothing here has seen the corpus the paper ran: 17 076 chunks,
 9 190 from school Ohm (train) and 7 886 from school Mont (test), with close-talk and

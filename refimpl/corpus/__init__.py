@@ -42,29 +42,13 @@ Every problem in a manifest is reported at once, one line per offending row.
 Commands: `refimpl corpus check emodb|aibo|manifest.csv`, `refimpl corpus download emodb`,
 `refimpl corpus conditions emodb --seed N` (refimpl.conditions).
 
-Modules: table (Corpus, validation, manifests, counts), emodb, aibo.
+Modules: load (load_corpus), table (Corpus, validation, manifests, counts), emodb, aibo.
 """
-from pathlib import Path
-
-from refimpl.corpus import aibo, emodb
 from refimpl.corpus.emodb import download_emodb
+from refimpl.corpus.load import load_corpus
 from refimpl.corpus.table import (CONDITIONS, DEFAULT_SEED, PARTITIONS, Corpus, CorpusError,
                                   check, compare_counts, count_table, from_manifest)
 
 __all__ = ["load_corpus", "Corpus", "CorpusError", "CONDITIONS", "PARTITIONS", "DEFAULT_SEED",
            "from_manifest", "download_emodb", "check", "compare_counts",
            "count_table"]
-
-
-def load_corpus(name_or_manifest, root=None, seed=DEFAULT_SEED, **kwargs):
-    """'emodb', 'aibo' (root= the licensed copy) or the path of a manifest CSV."""
-    key = str(name_or_manifest)
-    if key == "emodb":
-        return emodb.emodb(root, seed=seed, **kwargs)
-    if key == "aibo":
-        if root is None:
-            raise CorpusError("aibo: give the folder of your licensed FAU-AIBO copy (--root)")
-        return aibo.aibo(root, seed=seed, **kwargs)
-    if key.endswith(".csv") or Path(key).is_file():
-        return from_manifest(key, **kwargs)
-    raise CorpusError(f"{key}: neither a built-in corpus (emodb, aibo) nor a manifest CSV")

@@ -87,7 +87,7 @@ def audio_sha256(path):
     return hashlib.sha256(np.ascontiguousarray(samples).tobytes()).hexdigest()
 
 
-def download_emodb(dest, url=None, sha256=None, progress=True, reference=None):
+def download_emodb(dest, url=None, sha256=None, progress=True, reference=None, log=None):
     """Download the official EmoDB archive, check it, unpack it to dest (dest/wav/...).
 
     The archive's SHA-256 is checked when known (emodb.json, or sha256=); the audio is always
@@ -107,7 +107,8 @@ def download_emodb(dest, url=None, sha256=None, progress=True, reference=None):
     except ChecksumError as e:
         raise CorpusError(str(e)) from None
     got = file_digest(archive)
-    print(f"archive SHA-256 {got}" + (" (matches)" if expected else " (not pinned)"))
+    if log:
+        log(f"archive SHA-256 {got}" + (" (matches)" if expected else " (not pinned)"))
     unpack_emodb(archive, dest, reference=reference)
     return dest
 

@@ -4,7 +4,6 @@ manifest CSV that describes any corpus without code; count tables.
 """
 import csv
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -356,17 +355,15 @@ def compare_counts(corpus, expected):
     return bad
 
 
-def check(corpus, out=None, expected=None):
-    """Print the count table and compare with the published counts; True when they agree.
+def check(corpus, expected=None):
+    """The count table compared with the published counts: (True when they agree, the
+    report's lines: the table, the corpus's notes, then agreement or each mismatch).
 
     expected: (source, counts as compare_counts takes them) to compare with instead of the
     published ones (e.g. a generated stand-in's scaled counts).
     """
-    out = out or sys.stdout
-    for line in count_table(corpus):
-        print(line, file=out)
-    for note in corpus.notes:
-        print(f"  note: {note}", file=out)
+    lines = list(count_table(corpus))
+    lines += [f"  note: {note}" for note in corpus.notes]
     if expected is not None:
         sets = [expected]
     elif corpus.name == "emodb":
@@ -383,10 +380,9 @@ def check(corpus, out=None, expected=None):
         bad = compare_counts(corpus, table)
         if bad:
             ok = False
-            print(f"  MISMATCH with {source}:", file=out)
-            for line in bad:
-                print(f"    {line}", file=out)
+            lines.append(f"  MISMATCH with {source}:")
+            lines += [f"    {line}" for line in bad]
         else:
-            print(f"  counts agree with {source}", file=out)
-    return ok
+            lines.append(f"  counts agree with {source}")
+    return ok, lines
 
