@@ -4,11 +4,11 @@ Same numbers as the NumPy reference (refimpl/network/reference.py): LRN, pooling
 bit, the convolutions and inner products to float32 rounding (each of their outputs is
 one fused-multiply-add chain in input order, the core's own GEMM; numpy's BLAS sums in
 its own blocked order; conv2-5 go through Winograd's transforms). An image's outputs
-are the same bits whatever batch it is in, wherever, with any thread count or split:
-the threads share out outputs, never a sum (tests/network/test_determinism.py). The layer functions here take the reference's arguments
-and return its shapes, so either can stand in for the other; `forward_c` is
-`forward_numpy`'s twin, `CNetwork` the network backend "c", `golden_fc7`
-the callable for
+are the same bits whatever batch it is in, wherever, with any thread count: the threads
+share out outputs, never a sum (tests/network/test_determinism.py). The layer functions
+here take the reference's arguments and return its shapes, so either can stand in for
+the other; `forward_c` is `forward_numpy`'s twin, `CNetwork` the network backend "c",
+`golden_fc7` the callable for
 `refimpl golden verify --stage fc7 --impl refimpl.network.cforward:golden_fc7`.
 
 Where the speed comes from:
@@ -21,9 +21,7 @@ Where the speed comes from:
 * Both cores work all the time: the OpenMP threads take chunks (and blocks of fc neurons,
   pixels for LRN, planes for pooling), each product on one thread (csrc/forward_impl.c,
   gemm: AVX2 + FMA, 6 x 16 register tiles). Caffe's im2col, LRN and pooling run on one
-  core. The other split, one wide chunk at a time with the threads sharing its products
-  (`configure(split="blas")`, once BLAS's own threads), is not the default;
-  tests/benchmarks time both.
+  core.
 * conv2-5 (stride 1, 5x5 and 3x3 kernels) run by Winograd's minimal filtering
   F(2x2, rxr) (Lavin & Gray 2016): 2x2 output tiles from (r+1)^2 products per tile
   instead of 4 r^2, i.e. 2.8x (conv2) and 2.25x (conv3-5) fewer multiplications, as
@@ -59,9 +57,6 @@ __all__ = ["conv2d", "relu", "lrn", "max_pool", "pool_output_size", "inner_produ
            "forward_c", "prepare_params", "PreparedParams", "golden_fc7", "CNetwork",
            "configure", "settings", "available"]
 
-SPLITS = {"omp": "SPLIT_OMP", "blas": "SPLIT_BLAS"}
-
-
 def available():
     """True if the compiled core is importable."""
     return _forward is not None
@@ -95,10 +90,9 @@ def _default_winograd():
     return env not in ("0", "no", "false", "off")
 
 
-def configure(threads=None, split=None, chunk_cols=None, winograd=None, wino_tiles=None):
+def configure(threads=None, chunk_cols=None, winograd=None, wino_tiles=None):
     """Tune the C core: `threads` (default: the CPUs this process may use, or
-    $REFIMPL_THREADS), `split` "omp" (the threads take whole work items; the default) or
-    "blas" (wide work items one at a time, the threads sharing each one's products),
+    $REFIMPL_THREADS; the threads take whole work items),
     `chunk_cols` (im2col columns per work item, 0 = automatic),
     `winograd` (the forward runs conv2-5 by Winograd's minimal filtering; default on,
     $REFIMPL_WINOGRAD=0 turns it off) and `wino_tiles` (Winograd tiles per work item,
@@ -108,29 +102,16 @@ def configure(threads=None, split=None, chunk_cols=None, winograd=None, wino_til
     with _config_lock:
         if not _configured:  # defaults first, so that a partial call keeps the others
             _configured = True
-            configure(threads=default_threads(), split="omp", chunk_cols=0,
+            configure(threads=default_threads(), chunk_cols=0,
                       winograd=_default_winograd(), wino_tiles=0)
-        if split is not None:
-            if split not in SPLITS:
-                raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
-            split = getattr(core, SPLITS[split])
-        old = core.configure(threads=threads, split=split, chunk_cols=chunk_cols,
-                             winograd=winograd, wino_tiles=wino_tiles)
-    return _named(old)
-
-
-def _named(s):
-    s = dict(s)
-    s["split"] = "omp" if s["split"] == _forward.SPLIT_OMP else "blas"
-    return s
+        return core.configure(threads=threads, chunk_cols=chunk_cols,
+                              winograd=winograd, wino_tiles=wino_tiles)
 
 
 def settings():
-    """The current settings, with whether BLAS's threads can be controlled."""
+    """The current settings (configure's arguments)."""
     _ensure_configured()
-    s = _named(_forward.settings())
-    s["blas_thread_control"] = _forward.BLAS_THREAD_CONTROL
-    return s
+    return _forward.settings()
 
 
 def arithmetic_id():
@@ -278,8 +259,7 @@ def forward_c(params, blob, until=FEATURE_BLOB, batch_size=64):
     if batch_size and blob.shape[0] > batch_size:
         return np.concatenate([forward_c(params, blob[i:i + batch_size], until, batch_size)
                                for i in range(0, blob.shape[0], batch_size)])
-    with core.single_threaded_blas():
-        return _forward_layers(core, params, blob, stop)
+    return _forward_layers(core, params, blob, stop)
 
 
 def _forward_layers(core, params, x, stop):
