@@ -62,7 +62,7 @@ class ExtractorConfig:
 
     net, layer     "alexnet" (blob `layer`: fc7 by default, or pool5, conv5, fc6, ...) or
                    "efficientnet-lite0"
-    backend        "c", "numpy", "caffe" or "torch" (AlexNet); device for torch
+    backend        "c", "numpy", "caffe", "torch" or "openvino" (AlexNet); device for torch
     weights        a caffemodel path, "synthetic:SEED", or None for the BVLC weights
     nfft, cmap, fmax, renderer, pixels   the spectrogram picture (refimpl.image)
     window, hop    seconds (hop defaults to the window); None: one row per file
@@ -167,6 +167,9 @@ class ExtractorConfig:
         elif backend == "torch":
             from refimpl.network import torch_backend
             backend += f" torch={torch_backend._torch().__version__} device={self.device or 'cpu'}"
+        elif backend == "openvino":
+            from refimpl.network import openvino_backend
+            backend += " " + openvino_backend.arithmetic_id()
         image = self.image_options
         invariant = self.net == "alexnet" and getattr(BACKENDS[self.backend],
                                                       "batch_invariant", False)
