@@ -232,10 +232,27 @@ def _inner_product(cnp.ndarray x, cnp.ndarray weights, bias, bint relu, packed=N
         if b.dtype != np.float32 or b.ndim != 1 or b.shape[0] != m or not b.flags.c_contiguous:
             raise ValueError(f"bias must be float32 ({m},)")
         bp = <const float *>cnp.PyArray_DATA(b)
-    wpk = pack_rows(weights) if packed is None else packed
+    return inner_product_packed(x, pack_rows(weights) if packed is None else packed, m,
+                                bias, relu)
+
+
+def inner_product_packed(cnp.ndarray x, cnp.ndarray packed, int m, bias, bint relu):
+    """inner_product from the packed weights alone (pack_rows of an (m, K) matrix; the
+    original need not be kept): x (N, K) float32 C-contiguous -> (N, m)."""
+    cdef cnp.ndarray b, wpk = packed
+    cdef const float *bp = NULL
+    cdef int n, k
+    if x.ndim != 2 or x.dtype != np.float32 or not x.flags.c_contiguous:
+        raise ValueError("x must be C-contiguous float32 (N, K)")
+    n = x.shape[0]; k = x.shape[1]
+    if bias is not None:
+        b = bias
+        if b.dtype != np.float32 or b.ndim != 1 or b.shape[0] != m or not b.flags.c_contiguous:
+            raise ValueError(f"bias must be float32 ({m},)")
+        bp = <const float *>cnp.PyArray_DATA(b)
     if (wpk.ndim != 1 or wpk.dtype != np.float32 or not wpk.flags.c_contiguous
-            or wpk.shape[0] != fw_packed_size(m, k)):
-        raise ValueError("packed must be pack_rows(weights)")
+            or m < 1 or wpk.shape[0] != fw_packed_size(m, k)):
+        raise ValueError(f"packed must be pack_rows of ({m}, {k}) weights")
     cdef cnp.ndarray out = np.empty((n, m), dtype=np.float32)
     cdef const float *xp = <const float *>cnp.PyArray_DATA(x)
     cdef const float *wp = <const float *>cnp.PyArray_DATA(wpk)

@@ -50,9 +50,9 @@ static inline int fw_max(int a, int b) { return a > b ? a : b; }
 #define GEMM_KC 256
 
 __attribute__((target("avx2,fma"), always_inline))
-static inline void gemm_tile_avx2(const int R, const int masked, int kc, const float *a,
-                                  ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *c,
-                                  ptrdiff_t ldc, int first, int nv)
+static inline void gemm_tile_avx2(const int R, const int masked, const int wide, int kc,
+                                  const float *a, ptrdiff_t lda, const float *b,
+                                  ptrdiff_t ldb, float *c, ptrdiff_t ldc, int first, int nv)
 {
     __m256 c0[GEMM_MR], c1[GEMM_MR];
     __m256i m0 = _mm256_setzero_si256(), m1 = _mm256_setzero_si256();
@@ -63,12 +63,12 @@ static inline void gemm_tile_avx2(const int R, const int masked, int kc, const f
         m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nv - 8), idx);
     }
     for (r = 0; r < R; r++) {
+        c1[r] = _mm256_setzero_ps();
         if (first) {
             c0[r] = _mm256_setzero_ps();
-            c1[r] = _mm256_setzero_ps();
         } else if (masked) {
             c0[r] = _mm256_maskload_ps(c + r * ldc, m0);
-            c1[r] = _mm256_maskload_ps(c + r * ldc + 8, m1);
+            if (wide) c1[r] = _mm256_maskload_ps(c + r * ldc + 8, m1);
         } else {
             c0[r] = _mm256_loadu_ps(c + r * ldc);
             c1[r] = _mm256_loadu_ps(c + r * ldc + 8);
@@ -77,17 +77,22 @@ static inline void gemm_tile_avx2(const int R, const int masked, int kc, const f
     for (kk = 0; kk < kc; kk++) {
         const float *bk = b + kk * ldb;
         const __m256 b0 = masked ? _mm256_maskload_ps(bk, m0) : _mm256_loadu_ps(bk);
-        const __m256 b1 = masked ? _mm256_maskload_ps(bk + 8, m1) : _mm256_loadu_ps(bk + 8);
-        for (r = 0; r < R; r++) {
-            const __m256 av = _mm256_broadcast_ss(a + r * lda + kk);
-            c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
-            c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+        if (wide) {
+            const __m256 b1 = masked ? _mm256_maskload_ps(bk + 8, m1) : _mm256_loadu_ps(bk + 8);
+            for (r = 0; r < R; r++) {
+                const __m256 av = _mm256_broadcast_ss(a + r * lda + kk);
+                c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+                c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+            }
+        } else {  /* a strip's last <= 8 columns: one vector per row, half the work */
+            for (r = 0; r < R; r++)
+                c0[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + r * lda + kk), b0, c0[r]);
         }
     }
     for (r = 0; r < R; r++) {
         if (masked) {
             _mm256_maskstore_ps(c + r * ldc, m0, c0[r]);
-            _mm256_maskstore_ps(c + r * ldc + 8, m1, c1[r]);
+            if (wide) _mm256_maskstore_ps(c + r * ldc + 8, m1, c1[r]);
         } else {
             _mm256_storeu_ps(c + r * ldc, c0[r]);
             _mm256_storeu_ps(c + r * ldc + 8, c1[r]);
@@ -96,7 +101,9 @@ static inline void gemm_tile_avx2(const int R, const int masked, int kc, const f
 }
 
 /* One k block of one strip: every row tile, the row count a compile-time constant in
- * each call so that the accumulators live in registers. */
+ * each call so that the accumulators live in registers. A strip of at most 8 valid
+ * columns (the last of a product) takes the one-vector tile: at batch 1, conv3-5's 49
+ * Winograd tiles per position are three full strips and one of a single column. */
 __attribute__((target("avx2,fma")))
 static void gemm_strip_avx2(int m, int kc, const float *a, ptrdiff_t lda, const float *b,
                             ptrdiff_t ldb, float *c, ptrdiff_t ldc, int first, int nv)
@@ -105,9 +112,10 @@ static void gemm_strip_avx2(int m, int kc, const float *a, ptrdiff_t lda, const 
     for (i = 0; i < m; i += GEMM_MR) {
         const float *ai = a + (ptrdiff_t)i * lda;
         float *ci = c + (ptrdiff_t)i * ldc;
-#define GEMM_TILE(R)                                                                 \
-        if (nv == GEMM_NR) gemm_tile_avx2(R, 0, kc, ai, lda, b, ldb, ci, ldc, first, nv); \
-        else gemm_tile_avx2(R, 1, kc, ai, lda, b, ldb, ci, ldc, first, nv);          \
+#define GEMM_TILE(R)                                                                     \
+        if (nv == GEMM_NR) gemm_tile_avx2(R, 0, 1, kc, ai, lda, b, ldb, ci, ldc, first, nv); \
+        else if (nv > 8) gemm_tile_avx2(R, 1, 1, kc, ai, lda, b, ldb, ci, ldc, first, nv);   \
+        else gemm_tile_avx2(R, 1, 0, kc, ai, lda, b, ldb, ci, ldc, first, nv);              \
         break;
         switch (fw_min(GEMM_MR, m - i)) {
         case 6: GEMM_TILE(6)

@@ -211,27 +211,37 @@ class PreparedParams(dict):
     `winograd` = {layer: winograd_filters(weights)} for the convolutions that can run by
     Winograd's minimal filtering (stride 1, 3x3 or 5x5 kernels: conv2-5) and `packed` =
     {layer: pack_rows(weights)} for the inner products (their weights in the order the
-    core reads them: a second copy, 218 MB for fc6-fc8, kept rather than remade per call)."""
+    core reads them, made once rather than per call), with `fc_outputs` = {layer: M}.
+    Without keep_fc_weights the inner products' weights are None here: the packed copy
+    is all the forward reads (fc6-fc8's weights are 234 MB)."""
 
-    def __init__(self, arrays, winograd, packed):
+    def __init__(self, arrays, winograd, packed, fc_outputs):
         super().__init__(arrays)
         self.winograd = winograd
         self.packed = packed
+        self.fc_outputs = fc_outputs
 
 
-def prepare_params(params):
+def prepare_params(params, keep_fc_weights=True):
     """A caffemodel path or load_alexnet_params' dict -> the same dict with every array
     float32 and C-contiguous, the Winograd-transformed filters of conv2-5 and the packed
-    inner-product weights (CNetwork does it once and keeps the result). The weights must not be changed in place
-    afterwards."""
+    inner-product weights (CNetwork does it once and keeps the result). The weights must
+    not be changed in place afterwards. keep_fc_weights=False drops the inner products'
+    own weights once packed (their entries become (None, bias)): CNetwork's choice, which
+    keeps one copy of fc6-fc8 instead of two; such a dict serves forward_c only."""
     arrays = alexnet_params(params)
     core = _core()
     winograd = {name: core.winograd_filters(arrays[name][0])
                 for name, kind, cfg in ALEXNET_LAYERS
                 if kind == "conv" and _winograd_applies(arrays[name][0], cfg["stride"])}
-    packed = {name: core.pack_rows(arrays[name][0])
-              for name, kind, cfg in ALEXNET_LAYERS if kind == "fc"}
-    return PreparedParams(arrays, winograd, packed)
+    fc = [name for name, kind, _ in ALEXNET_LAYERS if kind == "fc"]
+    packed, fc_outputs = {}, {}
+    for name in fc:
+        w, b = arrays[name]
+        packed[name], fc_outputs[name] = core.pack_rows(w), w.shape[0]
+        if not keep_fc_weights:
+            arrays[name] = (None, b)
+    return PreparedParams(arrays, winograd, packed, fc_outputs)
 
 
 def _winograd_applies(weights, stride):
@@ -249,7 +259,7 @@ def forward_c(params, blob, until=FEATURE_BLOB, batch_size=64):
     """
     core = _ensure_configured()
     if not isinstance(params, PreparedParams):
-        params = prepare_params(params)
+        params = prepare_params(params, keep_fc_weights=False)
     blob = _f32(blob)
     if blob.ndim != 4 or blob.shape[1:] != INPUT_SHAPE:
         raise ValueError(f"AlexNet input must be (N, 3, 227, 227), got {blob.shape}")
@@ -294,9 +304,10 @@ def _forward_layers(core, params, x, stop):
             if cnhw:
                 x = np.ascontiguousarray(x.transpose(1, 0, 2, 3))
                 cnhw = False
-            w, b = params[name]
-            x = core.inner_product(x.reshape(x.shape[0], w.shape[1]), w, b, fuse,
-                                   packed=params.packed[name])
+            b = params[name][1]
+            x = core.inner_product_packed(x.reshape(x.shape[0], int(np.prod(x.shape[1:]))),
+                                          params.packed[name],
+                                          params.fc_outputs[name], b, fuse)
         elif kind == "dropout":
             pass
         else:
@@ -322,7 +333,7 @@ class CNetwork:
 
     def __init__(self, weights):
         _core()  # fail early, with the build hint, if the extension is missing
-        self.params = prepare_params(weights)
+        self.params = prepare_params(weights, keep_fc_weights=False)
 
     def fc7(self, blob):
         return forward_c(self.params, blob, "fc7")

@@ -342,12 +342,27 @@ def test_empty_batch(params):
 
 
 def test_cnetwork_backend(params, blob):
+    """The backend keeps the inner products' weights once, packed (not also as Caffe
+    stores them), and gives the same bits as forward_c on the full prepared dict."""
     from refimpl.network import weights
     net = C.CNetwork(weights.synthetic_weights_path(0))
     try:
+        assert all(net.params[name][0] is None for name in ("fc6", "fc7", "fc8"))
         np.testing.assert_array_equal(net.fc7(blob), C.forward_c(params, blob))
+        np.testing.assert_array_equal(net.forward(blob, "fc8"), C.forward_c(params, blob, "fc8"))
     finally:
         net.close()
+
+
+def test_inner_product_from_packed_weights_checks_their_size(params):
+    core = C._ensure_configured()
+    w, b = params["fc7"]
+    x = rand(3, (2, 4096))
+    np.testing.assert_array_equal(core.inner_product_packed(x, params.packed["fc7"], 4096, b, True),
+                                  C.inner_product(x, w, b, relu=True))
+    with pytest.raises(ValueError, match=r"pack_rows of \(4096, 9216\)"):
+        core.inner_product_packed(rand(3, (2, 9216)),
+                                  params.packed["fc7"], 4096, b, False)
 
 
 def test_golden_fc7_from_caffe():
