@@ -87,8 +87,9 @@ bench: venv build caffe test-deps bench-deps
 install-check:
 	bash tools/install_check.sh
 
+# build/ holds the C that Cython makes of csrc/*.pyx (build/cython/) and the objects.
 clean:
-	rm -rf build csrc/_*.c csrc/_*.cpp .pytest_cache; find refimpl -name "*.so" -delete
+	rm -rf build .pytest_cache; find refimpl -name "*.so" -delete
 
 # The paper's scale on the generated FAU-AIBO stand-in (refimpl corpus standin): every stage
 # of `make reproduce CORPUS=aibo` at each of SCALES, from nothing, with its wall time, CPU

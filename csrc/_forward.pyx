@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Compiled AlexNet kernels (C in forward_impl.c); the Python API is refimpl.network.cforward.
+"""Compiled AlexNet kernels (C in _forward_kernels.c); the Python API is refimpl.network.cforward.
 
 Each function takes float32 C-contiguous 4-D arrays in one of two layouts, chosen by a
 flag: NCHW (Caffe's, shape (N, C, H, W)) or CNHW (shape (C, N, H, W)), the layout the
@@ -13,7 +13,7 @@ from libc.stddef cimport ptrdiff_t
 
 cnp.import_array()
 
-cdef extern from "forward_impl.c" nogil:
+cdef extern from "_forward_kernels.h" nogil:
     ctypedef struct fw_view:
         float *data
         int n, c, h, w

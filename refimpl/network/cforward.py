@@ -1,4 +1,4 @@
-"""AlexNet forward pass through the compiled C core (csrc/_forward.pyx, forward_impl.c).
+"""AlexNet forward pass through the compiled C core (csrc/_forward.pyx, _forward_kernels.c).
 
 Same numbers as the NumPy reference (refimpl/network/reference.py): LRN, pooling and ReLU bit for
 bit, the convolutions and inner products to float32 rounding (each of their outputs is
@@ -19,7 +19,7 @@ Where the speed comes from:
 * That matrix is never built whole. Its columns are cut into chunks of a few hundred,
   and each chunk goes im2col -> GEMM -> bias + ReLU while it is still in cache.
 * Both cores work all the time: the OpenMP threads take chunks (and blocks of fc neurons,
-  pixels for LRN, planes for pooling), each product on one thread (csrc/forward_impl.c,
+  pixels for LRN, planes for pooling), each product on one thread (csrc/_forward_kernels.c,
   gemm: AVX2 + FMA, 6 x 16 register tiles). Caffe's im2col, LRN and pooling run on one
   core.
 * conv2-5 (stride 1, 5x5 and 3x3 kernels) run by Winograd's minimal filtering

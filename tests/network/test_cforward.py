@@ -1,4 +1,4 @@
-"""The C core (refimpl.network.cforward, csrc/forward_impl.c) against the NumPy reference.
+"""The C core (refimpl.network.cforward, csrc/_forward_kernels.c) against the NumPy reference.
 
 Each kernel is compared with refimpl.network.reference's layer function on random shapes chosen
 by hypothesis (odd sizes, groups, pads, strides, tiny chunks so that work items cut

@@ -2,7 +2,7 @@
 there, the thread count or the work item sizes: bit for bit, at every AlexNet blob.
 
 Every convolution and inner product is one fused-multiply-add chain per output in a
-fixed order (csrc/forward_impl.c, gemm), and the threads share out independent
+fixed order (csrc/_forward_kernels.c, gemm), and the threads share out independent
 outputs, so the bits of an output depend on the layer's shape and the image alone. The
 image is compared with itself computed alone on one thread; the other images of the
 batch are random. Small batches with every setting drawn by hypothesis, then one batch

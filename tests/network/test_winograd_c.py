@@ -161,7 +161,7 @@ def test_winograd_filters_are_g_g_gt():
 
 
 def test_generated_header_is_current_and_exact():
-    """csrc/winograd_gen.h is what tools/winograd_matrices.py writes now, and its
+    """csrc/_forward_winograd.h is what tools/winograd_matrices.py writes now, and its
     matrices pass the tool's check: A^T[(G g G^T) .* (B^T d B)]A equals direct correlation
     exactly in rational arithmetic (and to 1e-13 in float64) on random tiles."""
     root = Path(__file__).resolve().parents[2]
@@ -171,8 +171,8 @@ def test_generated_header_is_current_and_exact():
     spec.loader.exec_module(tool)
     for r in (3, 5):
         tool.check(r, *tool.matrices(r), trials=20)
-    assert (root / "csrc" / "winograd_gen.h").read_text() == tool.header(), \
-        "csrc/winograd_gen.h is stale: run python tools/winograd_matrices.py --write"
+    assert (root / "csrc" / "_forward_winograd.h").read_text() == tool.header(), \
+        "csrc/_forward_winograd.h is stale: run python tools/winograd_matrices.py --write"
 
 
 # ---------------------------------------------------------------------- the forward

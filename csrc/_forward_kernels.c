@@ -9,9 +9,10 @@
  * differs: the batch's columns are cut into chunks that fit in cache, and each chunk goes
  * through im2col -> GEMM -> bias/ReLU while its data is still hot.
  *
- * Included by _forward.pyx.
+ * Its own translation unit, linked into refimpl.network._forward beside the C that
+ * Cython makes of _forward.pyx (setup.py); _forward_kernels.h declares what it offers.
  */
-#include "forward_impl.h"
+#include "_forward_kernels.h"
 
 #include <float.h>
 #include <math.h>
@@ -481,7 +482,7 @@ int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const fl
  * whole input patch (the transforms add and subtract), a few times float32's (the
  * fractions of G are applied in double, once, to the filters). The matrices come from
  * tools/winograd_matrices.py, which checks them against direct correlation in exact
- * arithmetic and writes winograd_gen.h.
+ * arithmetic and writes _forward_winograd.h.
  *
  * Work items are chunks of tiles (running across images, like conv_chunk's columns):
  * per group, the chunk's input patches are transformed into V (n^2, C/g, tiles), the n^2
@@ -489,7 +490,7 @@ int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const fl
  * ReLU and writes the 2x2 outputs (fewer at the right and bottom edges) into `out`. */
 
 #define WL 8  /* tiles transformed together: one AVX register of floats per value */
-#include "winograd_gen.h"
+#include "_forward_winograd.h"
 
 /* u[(i n + j), o, c] = (G g G^T)[i][j] for filter g = weights[o, c], in double, rounded
  * once to float. */

@@ -1,4 +1,4 @@
-/* The AlexNet forward-pass kernels behind refimpl.network._forward (see forward_impl.c).
+/* The AlexNet forward-pass kernels behind refimpl.network._forward (see _forward_kernels.c).
  *
  * Every kernel reads and writes 4-D float32 blobs through an fw_view: rows of a (H, W)
  * plane are contiguous and planes sit at data + n*sn + c*sc. That one description covers
@@ -6,8 +6,8 @@
  * convolutions (sc = N*H*W, sn = H*W), where the columns of a whole batch are one
  * contiguous range and the batch becomes one matrix product per group.
  */
-#ifndef REFIMPL_FORWARD_IMPL_H
-#define REFIMPL_FORWARD_IMPL_H
+#ifndef REFIMPL_FORWARD_KERNELS_H
+#define REFIMPL_FORWARD_KERNELS_H
 
 #include <stddef.h>
 
