@@ -30,7 +30,7 @@ from refimpl.network.spec import ALEXNET_LAYERS  # noqa: E402
 
 # the C core's kernel functions, and the layers they run in order
 KERNEL_KINDS = {"conv2d_layout": "conv", "lrn_layout": "lrn", "max_pool_layout": "pool",
-                "inner_product": "fc", "relu": "relu"}
+                "inner_product_packed": "fc", "relu": "relu"}
 
 
 class _TimedCore:
