@@ -39,6 +39,12 @@ cdef extern from "_forward_kernels.h" nogil:
                      int kw, int sh, int sw, int ph, int pw)
     void fw_relu(const fw_ctx *ctx, float *x, const float *src, ptrdiff_t count)
     int fw_pool_output_size(int size, int kernel, int stride, int pad)
+    enum:
+        FW_ISA_BASELINE
+        FW_ISA_AVX2
+        FW_ISA_AVX512
+    int fw_set_isa(int isa)
+    int fw_isa()
 
 cdef fw_ctx _ctx
 _ctx.threads = 1
@@ -82,6 +88,24 @@ def settings():
 
 
 WINOGRAD_KERNELS = (3, 5)
+
+# the matrix products' instruction sets, weakest first (same bits on each)
+ISAS = {"baseline": FW_ISA_BASELINE, "avx2": FW_ISA_AVX2, "avx512": FW_ISA_AVX512}
+
+
+def set_kernel_isa(name=None):
+    """Run the matrix products with instruction set `name` (one of ISAS), or the best this
+    CPU has for None; asking for more than it has gives that best. Returns the one in use."""
+    if name is not None and name not in ISAS:
+        raise ValueError(f"unknown instruction set {name!r}; one of {', '.join(ISAS)}")
+    got = fw_set_isa(-1 if name is None else ISAS[name])
+    return next(k for k, v in ISAS.items() if v == got)
+
+
+def kernel_isa():
+    """The instruction set the matrix products run with now."""
+    got = fw_isa()
+    return next(k for k, v in ISAS.items() if v == got)
 
 
 def winograd_filters(cnp.ndarray weights):

@@ -157,6 +157,61 @@ static void gemm_row_pair_avx2(int kc, const float *a, const float *b, const flo
     _mm256_storeu_ps(c2, y0); _mm256_storeu_ps(c2 + 8, y1);
 }
 
+/* The AVX-512 twin of gemm_tile_avx2 / gemm_strip_avx2: a strip's 16 columns are one
+ * 512-bit register per row, so a tile takes up to GEMM_MR512 rows (12 of the 32
+ * registers hold sums). Every lane runs the same fused-multiply-add chain over k as the
+ * AVX2 and scalar paths do, so the bits are the same; columns past nv are masked off
+ * (their loads do not touch memory, their lanes are never stored). Compiled on every
+ * x86-64 build and picked at run time; REFIMPL_CORE_ISA=avx2 (or fw_set_isa) forces the
+ * AVX2 path on an AVX-512 machine. */
+#define GEMM_MR512 12
+
+__attribute__((target("avx512f"), always_inline))
+static inline void gemm_tile_avx512(const int R, int kc, const float *a, ptrdiff_t lda,
+                                    const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
+                                    int first, __mmask16 mask)
+{
+    __m512 acc[GEMM_MR512];
+    int r, kk;
+    for (r = 0; r < R; r++)
+        acc[r] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, c + r * ldc);
+    for (kk = 0; kk < kc; kk++) {
+        const __m512 bv = _mm512_maskz_loadu_ps(mask, b + kk * ldb);
+        for (r = 0; r < R; r++)
+            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + kk]), bv, acc[r]);
+    }
+    for (r = 0; r < R; r++)
+        _mm512_mask_storeu_ps(c + r * ldc, mask, acc[r]);
+}
+
+__attribute__((target("avx512f")))
+static void gemm_strip_avx512(int m, int kc, const float *a, ptrdiff_t lda, const float *b,
+                              ptrdiff_t ldb, float *c, ptrdiff_t ldc, int first, int nv)
+{
+    const __mmask16 mask = nv >= GEMM_NR ? (__mmask16)0xFFFF : (__mmask16)((1u << nv) - 1);
+    int i;
+    for (i = 0; i < m; i += GEMM_MR512) {
+        const float *ai = a + (ptrdiff_t)i * lda;
+        float *ci = c + (ptrdiff_t)i * ldc;
+#define GEMM_TILE512(R) gemm_tile_avx512(R, kc, ai, lda, b, ldb, ci, ldc, first, mask); break;
+        switch (fw_min(GEMM_MR512, m - i)) {
+        case 12: GEMM_TILE512(12)
+        case 11: GEMM_TILE512(11)
+        case 10: GEMM_TILE512(10)
+        case 9: GEMM_TILE512(9)
+        case 8: GEMM_TILE512(8)
+        case 7: GEMM_TILE512(7)
+        case 6: GEMM_TILE512(6)
+        case 5: GEMM_TILE512(5)
+        case 4: GEMM_TILE512(4)
+        case 3: GEMM_TILE512(3)
+        case 2: GEMM_TILE512(2)
+        default: GEMM_TILE512(1)
+        }
+#undef GEMM_TILE512
+    }
+}
+
 static void gemm_strip_scalar(int m, int kc, const float *a, ptrdiff_t lda, const float *b,
                               ptrdiff_t ldb, float *c, ptrdiff_t ldc, int first, int nv)
 {
@@ -170,7 +225,32 @@ static void gemm_strip_scalar(int m, int kc, const float *a, ptrdiff_t lda, cons
         }
 }
 
-static int have_fma = -1;
+/* The instruction set gemm uses: FW_ISA_AVX512, FW_ISA_AVX2 (with FMA) or
+ * FW_ISA_BASELINE (fmaf), the best this CPU has unless fw_set_isa asked for less. */
+static int gemm_isa = -1;
+
+static int isa_supported(void)
+{
+    if (__builtin_cpu_supports("avx512f"))
+        return FW_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return FW_ISA_AVX2;
+    return FW_ISA_BASELINE;
+}
+
+int fw_set_isa(int isa)
+{
+    const int best = isa_supported();
+    gemm_isa = isa < 0 || isa > best ? best : isa;
+    return gemm_isa;
+}
+
+int fw_isa(void)
+{
+    if (gemm_isa < 0)
+        fw_set_isa(-1);
+    return gemm_isa;
+}
 
 /* C = A . B as described above, on the calling thread (the callers share out whole
  * products, or blocks of an inner product's outputs, among the threads). */
@@ -179,15 +259,14 @@ static void gemm(int m, int n, int k, const float *a, ptrdiff_t lda, const float
 {
     const int nstrips = (n + GEMM_NR - 1) / GEMM_NR;
     int s;
-    if (have_fma < 0)
-        have_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const int isa = fw_isa();
     if (k == 0) {
         int i;
         for (i = 0; i < m; i++) memset(c + (ptrdiff_t)i * ldc, 0, sizeof(float) * n);
         return;
     }
     /* a lone row: strips in pairs where both are full (gemm_row_pair_avx2) */
-    const int pair = m == 1 && have_fma ? 2 : 1;
+    const int pair = m == 1 && isa >= FW_ISA_AVX2 ? 2 : 1;
     for (s = 0; s < (nstrips + pair - 1) / pair; s++) {
         const int s0 = s * pair, s1 = fw_min(nstrips, s0 + pair);
         const int full = s1 - s0 == 2 && n - s0 * GEMM_NR >= 2 * GEMM_NR;
@@ -202,7 +281,9 @@ static void gemm(int m, int n, int k, const float *a, ptrdiff_t lda, const float
             }
             for (t = s0; t < s1; t++, bp += bs, cp += GEMM_NR) {
                 const int nv = fw_min(GEMM_NR, n - t * GEMM_NR);
-                if (have_fma)
+                if (isa == FW_ISA_AVX512)
+                    gemm_strip_avx512(m, kc, a + pc, lda, bp, ldb, cp, ldc, pc == 0, nv);
+                else if (isa == FW_ISA_AVX2)
                     gemm_strip_avx2(m, kc, a + pc, lda, bp, ldb, cp, ldc, pc == 0, nv);
                 else
                     gemm_strip_scalar(m, kc, a + pc, lda, bp, ldb, cp, ldc, pc == 0, nv);

@@ -50,4 +50,11 @@ void fw_max_pool(const fw_ctx *ctx, const fw_view *in, const fw_view *out, int k
 void fw_relu(const fw_ctx *ctx, float *x, const float *src, ptrdiff_t count);
 int fw_pool_output_size(int size, int kernel, int stride, int pad);
 
+/* The instruction set of the matrix products (the bits are the same on each: every
+ * output is one fused-multiply-add chain in k order). fw_set_isa(-1) = the best this CPU
+ * has; asking for more than it has gives that best. Returns the one now in use. */
+enum { FW_ISA_BASELINE = 0, FW_ISA_AVX2 = 1, FW_ISA_AVX512 = 2 };
+int fw_set_isa(int isa);
+int fw_isa(void);
+
 #endif

@@ -55,7 +55,7 @@ else:
 
 __all__ = ["conv2d", "relu", "lrn", "max_pool", "pool_output_size", "inner_product",
            "forward_c", "prepare_params", "PreparedParams", "golden_fc7", "CNetwork",
-           "configure", "settings", "available"]
+           "configure", "settings", "available", "kernel_isa"]
 
 def available():
     """True if the compiled core is importable."""
@@ -85,6 +85,21 @@ _configured = False
 _config_lock = threading.RLock()
 
 
+def _default_isa():
+    """$REFIMPL_CORE_ISA (avx512, avx2 or baseline: the most the matrix products may use,
+    e.g. avx2 to check that path on an AVX-512 machine), else None: the best there is."""
+    name = os.environ.get("REFIMPL_CORE_ISA", "").strip().lower()
+    if name and name not in _forward.ISAS:
+        raise ValueError(f"REFIMPL_CORE_ISA={name!r}: expected one of {', '.join(_forward.ISAS)}")
+    return name or None
+
+
+def kernel_isa():
+    """The instruction set of the core's matrix products now: "avx512", "avx2" or
+    "baseline" (the same bits on each)."""
+    return _ensure_configured().kernel_isa()
+
+
 def _default_winograd():
     env = os.environ.get("REFIMPL_WINOGRAD", "").strip().lower()
     return env not in ("0", "no", "false", "off")
@@ -104,6 +119,7 @@ def configure(threads=None, chunk_cols=None, winograd=None, wino_tiles=None):
             _configured = True
             configure(threads=default_threads(), chunk_cols=0,
                       winograd=_default_winograd(), wino_tiles=0)
+            core.set_kernel_isa(_default_isa())
         return core.configure(threads=threads, chunk_cols=chunk_cols,
                               winograd=winograd, wino_tiles=wino_tiles)
 

@@ -100,3 +100,25 @@ def test_fc7_of_an_image_is_the_same_in_a_batch_of_64(params, threads):
     for i in (0, 63):
         C.configure(threads=1)
         assert_same_bits(got[i], C.forward_c(params, x[i:i + 1], "fc7")[0], f"image {i}")
+
+
+def test_fc7_is_the_same_on_every_instruction_set_of_this_cpu(params):
+    """The matrix products have an AVX-512, an AVX2 and a baseline (fmaf) path, each
+    output one FMA chain in k order on all of them: the same bits. Runs every path this
+    CPU has (an AVX-512 machine checks all three; REFIMPL_CORE_ISA=avx2 forces the AVX2
+    path in normal use)."""
+    core = C._ensure_configured()
+    want = alone(params, "fc7", True)
+    x = np.concatenate([images(5, 2), IMAGE])
+    before = core.kernel_isa()
+    ran = []
+    try:
+        for isa in core.ISAS:
+            if core.set_kernel_isa(isa) != isa:
+                continue  # not on this CPU
+            ran.append(isa)
+            C.configure(threads=2, chunk_cols=0, wino_tiles=0, winograd=True)
+            assert_same_bits(C.forward_c(params, x, "fc7")[2], want, f"fc7 on {isa}")
+    finally:
+        core.set_kernel_isa(before)
+    assert "baseline" in ran and before in ran, ran
