@@ -20,15 +20,17 @@ Where the speed comes from:
   and each chunk goes im2col -> GEMM -> bias + ReLU while it is still in cache.
 * Both cores work all the time: the OpenMP threads take chunks (and blocks of fc neurons,
   pixels for LRN, planes for pooling), each product on one thread (csrc/_forward_kernels.c,
-  gemm: AVX2 + FMA, 6 x 16 register tiles). Caffe's im2col, LRN and pooling run on one
+  gemm: AVX-512 12 x 16 or AVX2 + FMA 6 x 16 register tiles, picked at run time;
+  REFIMPL_CORE_ISA=avx2 forces the second). Caffe's im2col, LRN and pooling run on one
   core.
 * conv2-5 (stride 1, 5x5 and 3x3 kernels) run by Winograd's minimal filtering
   F(2x2, rxr) (Lavin & Gray 2016): 2x2 output tiles from (r+1)^2 products per tile
   instead of 4 r^2, i.e. 2.8x (conv2) and 2.25x (conv3-5) fewer multiplications, as
   (r+1)^2 matrix products over the batch's tiles. The filters are transformed once, in
   prepare_params (kept by CNetwork). The price is rounding: the error of a tile scales
-  with its whole input patch, a few times float32's; fc7 stays within 7e-7 of Caffe's
-  max (the golden tolerance, derived from float32 rounding, is 3e-5).
+  with its whole input patch, a few times float32's; fc7 stays well inside the golden
+  tolerance of Caffe's (3e-5 of the max, derived from float32 rounding; `refimpl golden
+  verify --stage fc7` prints the worst case).
   `configure(winograd=False)` or REFIMPL_WINOGRAD=0 gives the im2col path for every layer.
 * LRN runs Caffe's own running window sum (bit-identical to the reference) and takes
   scale^-0.75 as 1/(sqrt(s) sqrt(sqrt(s))) in double: the float result of an exact
