@@ -92,8 +92,11 @@ bench: venv build caffe test-deps bench-deps
 install-check:
 	bash tools/install_check.sh
 
+# build/ holds the C that Cython makes of csrc/*.pyx (build/cython/) and the objects; the
+# csrc/ names are where builds before build/cython/ left that C (checkouts from then).
 clean:
-	rm -rf build csrc/_*.c csrc/_*.cpp .pytest_cache; find refimpl -name "*.so" -delete
+	rm -rf build .pytest_cache; find refimpl -name "*.so" -delete
+	rm -f csrc/_boaw.cpp csrc/_forward.c csrc/_render.c csrc/_rir.c csrc/_sgd.c
 
 # The paper's scale on the generated FAU-AIBO stand-in (refimpl corpus standin): every stage
 # of `make reproduce CORPUS=aibo` at each of SCALES, from nothing, with its wall time, CPU

@@ -1,6 +1,6 @@
 /* Hot loops of csrc/_boaw.pyx, compiled once per instruction set (GCC target_clones picks
- * the AVX2 or the baseline SSE2 version at load time).  A header, not a .c file, so that
- * `make clean` (which deletes csrc/*.c) leaves it alone.  Vectorisation runs across words
+ * the AVX2 or the baseline SSE2 version at load time).  A header of static functions that
+ * _boaw.pyx includes (cdef extern from), compiled with it.  Vectorisation runs across words
  * (or frames); each individual sum still adds its features in order, and the module is
  * built with -ffp-contract=off, so every result is the same float as openXBOW's. */
 #include <stddef.h>

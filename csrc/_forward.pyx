@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Compiled AlexNet kernels (C in forward_impl.c); the Python API is refimpl.network.cforward.
+"""Compiled AlexNet kernels (C in _forward_kernels.c); the Python API is refimpl.network.cforward.
 
 Each function takes float32 C-contiguous 4-D arrays in one of two layouts, chosen by a
 flag: NCHW (Caffe's, shape (N, C, H, W)) or CNHW (shape (C, N, H, W)), the layout the
@@ -7,16 +7,13 @@ fused forward keeps between convolutions so that a batch is one matrix product p
 group. Shapes are checked by the caller (cforward.py); here only what the C code needs
 to be memory-safe is checked. All kernels run without the GIL.
 """
-import threading
-
 import numpy as np
 cimport numpy as cnp
 from libc.stddef cimport ptrdiff_t
-from scipy.linalg.cython_blas cimport sgemm as blas_sgemm
 
 cnp.import_array()
 
-cdef extern from "forward_impl.c" nogil:
+cdef extern from "_forward_kernels.h" nogil:
     ctypedef struct fw_view:
         float *data
         int n, c, h, w
@@ -25,12 +22,8 @@ cdef extern from "forward_impl.c" nogil:
         int kh, kw, sh, sw, ph, pw, group, relu
     ctypedef struct fw_ctx:
         int threads
-        int split
         int chunk_cols
         int wino_tiles
-    enum:
-        FW_SPLIT_OMP
-        FW_SPLIT_BLAS
     int fw_conv(const fw_ctx *ctx, const fw_view *inp, const float *weights,
                 const float *bias, int m, const fw_conv_cfg *cfg, const fw_view *out)
     int fw_wino_transform_filters(const float *weights, int r, int m, int cg, float *u)
@@ -46,16 +39,15 @@ cdef extern from "forward_impl.c" nogil:
                      int kw, int sh, int sw, int ph, int pw)
     void fw_relu(const fw_ctx *ctx, float *x, const float *src, ptrdiff_t count)
     int fw_pool_output_size(int size, int kernel, int stride, int pad)
-    int fw_blas_bind(void *sgemm_ptr)
-    int fw_blas_get_threads()
-    void fw_blas_set_threads(int n)
-
-SPLIT_OMP = FW_SPLIT_OMP
-SPLIT_BLAS = FW_SPLIT_BLAS
+    enum:
+        FW_ISA_BASELINE
+        FW_ISA_AVX2
+        FW_ISA_AVX512
+    int fw_set_isa(int isa)
+    int fw_isa()
 
 cdef fw_ctx _ctx
 _ctx.threads = 1
-_ctx.split = FW_SPLIT_BLAS
 _ctx.chunk_cols = 0
 _ctx.wino_tiles = 0
 
@@ -70,29 +62,17 @@ def winograd_calls():
     """How many convolutions have run by Winograd's minimal filtering in this process."""
     return _wino_calls
 
-# Whether BLAS's thread count can be set (needed to run single-threaded BLAS calls on
-# several OpenMP threads at once without oversubscribing the cores).
-BLAS_THREAD_CONTROL = bool(fw_blas_bind(<void *>blas_sgemm))
 
-_blas_lock = threading.RLock()
-_blas_depth = 0
-_blas_saved = -1
-
-
-def configure(threads=None, split=None, chunk_cols=None, winograd=None, wino_tiles=None):
-    """Set the OpenMP thread count, the work split (SPLIT_OMP / SPLIT_BLAS), the im2col
-    chunk width (0 = automatic), whether the forward uses Winograd convolutions and the
-    Winograd tiles per work item (0 = automatic). Returns the previous settings."""
+def configure(threads=None, chunk_cols=None, winograd=None, wino_tiles=None):
+    """Set the OpenMP thread count, the im2col chunk width (0 = automatic), whether the
+    forward uses Winograd convolutions and the Winograd tiles per work item
+    (0 = automatic). Returns the previous settings."""
     global _winograd
     old = settings()
     if threads is not None:
         if int(threads) < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         _ctx.threads = int(threads)
-    if split is not None:
-        if split not in (FW_SPLIT_OMP, FW_SPLIT_BLAS):
-            raise ValueError(f"split must be SPLIT_OMP or SPLIT_BLAS, got {split!r}")
-        _ctx.split = split
     if chunk_cols is not None:
         _ctx.chunk_cols = max(0, int(chunk_cols))
     if winograd is not None:
@@ -103,11 +83,29 @@ def configure(threads=None, split=None, chunk_cols=None, winograd=None, wino_til
 
 
 def settings():
-    return dict(threads=_ctx.threads, split=_ctx.split, chunk_cols=_ctx.chunk_cols,
+    return dict(threads=_ctx.threads, chunk_cols=_ctx.chunk_cols,
                 winograd=_winograd, wino_tiles=_ctx.wino_tiles)
 
 
 WINOGRAD_KERNELS = (3, 5)
+
+# the matrix products' instruction sets, weakest first (same bits on each)
+ISAS = {"baseline": FW_ISA_BASELINE, "avx2": FW_ISA_AVX2, "avx512": FW_ISA_AVX512}
+
+
+def set_kernel_isa(name=None):
+    """Run the matrix products with instruction set `name` (one of ISAS), or the best this
+    CPU has for None; asking for more than it has gives that best. Returns the one in use."""
+    if name is not None and name not in ISAS:
+        raise ValueError(f"unknown instruction set {name!r}; one of {', '.join(ISAS)}")
+    got = fw_set_isa(-1 if name is None else ISAS[name])
+    return next(k for k, v in ISAS.items() if v == got)
+
+
+def kernel_isa():
+    """The instruction set the matrix products run with now."""
+    got = fw_isa()
+    return next(k for k, v in ISAS.items() if v == got)
 
 
 def winograd_filters(cnp.ndarray weights):
@@ -124,40 +122,6 @@ def winograd_filters(cnp.ndarray weights):
     fw_wino_transform_filters(<const float *>cnp.PyArray_DATA(weights), r, m, cg,
                               <float *>cnp.PyArray_DATA(u))
     return u
-
-
-def blas_threads():
-    """BLAS's current thread count (-1 if unknown)."""
-    return fw_blas_get_threads()
-
-
-class single_threaded_blas:
-    """Context: BLAS single-threaded while SPLIT_OMP kernels run (they call BLAS from
-    several OpenMP threads at once, and a threaded BLAS in each would oversubscribe the
-    cores). Re-entrant; concurrent users from other Python threads wait their turn."""
-
-    def __enter__(self):
-        global _blas_depth, _blas_saved
-        self._held = _ctx.split == FW_SPLIT_OMP
-        if not self._held:
-            return self
-        _blas_lock.acquire()
-        if _blas_depth == 0:
-            _blas_saved = fw_blas_get_threads()
-            if _blas_saved != 1:
-                fw_blas_set_threads(1)
-        _blas_depth += 1
-        return self
-
-    def __exit__(self, *exc):
-        global _blas_depth
-        if not self._held:
-            return False
-        _blas_depth -= 1
-        if _blas_depth == 0 and _blas_saved > 1:
-            fw_blas_set_threads(_blas_saved)
-        _blas_lock.release()
-        return False
 
 
 cdef fw_view _view(cnp.ndarray a, bint cnhw) except *:
@@ -239,12 +203,11 @@ def conv2d_layout(cnp.ndarray x, cnp.ndarray weights, bias, int sh, int sw, int 
             raise ValueError("wino_filters must be winograd_filters(weights) of a stride-1 "
                              f"convolution with a square {WINOGRAD_KERNELS} kernel")
         up = <const float *>cnp.PyArray_DATA(u)
-    with single_threaded_blas():
-        with nogil:
-            if up != NULL:
-                rc = fw_conv_wino(&ctx, &vin, up, bp, m, &cfg, &vout)
-            else:
-                rc = fw_conv(&ctx, &vin, wp, bp, m, &cfg, &vout)
+    with nogil:
+        if up != NULL:
+            rc = fw_conv_wino(&ctx, &vin, up, bp, m, &cfg, &vout)
+        else:
+            rc = fw_conv(&ctx, &vin, wp, bp, m, &cfg, &vout)
     if rc:
         raise MemoryError("conv2d: out of memory for the im2col / Winograd buffers")
     if up != NULL:
@@ -293,10 +256,27 @@ def _inner_product(cnp.ndarray x, cnp.ndarray weights, bias, bint relu, packed=N
         if b.dtype != np.float32 or b.ndim != 1 or b.shape[0] != m or not b.flags.c_contiguous:
             raise ValueError(f"bias must be float32 ({m},)")
         bp = <const float *>cnp.PyArray_DATA(b)
-    wpk = pack_rows(weights) if packed is None else packed
+    return inner_product_packed(x, pack_rows(weights) if packed is None else packed, m,
+                                bias, relu)
+
+
+def inner_product_packed(cnp.ndarray x, cnp.ndarray packed, int m, bias, bint relu):
+    """inner_product from the packed weights alone (pack_rows of an (m, K) matrix; the
+    original need not be kept): x (N, K) float32 C-contiguous -> (N, m)."""
+    cdef cnp.ndarray b, wpk = packed
+    cdef const float *bp = NULL
+    cdef int n, k
+    if x.ndim != 2 or x.dtype != np.float32 or not x.flags.c_contiguous:
+        raise ValueError("x must be C-contiguous float32 (N, K)")
+    n = x.shape[0]; k = x.shape[1]
+    if bias is not None:
+        b = bias
+        if b.dtype != np.float32 or b.ndim != 1 or b.shape[0] != m or not b.flags.c_contiguous:
+            raise ValueError(f"bias must be float32 ({m},)")
+        bp = <const float *>cnp.PyArray_DATA(b)
     if (wpk.ndim != 1 or wpk.dtype != np.float32 or not wpk.flags.c_contiguous
-            or wpk.shape[0] != fw_packed_size(m, k)):
-        raise ValueError("packed must be pack_rows(weights)")
+            or m < 1 or wpk.shape[0] != fw_packed_size(m, k)):
+        raise ValueError(f"packed must be pack_rows of ({m}, {k}) weights")
     cdef cnp.ndarray out = np.empty((n, m), dtype=np.float32)
     cdef const float *xp = <const float *>cnp.PyArray_DATA(x)
     cdef const float *wp = <const float *>cnp.PyArray_DATA(wpk)

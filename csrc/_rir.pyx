@@ -1,5 +1,5 @@
 """Compiled core of refimpl.conditions.rir: pyroomacoustics' shoebox room impulse
-response, the same bits, several times faster (see _rir_kernel.h).
+response, the same bits, several times faster (see _rir_kernels.h).
 
 - images(order, sq, west, east, c, delay): arrival times and amplitudes of every image.
 - rir_builder(rir, times, alphas, fs, fdl, lut_gran): libroom.rir_builder on one thread.
@@ -12,7 +12,7 @@ cimport numpy as cnp
 
 cnp.import_array()
 
-cdef extern from "_rir_kernel.h" nogil:
+cdef extern from "_rir_kernels.h" nogil:
     Py_ssize_t rir_images(int order, const double* sqx, const double* sqy,
                           const double* sqz, const float* wx, const float* ex,
                           const float* wy, const float* ey, const float* wz,

@@ -1,6 +1,6 @@
 """Compiled core of refimpl.protocol.sgd: scikit-learn's SGDClassifier (hinge, L2, "optimal"
 learning rate) for one binary problem and many alphas at once, the same bits (see
-_sgd_kernel.h).
+_sgd_kernels.h).
 
 - hinge_l2(X, y, alphas, epochs, seed): (coef (n_alphas, d), intercept (n_alphas,)).
 
@@ -14,7 +14,7 @@ from libc.stdlib cimport malloc, free
 
 cnp.import_array()
 
-cdef extern from "_sgd_kernel.h" nogil:
+cdef extern from "_sgd_kernels.h" nogil:
     int SGD_LANES
     int sgd_hinge_l2_lanes(const double *X, const double *y, int n, int d,
                            const double *alpha, int epochs, uint32_t seed, double *W,

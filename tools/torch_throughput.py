@@ -11,8 +11,9 @@ Rows per batch size, each the median of repeated calls after warm-up:
                 device's own speed)
   torch-device-cudnn-benchmark   the same with torch.backends.cudnn.benchmark = True
                 (cuDNN times its algorithms and keeps the fastest; cuda only)
-Each torch row's fc7 is compared with the C core's (worst |diff| / max per image; the
-project's tolerance is 1e-5). Called by tools/gpu_check.sh; runs on CPU too (--device cpu).
+Each torch row's fc7 is compared with the C core's (worst |diff| / max per image, against
+the project's tolerance: golden.TOLERANCES["fc7_max_error_rel_to_max"], 3e-5 in
+golden/manifest.json). Called by tools/gpu_check.sh; runs on CPU too (--device cpu).
 """
 import argparse
 import json
@@ -133,7 +134,7 @@ def markdown(env, rows):
     head = ", ".join(f"{k} {v}" for k, v in env.items() if k != "c_core")
     c = env.get("c_core")
     if c:
-        head += f"; C core threads {c['threads']}, split {c['split']}, winograd {c['winograd']}"
+        head += f"; C core threads {c['threads']}, winograd {c['winograd']}"
     return (f"Environment: {head}\n\nx C core = C core's median time / this row's (above 1: "
             f"faster than the C core on the CPU). fc7 error tolerance {tol:g}.\n\n"
             + "\n".join(lines) + "\n")

@@ -1,8 +1,8 @@
 """Winograd minimal-filtering matrices F(2, r) from Toom-Cook, in exact rational arithmetic,
-and the C code of their transforms (csrc/winograd_gen.h).
+and the C code of their transforms (csrc/_forward_winograd.h).
 
     python tools/winograd_matrices.py            # check, then print the header
-    python tools/winograd_matrices.py --write    # check, then write csrc/winograd_gen.h
+    python tools/winograd_matrices.py --write    # check, then write csrc/_forward_winograd.h
 
 One output pair (m = 2) per tile and n = m + r - 1 evaluation points: 0, +-1, (+-2,) inf.
 The 1-D correlation y_i = sum_k g_k d_{i+k} (Caffe's convolution, no kernel flip) is the
@@ -190,7 +190,7 @@ def header():
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--write", action="store_true", help="write csrc/winograd_gen.h")
+    ap.add_argument("--write", action="store_true", help="write csrc/_forward_winograd.h")
     args = ap.parse_args(argv)
     for r in (3, 5):
         at, g, bt = matrices(r)
@@ -199,7 +199,7 @@ def main(argv=None):
               file=sys.stderr)
     text = header()
     if args.write:
-        path = Path(__file__).resolve().parents[1] / "csrc" / "winograd_gen.h"
+        path = Path(__file__).resolve().parents[1] / "csrc" / "_forward_winograd.h"
         path.write_text(text)
         print(f"wrote {path}", file=sys.stderr)
     else:

@@ -11,7 +11,7 @@ sources and rir_builder. What changes is the organisation:
   reflection index, so they are tabulated per index and gathered (libroom builds an object
   per image, which is most of compute_rir's time in our rooms: orders 40-90, 0.1-1 M
   images);
-- a compiled builder (csrc/_rir.pyx, _rir_kernel.h -> refimpl.conditions._rir) makes the
+- a compiled builder (csrc/_rir.pyx, _rir_kernels.h -> refimpl.conditions._rir) makes the
   arrival times and amplitudes and adds the fractional-delay sincs with the same float32
   operations in the same order. It proves itself once per process against libroom and
   numpy; where it is not built or disagrees, numpy and libroom.rir_builder do

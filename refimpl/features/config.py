@@ -37,7 +37,7 @@ class ExtractorConfig:
         AlexNet's blob whose activations are the features: fc7 by default, or pool5,
         conv5, fc6, ...
     backend : str
-        "c", "numpy", "caffe" or "torch" (AlexNet).
+        "c", "numpy", "caffe", "torch" or "openvino" (AlexNet).
     weights : str, optional
         A caffemodel path, "synthetic:SEED", or None for the BVLC weights.
     nfft, cmap, fmax, renderer, pixels
@@ -155,6 +155,9 @@ class ExtractorConfig:
         elif backend == "torch":
             from refimpl.network import torch_backend   # PyTorch: an optional extra
             backend += f" torch={torch_backend._torch().__version__} device={self.device or 'cpu'}"
+        elif backend == "openvino":
+            from refimpl.network import openvino_backend  # OpenVINO: an optional extra
+            backend += " " + openvino_backend.arithmetic_id()
         image = self.image_options
         invariant = self.net == "alexnet" and getattr(BACKENDS[self.backend],
                                                       "batch_invariant", False)

@@ -10,6 +10,9 @@ fc7 (after its ReLU) is the deep spectrum feature vector.
     weights       the BVLC AlexNet (download, SHA1) and seeded synthetic stand-ins
     efficientnet  EfficientNet-Lite0, a second, truly pretrained network (torchckpt reads
                   its PyTorch checkpoint without PyTorch)
+    torch_backend PyTorch (an optional extra), on a CPU or a CUDA device
+    openvino_backend  OpenVINO's CPU plugin (an optional extra) on onnx_graph's AlexNet,
+                  the caffemodel as an ONNX graph built in memory
     backends      the Backend protocol, open_backend and open_network
 """
 from refimpl.network.backends import (BACKENDS, NETWORKS, Backend, feature_dim, feature_layer,

@@ -3,7 +3,7 @@
 A backend runs AlexNet on blobs:
 
     class Backend(Protocol):
-        name: str                                   # "numpy", "c", "caffe", "torch"
+        name: str                                   # "numpy", "c", "caffe", "torch", ...
         def forward(self, blob, until="fc7"): ...   # (N, 3, 227, 227) -> blob `until`
         def close(self): ...
 
@@ -26,6 +26,7 @@ from refimpl.network import caffemodel, efficientnet
 from refimpl.network.blob import image_to_blob
 from refimpl.network.caffe_client import CaffeNetwork
 from refimpl.network.cforward import CNetwork
+from refimpl.network.openvino_backend import OpenVinoNetwork
 from refimpl.network.reference import NumpyNetwork
 from refimpl.network.spec import BLOB_NAMES, FEATURE_BLOB, blob_dim
 from refimpl.network.torch_backend import TorchNetwork
@@ -42,9 +43,11 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-# numpy: the readable reference; caffe: the real thing; c: the compiled core (fastest on a
-# CPU); torch: PyTorch on a CPU or a CUDA device (an optional extra)
-BACKENDS = {"numpy": NumpyNetwork, "caffe": CaffeNetwork, "c": CNetwork, "torch": TorchNetwork}
+# numpy: the readable reference; caffe: the real thing; c: the compiled core; torch: PyTorch
+# on a CPU or a CUDA device (an optional extra); openvino: OpenVINO's CPU plugin (an
+# optional extra; faster than the core on some CPUs, see README)
+BACKENDS = {"numpy": NumpyNetwork, "caffe": CaffeNetwork, "c": CNetwork, "torch": TorchNetwork,
+            "openvino": OpenVinoNetwork}
 # the backends that run on a device other than the CPU, and how they name it
 DEVICE_BACKENDS = {"torch": "cpu, cuda or cuda:N",
                    "caffe": "cpu or gpu:N (a CUDA pycaffe named by REFIMPL_CAFFE_PYTHON)"}

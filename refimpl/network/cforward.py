@@ -1,14 +1,14 @@
-"""AlexNet forward pass through the compiled C core (csrc/_forward.pyx, forward_impl.c).
+"""AlexNet forward pass through the compiled C core (csrc/_forward.pyx, _forward_kernels.c).
 
 Same numbers as the NumPy reference (refimpl/network/reference.py): LRN, pooling and ReLU bit for
 bit, the convolutions and inner products to float32 rounding (each of their outputs is
 one fused-multiply-add chain in input order, the core's own GEMM; numpy's BLAS sums in
 its own blocked order; conv2-5 go through Winograd's transforms). An image's outputs
-are the same bits whatever batch it is in, wherever, with any thread count or split:
-the threads share out outputs, never a sum (tests/network/test_determinism.py). The layer functions here take the reference's arguments
-and return its shapes, so either can stand in for the other; `forward_c` is
-`forward_numpy`'s twin, `CNetwork` the network backend "c", `golden_fc7`
-the callable for
+are the same bits whatever batch it is in, wherever, with any thread count: the threads
+share out outputs, never a sum (tests/network/test_determinism.py). The layer functions
+here take the reference's arguments and return its shapes, so either can stand in for
+the other; `forward_c` is `forward_numpy`'s twin, `CNetwork` the network backend "c",
+`golden_fc7` the callable for
 `refimpl golden verify --stage fc7 --impl refimpl.network.cforward:golden_fc7`.
 
 Where the speed comes from:
@@ -19,18 +19,18 @@ Where the speed comes from:
 * That matrix is never built whole. Its columns are cut into chunks of a few hundred,
   and each chunk goes im2col -> GEMM -> bias + ReLU while it is still in cache.
 * Both cores work all the time: the OpenMP threads take chunks (and blocks of fc neurons,
-  pixels for LRN, planes for pooling), each product on one thread (csrc/forward_impl.c,
-  gemm: AVX2 + FMA, 6 x 16 register tiles). Caffe's im2col, LRN and pooling run on one
-  core. The other split, one wide chunk at a time with the threads sharing its products
-  (`configure(split="blas")`, once BLAS's own threads), is not the default;
-  tests/benchmarks time both.
+  pixels for LRN, planes for pooling), each product on one thread (csrc/_forward_kernels.c,
+  gemm: AVX-512 12 x 16 or AVX2 + FMA 6 x 16 register tiles, picked at run time;
+  REFIMPL_CORE_ISA=avx2 forces the second). Caffe's im2col, LRN and pooling run on one
+  core.
 * conv2-5 (stride 1, 5x5 and 3x3 kernels) run by Winograd's minimal filtering
   F(2x2, rxr) (Lavin & Gray 2016): 2x2 output tiles from (r+1)^2 products per tile
   instead of 4 r^2, i.e. 2.8x (conv2) and 2.25x (conv3-5) fewer multiplications, as
   (r+1)^2 matrix products over the batch's tiles. The filters are transformed once, in
   prepare_params (kept by CNetwork). The price is rounding: the error of a tile scales
-  with its whole input patch, a few times float32's; fc7 stays within 7e-7 of Caffe's
-  max (the golden tolerance, derived from float32 rounding, is 3e-5).
+  with its whole input patch, a few times float32's; fc7 stays well inside the golden
+  tolerance of Caffe's (3e-5 of the max, derived from float32 rounding; `refimpl golden
+  verify --stage fc7` prints the worst case).
   `configure(winograd=False)` or REFIMPL_WINOGRAD=0 gives the im2col path for every layer.
 * LRN runs Caffe's own running window sum (bit-identical to the reference) and takes
   scale^-0.75 as 1/(sqrt(s) sqrt(sqrt(s))) in double: the float result of an exact
@@ -57,10 +57,7 @@ else:
 
 __all__ = ["conv2d", "relu", "lrn", "max_pool", "pool_output_size", "inner_product",
            "forward_c", "prepare_params", "PreparedParams", "golden_fc7", "CNetwork",
-           "configure", "settings", "available"]
-
-SPLITS = {"omp": "SPLIT_OMP", "blas": "SPLIT_BLAS"}
-
+           "configure", "settings", "available", "kernel_isa"]
 
 def available():
     """True if the compiled core is importable."""
@@ -90,15 +87,29 @@ _configured = False
 _config_lock = threading.RLock()
 
 
+def _default_isa():
+    """$REFIMPL_CORE_ISA (avx512, avx2 or baseline: the most the matrix products may use,
+    e.g. avx2 to check that path on an AVX-512 machine), else None: the best there is."""
+    name = os.environ.get("REFIMPL_CORE_ISA", "").strip().lower()
+    if name and name not in _forward.ISAS:
+        raise ValueError(f"REFIMPL_CORE_ISA={name!r}: expected one of {', '.join(_forward.ISAS)}")
+    return name or None
+
+
+def kernel_isa():
+    """The instruction set of the core's matrix products now: "avx512", "avx2" or
+    "baseline" (the same bits on each)."""
+    return _ensure_configured().kernel_isa()
+
+
 def _default_winograd():
     env = os.environ.get("REFIMPL_WINOGRAD", "").strip().lower()
     return env not in ("0", "no", "false", "off")
 
 
-def configure(threads=None, split=None, chunk_cols=None, winograd=None, wino_tiles=None):
+def configure(threads=None, chunk_cols=None, winograd=None, wino_tiles=None):
     """Tune the C core: `threads` (default: the CPUs this process may use, or
-    $REFIMPL_THREADS), `split` "omp" (the threads take whole work items; the default) or
-    "blas" (wide work items one at a time, the threads sharing each one's products),
+    $REFIMPL_THREADS; the threads take whole work items),
     `chunk_cols` (im2col columns per work item, 0 = automatic),
     `winograd` (the forward runs conv2-5 by Winograd's minimal filtering; default on,
     $REFIMPL_WINOGRAD=0 turns it off) and `wino_tiles` (Winograd tiles per work item,
@@ -108,29 +119,17 @@ def configure(threads=None, split=None, chunk_cols=None, winograd=None, wino_til
     with _config_lock:
         if not _configured:  # defaults first, so that a partial call keeps the others
             _configured = True
-            configure(threads=default_threads(), split="omp", chunk_cols=0,
+            configure(threads=default_threads(), chunk_cols=0,
                       winograd=_default_winograd(), wino_tiles=0)
-        if split is not None:
-            if split not in SPLITS:
-                raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
-            split = getattr(core, SPLITS[split])
-        old = core.configure(threads=threads, split=split, chunk_cols=chunk_cols,
-                             winograd=winograd, wino_tiles=wino_tiles)
-    return _named(old)
-
-
-def _named(s):
-    s = dict(s)
-    s["split"] = "omp" if s["split"] == _forward.SPLIT_OMP else "blas"
-    return s
+            core.set_kernel_isa(_default_isa())
+        return core.configure(threads=threads, chunk_cols=chunk_cols,
+                              winograd=winograd, wino_tiles=wino_tiles)
 
 
 def settings():
-    """The current settings, with whether BLAS's threads can be controlled."""
+    """The current settings (configure's arguments)."""
     _ensure_configured()
-    s = _named(_forward.settings())
-    s["blas_thread_control"] = _forward.BLAS_THREAD_CONTROL
-    return s
+    return _forward.settings()
 
 
 def arithmetic_id():
@@ -230,27 +229,37 @@ class PreparedParams(dict):
     `winograd` = {layer: winograd_filters(weights)} for the convolutions that can run by
     Winograd's minimal filtering (stride 1, 3x3 or 5x5 kernels: conv2-5) and `packed` =
     {layer: pack_rows(weights)} for the inner products (their weights in the order the
-    core reads them: a second copy, 218 MB for fc6-fc8, kept rather than remade per call)."""
+    core reads them, made once rather than per call), with `fc_outputs` = {layer: M}.
+    Without keep_fc_weights the inner products' weights are None here: the packed copy
+    is all the forward reads (fc6-fc8's weights are 234 MB)."""
 
-    def __init__(self, arrays, winograd, packed):
+    def __init__(self, arrays, winograd, packed, fc_outputs):
         super().__init__(arrays)
         self.winograd = winograd
         self.packed = packed
+        self.fc_outputs = fc_outputs
 
 
-def prepare_params(params):
+def prepare_params(params, keep_fc_weights=True):
     """A caffemodel path or load_alexnet_params' dict -> the same dict with every array
     float32 and C-contiguous, the Winograd-transformed filters of conv2-5 and the packed
-    inner-product weights (CNetwork does it once and keeps the result). The weights must not be changed in place
-    afterwards."""
+    inner-product weights (CNetwork does it once and keeps the result). The weights must
+    not be changed in place afterwards. keep_fc_weights=False drops the inner products'
+    own weights once packed (their entries become (None, bias)): CNetwork's choice, which
+    keeps one copy of fc6-fc8 instead of two; such a dict serves forward_c only."""
     arrays = alexnet_params(params)
     core = _core()
     winograd = {name: core.winograd_filters(arrays[name][0])
                 for name, kind, cfg in ALEXNET_LAYERS
                 if kind == "conv" and _winograd_applies(arrays[name][0], cfg["stride"])}
-    packed = {name: core.pack_rows(arrays[name][0])
-              for name, kind, cfg in ALEXNET_LAYERS if kind == "fc"}
-    return PreparedParams(arrays, winograd, packed)
+    fc = [name for name, kind, _ in ALEXNET_LAYERS if kind == "fc"]
+    packed, fc_outputs = {}, {}
+    for name in fc:
+        w, b = arrays[name]
+        packed[name], fc_outputs[name] = core.pack_rows(w), w.shape[0]
+        if not keep_fc_weights:
+            arrays[name] = (None, b)
+    return PreparedParams(arrays, winograd, packed, fc_outputs)
 
 
 def _winograd_applies(weights, stride):
@@ -268,7 +277,7 @@ def forward_c(params, blob, until=FEATURE_BLOB, batch_size=64):
     """
     core = _ensure_configured()
     if not isinstance(params, PreparedParams):
-        params = prepare_params(params)
+        params = prepare_params(params, keep_fc_weights=False)
     blob = _f32(blob)
     if blob.ndim != 4 or blob.shape[1:] != INPUT_SHAPE:
         raise ValueError(f"AlexNet input must be (N, 3, 227, 227), got {blob.shape}")
@@ -278,8 +287,7 @@ def forward_c(params, blob, until=FEATURE_BLOB, batch_size=64):
     if batch_size and blob.shape[0] > batch_size:
         return np.concatenate([forward_c(params, blob[i:i + batch_size], until, batch_size)
                                for i in range(0, blob.shape[0], batch_size)])
-    with core.single_threaded_blas():
-        return _forward_layers(core, params, blob, stop)
+    return _forward_layers(core, params, blob, stop)
 
 
 def _forward_layers(core, params, x, stop):
@@ -314,9 +322,10 @@ def _forward_layers(core, params, x, stop):
             if cnhw:
                 x = np.ascontiguousarray(x.transpose(1, 0, 2, 3))
                 cnhw = False
-            w, b = params[name]
-            x = core.inner_product(x.reshape(x.shape[0], w.shape[1]), w, b, fuse,
-                                   packed=params.packed[name])
+            b = params[name][1]
+            x = core.inner_product_packed(x.reshape(x.shape[0], int(np.prod(x.shape[1:]))),
+                                          params.packed[name],
+                                          params.fc_outputs[name], b, fuse)
         elif kind == "dropout":
             pass
         else:
@@ -342,7 +351,7 @@ class CNetwork:
 
     def __init__(self, weights):
         _core()  # fail early, with the build hint, if the extension is missing
-        self.params = prepare_params(weights)
+        self.params = prepare_params(weights, keep_fc_weights=False)
 
     def fc7(self, blob):
         return forward_c(self.params, blob, "fc7")

@@ -369,8 +369,8 @@ def efficientnet_features(images, batch_size=8, net=None):
     """Deep spectrum features: (N, 227, 227, 3) uint8 RGB spectrograms -> (N, 1280) float32.
 
     Images go through the network `batch_size` at a time: beyond about 8 the activations no
-    longer fit the caches and the time per image grows (single-threaded: ~30 ms/image at 1-8,
-    ~40 ms at 32 on the development machine).
+    longer fit the caches and the time per image grows (per-image time at batches 1 and 32:
+    tests/benchmarks/test_efficientnet_speed.py).
     """
     images = as_image_batch(images)
     net = net or network()

@@ -5,7 +5,7 @@
 coef_, intercept_ and predictions, bit for bit. Two paths with that one signature:
 
 * `fit_svms_reference`: one scikit-learn fit per alpha (the definition).
-* the compiled path (csrc/_sgd.pyx, _sgd_kernel.h): scikit-learn's own update rule, run for
+* the compiled path (csrc/_sgd.pyx, _sgd_kernels.h): scikit-learn's own update rule, run for
   eight alphas in lockstep over the same sample order. scikit-learn sums each dot product
   as a single chain of additions, so its fit runs at the adder's latency; the lanes give
   eight independent chains per pass over a sample, each in scikit-learn's order. The inner

@@ -4,10 +4,8 @@
 
 Each batch size is one benchmark group, so the rows of a group (same inputs, same
 machine, same moment) give the ratios; images/s is in each row's extra_info
-(--benchmark-verbose or --benchmark-json). The C core runs in both work splits: "omp"
-(the default: OpenMP threads share the work, BLAS single-threaded in each) and "blas"
-(one work item at a time, BLAS's own threads), which is how the default was chosen,
-and with conv2-5 by Winograd (the default) or all by im2col ("c-omp-im2col").
+(--benchmark-verbose or --benchmark-json). The C core runs with conv2-5 by Winograd
+(the default, "c") and with every convolution by im2col ("c-im2col").
 On a machine shared with other jobs, run it a few times and compare medians.
 """
 import pytest
@@ -47,10 +45,9 @@ def test_numpy(benchmark, alexnet_params, batch):
         f"numpy b{batch}")
 
 
-# (name, configure(...) settings): both work splits with Winograd (the default), and the
-# default split with Winograd off, which shows what Winograd gains at each batch size.
-C_SETUPS = [("c-omp", dict(split="omp")), ("c-blas", dict(split="blas")),
-            ("c-omp-im2col", dict(split="omp", winograd=False))]
+# (name, configure(...) settings): Winograd on (the default) and off, which shows what
+# Winograd gains at each batch size.
+C_SETUPS = [("c", dict(winograd=True)), ("c-im2col", dict(winograd=False))]
 
 
 @pytest.mark.parametrize("setup", C_SETUPS, ids=[name for name, _ in C_SETUPS])

@@ -1,6 +1,6 @@
 """Speed of AlexNet to fc7: our C core against what a user would run instead on a CPU,
-PyTorch (refimpl.network.torch_backend), ONNX Runtime and OpenVINO (refimpl.network.peers: the same
-caffemodel as an ONNX graph).
+PyTorch (refimpl.network.torch_backend), ONNX Runtime and OpenVINO (peers.py: the same
+caffemodel as an ONNX graph; OpenVINO through the "openvino" backend).
 
     make bench-deps
     pytest tests/benchmarks/test_bench_peers.py --benchmark-enable
@@ -22,12 +22,12 @@ installed are skipped and say which extra to install.
 import numpy as np
 import pytest
 
+import peers
 from bench_inputs import random_blob
 
-from refimpl.network import cforward as C
 from refimpl import golden
+from refimpl.network import cforward as C
 from refimpl.network import reference as N
-from refimpl.network import peers
 
 BATCHES = [1, 32]
 THREADS = sorted({peers.default_threads(), 1}, reverse=True)

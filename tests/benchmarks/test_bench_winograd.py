@@ -44,9 +44,8 @@ def test_conv(benchmark, params, inputs, name, method):
     x = inputs[name]
 
     def conv():
-        with core.single_threaded_blas():
-            return core.conv2d_layout(x, w, b, 1, 1, cfg["pad"], cfg["pad"], cfg["group"],
-                                      True, x_cnhw=True, out_cnhw=True, wino_filters=u)
+        return core.conv2d_layout(x, w, b, 1, 1, cfg["pad"], cfg["pad"], cfg["group"],
+                                  True, x_cnhw=True, out_cnhw=True, wino_filters=u)
 
     benchmark.group = f"{name}, batch {BATCH}"
     benchmark.name = method

@@ -1,8 +1,8 @@
-"""The C core (refimpl.network.cforward, csrc/forward_impl.c) against the NumPy reference.
+"""The C core (refimpl.network.cforward, csrc/_forward_kernels.c) against the NumPy reference.
 
 Each kernel is compared with refimpl.network.reference's layer function on random shapes chosen
 by hypothesis (odd sizes, groups, pads, strides, tiny chunks so that work items cut
-through rows and images, both work splits, one and two threads). LRN, pooling and ReLU
+through rows and images, one and two threads). LRN, pooling and ReLU
 must be bit-identical (same operations in the same order); convolution and inner product
 (conv1 included) sum in another order than NumPy's BLAS, so they agree to float32 rounding: the bound of
 two float32 evaluations of each sum (tests/tolerances.py), and through the whole network
@@ -53,11 +53,10 @@ def restore_settings(request):
 
 
 def core_settings(data):
-    """Draw a work split, thread count and chunk width (small ones cut rows/images)."""
-    split = data.draw(st.sampled_from(["omp", "blas"]), label="split")
+    """Draw a thread count and chunk width (small ones cut rows/images)."""
     threads = data.draw(st.sampled_from([1, 2]), label="threads")
     chunk = data.draw(st.sampled_from([0, 1, 7, 16, 100]), label="chunk_cols")
-    C.configure(threads=threads, split=split, chunk_cols=chunk)
+    C.configure(threads=threads, chunk_cols=chunk)
 
 
 def assert_close_to_sgemm(got, want, bound, what):
@@ -298,28 +297,19 @@ def test_every_blob_matches_numpy(params, blob, numpy_blobs, rounding, name):
     tol.assert_within(got, want, bound.reshape(got.shape), name)
 
 
-def test_forward_invariant_to_threads_split_and_batching(params, blob):
-    """Threads, split and batch only change who computes which output and how wide the
+def test_forward_invariant_to_threads_and_batching(params, blob):
+    """Threads and batch only change who computes which output and how wide the
     products are: bit for bit (test_determinism.py draws many more settings)."""
-    C.configure(threads=1, split="omp")
+    C.configure(threads=1)
     one = C.forward_c(params, blob)
-    C.configure(threads=2, split="blas")
+    C.configure(threads=2)
     np.testing.assert_array_equal(C.forward_c(params, blob, batch_size=2), one)
-
-
-def test_forward_leaves_blas_threads_as_they_were(params, blob):
-    core = C._ensure_configured()
-    before = core.blas_threads()
-    C.forward_c(params, blob[:1])
-    assert core.blas_threads() == before
 
 
 def test_concurrent_forwards_from_two_threads(params, blob):
     """extract() runs the network beside an image thread; two callers at once must each
-    get their own answer, and BLAS's thread count must come back as it was."""
+    get their own answer."""
     import threading
-    core = C._ensure_configured()
-    before = core.blas_threads()
     want = [C.forward_c(params, blob[i:i + 1]) for i in range(2)]
     got = [None, None]
 
@@ -334,7 +324,6 @@ def test_concurrent_forwards_from_two_threads(params, blob):
         t.join()
     for i in range(2):
         np.testing.assert_array_equal(got[i], want[i])
-    assert core.blas_threads() == before
 
 
 def test_forward_accepts_a_caffemodel_path_and_rejects_bad_input(params, blob):
@@ -353,12 +342,27 @@ def test_empty_batch(params):
 
 
 def test_cnetwork_backend(params, blob):
+    """The backend keeps the inner products' weights once, packed (not also as Caffe
+    stores them), and gives the same bits as forward_c on the full prepared dict."""
     from refimpl.network import weights
     net = C.CNetwork(weights.synthetic_weights_path(0))
     try:
+        assert all(net.params[name][0] is None for name in ("fc6", "fc7", "fc8"))
         np.testing.assert_array_equal(net.fc7(blob), C.forward_c(params, blob))
+        np.testing.assert_array_equal(net.forward(blob, "fc8"), C.forward_c(params, blob, "fc8"))
     finally:
         net.close()
+
+
+def test_inner_product_from_packed_weights_checks_their_size(params):
+    core = C._ensure_configured()
+    w, b = params["fc7"]
+    x = rand(3, (2, 4096))
+    np.testing.assert_array_equal(core.inner_product_packed(x, params.packed["fc7"], 4096, b, True),
+                                  C.inner_product(x, w, b, relu=True))
+    with pytest.raises(ValueError, match=r"pack_rows of \(4096, 9216\)"):
+        core.inner_product_packed(rand(3, (2, 9216)),
+                                  params.packed["fc7"], 4096, b, False)
 
 
 def test_golden_fc7_from_caffe():

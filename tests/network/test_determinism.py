@@ -1,8 +1,8 @@
 """The C core's features of an image do not depend on the batch it is in, its position
-there, the thread count or the work split: bit for bit, at every AlexNet blob.
+there, the thread count or the work item sizes: bit for bit, at every AlexNet blob.
 
 Every convolution and inner product is one fused-multiply-add chain per output in a
-fixed order (csrc/forward_impl.c, gemm), and every work split is over independent
+fixed order (csrc/_forward_kernels.c, gemm), and the threads share out independent
 outputs, so the bits of an output depend on the layer's shape and the image alone. The
 image is compared with itself computed alone on one thread; the other images of the
 batch are random. Small batches with every setting drawn by hypothesis, then one batch
@@ -51,7 +51,7 @@ def alone(params, until, winograd):
     """The image's blob computed alone, on one thread, with the automatic work sizes."""
     key = (until, winograd)
     if key not in _alone:
-        old = C.configure(threads=1, split="omp", chunk_cols=0, wino_tiles=0,
+        old = C.configure(threads=1, chunk_cols=0, wino_tiles=0,
                           winograd=winograd)
         try:
             _alone[key] = C.forward_c(params, IMAGE, until)[0]
@@ -73,7 +73,6 @@ def test_blob_of_an_image_is_the_same_in_any_batch_and_thread_count(params, data
     until = data.draw(st.sampled_from(BLOB_NAMES), label="until")
     winograd = data.draw(st.booleans(), label="winograd")
     threads = data.draw(st.integers(1, 4), label="threads")
-    split = data.draw(st.sampled_from(["omp", "blas"]), label="split")
     # work item sizes: 0 = automatic; small ones cut rows, tiles and images apart
     chunk = data.draw(st.sampled_from([0, 100, 333]), label="chunk_cols")
     tiles = data.draw(st.sampled_from([0, 13, 50]), label="wino_tiles")
@@ -83,10 +82,9 @@ def test_blob_of_an_image_is_the_same_in_any_batch_and_thread_count(params, data
     want = alone(params, until, winograd)
     others = images(seed, batch - 1)
     x = np.concatenate([others[:pos], IMAGE, others[pos:]])
-    C.configure(threads=threads, split=split, chunk_cols=chunk, wino_tiles=tiles,
-                winograd=winograd)
+    C.configure(threads=threads, chunk_cols=chunk, wino_tiles=tiles, winograd=winograd)
     got = C.forward_c(params, x, until)[pos]
-    assert_same_bits(got, want, f"{until}, batch {batch} at {pos}, {threads} threads, {split}")
+    assert_same_bits(got, want, f"{until}, batch {batch} at {pos}, {threads} threads")
 
 
 @pytest.mark.parametrize("threads", [2, 3])
@@ -95,10 +93,32 @@ def test_fc7_of_an_image_is_the_same_in_a_batch_of_64(params, threads):
     pos = 37
     others = images(11, 63)
     x = np.concatenate([others[:pos], IMAGE, others[pos:]])
-    C.configure(threads=threads, split="omp", chunk_cols=0, wino_tiles=0, winograd=True)
+    C.configure(threads=threads, chunk_cols=0, wino_tiles=0, winograd=True)
     got = C.forward_c(params, x, "fc7")
     assert_same_bits(got[pos], want, f"fc7, batch 64 at {pos}, {threads} threads")
     # and every other image of the batch as it is alone
     for i in (0, 63):
         C.configure(threads=1)
         assert_same_bits(got[i], C.forward_c(params, x[i:i + 1], "fc7")[0], f"image {i}")
+
+
+def test_fc7_is_the_same_on_every_instruction_set_of_this_cpu(params):
+    """The matrix products have an AVX-512, an AVX2 and a baseline (fmaf) path, each
+    output one FMA chain in k order on all of them: the same bits. Runs every path this
+    CPU has (an AVX-512 machine checks all three; REFIMPL_CORE_ISA=avx2 forces the AVX2
+    path in normal use)."""
+    core = C._ensure_configured()
+    want = alone(params, "fc7", True)
+    x = np.concatenate([images(5, 2), IMAGE])
+    before = core.kernel_isa()
+    ran = []
+    try:
+        for isa in core.ISAS:
+            if core.set_kernel_isa(isa) != isa:
+                continue  # not on this CPU
+            ran.append(isa)
+            C.configure(threads=2, chunk_cols=0, wino_tiles=0, winograd=True)
+            assert_same_bits(C.forward_c(params, x, "fc7")[2], want, f"fc7 on {isa}")
+    finally:
+        core.set_kernel_isa(before)
+    assert "baseline" in ran and before in ran, ran

@@ -69,10 +69,9 @@ def draw_conv(data, max_size=19):
 
 
 def draw_settings(data):
-    """Work split, threads and tiles per work item (1 and 3 cut through tile rows and
-    images; 0 is the automatic size)."""
-    C.configure(split=data.draw(st.sampled_from(["omp", "blas"]), label="split"),
-                threads=data.draw(st.sampled_from([1, 2]), label="threads"),
+    """Threads and tiles per work item (1 and 3 cut through tile rows and images; 0 is the
+    automatic size)."""
+    C.configure(threads=data.draw(st.sampled_from([1, 2]), label="threads"),
                 wino_tiles=data.draw(st.sampled_from([0, 1, 3, 8, 100]), label="wino_tiles"))
 
 
@@ -123,17 +122,17 @@ def test_winograd_alexnet_shapes():
 
 
 def test_winograd_work_items_do_not_change_the_result():
-    """Threads, tiles per work item and the split only change who computes which tile
+    """Threads and tiles per work item only change who computes which tile
     and how wide each product is; every output is still the same FMA chain: bit for bit
     (tests/network/test_determinism.py checks the same through the whole network)."""
     rng = np.random.default_rng(6)
     x, wt, b = rand(rng, (3, 8, 11, 9), 4.0), rand(rng, (6, 4, 5, 5)), rand(rng, (6,))
-    C.configure(split="omp", threads=1, wino_tiles=0)
+    C.configure(threads=1, wino_tiles=0)
     whole = C.conv2d(x, wt, b, pad=2, group=2, winograd=True)
-    for split, threads, tiles in [("omp", 2, 0), ("omp", 2, 1), ("omp", 3, 7), ("blas", 2, 5)]:
-        C.configure(split=split, threads=threads, wino_tiles=tiles)
+    for threads, tiles in [(2, 0), (2, 1), (3, 7), (2, 5)]:
+        C.configure(threads=threads, wino_tiles=tiles)
         np.testing.assert_array_equal(C.conv2d(x, wt, b, pad=2, group=2, winograd=True),
-                                      whole, f"{split}, {threads} threads, {tiles} tiles")
+                                      whole, f"{threads} threads, {tiles} tiles")
 
 
 def test_winograd_rejects_what_it_cannot_do():
@@ -162,7 +161,7 @@ def test_winograd_filters_are_g_g_gt():
 
 
 def test_generated_header_is_current_and_exact():
-    """csrc/winograd_gen.h is what tools/winograd_matrices.py writes now, and its
+    """csrc/_forward_winograd.h is what tools/winograd_matrices.py writes now, and its
     matrices pass the tool's check: A^T[(G g G^T) .* (B^T d B)]A equals direct correlation
     exactly in rational arithmetic (and to 1e-13 in float64) on random tiles."""
     root = Path(__file__).resolve().parents[2]
@@ -172,8 +171,8 @@ def test_generated_header_is_current_and_exact():
     spec.loader.exec_module(tool)
     for r in (3, 5):
         tool.check(r, *tool.matrices(r), trials=20)
-    assert (root / "csrc" / "winograd_gen.h").read_text() == tool.header(), \
-        "csrc/winograd_gen.h is stale: run python tools/winograd_matrices.py --write"
+    assert (root / "csrc" / "_forward_winograd.h").read_text() == tool.header(), \
+        "csrc/_forward_winograd.h is stale: run python tools/winograd_matrices.py --write"
 
 
 # ---------------------------------------------------------------------- the forward

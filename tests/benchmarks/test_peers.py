@@ -1,34 +1,46 @@
-"""The ONNX AlexNet graph of refimpl.network.peers on ONNX Runtime and OpenVINO, against the NumPy
-reference (Caffe's semantics) and the golden fc7 computed by real Caffe.
+"""The benchmarks' peers (peers.py) against the NumPy reference (Caffe's semantics) and the
+golden fc7 computed by real Caffe: ONNX Runtime on the ONNX graph of
+refimpl.network.onnx_graph, and the harness around the "openvino" backend (whose own tests
+are tests/network/test_openvino_backend.py).
 
-These runtimes are what the benchmarks compare our C core with
-(tests/benchmarks/test_bench_peers.py); a peer that computed something else would make
-those ratios meaningless. Tolerance: the project's fc7 measure (golden.TOLERANCES, worst
-|diff| of an image's blob at most 1e-5 of its largest value) for every blob; the peers sum
-in their own orders (and OpenVINO may pick Winograd or other convolution algorithms), so
-only float32 rounding separates them from the reference, measured at most a few 1e-6 of
-the max, while a wrong attribute (group, LRN bias or window, pooling rounding, flattening
-order) changes a blob by a good part of its size. Skipped only where the bench extra
-(requirements-bench.txt) is not installed.
+These runtimes are what the benchmarks compare our C core with (test_bench_peers.py); a
+peer that computed something else would make those ratios meaningless. Tolerance: the
+project's fc7 measure (golden.TOLERANCES, worst |diff| of an image's blob at most that
+fraction of its largest value) for every blob; the peers sum in their own orders, so only
+float32 rounding separates them from the reference, while a wrong attribute (group, LRN
+bias or window, pooling rounding, flattening order) changes a blob by a good part of its
+size. Skipped where the bench extra (requirements-bench.txt) is not installed, under
+REFIMPL_REQUIRE too: CI does not install it.
 """
 import sys
 
 import numpy as np
 import pytest
 
+import peers
 from refimpl import golden
+from refimpl.network import caffemodel
 from refimpl.network import reference as N
-from refimpl.network import peers
+from refimpl.network import weights
 
 REL_TO_MAX = golden.TOLERANCES["fc7_max_error_rel_to_max"]
-RUNTIMES = {"onnxruntime": ("OnnxRuntimeNetwork", "onnxruntime_fc7"),
-            "openvino": ("OpenVinoNetwork", "openvino_fc7")}
+RUNTIMES = {"onnxruntime": peers.OnnxRuntimeNetwork, "openvino": peers.OpenVinoNetwork}
 
 
 def need(*packages):
     missing = peers.missing_packages(*packages)
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed (make bench-deps: requirements-bench.txt)")
+
+
+@pytest.fixture(scope="module")
+def params():
+    return caffemodel.alexnet_params(weights.synthetic_weights_path(0))
+
+
+@pytest.fixture(scope="module")
+def blob():
+    return np.random.default_rng(20).integers(0, 256, (3, 3, 227, 227)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +57,7 @@ def rel_to_max(got, want):
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_every_blob_matches_numpy(params, blob, reference, runtime):
     need("onnx", runtime)
-    cls = getattr(peers, RUNTIMES[runtime][0])
-    with cls(params, threads=1, outputs=N.BLOB_NAMES) as net:
+    with RUNTIMES[runtime](params, threads=1, outputs=N.BLOB_NAMES) as net:
         got = net.forward(blob)
     assert (reference["fc7"] > 0).mean() > 0.3  # a live network, not a vector of zeros
     for name in N.BLOB_NAMES:
@@ -55,24 +66,12 @@ def test_every_blob_matches_numpy(params, blob, reference, runtime):
         assert err <= REL_TO_MAX, f"{runtime} {name}: worst error {err:.3g} of max"
 
 
-@pytest.mark.parametrize("runtime", RUNTIMES)
-def test_golden_verify_fc7_passes(runtime, capsys):
-    """`refimpl golden verify --stage fc7 --impl refimpl.network.peers:...`: fc7 from real Caffe."""
-    need("onnx", runtime)
-    from refimpl.cli import main
-    assert main(["golden", "verify", "--stage", "fc7",
-                 "--impl", f"refimpl.network.peers:{RUNTIMES[runtime][1]}"]) == 0
-    assert "10/10 cases pass" in capsys.readouterr().out
-
-
-def test_openvino_runs_with_the_threads_and_precision_asked_for(params):
-    need("onnx", "openvino")
-    with peers.OpenVinoNetwork(params, threads=1) as net:
-        got = net.settings(n=1)
-    assert got["INFERENCE_NUM_THREADS"] == "1"
-    precision = got["INFERENCE_PRECISION_HINT"].lower()  # "<Type: 'float32'>" in 2026.4
-    assert "float32" in precision or precision == "f32", precision
-    assert got["NUM_STREAMS"] == "1"
+def test_onnxruntime_fc7_passes_golden_verify():
+    """golden.verify (what `refimpl golden verify --stage fc7` runs): fc7 from real Caffe."""
+    need("onnx", "onnxruntime")
+    results = golden.verify("fc7", peers.onnxruntime_fc7)
+    assert len(results) == 10 and all(r.passed for r in results), \
+        [(r.name, r.error) for r in results if not r.passed]
 
 
 def test_the_graph_refuses_unknown_blobs_and_bad_input(params, blob):

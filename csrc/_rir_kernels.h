@@ -7,8 +7,8 @@
  * faster is the organisation: no image-source objects, no intermediate arrays of every
  * image, and the sinc table stored tap-major so that the 81 taps of one image vectorise
  * (each output sample still receives its images' contributions one by one, in image
- * order).  A header, not a .c file, so that `make clean` (which deletes the generated C
- * files of csrc) keeps it.
+ * order).  A header of static functions that _rir.pyx includes (cdef extern from),
+ * compiled with it.
  */
 #include <math.h>
 #include <stddef.h>

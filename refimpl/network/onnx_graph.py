@@ -1,7 +1,6 @@
-"""AlexNet to fc7 on the CPU runtimes a user would pick instead of our C core: ONNX Runtime
-and OpenVINO, both fed an ONNX graph built here from the caffemodel (no converter, no
-downloaded model), for the benchmarks (tests/benchmarks/test_bench_peers.py). PyTorch,
-the third peer, is refimpl.network.torch_backend.
+"""AlexNet as an ONNX graph built from the caffemodel in memory (no converter, no
+downloaded model): what the "openvino" backend (refimpl.network.openvino_backend) runs,
+and what the benchmarks feed ONNX Runtime (tests/benchmarks/peers.py).
 
 The graph is AlexNet as in refimpl.network.ALEXNET_LAYERS, with ONNX's standard operators,
 whose definitions give Caffe's semantics:
@@ -17,37 +16,30 @@ whose definitions give Caffe's semantics:
 * Flatten(axis=1) is the C-order flattening Caffe's InnerProduct uses; Gemm(transB=1)
   computes x W^T + b; Relu after each, as the prototxt.
 
-Each runtime is configured for plain float32 on the CPU with an explicit thread count:
-ONNX Runtime's CPUExecutionProvider with intra_op_num_threads = threads and one inter-op
-thread; OpenVINO's CPU plugin with INFERENCE_NUM_THREADS = threads, one stream, the
-LATENCY hint and INFERENCE_PRECISION_HINT f32 (its default on CPUs with bf16 or AMX is
-bf16, which is not the features' arithmetic); a model is compiled once per batch size,
-with a static shape.
-
-The packages are the bench extra (requirements-bench.txt, `make bench-deps`, or
-pip install -e '.[bench]'), imported only when a network is built.
+onnx (and the runtimes) are optional: requirements-bench.txt, `make bench-deps`, or
+pip install -e '.[bench]'; they are imported only when a graph is built.
 """
 import numpy as np
 
 from refimpl.errors import MissingDependency
-from refimpl.network import cforward
 from refimpl.network import spec as _ref
 from refimpl.network.caffemodel import alexnet_params
 
-__all__ = ["onnx_alexnet", "OnnxRuntimeNetwork", "OpenVinoNetwork", "onnxruntime_fc7",
-           "openvino_fc7", "missing_packages", "default_threads", "OPSET"]
+__all__ = ["onnx_alexnet", "check_blob", "require", "missing_packages", "OPSET", "INSTALL_HINT"]
 
 OPSET = 17  # supported by every onnxruntime and OpenVINO release of the last years
-INSTALL_HINT = ("install the benchmark extra: make bench-deps, or pip install -r "
+INSTALL_HINT = ("install the extra: make bench-deps, or pip install -r "
                 "requirements-bench.txt (or pip install -e '.[bench]')")
 
 
-def _import(name):
+def require(name, user="refimpl.network.onnx_graph"):
+    """Import the optional package `name`, or a MissingDependency that says what `user`
+    needs and how to install it."""
     import importlib
     try:
         return importlib.import_module(name)
     except ImportError as e:
-        raise MissingDependency(f"refimpl.network.peers needs {name}, which is not installed "
+        raise MissingDependency(f"{user} needs {name}, which is not installed "
                                 f"here: {INSTALL_HINT} ({e})") from e
 
 
@@ -75,7 +67,7 @@ def onnx_alexnet(weights, outputs=_ref.FEATURE_BLOB):
     input "data" float32 (N, 3, 227, 227) with a free batch dimension N; graph outputs the
     blobs named in `outputs` (one name or several, of network.BLOB_NAMES; "fc7" is after
     relu7, as Caffe's in-place blob), as far as the last of them."""
-    onnx = _import("onnx")
+    onnx = require("onnx")
     from onnx import TensorProto, helper, numpy_helper
     outputs = [outputs] if isinstance(outputs, str) else list(outputs)
     for blob in outputs:
@@ -140,124 +132,15 @@ def onnx_alexnet(weights, outputs=_ref.FEATURE_BLOB):
         nodes, "alexnet_to_" + outputs[-1],
         [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", *_ref.INPUT_SHAPE])],
         graph_outputs, initializer=inits)
-    model = helper.make_model(graph, producer_name="refimpl.network.peers",
+    model = helper.make_model(graph, producer_name="refimpl.network.onnx_graph",
                               opset_imports=[helper.make_opsetid("", OPSET)])
     onnx.checker.check_model(model)
     return model
 
 
-def _check_blob(blob):
+def check_blob(blob):
+    """blob as float32 C-contiguous (N, 3, 227, 227), or a ValueError naming its shape."""
     blob = np.ascontiguousarray(blob, dtype=np.float32)
     if blob.ndim != 4 or blob.shape[1:] != _ref.INPUT_SHAPE:
         raise ValueError(f"AlexNet input must be (N, 3, 227, 227), got {blob.shape}")
     return blob
-
-
-def default_threads():
-    """The C core's default thread count ($REFIMPL_THREADS, else the CPUs this process may
-    use): the peers get the same unless told otherwise."""
-    return cforward.default_threads()
-
-
-class _Network:
-    """What both runtimes share: the blobs to output, the NumPy interface."""
-
-    def __init__(self, threads, outputs):
-        self.threads = int(threads or default_threads())
-        self.outputs = [outputs] if isinstance(outputs, str) else list(outputs)
-
-    def fc7(self, blob):
-        if "fc7" not in self.outputs:
-            raise ValueError(f"this network outputs {self.outputs}, not fc7")
-        return self.forward(blob)["fc7"]
-
-    def forward(self, blob):
-        """{blob name: float32 array} for the blobs in self.outputs."""
-        raise NotImplementedError
-
-    def close(self):
-        raise NotImplementedError
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-class OnnxRuntimeNetwork(_Network):
-    """The ONNX graph on ONNX Runtime's CPU provider, `threads` intra-op threads (default:
-    the C core's default, the CPUs this process may use), one inter-op thread."""
-
-    def __init__(self, weights, threads=None, outputs=_ref.FEATURE_BLOB):
-        ort = _import("onnxruntime")
-        super().__init__(threads, outputs)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        model = onnx_alexnet(weights, self.outputs).SerializeToString()
-        self.session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-
-    def forward(self, blob):
-        if self.session is None:
-            raise RuntimeError("OnnxRuntimeNetwork is closed")
-        got = self.session.run(self.outputs, {"data": _check_blob(blob)})
-        return dict(zip(self.outputs, got))
-
-    def close(self):
-        self.session = None
-
-
-class OpenVinoNetwork(_Network):
-    """The ONNX graph on OpenVINO's CPU plugin, float32, `threads` threads (default: the C
-    core's default), one stream, compiled once per batch size with a static shape."""
-
-    def __init__(self, weights, threads=None, outputs=_ref.FEATURE_BLOB):
-        ov = _import("openvino")
-        super().__init__(threads, outputs)
-        self._core = ov.Core()
-        self._model = self._core.read_model(onnx_alexnet(weights, self.outputs).SerializeToString())
-        self._requests = {}
-        self.config = {"INFERENCE_NUM_THREADS": self.threads, "NUM_STREAMS": 1,
-                       "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
-
-    def _request(self, n):
-        if self._model is None:
-            raise RuntimeError("OpenVinoNetwork is closed")
-        if n not in self._requests:
-            model = self._model.clone()
-            model.reshape({"data": [n, *_ref.INPUT_SHAPE]})
-            compiled = self._core.compile_model(model, "CPU", self.config)
-            self._requests[n] = compiled.create_infer_request()
-        return self._requests[n]
-
-    def forward(self, blob):
-        blob = _check_blob(blob)
-        request = self._request(len(blob))
-        request.infer({"data": blob})
-        return {name: np.array(request.get_tensor(name).data, dtype=np.float32, copy=True)
-                for name in self.outputs}
-
-    def settings(self, n=1):
-        """The compiled model's effective thread count, precision and streams (what it
-        really runs with, for the benchmark's report)."""
-        compiled = self._request(n).get_compiled_model()
-        return {key: str(compiled.get_property(key)) for key in
-                ("INFERENCE_NUM_THREADS", "INFERENCE_PRECISION_HINT", "NUM_STREAMS")}
-
-    def close(self):
-        self._requests = {}
-        self._model = None
-
-
-def onnxruntime_fc7(blob, weights):
-    """`refimpl golden verify --stage fc7 --impl refimpl.network.peers:onnxruntime_fc7`."""
-    with OnnxRuntimeNetwork(weights) as net:
-        return net.fc7(blob)
-
-
-def openvino_fc7(blob, weights):
-    """`refimpl golden verify --stage fc7 --impl refimpl.network.peers:openvino_fc7`."""
-    with OpenVinoNetwork(weights) as net:
-        return net.fc7(blob)

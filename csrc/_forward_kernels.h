@@ -1,4 +1,4 @@
-/* The AlexNet forward-pass kernels behind refimpl.network._forward (see forward_impl.c).
+/* The AlexNet forward-pass kernels behind refimpl.network._forward (see _forward_kernels.c).
  *
  * Every kernel reads and writes 4-D float32 blobs through an fw_view: rows of a (H, W)
  * plane are contiguous and planes sit at data + n*sn + c*sc. That one description covers
@@ -6,8 +6,8 @@
  * convolutions (sc = N*H*W, sn = H*W), where the columns of a whole batch are one
  * contiguous range and the batch becomes one matrix product per group.
  */
-#ifndef REFIMPL_FORWARD_IMPL_H
-#define REFIMPL_FORWARD_IMPL_H
+#ifndef REFIMPL_FORWARD_KERNELS_H
+#define REFIMPL_FORWARD_KERNELS_H
 
 #include <stddef.h>
 
@@ -17,22 +17,15 @@ typedef struct {
     ptrdiff_t sn, sc;
 } fw_view;
 
-/* How work is split over the cores (never the result: every output is one fixed sum,
- * see gemm in forward_impl.c, whichever thread computes it).
- *   FW_SPLIT_OMP:  OpenMP threads take whole work items (column chunks of a convolution,
- *                  blocks of neurons of an inner product).
- *   FW_SPLIT_BLAS: convolutions' work items run one after another, wide, and the threads
- *                  share each item's products and the loops around them (the split
- *                  that once handed the products to BLAS's threads). */
-enum { FW_SPLIT_OMP = 0, FW_SPLIT_BLAS = 1 };
-
 typedef struct {
     int kh, kw, sh, sw, ph, pw, group, relu;
 } fw_conv_cfg;
 
 typedef struct {
-    int threads;       /* OpenMP threads (>= 1) */
-    int split;         /* FW_SPLIT_OMP or FW_SPLIT_BLAS */
+    /* OpenMP threads (>= 1). They take whole work items (column or tile chunks of a
+     * convolution, blocks of neurons of an inner product, ...), which changes who
+     * computes an output, never its value: each is one fixed sum (gemm). */
+    int threads;
     int chunk_cols;    /* im2col columns per work item; 0 = automatic */
     int wino_tiles;    /* Winograd tiles per work item; 0 = automatic */
 } fw_ctx;
@@ -57,9 +50,11 @@ void fw_max_pool(const fw_ctx *ctx, const fw_view *in, const fw_view *out, int k
 void fw_relu(const fw_ctx *ctx, float *x, const float *src, ptrdiff_t count);
 int fw_pool_output_size(int size, int kernel, int stride, int pad);
 
-/* BLAS thread control for FW_SPLIT_OMP (found next to the sgemm in use). */
-int fw_blas_bind(void *sgemm_ptr);
-int fw_blas_get_threads(void);
-void fw_blas_set_threads(int n);
+/* The instruction set of the matrix products (the bits are the same on each: every
+ * output is one fused-multiply-add chain in k order). fw_set_isa(-1) = the best this CPU
+ * has; asking for more than it has gives that best. Returns the one now in use. */
+enum { FW_ISA_BASELINE = 0, FW_ISA_AVX2 = 1, FW_ISA_AVX512 = 2 };
+int fw_set_isa(int isa);
+int fw_isa(void);
 
 #endif

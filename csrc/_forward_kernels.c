@@ -9,11 +9,11 @@
  * differs: the batch's columns are cut into chunks that fit in cache, and each chunk goes
  * through im2col -> GEMM -> bias/ReLU while its data is still hot.
  *
- * Included by _forward.pyx (after Python.h, which defines _GNU_SOURCE for dladdr).
+ * Its own translation unit, linked into refimpl.network._forward beside the C that
+ * Cython makes of _forward.pyx (setup.py); _forward_kernels.h declares what it offers.
  */
-#include "forward_impl.h"
+#include "_forward_kernels.h"
 
-#include <dlfcn.h>
 #include <float.h>
 #include <math.h>
 #include <omp.h>
@@ -25,51 +25,6 @@
 static inline long fw_min_l(long a, long b) { return a < b ? a : b; }
 static inline int fw_min(int a, int b) { return a < b ? a : b; }
 static inline int fw_max(int a, int b) { return a > b ? a : b; }
-
-/* ------------------------------------------------------------------ BLAS threads */
-
-static void (*blas_set_threads)(int) = NULL;
-static int (*blas_get_threads)(void) = NULL;
-
-/* Find openblas_set/get_num_threads in the BLAS that `sgemm_ptr` belongs to (scipy's
- * bundled OpenBLAS prefixes them with scipy_). dlsym on the handle of the module that
- * holds sgemm searches that module's dependencies too, so this finds the library that
- * cython_blas really calls rather than some other OpenBLAS in the process (numpy has
- * its own). Returns 1 if both were found. */
-int fw_blas_bind(void *sgemm_ptr)
-{
-    static const char *set_names[] = {"scipy_openblas_set_num_threads",
-                                      "openblas_set_num_threads", NULL};
-    static const char *get_names[] = {"scipy_openblas_get_num_threads",
-                                      "openblas_get_num_threads", NULL};
-    Dl_info info;
-    void *handle;
-    int i;
-    if (!dladdr(sgemm_ptr, &info) || !info.dli_fname)
-        return 0;
-    handle = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD);
-    if (!handle)
-        return 0;
-    for (i = 0; set_names[i]; i++) {
-        void *s = dlsym(handle, set_names[i]);
-        void *g = dlsym(handle, get_names[i]);
-        if (s && g) {
-            *(void **)&blas_set_threads = s;
-            *(void **)&blas_get_threads = g;
-            break;
-        }
-    }
-    dlclose(handle); /* NOLOAD took a reference; the library stays loaded */
-    return blas_set_threads != NULL;
-}
-
-int fw_blas_get_threads(void) { return blas_get_threads ? blas_get_threads() : -1; }
-
-void fw_blas_set_threads(int n)
-{
-    if (blas_set_threads && n > 0)
-        blas_set_threads(n);
-}
 
 /* ------------------------------------------------------------------------- GEMM */
 
@@ -96,9 +51,9 @@ void fw_blas_set_threads(int n)
 #define GEMM_KC 256
 
 __attribute__((target("avx2,fma"), always_inline))
-static inline void gemm_tile_avx2(const int R, const int masked, int kc, const float *a,
-                                  ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *c,
-                                  ptrdiff_t ldc, int first, int nv)
+static inline void gemm_tile_avx2(const int R, const int masked, const int wide, int kc,
+                                  const float *a, ptrdiff_t lda, const float *b,
+                                  ptrdiff_t ldb, float *c, ptrdiff_t ldc, int first, int nv)
 {
     __m256 c0[GEMM_MR], c1[GEMM_MR];
     __m256i m0 = _mm256_setzero_si256(), m1 = _mm256_setzero_si256();
@@ -109,12 +64,12 @@ static inline void gemm_tile_avx2(const int R, const int masked, int kc, const f
         m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nv - 8), idx);
     }
     for (r = 0; r < R; r++) {
+        c1[r] = _mm256_setzero_ps();
         if (first) {
             c0[r] = _mm256_setzero_ps();
-            c1[r] = _mm256_setzero_ps();
         } else if (masked) {
             c0[r] = _mm256_maskload_ps(c + r * ldc, m0);
-            c1[r] = _mm256_maskload_ps(c + r * ldc + 8, m1);
+            if (wide) c1[r] = _mm256_maskload_ps(c + r * ldc + 8, m1);
         } else {
             c0[r] = _mm256_loadu_ps(c + r * ldc);
             c1[r] = _mm256_loadu_ps(c + r * ldc + 8);
@@ -123,17 +78,22 @@ static inline void gemm_tile_avx2(const int R, const int masked, int kc, const f
     for (kk = 0; kk < kc; kk++) {
         const float *bk = b + kk * ldb;
         const __m256 b0 = masked ? _mm256_maskload_ps(bk, m0) : _mm256_loadu_ps(bk);
-        const __m256 b1 = masked ? _mm256_maskload_ps(bk + 8, m1) : _mm256_loadu_ps(bk + 8);
-        for (r = 0; r < R; r++) {
-            const __m256 av = _mm256_broadcast_ss(a + r * lda + kk);
-            c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
-            c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+        if (wide) {
+            const __m256 b1 = masked ? _mm256_maskload_ps(bk + 8, m1) : _mm256_loadu_ps(bk + 8);
+            for (r = 0; r < R; r++) {
+                const __m256 av = _mm256_broadcast_ss(a + r * lda + kk);
+                c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+                c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+            }
+        } else {  /* a strip's last <= 8 columns: one vector per row, half the work */
+            for (r = 0; r < R; r++)
+                c0[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + r * lda + kk), b0, c0[r]);
         }
     }
     for (r = 0; r < R; r++) {
         if (masked) {
             _mm256_maskstore_ps(c + r * ldc, m0, c0[r]);
-            _mm256_maskstore_ps(c + r * ldc + 8, m1, c1[r]);
+            if (wide) _mm256_maskstore_ps(c + r * ldc + 8, m1, c1[r]);
         } else {
             _mm256_storeu_ps(c + r * ldc, c0[r]);
             _mm256_storeu_ps(c + r * ldc + 8, c1[r]);
@@ -142,7 +102,9 @@ static inline void gemm_tile_avx2(const int R, const int masked, int kc, const f
 }
 
 /* One k block of one strip: every row tile, the row count a compile-time constant in
- * each call so that the accumulators live in registers. */
+ * each call so that the accumulators live in registers. A strip of at most 8 valid
+ * columns (the last of a product) takes the one-vector tile: at batch 1, conv3-5's 49
+ * Winograd tiles per position are three full strips and one of a single column. */
 __attribute__((target("avx2,fma")))
 static void gemm_strip_avx2(int m, int kc, const float *a, ptrdiff_t lda, const float *b,
                             ptrdiff_t ldb, float *c, ptrdiff_t ldc, int first, int nv)
@@ -151,9 +113,10 @@ static void gemm_strip_avx2(int m, int kc, const float *a, ptrdiff_t lda, const 
     for (i = 0; i < m; i += GEMM_MR) {
         const float *ai = a + (ptrdiff_t)i * lda;
         float *ci = c + (ptrdiff_t)i * ldc;
-#define GEMM_TILE(R)                                                                 \
-        if (nv == GEMM_NR) gemm_tile_avx2(R, 0, kc, ai, lda, b, ldb, ci, ldc, first, nv); \
-        else gemm_tile_avx2(R, 1, kc, ai, lda, b, ldb, ci, ldc, first, nv);          \
+#define GEMM_TILE(R)                                                                     \
+        if (nv == GEMM_NR) gemm_tile_avx2(R, 0, 1, kc, ai, lda, b, ldb, ci, ldc, first, nv); \
+        else if (nv > 8) gemm_tile_avx2(R, 1, 1, kc, ai, lda, b, ldb, ci, ldc, first, nv);   \
+        else gemm_tile_avx2(R, 1, 0, kc, ai, lda, b, ldb, ci, ldc, first, nv);              \
         break;
         switch (fw_min(GEMM_MR, m - i)) {
         case 6: GEMM_TILE(6)
@@ -194,6 +157,61 @@ static void gemm_row_pair_avx2(int kc, const float *a, const float *b, const flo
     _mm256_storeu_ps(c2, y0); _mm256_storeu_ps(c2 + 8, y1);
 }
 
+/* The AVX-512 twin of gemm_tile_avx2 / gemm_strip_avx2: a strip's 16 columns are one
+ * 512-bit register per row, so a tile takes up to GEMM_MR512 rows (12 of the 32
+ * registers hold sums). Every lane runs the same fused-multiply-add chain over k as the
+ * AVX2 and scalar paths do, so the bits are the same; columns past nv are masked off
+ * (their loads do not touch memory, their lanes are never stored). Compiled on every
+ * x86-64 build and picked at run time; REFIMPL_CORE_ISA=avx2 (or fw_set_isa) forces the
+ * AVX2 path on an AVX-512 machine. */
+#define GEMM_MR512 12
+
+__attribute__((target("avx512f"), always_inline))
+static inline void gemm_tile_avx512(const int R, int kc, const float *a, ptrdiff_t lda,
+                                    const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
+                                    int first, __mmask16 mask)
+{
+    __m512 acc[GEMM_MR512];
+    int r, kk;
+    for (r = 0; r < R; r++)
+        acc[r] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, c + r * ldc);
+    for (kk = 0; kk < kc; kk++) {
+        const __m512 bv = _mm512_maskz_loadu_ps(mask, b + kk * ldb);
+        for (r = 0; r < R; r++)
+            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + kk]), bv, acc[r]);
+    }
+    for (r = 0; r < R; r++)
+        _mm512_mask_storeu_ps(c + r * ldc, mask, acc[r]);
+}
+
+__attribute__((target("avx512f")))
+static void gemm_strip_avx512(int m, int kc, const float *a, ptrdiff_t lda, const float *b,
+                              ptrdiff_t ldb, float *c, ptrdiff_t ldc, int first, int nv)
+{
+    const __mmask16 mask = nv >= GEMM_NR ? (__mmask16)0xFFFF : (__mmask16)((1u << nv) - 1);
+    int i;
+    for (i = 0; i < m; i += GEMM_MR512) {
+        const float *ai = a + (ptrdiff_t)i * lda;
+        float *ci = c + (ptrdiff_t)i * ldc;
+#define GEMM_TILE512(R) gemm_tile_avx512(R, kc, ai, lda, b, ldb, ci, ldc, first, mask); break;
+        switch (fw_min(GEMM_MR512, m - i)) {
+        case 12: GEMM_TILE512(12)
+        case 11: GEMM_TILE512(11)
+        case 10: GEMM_TILE512(10)
+        case 9: GEMM_TILE512(9)
+        case 8: GEMM_TILE512(8)
+        case 7: GEMM_TILE512(7)
+        case 6: GEMM_TILE512(6)
+        case 5: GEMM_TILE512(5)
+        case 4: GEMM_TILE512(4)
+        case 3: GEMM_TILE512(3)
+        case 2: GEMM_TILE512(2)
+        default: GEMM_TILE512(1)
+        }
+#undef GEMM_TILE512
+    }
+}
+
 static void gemm_strip_scalar(int m, int kc, const float *a, ptrdiff_t lda, const float *b,
                               ptrdiff_t ldb, float *c, ptrdiff_t ldc, int first, int nv)
 {
@@ -207,24 +225,48 @@ static void gemm_strip_scalar(int m, int kc, const float *a, ptrdiff_t lda, cons
         }
 }
 
-static int have_fma = -1;
+/* The instruction set gemm uses: FW_ISA_AVX512, FW_ISA_AVX2 (with FMA) or
+ * FW_ISA_BASELINE (fmaf), the best this CPU has unless fw_set_isa asked for less. */
+static int gemm_isa = -1;
 
-/* C = A . B as described above; `threads` > 1 shares the strips among OpenMP threads. */
+static int isa_supported(void)
+{
+    if (__builtin_cpu_supports("avx512f"))
+        return FW_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return FW_ISA_AVX2;
+    return FW_ISA_BASELINE;
+}
+
+int fw_set_isa(int isa)
+{
+    const int best = isa_supported();
+    gemm_isa = isa < 0 || isa > best ? best : isa;
+    return gemm_isa;
+}
+
+int fw_isa(void)
+{
+    if (gemm_isa < 0)
+        fw_set_isa(-1);
+    return gemm_isa;
+}
+
+/* C = A . B as described above, on the calling thread (the callers share out whole
+ * products, or blocks of an inner product's outputs, among the threads). */
 static void gemm(int m, int n, int k, const float *a, ptrdiff_t lda, const float *b,
-                 ptrdiff_t ldb, ptrdiff_t bs, float *c, ptrdiff_t ldc, int threads)
+                 ptrdiff_t ldb, ptrdiff_t bs, float *c, ptrdiff_t ldc)
 {
     const int nstrips = (n + GEMM_NR - 1) / GEMM_NR;
     int s;
-    if (have_fma < 0)
-        have_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const int isa = fw_isa();
     if (k == 0) {
         int i;
         for (i = 0; i < m; i++) memset(c + (ptrdiff_t)i * ldc, 0, sizeof(float) * n);
         return;
     }
     /* a lone row: strips in pairs where both are full (gemm_row_pair_avx2) */
-    const int pair = m == 1 && have_fma ? 2 : 1;
-    #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    const int pair = m == 1 && isa >= FW_ISA_AVX2 ? 2 : 1;
     for (s = 0; s < (nstrips + pair - 1) / pair; s++) {
         const int s0 = s * pair, s1 = fw_min(nstrips, s0 + pair);
         const int full = s1 - s0 == 2 && n - s0 * GEMM_NR >= 2 * GEMM_NR;
@@ -239,7 +281,9 @@ static void gemm(int m, int n, int k, const float *a, ptrdiff_t lda, const float
             }
             for (t = s0; t < s1; t++, bp += bs, cp += GEMM_NR) {
                 const int nv = fw_min(GEMM_NR, n - t * GEMM_NR);
-                if (have_fma)
+                if (isa == FW_ISA_AVX512)
+                    gemm_strip_avx512(m, kc, a + pc, lda, bp, ldb, cp, ldc, pc == 0, nv);
+                else if (isa == FW_ISA_AVX2)
                     gemm_strip_avx2(m, kc, a + pc, lda, bp, ldb, cp, ldc, pc == 0, nv);
                 else
                     gemm_strip_scalar(m, kc, a + pc, lda, bp, ldb, cp, ldc, pc == 0, nv);
@@ -392,10 +436,9 @@ typedef struct {
     int m, oh, ow, P;
 } conv_job;
 
-/* One work item: im2col of columns [j0, j1), the group products, bias and ReLU.
- * `inner` > 1 parallelises the products and the loops around them (FW_SPLIT_BLAS). */
+/* One work item: im2col of columns [j0, j1), the group products, bias and ReLU. */
 static void conv_chunk(const conv_job *job, long j0, long j1, float *buf,
-                       im2col_seg *segs, int inner)
+                       im2col_seg *segs)
 {
     int nsegs;
     const fw_conv_cfg *cfg = job->cfg;
@@ -409,42 +452,21 @@ static void conv_chunk(const conv_job *job, long j0, long j1, float *buf,
     int gi;
 
     nsegs = im2col_segments(job->ow, job->P, j0, j1, segs);
-    if (inner > 1) {
-        int c;
-        #pragma omp parallel for num_threads(inner) schedule(static)
-        for (c = 0; c < C; c++)
-            im2col_chunk(in, cfg, job->ow, segs, nsegs, lc, buf, c, c + 1);
-    } else {
-        im2col_chunk(in, cfg, job->ow, segs, nsegs, lc, buf, 0, C);
-    }
+    im2col_chunk(in, cfg, job->ow, segs, nsegs, lc, buf, 0, C);
     for (gi = 0; gi < g; gi++)  /* out (mg x lc) = W_g (mg x kg) . cols_g (kg x lc) */
         gemm(mg, lc, kg, job->weights + (long)gi * mg * kg, kg, buf + (long)gi * kg * lc, lc,
-             GEMM_NR, o + (long)gi * mg * ldc, ldc, inner);
-    if (job->bias || cfg->relu) {
-        if (inner > 1) {
-            int m;
-            #pragma omp parallel for num_threads(inner) schedule(static)
-            for (m = 0; m < job->m; m++)
-                bias_relu_rows(o, ldc, lc, job->bias, cfg->relu, m, m + 1);
-        } else {
-            bias_relu_rows(o, ldc, lc, job->bias, cfg->relu, 0, job->m);
-        }
-    }
+             GEMM_NR, o + (long)gi * mg * ldc, ldc);
+    if (job->bias || cfg->relu)
+        bias_relu_rows(o, ldc, lc, job->bias, cfg->relu, 0, job->m);
 }
 
-/* Default columns per work item. FW_SPLIT_OMP: the im2col block of a chunk (K x cols
- * floats) should stay in the core's L2 while the product reads it, yet a product much
- * narrower than 256 columns runs below BLAS's best speed; 256..512 columns measured best
- * on AlexNet's layers (flat within noise from 256 to 2048). FW_SPLIT_BLAS: as wide as
- * possible (fewer, bigger threaded products), up to a 64 MiB buffer. */
-static int auto_chunk(const fw_ctx *ctx, int ktot)
+/* Default columns per work item: the im2col block of a chunk (K x cols floats) should
+ * stay in the core's L2 while the product reads it, yet a product much narrower than 256
+ * columns runs below its best speed; 256..512 columns measured best on AlexNet's layers
+ * (flat within noise from 256 to 2048). */
+static int auto_chunk(int ktot)
 {
-    long cols;
-    if (ctx->split == FW_SPLIT_BLAS) {
-        cols = (long)(64 << 20) / ((long)sizeof(float) * ktot);
-        return (int)(cols < 256 ? 256 : cols);
-    }
-    cols = (long)(1 << 20) / ((long)sizeof(float) * ktot);  /* ~1 MiB of columns */
+    long cols = (long)(1 << 20) / ((long)sizeof(float) * ktot);  /* ~1 MiB of columns */
     if (cols < 256) cols = 256;
     if (cols > 512) cols = 512;
     return (int)cols;
@@ -462,7 +484,7 @@ int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const fl
      * then holds the whole batch): chunks may run across images. Otherwise (NCHW) a
      * chunk stays inside one image. */
     const int span = out->sn == P && out->sc >= L;
-    int chunk = ctx->chunk_cols > 0 ? ctx->chunk_cols : auto_chunk(ctx, ktot);
+    int chunk = ctx->chunk_cols > 0 ? ctx->chunk_cols : auto_chunk(ktot);
     long nchunks, per_image = 1, maxcols, i;
     int failed = 0;
 
@@ -472,13 +494,12 @@ int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const fl
         return 0;
     if (span) {
         nchunks = (L + chunk - 1) / chunk;
-        if (ctx->split == FW_SPLIT_OMP)  /* whole rounds, so no core idles at the end */
-            nchunks = (nchunks + T - 1) / T * T;
+        nchunks = (nchunks + T - 1) / T * T;  /* whole rounds: no core idles at the end */
         if (nchunks > L) nchunks = L;
         maxcols = (L + nchunks - 1) / nchunks;
     } else {
         per_image = (P + chunk - 1) / chunk;
-        if (ctx->split == FW_SPLIT_OMP && N * per_image < T)
+        if (N * per_image < T)
             per_image = (T + N - 1) / N;
         if (per_image > P) per_image = P;
         nchunks = N * per_image;
@@ -489,7 +510,7 @@ int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const fl
     else { long n_ = (i) / per_image, q_ = (i) % per_image;                        \
            j0 = n_ * P + P * q_ / per_image; j1 = n_ * P + P * (q_ + 1) / per_image; }
 
-    if (ctx->split == FW_SPLIT_BLAS || T == 1 || nchunks == 1) {
+    if (T == 1 || nchunks == 1) {
         float *buf = malloc(sizeof(float) * (size_t)ktot * maxcols);
         im2col_seg *segs = malloc(sizeof(im2col_seg) * (size_t)(maxcols / out->w + 2));
         if (!buf || !segs) {
@@ -500,7 +521,7 @@ int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const fl
         for (i = 0; i < nchunks; i++) {
             long j0, j1;
             CHUNK_BOUNDS(i, j0, j1);
-            conv_chunk(&job, j0, j1, buf, segs, ctx->split == FW_SPLIT_BLAS ? T : 1);
+            conv_chunk(&job, j0, j1, buf, segs);
         }
         free(buf);
         free(segs);
@@ -520,7 +541,7 @@ int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const fl
             long j0, j1;
             if (!buf || !segs) continue;
             CHUNK_BOUNDS(ii, j0, j1);
-            conv_chunk(&job, j0, j1, buf, segs, 1);
+            conv_chunk(&job, j0, j1, buf, segs);
         }
         free(buf);
         free(segs);
@@ -542,7 +563,7 @@ int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const fl
  * whole input patch (the transforms add and subtract), a few times float32's (the
  * fractions of G are applied in double, once, to the filters). The matrices come from
  * tools/winograd_matrices.py, which checks them against direct correlation in exact
- * arithmetic and writes winograd_gen.h.
+ * arithmetic and writes _forward_winograd.h.
  *
  * Work items are chunks of tiles (running across images, like conv_chunk's columns):
  * per group, the chunk's input patches are transformed into V (n^2, C/g, tiles), the n^2
@@ -550,7 +571,7 @@ int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const fl
  * ReLU and writes the 2x2 outputs (fewer at the right and bottom edges) into `out`. */
 
 #define WL 8  /* tiles transformed together: one AVX register of floats per value */
-#include "winograd_gen.h"
+#include "_forward_winograd.h"
 
 /* u[(i n + j), o, c] = (G g G^T)[i][j] for filter g = weights[o, c], in double, rounded
  * once to float. */
@@ -776,10 +797,9 @@ static void wino##R##_output(const wino_job *job, const wino_seg *segs, int ns, 
 WINO_KERNELS(3)
 WINO_KERNELS(5)
 
-/* One work item: tiles [j0, j1). V and Y hold one group at a time. `inner` > 1 shares
- * the products among that many threads (FW_SPLIT_BLAS). */
+/* One work item: tiles [j0, j1). V and Y hold one group at a time. */
 static void wino_chunk(const wino_job *job, long j0, long j1, float *V, float *Y,
-                       wino_seg *segs, int inner)
+                       wino_seg *segs)
 {
     const int g = job->cfg->group, C = job->in->c, nn = job->n * job->n;
     const int cg = C / g, mg = job->m / g;
@@ -792,7 +812,7 @@ static void wino_chunk(const wino_job *job, long j0, long j1, float *V, float *Y
         else wino5_input(job, segs, ns, ld, pv, gi * cg, (gi + 1) * cg, V);
         for (p = 0; p < nn; p++)  /* Y_p (mg x T) = U_p (mg x cg) . V_p (cg x T) */
             gemm(mg, T, cg, job->u + ((ptrdiff_t)p * job->m + gi * mg) * cg, cg, V + p * pv,
-                 ld, GEMM_NR, Y + p * py, ld, inner);
+                 ld, GEMM_NR, Y + p * py, ld);
         if (job->r == 3) wino3_output(job, segs, ns, ld, py, gi * mg, mg, Y);
         else wino5_output(job, segs, ns, ld, py, gi * mg, mg, Y);
     }
@@ -824,12 +844,10 @@ int fw_conv_wino(const fw_ctx *ctx, const fw_view *in, const float *u, const flo
     /* Default tiles per work item, measured on AlexNet at batch 32 (2 cores): conv3-5
      * (r = 3, 192..256 input channels per product) were fastest from 128 to 256 tiles,
      * conv2 (r = 5, 48 channels: cheap products, the transforms dominate) at 48..96 and
-     * 30% slower at 256. FW_SPLIT_BLAS: few wide products for BLAS's threads. */
-    chunk = ctx->wino_tiles > 0 ? ctx->wino_tiles
-          : ctx->split == FW_SPLIT_BLAS ? 1024 : r == 5 ? 64 : 128;
+     * 30% slower at 256. */
+    chunk = ctx->wino_tiles > 0 ? ctx->wino_tiles : r == 5 ? 64 : 128;
     nchunks = (L + chunk - 1) / chunk;
-    if (ctx->split == FW_SPLIT_OMP)  /* whole rounds, so no core idles at the end */
-        nchunks = (nchunks + T - 1) / T * T;
+    nchunks = (nchunks + T - 1) / T * T;  /* whole rounds: no core idles at the end */
     if (nchunks > L) nchunks = L;
     maxt = (L + nchunks - 1) / nchunks;
     maxt = (maxt + WL - 1) / WL * WL + WL;
@@ -843,7 +861,7 @@ int fw_conv_wino(const fw_ctx *ctx, const fw_view *in, const float *u, const flo
     memset(xp + (size_t)planes * 2 * job.hp * job.kw, 0, sizeof(float) * WL);
     job.xp = xp;
 
-    #pragma omp parallel num_threads(T) if (ctx->split == FW_SPLIT_OMP && T > 1)
+    #pragma omp parallel num_threads(T) if (T > 1)
     {
         float *V = scratch(0, vsz), *Y = scratch(1, ysz);
         wino_seg *segs = malloc(sizeof(wino_seg) * (size_t)(maxt / job.tw + 2));
@@ -859,8 +877,7 @@ int fw_conv_wino(const fw_ctx *ctx, const fw_view *in, const float *u, const flo
         #pragma omp for schedule(dynamic, 1)
         for (ii = 0; ii < nchunks; ii++) {
             if (!V || !Y || !segs) continue;
-            wino_chunk(&job, L * ii / nchunks, L * (ii + 1) / nchunks, V, Y, segs,
-                       ctx->split == FW_SPLIT_BLAS ? T : 1);
+            wino_chunk(&job, L * ii / nchunks, L * (ii + 1) / nchunks, V, Y, segs);
         }
         free(segs);
     }
@@ -875,7 +892,7 @@ int fw_conv_wino(const fw_ctx *ctx, const fw_view *in, const float *u, const flo
  * in order. The threads take blocks of output neurons (whole strips), several per
  * thread, taken as threads come free: on a machine shared with other jobs one thread
  * may lose its core for a while, and a fixed half each would leave the other waiting.
- * Both splits run this way (there is no BLAS product to hand the threads to). */
+ */
 int fw_inner_product(const fw_ctx *ctx, const float *x, int n, int k, const float *wp,
                      const float *bias, int m, int relu, float *out)
 {
@@ -893,7 +910,7 @@ int fw_inner_product(const fw_ctx *ctx, const float *x, int n, int k, const floa
         int i, j;
         if (m1 <= m0) continue;
         gemm(n, m1 - m0, k, x, k, wp + (size_t)s0 * k * GEMM_NR, GEMM_NR,
-             (ptrdiff_t)k * GEMM_NR, out + m0, m, 1);
+             (ptrdiff_t)k * GEMM_NR, out + m0, m);
         for (i = 0; i < n; i++) {
             float *r = out + (long)i * m;
             if (bias && relu)
