@@ -10,8 +10,9 @@ import pytest
 
 from refimpl._util import locations as paths
 
-# tests/tolerances.py (and this file's helpers) importable from test files in any subfolder
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the test helpers (tests/support: oracles, tolerances, the bad-input gallery) importable
+# by name from test files in any subfolder
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 
 from oracles import import_or_unavailable, oracle_required, unavailable  # noqa: E402,F401
 
@@ -56,7 +57,7 @@ def pytest_report_header(config):
 
 def pytest_sessionfinish(session):
     """REFIMPL_TOLERANCE_REPORT=FILE: the largest fraction of its rounding bound that each
-    tolerance check used in this run (tests/tolerances.py), as JSON, for the audit."""
+    tolerance check used in this run (tests/support/tolerances.py), as JSON, for the audit."""
     target = os.environ.get("REFIMPL_TOLERANCE_REPORT")
     tol = sys.modules.get("tolerances")
     if target and tol is not None:

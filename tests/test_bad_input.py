@@ -192,7 +192,7 @@ def test_the_documented_table_is_this_run(run):
     page = gallery.DOC_PAGE.read_text()
     assert gallery.page_table(page) == run.table, (
         "docs/bad-input.md's table differs from what the gallery gets now; regenerate it "
-        "with `python tests/bad_input_gallery.py --docs`")
+        "with `python tests/support/bad_input_gallery.py --docs`")
 
 
 def test_a_real_process_shows_no_traceback_for_the_gallery(run, tmp_path):

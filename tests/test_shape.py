@@ -170,9 +170,7 @@ LONG_MARKER = "Long because:"
 # rule -> {module: why it is exempt for now}; see the module docstring
 KNOWN_EXCEPTIONS = {
     "print": {},
-    "long": {
-        "refimpl.network.caffemodel": "network/ is on another branch (issue 22)",
-    },
+    "long": {},
     "warn": {},
     "init": {},
 }

@@ -6,6 +6,10 @@ parameter blobs. This module carries a minimal protobuf wire-format codec for ex
 subset; every other field is skipped, whatever its wire type, so files written by any Caffe
 version (or any other protobuf writer) are read.
 
+Long because: one codec, reader and writer sharing the field tables below, with the
+checks a file from anywhere needs (each one a bug the fuzzer found or a layout seen in the
+wild); split, each half would need the other's tables.
+
 Two layouts exist in the wild and both are read:
 
 * V2 (Caffe >= 2015): `NetParameter.layer` (field 100) holds `LayerParameter`s whose type is

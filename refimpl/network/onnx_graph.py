@@ -21,7 +21,7 @@ pip install -e '.[bench]'; they are imported only when a graph is built.
 """
 import numpy as np
 
-from refimpl.errors import MissingDependency
+from refimpl._util.optional import optional_import
 from refimpl.network import spec as _ref
 from refimpl.network.caffemodel import alexnet_params
 
@@ -33,14 +33,9 @@ INSTALL_HINT = ("install the extra: make bench-deps, or pip install -r "
 
 
 def require(name, user="refimpl.network.onnx_graph"):
-    """Import the optional package `name`, or a MissingDependency that says what `user`
-    needs and how to install it."""
-    import importlib
-    try:
-        return importlib.import_module(name)
-    except ImportError as e:
-        raise MissingDependency(f"{user} needs {name}, which is not installed "
-                                f"here: {INSTALL_HINT} ({e})") from e
+    """Import the optional package `name` (one of the bench extra's), or a
+    MissingDependency that says what `user` needs and how to install the extra."""
+    return optional_import(name, user, INSTALL_HINT)
 
 
 def missing_packages(*names):

@@ -38,15 +38,13 @@ import re
 
 import numpy as np
 
-from refimpl.errors import MissingDependency
+from refimpl._util.optional import optional_import
 from refimpl.network import spec as _ref
 from refimpl.network.caffemodel import alexnet_params
 
 __all__ = ["TorchNetwork", "golden_fc7", "available", "lrn", "max_pool", "DEVICE_ENV"]
 
 DEVICE_ENV = "REFIMPL_TORCH_DEVICE"
-INSTALL_HINT = ("refimpl.network.torch_backend needs PyTorch, which is not installed here: "
-                "pip install -r requirements-torch.txt (or pip install -e '.[torch]')")
 
 # Blob name -> the layer after which it is final (ReLUs work in place, as in Caffe).
 _LAYER_INDEX = {name: i for i, (name, _, _) in enumerate(_ref.ALEXNET_LAYERS)}
@@ -59,11 +57,7 @@ _FP32_SWITCHES = [("cudnn", "conv"), ("cuda", "matmul"), ("mkldnn", "conv"),
 
 
 def _torch():
-    try:
-        import torch
-    except ImportError as e:
-        raise MissingDependency(f"{INSTALL_HINT} ({e})") from e
-    return torch
+    return optional_import("torch", "refimpl.network.torch_backend")
 
 
 def available():

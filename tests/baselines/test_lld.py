@@ -18,7 +18,7 @@ def htk_mfcc_e(x, sr=16000, k=0.97, n_bands=26, n_ceps=12, lifter=22, with_bound
     frame.  Samples in 16-bit integer scale as HTK reads them.
 
     with_bound: also the element-wise bound on a float32 computation of the same (as
-    openSMILE's), from float32 rounding carried through the steps (tests/tolerances.py,
+    openSMILE's), from float32 rounding carried through the steps (tests/support/tolerances.py,
     section 3): pre-emphasis and window (a few roundings per sample); the FFT by Higham's
     norm-wise bound for radix-2 FFTs (Accuracy and Stability, Thm 24.2: log2(N) eta, eta =
     u + gamma(4)(sqrt(2) + u)), its error taken as spread evenly over the bins; the power,

@@ -267,7 +267,7 @@ def test_caffe_and_the_numpy_reference_agree_through_the_command_line(shared_dat
                                                                       caffe_installed):
     """End to end on real speech: real Caffe (the paper's) and the NumPy reference. The CSV
     holds each float32 exactly (9 digits), so the bound is the network's own: two float32
-    evaluations, rounding carried through the layers (tests/tolerances.py)."""
+    evaluations, rounding carried through the layers (tests/support/tolerances.py)."""
     import tolerances as tol
     from refimpl.audio import read_audio
     from refimpl.image import render_image

@@ -37,7 +37,7 @@ def _activation(z, var, f, df):
 
 def lstm_variance(x, var, w_x, b, w_h, cont):
     """(h, sigma^2) of one float32 evaluation of Caffe's LSTM layer (as D.lstm_forward),
-    float64, rounding carried through the time steps (tests/tolerances.py, section 3):
+    float64, rounding carried through the time steps (tests/support/tolerances.py, section 3):
     gate sums of D + H + 1 terms, the four activations, c = f c' + i g (two products and
     a sum), h = o tanh(c)."""
     x, var = np.asarray(x, np.float64), np.broadcast_to(np.asarray(var, np.float64), x.shape)

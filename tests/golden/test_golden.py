@@ -68,7 +68,7 @@ def test_cases_are_distinct_so_a_constant_output_cannot_pass():
 
 def test_fc7_tolerance_is_the_derived_rounding_bound():
     """TOLERANCES' fc7 figure is not a number that passed once: it is the bound of two
-    float32 evaluations of the network (tests/tolerances.py) on the golden blobs, the
+    float32 evaluations of the network (tests/support/tolerances.py) on the golden blobs, the
     largest over the cases of the largest element bound over the vector's maximum,
     rounded up by less than half."""
     import tolerances as tol

@@ -5,7 +5,7 @@ by hypothesis (odd sizes, groups, pads, strides, tiny chunks so that work items 
 through rows and images, one and two threads). LRN, pooling and ReLU
 must be bit-identical (same operations in the same order); convolution and inner product
 (conv1 included) sum in another order than NumPy's BLAS, so they agree to float32 rounding: the bound of
-two float32 evaluations of each sum (tests/tolerances.py), and through the whole network
+two float32 evaluations of each sum (tests/support/tolerances.py), and through the whole network
 the rounding carried layer to layer, with conv2-5 by Winograd on the C side. The whole
 network to fc7 is compared with the NumPy reference here and with real Caffe in
 test_cforward_caffe.py (and with Caffe's golden fc7 in test_golden_fc7_from_caffe).

@@ -1,6 +1,6 @@
 """The C core's AlexNet fc7 against real Caffe (needs `make caffe`).
 
-Bound (tests/tolerances.py): two float32 evaluations of the network, the C core's (conv2-5
+Bound (tests/support/tolerances.py): two float32 evaluations of the network, the C core's (conv2-5
 by Winograd when it is on) and Caffe's (im2col + SGEMM), rounding carried layer to layer.
 """
 import numpy as np

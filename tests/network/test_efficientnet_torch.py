@@ -4,7 +4,7 @@ Oracle: `efficientnet_lite_pytorch` 0.1.0 -- the model code of the people who co
 published the weights -- loading the .pth with torch.load, on PyTorch's own convolutions and
 batch norm (requirements-torch.txt: torch==2.13.0 CPU, efficientnet-lite-pytorch==0.1.0).
 
-Bounds (tests/tolerances.py, efficientnet_variance): on the same input, two float32
+Bounds (tests/support/tolerances.py, efficientnet_variance): on the same input, two float32
 evaluations of the network (ours with batch norm folded into the weights, PyTorch's after
 each convolution), rounding carried through its 18 convolution layers, the mean pool and
 the classifier, element by element; the measured errors use 0.2-0.35 of it. The resize

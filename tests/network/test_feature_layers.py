@@ -1,7 +1,7 @@
 """Every backend's feature network read at any AlexNet blob (the toolkit's -layer) against
 real Caffe reading the same blob of the same net, flattened as the toolkit's np.ravel
 did. Tolerance: element by element, the float32 rounding bound of two evaluations of the
-network carried through its layers (tests/tolerances.py alexnet_bound; Winograd's for
+network carried through its layers (tests/support/tolerances.py alexnet_bound; Winograd's for
 the C core)."""
 import numpy as np
 import pytest

@@ -3,7 +3,7 @@
 Random single-layer nets (hypothesis) run in Caffe with weights written by our codec;
 then the full AlexNet on the seed-0 synthetic weights. Marked `caffe`.
 
-Bounds (tests/tolerances.py): every float result is compared element-wise with the bound
+Bounds (tests/support/tolerances.py): every float result is compared element-wise with the bound
 of its own operation, two float32 evaluations that round differently (Caffe's OpenBLAS
 kernels, picked at run time, against numpy's): sums by their length and terms, LRN by its
 running window sum, the whole AlexNet by the rounding errors carried through its layers.

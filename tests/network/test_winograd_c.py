@@ -4,7 +4,7 @@ against the NumPy reference, against live Caffe, and inside the forward pass.
 Winograd's result is not the direct sum reordered: each 2x2 output tile is computed from
 transforms of the tile's whole (r+1)x(r+1) input patch, so its rounding error scales with
 that patch, not with the terms of one output's window. The bound follows the C core's
-own steps (tests/tolerances.py, winograd_conv_variance): the input transform's float32
+own steps (tests/support/tolerances.py, winograd_conv_variance): the input transform's float32
 sums of (r+1) integer-weighted terms, the filter transform rounded once from double, the
 channel sums of the products, the output transform's sums, the bias; compared with the
 exact (float64) convolution. An index error or a wrong transform gives errors of the

@@ -289,7 +289,7 @@ def winograd_matrices(r):
     """A^T, G, B^T of the C core's F(2x2, rxr) (tools/winograd_matrices.py), as float64."""
     import importlib.util
     from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / "tools" / "winograd_matrices.py"
+    path = Path(__file__).resolve().parents[2] / "tools" / "winograd_matrices.py"
     spec = importlib.util.spec_from_file_location("winograd_matrices", path)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
