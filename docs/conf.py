@@ -80,10 +80,13 @@ def setup(app):
 
 # Doctests: the cache (synthetic weights, per-file features) is the checkout's .cache/,
 # as for `make run` and the tests; no network is used.
+# the public API's docstrings are rendered on the API page, so their examples run here
+# too: they are written as a user of `import refimpl` would, with the public names at hand
 doctest_global_setup = """
 import os, tempfile, pathlib
 import numpy as np
 import soundfile
+from refimpl import *
 """
 
 html_theme = "pydata_sphinx_theme"
