@@ -17,6 +17,7 @@ toolkit's np.ravel did), or EfficientNet-Lite0's own pipeline.
     net = open_network("c", weights=path, layer="fc7")
     features = net.features(images)                 # (N, net.dim)
 """
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -137,10 +138,44 @@ def feature_dim(net="alexnet", layer=None):
     return EfficientNetFeatures.dim if net == "efficientnet-lite0" else blob_dim(layer)
 
 
-def open_network(backend="caffe", weights=None, net="alexnet", subtract_mean=False,
-                 device=None, layer=None):
-    """An open feature network: .features(uint8 N x 227 x 227 x 3 RGB) -> (N, .dim), read
-    from blob `layer` (None: the network's own, fc7 for AlexNet)."""
+def open_network(backend: str = "caffe", weights: str | Path | None = None, net: str = "alexnet",
+                 subtract_mean: bool = False, device: str | None = None,
+                 layer: str | None = None) -> "AlexNetFeatures | EfficientNetFeatures":
+    """An open feature network: spectrogram pictures in, one feature vector per picture out.
+
+    Parameters
+    ----------
+    backend : str
+        For AlexNet: "caffe" (real Caffe in a worker process), "numpy" (the reference),
+        "c" (the compiled core), "torch" or "openvino" (optional extras).
+    weights : str or pathlib.Path, optional
+        A caffemodel path, or None for the BVLC AlexNet (downloaded and checked by SHA-1).
+        refimpl.network.weights.resolve_weights turns the command line's spellings
+        ("synthetic:SEED", a seeded random AlexNet that is not the paper's network) into
+        a path.
+    net : str
+        "alexnet" (the paper's) or "efficientnet-lite0".
+    subtract_mean : bool
+        Subtract the ImageNet mean from the blob (not what the paper did).
+    device : str, optional
+        The torch backend's device ("cpu", "cuda", "cuda:N").
+    layer : str, optional
+        The blob the features are read from (None: the network's own, fc7 for AlexNet).
+
+    Returns
+    -------
+    AlexNetFeatures or EfficientNetFeatures
+        ``.features(images)`` maps uint8 RGB pictures of shape (N, 227, 227, 3) to an
+        (N, ``.dim``) float32 array; ``.close()`` releases a worker process.
+
+    Examples
+    --------
+    >>> from refimpl.network.weights import resolve_weights
+    >>> net = open_network("c", resolve_weights("synthetic:0"))
+    >>> net.features(np.zeros((2, 227, 227, 3), np.uint8)).shape
+    (2, 4096)
+    >>> net.close()
+    """
     layer = feature_layer(net, layer)   # refuses an unknown network
     if net == "efficientnet-lite0":
         return EfficientNetFeatures()
