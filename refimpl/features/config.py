@@ -146,22 +146,19 @@ class ExtractorConfig:
         backend = self.backend
         if self.net == "efficientnet-lite0":
             backend = "numpy"   # its own NumPy forward pass; backend and device do not apply
-        elif backend == "c":
-            # each output one FMA chain (not OpenBLAS's sums, whose bits followed the
-            # batch and the thread count); importing cforward loads the compiled core and
-            # its OpenMP runtime, which only the "c" backend needs
-            from refimpl.network import cforward
-            backend += " " + cforward.arithmetic_id()
+        own_id = getattr(BACKENDS[backend], "arithmetic_id", None)
+        if self.net == "alexnet" and own_id is not None:
+            # the backend names what moves its last bits: the C core its algorithm (one
+            # FMA chain per output, whatever the batch and threads), OpenVINO its version
+            # and thread count
+            backend += " " + own_id()
         elif backend == "torch":
             from refimpl.network import torch_backend   # PyTorch: an optional extra
             backend += f" torch={torch_backend._torch().__version__} device={self.device or 'cpu'}"
-        elif backend == "openvino":
-            from refimpl.network import openvino_backend  # OpenVINO: an optional extra
-            backend += " " + openvino_backend.arithmetic_id()
         image = self.image_options
         invariant = self.net == "alexnet" and getattr(BACKENDS[self.backend],
                                                       "batch_invariant", False)
-        if self.net == "alexnet" and not invariant:
+        if self.net == "alexnet" and not invariant and own_id is None:
             # numpy's, Caffe's and torch's BLAS split sums by thread: the count moves bits
             backend += f" threads={blas_threads()}"
         return (f"deepspectrum engine={_ENGINE_VERSION} net={self.net} layer={self.feature_layer} "

@@ -348,6 +348,8 @@ class CNetwork:
     # an image's outputs do not depend on the other images of the batch (nor on the
     # thread count): the engine may batch images of several files together
     batch_invariant = True
+    # what moves its last bits, for cache keys (ExtractorConfig.config_id, the grid)
+    arithmetic_id = staticmethod(arithmetic_id)
 
     def __init__(self, weights):
         _core()  # fail early, with the build hint, if the extension is missing

@@ -1,5 +1,5 @@
 """AlexNet on OpenVINO's CPU plugin: the network backend "openvino", for the machines where
-it runs faster than the C core (README's table of tests/benchmarks/test_bench_peers.py).
+it runs faster than the C core (docs/performance.md, tests/benchmarks/test_bench_peers.py).
 
 The caffemodel becomes an ONNX graph in memory (refimpl.network.onnx_graph), which
 OpenVINO reads and compiles for the CPU in plain float32 (INFERENCE_PRECISION_HINT f32:
@@ -56,6 +56,8 @@ class OpenVinoNetwork:
     name = "openvino"
     # OpenVINO's sums depend on the batch size and the thread count
     batch_invariant = False
+    # what moves its last bits (version, precision, threads), for cache keys
+    arithmetic_id = staticmethod(arithmetic_id)
 
     def __init__(self, weights, threads=None):
         ov = _openvino()
