@@ -70,7 +70,8 @@ def compare(tmp_path, jar, lld_csv, ext="csv", **cfg):
     """Run the jar and refimpl on the same input; return (bags equal, codebooks equal, ours)."""
     jout, jcb = tmp_path / f"j.{ext}", tmp_path / "jcb.txt"
     rout, rcb = tmp_path / f"r.{ext}", tmp_path / "rcb.txt"
-    X.run_openxbow(["-i", lld_csv, "-o", jout, "-writeName", "-B", jcb] + jar_args(**cfg), jar)
+    X.run_openxbow(["-i", lld_csv, "-o", jout, "-writeName", "-B", jcb] + jar_args(**cfg), jar,
+                   java_options=X.PREDICTABLE_JIT)
     res = B.boaw(B.read_lld_csv(str(lld_csv)), fast=cfg.pop("fast", False), **cfg)
     B.write_bags(rout, res.names, res.bags, source=str(lld_csv))
     B.save_codebook(rcb, res.codebook)
