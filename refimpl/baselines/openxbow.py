@@ -44,7 +44,7 @@ def java_executable():
 
 # The JVM's optimising compiler (C2) runs the jar's word assignment either fast or about
 # six times slower from one run to the next (22 s or 115-133 s for the same 54-file run
-# at Cs 5000 / Na 500, seen here); the quick compiler alone (C1) takes 59 s every time.
+# at Cs 5000 / Na 500, seen here); the quick compiler alone (C1) took 59 s in both of two runs.
 # The tier cannot change a single output byte: Java's float arithmetic is fixed by the
 # language (strict IEEE since Java 17), whatever code the JIT emits. Tests that must
 # finish in a known time ask for it; users and the benchmark get Java's default.

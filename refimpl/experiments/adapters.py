@@ -20,7 +20,7 @@ from refimpl._util.digest import file_digest
 from refimpl.baselines import boaw
 from refimpl.baselines import opensmile as opensmile_features
 from refimpl.image import DEFAULT_OPTIONS
-from refimpl.network import BACKENDS, efficientnet, open_network
+from refimpl.network import arithmetic_key, efficientnet, open_network
 from refimpl.network import weights as alexnet_weights
 
 __all__ = ["Extractor", "FeatureSet", "FEATURE_FACTORIES", "openxbow_boaw_fn",
@@ -140,10 +140,9 @@ class DeepSpectrumExtractor:
                 self.control = f"random-weight AlexNet (synthetic seed {seed})"
             layer = "fc7"
         self.backend = backend
-        own_id = getattr(BACKENDS[backend], "arithmetic_id", None)
-        if own_id is not None and net == "alexnet":
+        if net == "alexnet":
             # what moves the last bits of fc7 (cache key): the backend's own arithmetic
-            backend += " " + own_id()
+            backend = arithmetic_key(backend)
         self.config_id = (f"deepspectrum net={net} backend={backend} "
                           f"weights-sha1={_file_sha1(self.weights)} "
                           f"image={DEFAULT_OPTIONS!r} layer={layer}")

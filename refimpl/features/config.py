@@ -11,8 +11,8 @@ from refimpl._util.digest import content_digest
 from refimpl.audio import as_seconds
 from refimpl.errors import ImageError, UsageError
 from refimpl.image import PIXEL_RULES, PIXELS_2017, RENDERERS, SpectrogramOptions
-from refimpl.network import (BACKENDS, NETWORKS, efficientnet, feature_dim, feature_layer,
-                             open_network)
+from refimpl.network import (BACKENDS, NETWORKS, arithmetic_key, efficientnet, feature_dim,
+                             feature_layer, names_own_arithmetic, open_network)
 from refimpl.network.weights import resolve_weights
 
 __all__ = ["ExtractorConfig", "check_image_options", "blas_threads", "FORWARD_PIECE",
@@ -146,19 +146,18 @@ class ExtractorConfig:
         backend = self.backend
         if self.net == "efficientnet-lite0":
             backend = "numpy"   # its own NumPy forward pass; backend and device do not apply
-        own_id = getattr(BACKENDS[backend], "arithmetic_id", None)
-        if self.net == "alexnet" and own_id is not None:
-            # the backend names what moves its last bits: the C core its algorithm (one
-            # FMA chain per output, whatever the batch and threads), OpenVINO its version
-            # and thread count
-            backend += " " + own_id()
         elif backend == "torch":
             from refimpl.network import torch_backend   # PyTorch: an optional extra
             backend += f" torch={torch_backend._torch().__version__} device={self.device or 'cpu'}"
+        else:
+            # the C core names its algorithm (one FMA chain per output, whatever the batch
+            # and threads), OpenVINO its version and thread count
+            backend = arithmetic_key(backend)
         image = self.image_options
         invariant = self.net == "alexnet" and getattr(BACKENDS[self.backend],
                                                       "batch_invariant", False)
-        if self.net == "alexnet" and not invariant and own_id is None:
+        if (self.net == "alexnet" and not invariant
+                and not names_own_arithmetic(self.backend)):
             # numpy's, Caffe's and torch's BLAS split sums by thread: the count moves bits
             backend += f" threads={blas_threads()}"
         return (f"deepspectrum engine={_ENGINE_VERSION} net={self.net} layer={self.feature_layer} "

@@ -21,8 +21,8 @@ that is resumed from the cache writes the very same bytes.
 Results are cached per file (refimpl._util.cache.FeatureCache, keyed by the file's
 content and ExtractorConfig.config_id() (refimpl.features.config), which names
 everything that changes the features). A file that cannot be used (unreadable, not audio,
-too short, silent, nothing left after --start) comes out as a FileResult with `error` set, naming the file; the
-others still come out.
+too short, silent, nothing left after --start) comes out as a FileResult with `error`
+set, naming the file; the others still come out.
 """
 import queue
 import sys

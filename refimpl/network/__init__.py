@@ -15,9 +15,10 @@ fc7 (after its ReLU) is the deep spectrum feature vector.
                   the caffemodel as an ONNX graph built in memory
     backends      the Backend protocol, open_backend and open_network
 """
-from refimpl.network.backends import (BACKENDS, NETWORKS, Backend, feature_dim, feature_layer,
-                                      open_backend, open_network)
+from refimpl.network.backends import (BACKENDS, NETWORKS, Backend, arithmetic_key, feature_dim,
+                                      feature_layer, names_own_arithmetic, open_backend,
+                                      open_network)
 from refimpl.network.blob import image_to_blob
 
-__all__ = ["Backend", "BACKENDS", "NETWORKS", "open_backend", "open_network", "feature_layer",
-           "feature_dim", "image_to_blob"]
+__all__ = ["Backend", "BACKENDS", "NETWORKS", "arithmetic_key", "names_own_arithmetic",
+           "open_backend", "open_network", "feature_layer", "feature_dim", "image_to_blob"]

@@ -32,7 +32,8 @@ from refimpl.network.reference import NumpyNetwork
 from refimpl.network.spec import BLOB_NAMES, FEATURE_BLOB, blob_dim
 from refimpl.network.torch_backend import TorchNetwork
 
-__all__ = ["Backend", "BACKENDS", "NETWORKS", "open_backend", "open_network", "feature_layer",
+__all__ = ["Backend", "BACKENDS", "NETWORKS", "arithmetic_key", "names_own_arithmetic",
+           "open_backend", "open_network", "feature_layer",
            "feature_dim", "AlexNetFeatures", "EfficientNetFeatures"]
 
 
@@ -46,7 +47,7 @@ class Backend(Protocol):
 
 # numpy: the readable reference; caffe: the real thing; c: the compiled core; torch: PyTorch
 # on a CPU or a CUDA device (an optional extra); openvino: OpenVINO's CPU plugin (an
-# optional extra; faster than the core on some CPUs, see README)
+# optional extra; faster than the core on some CPUs, see docs/performance.md)
 BACKENDS = {"numpy": NumpyNetwork, "caffe": CaffeNetwork, "c": CNetwork, "torch": TorchNetwork,
             "openvino": OpenVinoNetwork}
 # the backends that run on a device other than the CPU, and how they name it
@@ -54,6 +55,20 @@ DEVICE_BACKENDS = {"torch": "cpu, cuda or cuda:N",
                    "caffe": "cpu or gpu:N (a CUDA pycaffe named by REFIMPL_CAFFE_PYTHON)"}
 
 NETWORKS = ("alexnet", "efficientnet-lite0")
+
+
+def names_own_arithmetic(name):
+    """Whether backend `name` names what moves its last bits itself (its class's
+    arithmetic_id: the C core, OpenVINO)."""
+    return hasattr(BACKENDS[name], "arithmetic_id")
+
+
+def arithmetic_key(name):
+    """Backend `name` as a cache key names it: followed by its arithmetic_id where it has
+    one (ExtractorConfig.config_id and the grid's adapters both key AlexNet's features so)."""
+    if not names_own_arithmetic(name):
+        return name
+    return f"{name} {BACKENDS[name].arithmetic_id()}"
 
 
 def open_backend(name, weights, device=None):
