@@ -192,11 +192,24 @@ def test_max_pool_bit_identical_to_numpy(data):
     k = data.draw(st.integers(1, 4))
     stride, pad = data.draw(st.integers(1, 3)), data.draw(st.integers(0, k - 1))
     h = data.draw(st.integers(max(1, k - 2 * pad), 17))
-    w = data.draw(st.integers(max(1, k - 2 * pad), 17))
+    # up to 41 columns: 3-wide stride-2 rows of 8 to 20 outputs take the AVX2 path
+    w = data.draw(st.integers(max(1, k - 2 * pad), 41))
     x = rand(data.draw(st.integers(0, 2 ** 31)), (2, 3, h, w), 5.0)
     want = N.max_pool(x, kernel=k, stride=stride, pad=pad)
     got = C.max_pool(x, kernel=k, stride=stride, pad=pad)
     np.testing.assert_array_equal(got, want)
+
+
+def test_max_pool_3x3_stride_2_every_row_width():
+    """AlexNet's windows at every width from 3 to 41: rows of 8 or more whole windows take
+    the AVX2 path (its last block overlapping the one before), the rest the scalar loop."""
+    for w in range(3, 42):
+        x = rand(w, (2, 3, 7, w), 5.0)
+        x[0, 0, :, ::3] = 0.0
+        x[0, 1, :, ::3] = -0.0
+        got, want = (f(x, kernel=3, stride=2, pad=0) for f in (C.max_pool, N.max_pool))
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32),
+                                      err_msg=f"w={w}")  # bits: signed zeros too
 
 
 @pytest.mark.parametrize("size,kernel,stride,pad", [
