@@ -554,18 +554,20 @@ int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const fl
 
 /* Stride-1 convolutions with r x r kernels (r = 3: conv3-5; r = 5: conv2) by Winograd's
  * minimal filtering F(mxm, rxr) (Lavin & Gray 2016): the output is cut into m x m tiles
- * (m = WINOr_M outputs per tile side, 2 for both); each tile needs an n x n input patch
- * d (n = m + r - 1) and is
+ * (m = WINOr_M: 4 for r = 3, 2 for r = 5); each tile needs an n x n input patch d
+ * (n = m + r - 1 = 6 for both) and is
  *     Y = A^T [ U .* (B^T d B) ] A,     U = G g G^T per (output, input) channel pair,
  * and the sum over input channels of the elementwise products is, for each of the n^2
  * positions, a matrix product (M x C) . (C x tiles). Per tile and channel pair that is
- * n^2 multiplications instead of m^2 r^2: 2.25x (r = 3) or 2.8x (r = 5) fewer, paid for
- * by the input and output transforms and by rounding: a tile's error scales with its
- * whole input patch (the transforms add and subtract), a few times float32's (the
- * fractions of G are applied in double, once, to the filters). m depends on r alone, so
- * an image's arithmetic does not depend on its batch. The matrices come from
- * tools/winograd_matrices.py, which checks them against direct correlation in exact
- * arithmetic and writes _forward_winograd.h.
+ * n^2 multiplications instead of m^2 r^2: 4x (F(4x4,3x3)) or 2.8x (F(2x2,5x5)) fewer, paid
+ * for by the input and output transforms and by rounding: a tile's error scales with its
+ * whole input patch (the transforms add and subtract, with weights up to 5 in B^T and 8
+ * in A^T), a few times float32's (the fractions of G are applied in double, once, to the
+ * filters). m depends on r alone, so an image's arithmetic does not depend on its batch.
+ * conv3-5's 13x13 outputs take 16 tiles of 4x4 (576 products per channel pair) against
+ * 49 of 2x2 with F(2x2,3x3) (784). The matrices come from tools/winograd_matrices.py,
+ * which checks them against direct correlation in exact arithmetic and writes
+ * _forward_winograd.h.
  *
  * Work items are chunks of tiles (running across images, like conv_chunk's columns):
  * per group, the chunk's input patches are transformed into V (n^2, C/g, tiles), the n^2

@@ -9,30 +9,38 @@
 /* WL floats, any alignment (the lanes of V and Y start at any tile) */
 typedef float wino_vec __attribute__((vector_size(WL * sizeof(float)), aligned(4)));
 
-/* F(2x2,3x3), points [0, 1, -1] and infinity
+/* F(4x4,3x3), points [0, 1, -1, 2, -2] and infinity
  * A^T =
- *   [     1,      1,      1,      0]
- *   [     0,      1,     -1,      1]
+ *   [     1,      1,      1,      1,      1,      0]
+ *   [     0,      1,     -1,      2,     -2,      0]
+ *   [     0,      1,      1,      4,      4,      0]
+ *   [     0,      1,     -1,      8,     -8,      1]
  * G =
- *   [     1,      0,      0]
- *   [   1/2,    1/2,    1/2]
- *   [   1/2,   -1/2,    1/2]
+ *   [   1/4,      0,      0]
+ *   [   1/6,    1/6,    1/6]
+ *   [   1/6,   -1/6,    1/6]
+ *   [  1/24,   1/12,    1/6]
+ *   [  1/24,  -1/12,    1/6]
  *   [     0,      0,      1]
  * B^T =
- *   [     1,      0,     -1,      0]
- *   [     0,      1,      1,      0]
- *   [     0,     -1,      1,      0]
- *   [     0,     -1,      0,      1]
+ *   [     4,      0,     -5,      0,      1,      0]
+ *   [     0,      4,      4,     -1,     -1,      0]
+ *   [     0,     -4,      4,      1,     -1,      0]
+ *   [     0,     -2,     -1,      2,      1,      0]
+ *   [     0,      2,     -1,     -2,      1,      0]
+ *   [     0,      4,      0,     -5,      0,      1]
  */
-#define WINO3_M 2
-#define WINO3_N 4
-static const double wino3_g[4][3] = {
-    {1.0, 0.0, 0.0},
-    {0.5, 0.5, 0.5},
-    {0.5, -0.5, 0.5},
+#define WINO3_M 4
+#define WINO3_N 6
+static const double wino3_g[6][3] = {
+    {0.25, 0.0, 0.0},
+    {1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0},
+    {1.0 / 6.0, -1.0 / 6.0, 1.0 / 6.0},
+    {1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0},
+    {1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0},
     {0.0, 0.0, 1.0},
 };
-/* B^T (n = 4) */
+/* B^T (n = 6) */
 static inline __attribute__((always_inline)) void wino3_bt(const float *in, ptrdiff_t is,
     float *out, ptrdiff_t os)
 {
@@ -40,13 +48,17 @@ static inline __attribute__((always_inline)) void wino3_bt(const float *in, ptrd
     const wino_vec x1 = *(const wino_vec *)(in + 1 * is);
     const wino_vec x2 = *(const wino_vec *)(in + 2 * is);
     const wino_vec x3 = *(const wino_vec *)(in + 3 * is);
-    *(wino_vec *)(out + 0 * os) = x0 - x2;
-    *(wino_vec *)(out + 1 * os) = x1 + x2;
-    *(wino_vec *)(out + 2 * os) = -x1 + x2;
-    *(wino_vec *)(out + 3 * os) = -x1 + x3;
+    const wino_vec x4 = *(const wino_vec *)(in + 4 * is);
+    const wino_vec x5 = *(const wino_vec *)(in + 5 * is);
+    *(wino_vec *)(out + 0 * os) = 4.0f * x0 - 5.0f * x2 + x4;
+    *(wino_vec *)(out + 1 * os) = 4.0f * x1 + 4.0f * x2 - x3 - x4;
+    *(wino_vec *)(out + 2 * os) = -4.0f * x1 + 4.0f * x2 + x3 - x4;
+    *(wino_vec *)(out + 3 * os) = -2.0f * x1 - x2 + 2.0f * x3 + x4;
+    *(wino_vec *)(out + 4 * os) = 2.0f * x1 - x2 - 2.0f * x3 + x4;
+    *(wino_vec *)(out + 5 * os) = 4.0f * x1 - 5.0f * x3 + x5;
 }
 
-/* A^T (2 x 4) */
+/* A^T (4 x 6) */
 static inline __attribute__((always_inline)) void wino3_at(const float *in, ptrdiff_t is,
     float *out, ptrdiff_t os)
 {
@@ -54,8 +66,12 @@ static inline __attribute__((always_inline)) void wino3_at(const float *in, ptrd
     const wino_vec x1 = *(const wino_vec *)(in + 1 * is);
     const wino_vec x2 = *(const wino_vec *)(in + 2 * is);
     const wino_vec x3 = *(const wino_vec *)(in + 3 * is);
-    *(wino_vec *)(out + 0 * os) = x0 + x1 + x2;
-    *(wino_vec *)(out + 1 * os) = x1 - x2 + x3;
+    const wino_vec x4 = *(const wino_vec *)(in + 4 * is);
+    const wino_vec x5 = *(const wino_vec *)(in + 5 * is);
+    *(wino_vec *)(out + 0 * os) = x0 + x1 + x2 + x3 + x4;
+    *(wino_vec *)(out + 1 * os) = x1 - x2 + 2.0f * x3 - 2.0f * x4;
+    *(wino_vec *)(out + 2 * os) = x1 + x2 + 4.0f * x3 + 4.0f * x4;
+    *(wino_vec *)(out + 3 * os) = x1 - x2 + 8.0f * x3 - 8.0f * x4 + x5;
 }
 
 /* F(2x2,5x5), points [0, 1, -1, 2, -2] and infinity

@@ -4,8 +4,8 @@ and the C code of their transforms (csrc/_forward_winograd.h).
     python tools/winograd_matrices.py            # check, then print the header
     python tools/winograd_matrices.py --write    # check, then write csrc/_forward_winograd.h
 
-m outputs per tile side (M, per kernel size) and n = m + r - 1 evaluation points:
-0, +-1, (+-2,) inf.
+m outputs per tile side (M: 4 for r = 3, 2 for r = 5) and n = m + r - 1 evaluation
+points: 0, +-1, +-2, inf for both, n = 6.
 The 1-D correlation y_i = sum_k g_k d_{i+k} (Caffe's convolution, no kernel flip) is the
 transpose of the linear convolution s = g * h, which Toom-Cook computes as
 s = V^-1 [(E_r g) .* (E_m h)], E_k being the n x k evaluation matrix at the points (the
@@ -25,10 +25,17 @@ from fractions import Fraction as Fr
 from pathlib import Path
 
 INF = None
-# Outputs per tile side, per kernel size, and the n = m + r - 1 evaluation points. The
-# choice depends on r alone, never on the batch, so an image's arithmetic stays the same.
-M = {3: 2, 5: 2}
-POINTS = {3: [0, 1, -1, INF], 5: [0, 1, -1, 2, -2, INF]}
+# Outputs per tile side, per kernel size, and the n = m + r - 1 evaluation points. A
+# bigger m costs fewer products per output ((m + r - 1)^2 / m^2 per channel pair) but needs
+# more points, and points beyond +-1 bring coefficients (powers of 2 in A^T, 1/4 .. 1/24 in
+# G, 4 and 5 in B^T) that magnify rounding; the output then also depends on a bigger input
+# patch. conv3-5 (3x3, 13x13 outputs) take F(4x4, 3x3): 16 tiles x 36 products per channel
+# pair against F(2x2, 3x3)'s 49 x 16, 1.36x fewer; conv2 (5x5, 27x27) stays at F(2x2, 5x5),
+# as F(4x4, 5x5) would need two more points (+-1/2 or +-3), whose coefficients magnify
+# rounding further. The choice depends on r alone, never on the batch, so an image's
+# arithmetic stays the same.
+M = {3: 4, 5: 2}
+POINTS = {3: [0, 1, -1, 2, -2, INF], 5: [0, 1, -1, 2, -2, INF]}
 
 
 def evaluation(points, k):
