@@ -860,7 +860,12 @@ int fw_conv_wino(const fw_ctx *ctx, const fw_view *in, const float *u, const flo
     /* Default tiles per work item, measured on AlexNet at batch 32 (2 cores): conv3-5
      * (r = 3, 192..256 input channels per product) were fastest from 128 to 256 tiles,
      * conv2 (r = 5, 48 channels: cheap products, the transforms dominate) at 48..96 and
-     * 30% slower at 256. */
+     * 30% slower at 256. Re-measured for F(4x4, 3x3): a tile now covers 4x the outputs,
+     * but each work item still reads all of U, now 36 positions (13.5 MiB for conv3)
+     * instead of 16, likely why fewer tiles did not pay: conv3-5 at batch 32, 1 thread,
+     * 141-145 ms at 128 or 256 tiles, 155-185 ms at 64; at 2 threads too noisy to tell
+     * 64..256 apart. A lone image has 16 tiles per convolution, one work item (two at 2
+     * threads) whatever the default. */
     chunk = ctx->wino_tiles > 0 ? ctx->wino_tiles : r == 5 ? 64 : 128;
     nchunks = (L + chunk - 1) / chunk;
     nchunks = (nchunks + T - 1) / T * T;  /* whole rounds: no core idles at the end */
