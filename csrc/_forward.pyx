@@ -26,6 +26,7 @@ cdef extern from "_forward_kernels.h" nogil:
         int wino_tiles
     int fw_conv(const fw_ctx *ctx, const fw_view *inp, const float *weights,
                 const float *bias, int m, const fw_conv_cfg *cfg, const fw_view *out)
+    int fw_wino_tile(int r)
     int fw_wino_transform_filters(const float *weights, int r, int m, int cg, float *u)
     int fw_conv_wino(const fw_ctx *ctx, const fw_view *inp, const float *u,
                      const float *bias, int m, const fw_conv_cfg *cfg, const fw_view *out)
@@ -88,6 +89,13 @@ def settings():
 
 
 WINOGRAD_KERNELS = (3, 5)
+# outputs per tile side of each kernel size's Winograd transform, F(mxm, rxr): r -> m
+WINOGRAD_TILES = {r: fw_wino_tile(r) for r in WINOGRAD_KERNELS}
+
+
+def winograd_points(r):
+    """n = m + r - 1, the transform's points per side for r x r kernels."""
+    return WINOGRAD_TILES[r] + r - 1
 
 # the matrix products' instruction sets, weakest first (same bits on each)
 ISAS = {"baseline": FW_ISA_BASELINE, "avx2": FW_ISA_AVX2, "avx512": FW_ISA_AVX512}
@@ -109,16 +117,18 @@ def kernel_isa():
 
 
 def winograd_filters(cnp.ndarray weights):
-    """Winograd F(2x2, rxr) filters for stride-1 convolutions with square r x r kernels,
-    r in WINOGRAD_KERNELS: weights (M, C/group, r, r) float32 C-contiguous ->
-    U ((r+1)^2, M, C/group) float32, G g G^T computed in double and rounded once."""
+    """Winograd F(mxm, rxr) filters (m = WINOGRAD_TILES[r]) for stride-1 convolutions with
+    square r x r kernels, r in WINOGRAD_KERNELS: weights (M, C/group, r, r) float32
+    C-contiguous -> U (n^2, M, C/group) float32, n = m + r - 1, G g G^T computed in double
+    and rounded once."""
     if weights.ndim != 4 or weights.dtype != np.float32 or not weights.flags.c_contiguous:
         raise ValueError("weights must be C-contiguous float32 (M, C/group, r, r)")
     cdef int m = weights.shape[0], cg = weights.shape[1], r = weights.shape[2]
     if weights.shape[3] != r or r not in WINOGRAD_KERNELS:
         raise ValueError(f"Winograd needs square {WINOGRAD_KERNELS} kernels, got "
                          f"{weights.shape[2]}x{weights.shape[3]}")
-    cdef cnp.ndarray u = np.empty(((r + 1) * (r + 1), m, cg), dtype=np.float32)
+    cdef int n = winograd_points(r)
+    cdef cnp.ndarray u = np.empty((n * n, m, cg), dtype=np.float32)
     fw_wino_transform_filters(<const float *>cnp.PyArray_DATA(weights), r, m, cg,
                               <float *>cnp.PyArray_DATA(u))
     return u
@@ -199,7 +209,7 @@ def conv2d_layout(cnp.ndarray x, cnp.ndarray weights, bias, int sh, int sw, int 
         r = cfg.kh
         if (cfg.kw != r or r not in WINOGRAD_KERNELS or sh != 1 or sw != 1
                 or u.dtype != np.float32 or not u.flags.c_contiguous
-                or (<object>u).shape != ((r + 1) * (r + 1), m, weights.shape[1])):
+                or (<object>u).shape != (winograd_points(r) ** 2, m, weights.shape[1])):
             raise ValueError("wino_filters must be winograd_filters(weights) of a stride-1 "
                              f"convolution with a square {WINOGRAD_KERNELS} kernel")
         up = <const float *>cnp.PyArray_DATA(u)

@@ -565,40 +565,50 @@ int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const fl
 /* ---------------------------------------------------------- Winograd convolution */
 
 /* Stride-1 convolutions with r x r kernels (r = 3: conv3-5; r = 5: conv2) by Winograd's
- * minimal filtering F(2x2, rxr) (Lavin & Gray 2016): the output is cut into 2x2 tiles;
- * each tile needs an n x n input patch d (n = r + 1) and is
+ * minimal filtering F(mxm, rxr) (Lavin & Gray 2016): the output is cut into m x m tiles
+ * (m = WINOr_M: 4 for r = 3, 2 for r = 5); each tile needs an n x n input patch d
+ * (n = m + r - 1 = 6 for both) and is
  *     Y = A^T [ U .* (B^T d B) ] A,     U = G g G^T per (output, input) channel pair,
  * and the sum over input channels of the elementwise products is, for each of the n^2
  * positions, a matrix product (M x C) . (C x tiles). Per tile and channel pair that is
- * n^2 multiplications instead of 4 r^2: 2.25x (r = 3) or 2.8x (r = 5) fewer, paid for
- * by the input and output transforms and by rounding: a tile's error scales with its
- * whole input patch (the transforms add and subtract), a few times float32's (the
- * fractions of G are applied in double, once, to the filters). The matrices come from
- * tools/winograd_matrices.py, which checks them against direct correlation in exact
- * arithmetic and writes _forward_winograd.h.
+ * n^2 multiplications instead of m^2 r^2: 4x (F(4x4,3x3)) or 2.8x (F(2x2,5x5)) fewer, paid
+ * for by the input and output transforms and by rounding: a tile's error scales with its
+ * whole input patch (the transforms add and subtract, with weights up to 5 in B^T and 8
+ * in A^T), a few times float32's (the fractions of G are applied in double, once, to the
+ * filters). m depends on r alone, so an image's arithmetic does not depend on its batch.
+ * conv3-5's 13x13 outputs take 16 tiles of 4x4 (576 products per channel pair) against
+ * 49 of 2x2 with F(2x2,3x3) (784). The matrices come from tools/winograd_matrices.py,
+ * which checks them against direct correlation in exact arithmetic and writes
+ * _forward_winograd.h.
  *
  * Work items are chunks of tiles (running across images, like conv_chunk's columns):
  * per group, the chunk's input patches are transformed into V (n^2, C/g, tiles), the n^2
  * products give Y (n^2, M/g, tiles), and the output transform adds the bias, applies the
- * ReLU and writes the 2x2 outputs (fewer at the right and bottom edges) into `out`. */
+ * ReLU and writes the m x m outputs (fewer at the right and bottom edges) into `out`. */
 
 #define WL 8  /* tiles transformed together: one AVX register of floats per value */
 #include "_forward_winograd.h"
 
+#define WINO_NMAX (WINO3_N > WINO5_N ? WINO3_N : WINO5_N)
+
+int fw_wino_tile(int r)
+{
+    return r == 3 ? WINO3_M : r == 5 ? WINO5_M : 0;
+}
+
 /* u[(i n + j), o, c] = (G g G^T)[i][j] for filter g = weights[o, c], in double, rounded
- * once to float. */
+ * once to float; n = WINOr_N. */
 int fw_wino_transform_filters(const float *weights, int r, int m, int cg, float *u)
 {
     const double *G;
-    const int n = r + 1;
-    int o, c, i, j, k, q;
-    if (r == 3) G = &wino3_g[0][0];
-    else if (r == 5) G = &wino5_g[0][0];
+    int n, o, c, i, j, k, q;
+    if (r == 3) { G = &wino3_g[0][0]; n = WINO3_N; }
+    else if (r == 5) { G = &wino5_g[0][0]; n = WINO5_N; }
     else return -1;
     for (o = 0; o < m; o++)
         for (c = 0; c < cg; c++) {
             const float *g = weights + ((long)o * cg + c) * r * r;
-            double t[6][5];  /* G g */
+            double t[WINO_NMAX][5];  /* G g */
             for (i = 0; i < n; i++)
                 for (k = 0; k < r; k++) {
                     double s = 0.0;
@@ -621,9 +631,10 @@ typedef struct {
     const float *u, *bias;
     const fw_conv_cfg *cfg;
     int m, r, n, oh, ow, th, tw;
+    int mt;           /* outputs per tile side (WINOr_M) */
     long tpi;         /* tiles per image */
     const float *xp;  /* the padded, column-split input (wino_pad) */
-    int hp, kw;       /* its rows and columns per half plane */
+    int hp, kw;       /* its rows and columns per phase plane */
 } wino_job;
 
 /* Floats from one position's block of V or Y to the next: at least `floats`, and an odd
@@ -677,24 +688,25 @@ static float *scratch(int slot, size_t bytes)
     return s->ptr[slot];
 }
 
-/* The input, zero-padded and with even and odd columns split: for channel c, image i,
- * xp[((c N + i) 2 + parity) hp kw + y kw + k] = x[c, i, y - ph, 2k + parity - pw] (0 in
- * the padding). Tile (ty, tx)'s patch element (u, v) is then at row 2 ty + u, column
- * tx + v/2 of half plane v % 2: consecutive tiles of a row are consecutive floats, so
+/* The input, zero-padded and with its columns split into m = job->mt phases (tiles step
+ * m columns): for channel c, image i,
+ * xp[((c N + i) m + phase) hp kw + y kw + k] = x[c, i, y - ph, m k + phase - pw] (0 in
+ * the padding). Tile (ty, tx)'s patch element (u, v) is then at row m ty + u, column
+ * tx + v/m of phase plane v % m: consecutive tiles of a row are consecutive floats, so
  * the input transform runs over 8 tiles with plain vector loads, and no tile needs a
  * bounds check. Planes [p0, p1). */
 static void wino_pad(const wino_job *job, float *xp, long p0, long p1)
 {
     const fw_view *in = job->in;
     const int H = in->h, W = in->w, ph = job->cfg->ph, pw = job->cfg->pw;
-    const int hp = job->hp, kw = job->kw;
+    const int hp = job->hp, kw = job->kw, mt = job->mt;
     long pl;
     int y, k, par;
     for (pl = p0; pl < p1; pl++) {
         const long c = pl / in->n, i = pl - c * in->n;
         const float *src = in->data + i * in->sn + c * in->sc;
-        for (par = 0; par < 2; par++) {
-            float *dst = xp + (pl * 2 + par) * (long)hp * kw;
+        for (par = 0; par < mt; par++) {
+            float *dst = xp + (pl * mt + par) * (long)hp * kw;
             for (y = 0; y < hp; y++) {
                 const int iy = y - ph;
                 float *d = dst + (long)y * kw;
@@ -703,7 +715,7 @@ static void wino_pad(const wino_job *job, float *xp, long p0, long p1)
                     continue;
                 }
                 for (k = 0; k < kw; k++) {
-                    const int ix = 2 * k + par - pw;
+                    const int ix = mt * k + par - pw;
                     d[k] = (ix >= 0 && ix < W) ? src[(long)iy * W + ix] : 0.0f;
                 }
             }
@@ -736,14 +748,14 @@ static int wino_segments(const wino_job *job, long j0, long j1, wino_seg *segs)
  * channels mo.. with bias and ReLU. Lanes are 8 consecutive tiles of a segment; a
  * segment's last group may run past its end: those lanes compute garbage that the next
  * segment overwrites (V, Y have 8 spare columns) or that is never stored (output). One
- * instance per kernel size, so the transforms unroll with their constant coefficients,
- * compiled for AVX2 and baseline. */
+ * instance per kernel size, so the transforms unroll with their constant coefficients
+ * and tile size, compiled for AVX2 and baseline. */
 #define WINO_KERNELS(R)                                                                  \
 __attribute__((target_clones("avx2", "default")))                                        \
 static void wino##R##_input(const wino_job *job, const wino_seg *segs, int ns, int ld,   \
                             long pb, int c0, int c1, float *V)                          \
 {                                                                                        \
-    enum { n = R + 1 };                                                                  \
+    enum { mt = WINO##R##_M, n = WINO##R##_N };                                          \
     const int kw = job->kw;                                                              \
     const long hk = (long)job->hp * kw;                                                  \
     float t[n * n * WL];                                                                 \
@@ -751,12 +763,12 @@ static void wino##R##_input(const wino_job *job, const wino_seg *segs, int ns, i
     for (c = c0; c < c1; c++)                                                            \
         for (s = 0; s < ns; s++) {                                                       \
             const wino_seg *sg = &segs[s];                                               \
-            const float *half = job->xp + ((long)c * job->in->n + sg->img) * 2 * hk      \
-                                + (long)(2 * sg->ty) * kw;                               \
+            const float *ph0 = job->xp + ((long)c * job->in->n + sg->img) * mt * hk      \
+                               + (long)(mt * sg->ty) * kw;                               \
             for (x = 0; x < sg->cnt; x += WL) {                                          \
                 float *dst = V + (ptrdiff_t)(c - c0) * ld + sg->t + x;                   \
                 for (v = 0; v < n; v++)  /* columns: t = B^T d */                        \
-                    wino##R##_bt(half + (v & 1) * hk + sg->tx + x + v / 2, kw,           \
+                    wino##R##_bt(ph0 + (v % mt) * hk + sg->tx + x + v / mt, kw,          \
                                  t + v * WL, n * WL);                                    \
                 for (i = 0; i < n; i++)  /* rows: (B^T d) B, position (i, j) -> V */     \
                     wino##R##_bt(t + i * n * WL, WL, dst + (ptrdiff_t)(i * n) * pb, pb); \
@@ -768,34 +780,35 @@ __attribute__((target_clones("avx2", "default")))                               
 static void wino##R##_output(const wino_job *job, const wino_seg *segs, int ns, int ld,  \
                              long pb, int mo, int mg, const float *Y)                    \
 {                                                                                        \
-    enum { n = R + 1 };                                                                  \
+    enum { mt = WINO##R##_M, n = WINO##R##_N };                                          \
     const fw_view *out = job->out;                                                       \
     const int relu = job->cfg->relu, ow = out->w, oh = out->h;                           \
-    float t[2 * n * WL], o[4 * WL], rb[2 * WL];                                          \
-    int ml, s, x, i, v, l;                                                               \
+    float t[mt * n * WL], o[mt * mt * WL], rb[mt * WL];                                  \
+    int ml, s, x, i, k, v, l;                                                            \
     for (ml = 0; ml < mg; ml++) {                                                        \
         const float b = job->bias ? job->bias[mo + ml] : 0.0f;                           \
         for (s = 0; s < ns; s++) {                                                       \
             const wino_seg *sg = &segs[s];                                               \
             float *row = out->data + (ptrdiff_t)(mo + ml) * out->sc + sg->img * out->sn  \
-                         + (ptrdiff_t)(2 * sg->ty) * ow;                                 \
-            const int two_rows = 2 * sg->ty + 1 < oh;                                    \
+                         + (ptrdiff_t)(mt * sg->ty) * ow;                                \
+            const int rows = fw_min(mt, oh - mt * sg->ty);  /* < mt at the bottom */    \
             for (x = 0; x < sg->cnt; x += WL) {                                          \
-                const int cnt = fw_min(WL, sg->cnt - x), ox = 2 * (sg->tx + x);          \
+                const int cnt = fw_min(WL, sg->cnt - x), ox = mt * (sg->tx + x);         \
+                const int width = fw_min(mt * cnt, ow - ox);                             \
                 for (v = 0; v < n; v++)  /* columns: A^T Y */                            \
                     wino##R##_at(Y + v * pb + (ptrdiff_t)ml * ld + sg->t + x,            \
                                  n * pb, t + v * WL, n * WL);                            \
-                for (i = 0; i < 2; i++)  /* rows: (A^T Y) A -> o[i][k][lane] */          \
-                    wino##R##_at(t + i * n * WL, WL, o + i * 2 * WL, WL);                \
+                for (i = 0; i < mt; i++)  /* rows: (A^T Y) A -> o[i][k][lane] */         \
+                    wino##R##_at(t + i * n * WL, WL, o + i * mt * WL, WL);               \
                 if (job->bias)                                                           \
-                    for (l = 0; l < 4 * WL; l++) o[l] = o[l] + b;                        \
+                    for (l = 0; l < mt * mt * WL; l++) o[l] = o[l] + b;                  \
                 if (relu)                                                                \
-                    for (l = 0; l < 4 * WL; l++) o[l] = o[l] < 0.0f ? 0.0f : o[l];       \
-                for (i = 0; i < 1 + two_rows; i++) {  /* interleave, then copy */       \
+                    for (l = 0; l < mt * mt * WL; l++) o[l] = o[l] < 0.0f ? 0.0f : o[l]; \
+                for (i = 0; i < rows; i++) {  /* interleave the mt lane groups, copy */  \
                     float *d = row + (ptrdiff_t)i * ow + ox;                             \
-                    const float *o0 = o + (2 * i) * WL, *o1 = o + (2 * i + 1) * WL;      \
-                    const int width = fw_min(2 * cnt, ow - ox);                          \
-                    for (l = 0; l < WL; l++) { rb[2 * l] = o0[l]; rb[2 * l + 1] = o1[l]; } \
+                    const float *oi = o + i * mt * WL;                                   \
+                    for (l = 0; l < WL; l++)                                             \
+                        for (k = 0; k < mt; k++) rb[mt * l + k] = oi[k * WL + l];        \
                     l = 0;  /* whole vectors, then the rest (no call to memcpy) */       \
                     for (; l + WL <= width; l += WL)                                     \
                         *(wino_vec *)(d + l) = *(const wino_vec *)(rb + l);              \
@@ -835,7 +848,8 @@ int fw_conv_wino(const fw_ctx *ctx, const fw_view *in, const float *u, const flo
 {
     wino_job job;
     const int T = ctx->threads > 0 ? ctx->threads : 1;
-    const int r = cfg->kh, n = r + 1, g = cfg->group;
+    const int r = cfg->kh, g = cfg->group;
+    const int mt = r == 3 ? WINO3_M : WINO5_M, n = r == 3 ? WINO3_N : WINO5_N;
     const long planes = (long)in->c * in->n;
     long L, nchunks, maxt;
     int chunk, failed = 0;
@@ -844,19 +858,26 @@ int fw_conv_wino(const fw_ctx *ctx, const fw_view *in, const float *u, const flo
     if (cfg->kw != r || (r != 3 && r != 5) || cfg->sh != 1 || cfg->sw != 1)
         return -2;
     job.ctx = ctx; job.in = in; job.out = out; job.u = u; job.bias = bias; job.cfg = cfg;
-    job.m = m; job.r = r; job.n = n; job.oh = out->h; job.ow = out->w;
-    job.th = (out->h + 1) / 2;
-    job.tw = (out->w + 1) / 2;
+    job.m = m; job.r = r; job.n = n; job.mt = mt; job.oh = out->h; job.ow = out->w;
+    job.th = (out->h + mt - 1) / mt;
+    job.tw = (out->w + mt - 1) / mt;
     job.tpi = (long)job.th * job.tw;
-    job.hp = 2 * job.th + n - 2;
-    job.kw = job.tw + n / 2;
+    /* rows: the last tile row's patch ends at mt (th - 1) + n; columns per phase: the
+     * last tile's element v = n - 1 is at column tw - 1 + (n - 1) / mt */
+    job.hp = mt * (job.th - 1) + n;
+    job.kw = job.tw + (n - 1) / mt;
     L = (long)in->n * job.tpi;
     if (L == 0)
         return 0;
     /* Default tiles per work item, measured on AlexNet at batch 32 (2 cores): conv3-5
      * (r = 3, 192..256 input channels per product) were fastest from 128 to 256 tiles,
      * conv2 (r = 5, 48 channels: cheap products, the transforms dominate) at 48..96 and
-     * 30% slower at 256. */
+     * 30% slower at 256. Re-measured for F(4x4, 3x3): a tile now covers 4x the outputs,
+     * but each work item still reads all of U, now 36 positions (13.5 MiB for conv3)
+     * instead of 16, likely why fewer tiles did not pay: conv3-5 at batch 32, 1 thread,
+     * 141-145 ms at 128 or 256 tiles, 155-185 ms at 64; at 2 threads too noisy to tell
+     * 64..256 apart. A lone image has 16 tiles per convolution, one work item (two at 2
+     * threads) whatever the default. */
     chunk = ctx->wino_tiles > 0 ? ctx->wino_tiles : r == 5 ? 64 : 128;
     nchunks = (L + chunk - 1) / chunk;
     nchunks = (nchunks + T - 1) / T * T;  /* whole rounds: no core idles at the end */
@@ -866,11 +887,11 @@ int fw_conv_wino(const fw_ctx *ctx, const fw_view *in, const float *u, const flo
     vsz = sizeof(float) * (size_t)n * n * wino_block((long)(in->c / g) * maxt);
     ysz = sizeof(float) * (size_t)n * n * wino_block((long)(m / g) * maxt);
     /* + WL: the last segment's lanes may read up to WL - 1 floats past the last row */
-    xsz = sizeof(float) * ((size_t)planes * 2 * job.hp * job.kw + WL);
+    xsz = sizeof(float) * ((size_t)planes * mt * job.hp * job.kw + WL);
     xp = malloc(xsz);  /* batch-sized: not kept */
     if (!xp)
         return -1;
-    memset(xp + (size_t)planes * 2 * job.hp * job.kw, 0, sizeof(float) * WL);
+    memset(xp + (size_t)planes * mt * job.hp * job.kw, 0, sizeof(float) * WL);
     job.xp = xp;
 
     #pragma omp parallel num_threads(T) if (T > 1)

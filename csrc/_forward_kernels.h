@@ -32,9 +32,10 @@ typedef struct {
 
 int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const float *bias,
             int m, const fw_conv_cfg *cfg, const fw_view *out);
-/* Winograd minimal filtering F(2x2, rxr), r = 3 or 5, for stride-1 convolutions
- * (fw_conv_wino). The filters are transformed once: weights (M, C/group, r, r) ->
- * u ((r+1)^2, M, C/group). */
+/* Winograd minimal filtering F(mxm, rxr), r = 3 or 5, for stride-1 convolutions
+ * (fw_conv_wino), m = fw_wino_tile(r) outputs per tile side (0: no Winograd for r). The
+ * filters are transformed once: weights (M, C/group, r, r) -> u ((m+r-1)^2, M, C/group). */
+int fw_wino_tile(int r);
 int fw_wino_transform_filters(const float *weights, int r, int m, int cg, float *u);
 int fw_conv_wino(const fw_ctx *ctx, const fw_view *in, const float *u, const float *bias,
                  int m, const fw_conv_cfg *cfg, const fw_view *out);

@@ -24,9 +24,10 @@ Where the speed comes from:
   REFIMPL_CORE_ISA=avx2 forces the second). Caffe's im2col, LRN and pooling run on one
   core.
 * conv2-5 (stride 1, 5x5 and 3x3 kernels) run by Winograd's minimal filtering
-  F(2x2, rxr) (Lavin & Gray 2016): 2x2 output tiles from (r+1)^2 products per tile
-  instead of 4 r^2, i.e. 2.8x (conv2) and 2.25x (conv3-5) fewer multiplications, as
-  (r+1)^2 matrix products over the batch's tiles. The filters are transformed once, in
+  F(mxm, rxr) (Lavin & Gray 2016): conv3-5 by F(4x4, 3x3), 4x4 output tiles from 36
+  products per tile instead of 144, conv2 by F(2x2, 5x5), 2x2 tiles from 36 instead of
+  100, i.e. 4x (conv3-5) and 2.8x (conv2) fewer multiplications, as 36 matrix products
+  over the batch's tiles. The filters are transformed once, in
   prepare_params (kept by CNetwork). The price is rounding: the error of a tile scales
   with its whole input patch, a few times float32's; fc7 stays well inside the golden
   tolerance of Caffe's (3e-5 of the max, derived from float32 rounding; `refimpl golden
@@ -134,9 +135,15 @@ def settings():
 
 def arithmetic_id():
     """What decides the last bits of the core's output, for cache keys: the convolution
-    algorithm, and sums that are one FMA chain per output in a fixed order (so neither
-    the batch nor the thread count enters)."""
-    return f"winograd={settings()['winograd']} sums=fma-in-order"
+    algorithm (with Winograd, its tile sizes: another F(m, r) gives other bits), and sums
+    that are one FMA chain per output in a fixed order (so neither the batch nor the
+    thread count enters)."""
+    if settings()["winograd"]:
+        conv = "+".join(f"F({m}x{m},{r}x{r})"
+                        for r, m in sorted(_core().WINOGRAD_TILES.items()))
+    else:
+        conv = "False"
+    return f"winograd={conv} sums=fma-in-order"
 
 
 def _ensure_configured():
@@ -167,8 +174,8 @@ def _pair(v):
 def conv2d(x, weights, bias=None, stride=1, pad=0, group=1, relu=False, winograd=False):
     """Caffe's Convolution (like network.conv2d), optionally with the following ReLU
     fused in: x (N, C, H, W) -> (N, M, OH, OW). winograd=True computes it by Winograd's
-    minimal filtering F(2x2, rxr), as the forward does for conv2-5 (stride 1, square 3x3
-    or 5x5 kernels only; anything else is a ValueError)."""
+    minimal filtering (F(4x4, 3x3) or F(2x2, 5x5)), as the forward does for conv2-5
+    (stride 1, square 3x3 or 5x5 kernels only; anything else is a ValueError)."""
     core = _ensure_configured()
     x = _nchw(x, "conv2d")
     weights = _f32(weights)

@@ -1,11 +1,11 @@
-"""The C core's Winograd convolutions (F(2x2,3x3) for conv3-5, F(2x2,5x5) for conv2)
+"""The C core's Winograd convolutions (F(4x4,3x3) for conv3-5, F(2x2,5x5) for conv2)
 against the NumPy reference, against live Caffe, and inside the forward pass.
 
-Winograd's result is not the direct sum reordered: each 2x2 output tile is computed from
-transforms of the tile's whole (r+1)x(r+1) input patch, so its rounding error scales with
-that patch, not with the terms of one output's window. The bound follows the C core's
-own steps (tests/support/tolerances.py, winograd_conv_variance): the input transform's float32
-sums of (r+1) integer-weighted terms, the filter transform rounded once from double, the
+Winograd's result is not the direct sum reordered: each m x m output tile is computed from
+transforms of the tile's whole n x n input patch (n = m + r - 1 = 6), so its rounding
+error scales with that patch, not with the terms of one output's window. The bound follows
+the C core's own steps (tests/support/tolerances.py, winograd_conv_variance): the input
+transform's float32 sums of a few integer-weighted terms, the filter transform rounded once from double, the
 channel sums of the products, the output transform's sums, the bias; compared with the
 exact (float64) convolution. An index error or a wrong transform gives errors of the
 terms' own size.
@@ -87,7 +87,8 @@ def test_winograd_conv_matches_numpy(data):
     b = rand(rng, (mg * group,)) if data.draw(st.booleans(), label="bias") else None
     relu = data.draw(st.booleans(), label="relu")
     got = C.conv2d(x, wt, b, pad=pad, group=group, relu=relu, winograd=True)
-    assert_close_to_winograd(got, x, wt, b, pad, group, relu, what=f"F(2x2,{r}x{r})")
+    m = C._ensure_configured().WINOGRAD_TILES[r]
+    assert_close_to_winograd(got, x, wt, b, pad, group, relu, what=f"F({m}x{m},{r}x{r})")
 
 
 @SETTINGS
@@ -149,14 +150,17 @@ def test_winograd_rejects_what_it_cannot_do():
 
 
 def test_winograd_filters_are_g_g_gt():
-    """U = G g G^T for F(2x2,3x3) (Lavin's G, rows scaled as tools/winograd_matrices.py
-    does), in the (position, M, C/group) layout the products read."""
-    g_mat = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]])
+    """U = G g G^T for F(4x4,3x3) (Lavin's G, with the signs of rows 1 and 2 flipped as
+    tools/winograd_matrices.py's scaling of B^T's rows gives them), in the
+    (position, M, C/group) layout the products read."""
+    assert C._ensure_configured().WINOGRAD_TILES == {3: 4, 5: 2}
+    g_mat = np.array([[1 / 4, 0, 0], [1 / 6, 1 / 6, 1 / 6], [1 / 6, -1 / 6, 1 / 6],
+                      [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
     wt = rand(np.random.default_rng(7), (3, 2, 3, 3))
     u = C._ensure_configured().winograd_filters(wt)
     want = np.einsum("ij,mcjk,lk->ilmc", g_mat, wt.astype(np.float64), g_mat)
     # computed in double (error ~1e-16 relative), rounded once to float32: half an ulp
-    tol.assert_within(u, want.reshape(16, 3, 2), tol.ulps(want.reshape(16, 3, 2), 0.5 + 1e-6),
+    tol.assert_within(u, want.reshape(36, 3, 2), tol.ulps(want.reshape(36, 3, 2), 0.5 + 1e-6),
                       "U = G g G^T")
 
 

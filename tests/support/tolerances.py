@@ -285,32 +285,39 @@ def conv_variance(x, var, w, b=None, **conv_args):
     return y, carried + sum_variance(n, sq, y)
 
 
-def winograd_matrices(r):
-    """A^T, G, B^T of the C core's F(2x2, rxr) (tools/winograd_matrices.py), as float64."""
+def _winograd_tool():
     import importlib.util
     from pathlib import Path
     path = Path(__file__).resolve().parents[2] / "tools" / "winograd_matrices.py"
     spec = importlib.util.spec_from_file_location("winograd_matrices", path)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    return tuple(np.array([[float(v) for v in row] for row in m]) for m in tool.matrices(r))
+    return tool
 
 
-def _tiles(x, n_in):
+def winograd_matrices(r):
+    """A^T (m x n), G (n x r), B^T (n x n) of the C core's F(mxm, rxr)
+    (tools/winograd_matrices.py, which also picks m per r), as float64."""
+    return tuple(np.array([[float(v) for v in row] for row in m])
+                 for m in _winograd_tool().matrices(r))
+
+
+def _tiles(x, n_in, step):
     """x (N, C, H, W), already padded and cut to whole tiles -> (N, C, TH, TW, n_in, n_in)
-    overlapping (r+1)x(r+1) patches with stride 2."""
+    overlapping n_in x n_in patches with stride `step` (m, the outputs per tile side)."""
     n, c, h, w = x.shape
-    th, tw = (h - n_in) // 2 + 1, (w - n_in) // 2 + 1
+    th, tw = (h - n_in) // step + 1, (w - n_in) // step + 1
     s = x.strides
     return np.lib.stride_tricks.as_strided(
-        x, (n, c, th, tw, n_in, n_in), (s[0], s[1], 2 * s[2], 2 * s[3], s[2], s[3]),
+        x, (n, c, th, tw, n_in, n_in), (s[0], s[1], step * s[2], step * s[3], s[2], s[3]),
         writeable=False)
 
 
 @_one_blas_thread
 def winograd_conv_variance(x, var, w, b, pad):
     """(y, sigma^2) of one float32 evaluation of a stride-1 convolution by Winograd's
-    F(2x2, rxr), Y = A^T [sum_c (G g_c G^T) .* (B^T d_c B)] A + b, as the C core does it:
+    F(mxm, rxr), Y = A^T [sum_c (G g_c G^T) .* (B^T d_c B)] A + b, as the C core does it
+    (m x m output tiles, m per r as tools/winograd_matrices.py picks it):
     the filter transform in double rounded once to float32, the input transform and the
     output transform float32 sums of their few non-zero terms, the channel sum of the
     element-wise products an n = C sum, the bias one more rounding. x and var (N, C, H, W).
@@ -324,10 +331,10 @@ def winograd_conv_variance(x, var, w, b, pad):
     n, c, h, wd = x.shape
     group = c // cg
     at, gm, bt = winograd_matrices(r)
-    nt = r + 1
+    mt, nt = at.shape              # outputs per tile side, points per side
     oh, ow = h + 2 * pad - r + 1, wd + 2 * pad - r + 1
-    th, tw = -(-oh // 2), -(-ow // 2)
-    hp, wp = 2 * th + r - 1, 2 * tw + r - 1
+    th, tw = -(-oh // mt), -(-ow // mt)
+    hp, wp = mt * th + r - 1, mt * tw + r - 1
 
     def padded(a):
         p = np.zeros((n, c, hp, wp))
@@ -335,7 +342,7 @@ def winograd_conv_variance(x, var, w, b, pad):
         p[:, :, pad:pad + hh, pad:pad + ww] = a[:, :, :hh, :ww]
         return p
 
-    d = _tiles(padded(x), nt)
+    d = _tiles(padded(x), nt, mt)
     bt2, at2 = bt * bt, at * at
     # input transform V = B^T d B: two passes of float32 sums with small integer weights
     k_bt = int((bt != 0).sum(axis=1).max())
@@ -382,7 +389,7 @@ def winograd_conv_variance(x, var, w, b, pad):
              + sum_variance(k_at, np.einsum("nmhwik,lk->nmhwil", y1 * y1, at2), y))
 
     def untile(t):
-        return t.transpose(0, 1, 2, 4, 3, 5).reshape(n, m_out, 2 * th, 2 * tw)[:, :, :oh, :ow]
+        return t.transpose(0, 1, 2, 4, 3, 5).reshape(n, m_out, mt * th, mt * tw)[:, :, :oh, :ow]
 
     y, y_var = untile(y), untile(y_var) + conv64(var, w * w, None, pad=pad, group=group)
     if b is not None:
