@@ -566,18 +566,19 @@ int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const fl
 
 /* Stride-1 convolutions with r x r kernels (r = 3: conv3-5; r = 5: conv2) by Winograd's
  * minimal filtering F(mxm, rxr) (Lavin & Gray 2016): the output is cut into m x m tiles
- * (m = WINOr_M: 4 for r = 3, 2 for r = 5); each tile needs an n x n input patch d
- * (n = m + r - 1 = 6 for both) and is
+ * (m = WINOr_M: 4 for both); each tile needs an n x n input patch d (n = m + r - 1:
+ * 6 for r = 3, 8 for r = 5) and is
  *     Y = A^T [ U .* (B^T d B) ] A,     U = G g G^T per (output, input) channel pair,
  * and the sum over input channels of the elementwise products is, for each of the n^2
  * positions, a matrix product (M x C) . (C x tiles). Per tile and channel pair that is
- * n^2 multiplications instead of m^2 r^2: 4x (F(4x4,3x3)) or 2.8x (F(2x2,5x5)) fewer, paid
- * for by the input and output transforms and by rounding: a tile's error scales with its
- * whole input patch (the transforms add and subtract, with weights up to 5 in B^T and 8
- * in A^T), a few times float32's (the fractions of G are applied in double, once, to the
+ * n^2 multiplications instead of m^2 r^2: 4x (F(4x4,3x3)) or 6.25x (F(4x4,5x5)) fewer,
+ * paid for by the input and output transforms and by rounding: a tile's error scales with
+ * its whole input patch (the transforms add and subtract, with weights up to 21 in B^T
+ * and 8 in A^T), a few times float32's (the fractions of G are applied in double, once, to the
  * filters). m depends on r alone, so an image's arithmetic does not depend on its batch.
  * conv3-5's 13x13 outputs take 16 tiles of 4x4 (576 products per channel pair) against
- * 49 of 2x2 with F(2x2,3x3) (784). The matrices come from tools/winograd_matrices.py,
+ * 49 of 2x2 with F(2x2,3x3) (784); conv2's 27x27, 49 tiles x 64 (3136) against 196 x 36
+ * with F(2x2,5x5) (7056). The matrices come from tools/winograd_matrices.py,
  * which checks them against direct correlation in exact arithmetic and writes
  * _forward_winograd.h.
  *
@@ -869,16 +870,14 @@ int fw_conv_wino(const fw_ctx *ctx, const fw_view *in, const float *u, const flo
     L = (long)in->n * job.tpi;
     if (L == 0)
         return 0;
-    /* Default tiles per work item, measured on AlexNet at batch 32 (2 cores): conv3-5
-     * (r = 3, 192..256 input channels per product) were fastest from 128 to 256 tiles,
-     * conv2 (r = 5, 48 channels: cheap products, the transforms dominate) at 48..96 and
-     * 30% slower at 256. Re-measured for F(4x4, 3x3): a tile now covers 4x the outputs,
-     * but each work item still reads all of U, now 36 positions (13.5 MiB for conv3)
-     * instead of 16, likely why fewer tiles did not pay: conv3-5 at batch 32, 1 thread,
-     * 141-145 ms at 128 or 256 tiles, 155-185 ms at 64; at 2 threads too noisy to tell
-     * 64..256 apart. A lone image has 16 tiles per convolution, one work item (two at 2
-     * threads) whatever the default. */
-    chunk = ctx->wino_tiles > 0 ? ctx->wino_tiles : r == 5 ? 64 : 128;
+    /* Default tiles per work item, measured on AlexNet (2 cores, AVX2), both layers by
+     * F(4x4, .): conv3-5 (r = 3, 192..256 input channels per product) at batch 32, 1
+     * thread, 141-145 ms at 128 or 256 tiles, 155-185 ms at 64 (each work item reads all
+     * of U, 36 positions, 13.5 MiB for conv3); at 2 threads too noisy to tell 64..256
+     * apart. conv2 (r = 5, 48 channels per product, 64 positions) at batch 32, 1 thread:
+     * 48 ms at 32 tiles, 53-60 ms at 24, 48 or 64; 27-29 ms at 2 threads from 32 to 64;
+     * at batch 1 (49 tiles) 1.3-2.1 ms from 24 to 64 tiles, within noise. */
+    chunk = ctx->wino_tiles > 0 ? ctx->wino_tiles : r == 5 ? 32 : 128;
     nchunks = (L + chunk - 1) / chunk;
     nchunks = (nchunks + T - 1) / T * T;  /* whole rounds: no core idles at the end */
     if (nchunks > L) nchunks = L;

@@ -74,36 +74,44 @@ static inline __attribute__((always_inline)) void wino3_at(const float *in, ptrd
     *(wino_vec *)(out + 3 * os) = x1 - x2 + 8.0f * x3 - 8.0f * x4 + x5;
 }
 
-/* F(2x2,5x5), points [0, 1, -1, 2, -2] and infinity
+/* F(4x4,5x5), points [0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2)] and infinity
  * A^T =
- *   [     1,      1,      1,      1,      1,      0]
- *   [     0,      1,     -1,      2,     -2,      1]
+ *   [     1,      1,      1,      1,      1,      1,      1,      0]
+ *   [     0,      1,     -1,      2,     -2,    1/2,   -1/2,      0]
+ *   [     0,      1,      1,      4,      4,    1/4,    1/4,      0]
+ *   [     0,      1,     -1,      8,     -8,    1/8,   -1/8,      1]
  * G =
  *   [   1/4,      0,      0,      0,      0]
- *   [   1/6,    1/6,    1/6,    1/6,    1/6]
- *   [   1/6,   -1/6,    1/6,   -1/6,    1/6]
- *   [  1/24,   1/12,    1/6,    1/3,    2/3]
- *   [  1/24,  -1/12,    1/6,   -1/3,    2/3]
- *   [     0,      0,      0,      0,      1]
+ *   [  1/18,   1/18,   1/18,   1/18,   1/18]
+ *   [  1/18,  -1/18,   1/18,  -1/18,   1/18]
+ *   [ 1/360,  1/180,   1/90,   1/45,   2/45]
+ *   [ 1/360, -1/180,   1/90,  -1/45,   2/45]
+ *   [ 16/45,   8/45,   4/45,   2/45,   1/45]
+ *   [ 16/45,  -8/45,   4/45,  -2/45,   1/45]
+ *   [     0,      0,      0,      0,    1/4]
  * B^T =
- *   [     4,      0,     -5,      0,      1,      0]
- *   [     0,      4,      4,     -1,     -1,      0]
- *   [     0,     -4,      4,      1,     -1,      0]
- *   [     0,     -2,     -1,      2,      1,      0]
- *   [     0,      2,     -1,     -2,      1,      0]
- *   [     0,      4,      0,     -5,      0,      1]
+ *   [     4,      0,    -21,      0,     21,      0,     -4,      0]
+ *   [     0,     -4,     -4,     17,     17,     -4,     -4,      0]
+ *   [     0,      4,     -4,    -17,     17,      4,     -4,      0]
+ *   [     0,      2,      1,    -10,     -5,      8,      4,      0]
+ *   [     0,     -2,      1,     10,     -5,     -8,      4,      0]
+ *   [     0,      4,      8,     -5,    -10,      1,      2,      0]
+ *   [     0,     -4,      8,      5,    -10,     -1,      2,      0]
+ *   [     0,     -4,      0,     21,      0,    -21,      0,      4]
  */
-#define WINO5_M 2
-#define WINO5_N 6
-static const double wino5_g[6][5] = {
+#define WINO5_M 4
+#define WINO5_N 8
+static const double wino5_g[8][5] = {
     {0.25, 0.0, 0.0, 0.0, 0.0},
-    {1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0},
-    {1.0 / 6.0, -1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0, 1.0 / 6.0},
-    {1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0, 1.0 / 3.0, 2.0 / 3.0},
-    {1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0, -1.0 / 3.0, 2.0 / 3.0},
-    {0.0, 0.0, 0.0, 0.0, 1.0},
+    {1.0 / 18.0, 1.0 / 18.0, 1.0 / 18.0, 1.0 / 18.0, 1.0 / 18.0},
+    {1.0 / 18.0, -1.0 / 18.0, 1.0 / 18.0, -1.0 / 18.0, 1.0 / 18.0},
+    {1.0 / 360.0, 1.0 / 180.0, 1.0 / 90.0, 1.0 / 45.0, 2.0 / 45.0},
+    {1.0 / 360.0, -1.0 / 180.0, 1.0 / 90.0, -1.0 / 45.0, 2.0 / 45.0},
+    {16.0 / 45.0, 8.0 / 45.0, 4.0 / 45.0, 2.0 / 45.0, 1.0 / 45.0},
+    {16.0 / 45.0, -8.0 / 45.0, 4.0 / 45.0, -2.0 / 45.0, 1.0 / 45.0},
+    {0.0, 0.0, 0.0, 0.0, 0.25},
 };
-/* B^T (n = 6) */
+/* B^T (n = 8) */
 static inline __attribute__((always_inline)) void wino5_bt(const float *in, ptrdiff_t is,
     float *out, ptrdiff_t os)
 {
@@ -113,15 +121,19 @@ static inline __attribute__((always_inline)) void wino5_bt(const float *in, ptrd
     const wino_vec x3 = *(const wino_vec *)(in + 3 * is);
     const wino_vec x4 = *(const wino_vec *)(in + 4 * is);
     const wino_vec x5 = *(const wino_vec *)(in + 5 * is);
-    *(wino_vec *)(out + 0 * os) = 4.0f * x0 - 5.0f * x2 + x4;
-    *(wino_vec *)(out + 1 * os) = 4.0f * x1 + 4.0f * x2 - x3 - x4;
-    *(wino_vec *)(out + 2 * os) = -4.0f * x1 + 4.0f * x2 + x3 - x4;
-    *(wino_vec *)(out + 3 * os) = -2.0f * x1 - x2 + 2.0f * x3 + x4;
-    *(wino_vec *)(out + 4 * os) = 2.0f * x1 - x2 - 2.0f * x3 + x4;
-    *(wino_vec *)(out + 5 * os) = 4.0f * x1 - 5.0f * x3 + x5;
+    const wino_vec x6 = *(const wino_vec *)(in + 6 * is);
+    const wino_vec x7 = *(const wino_vec *)(in + 7 * is);
+    *(wino_vec *)(out + 0 * os) = 4.0f * x0 - 21.0f * x2 + 21.0f * x4 - 4.0f * x6;
+    *(wino_vec *)(out + 1 * os) = -4.0f * x1 - 4.0f * x2 + 17.0f * x3 + 17.0f * x4 - 4.0f * x5 - 4.0f * x6;
+    *(wino_vec *)(out + 2 * os) = 4.0f * x1 - 4.0f * x2 - 17.0f * x3 + 17.0f * x4 + 4.0f * x5 - 4.0f * x6;
+    *(wino_vec *)(out + 3 * os) = 2.0f * x1 + x2 - 10.0f * x3 - 5.0f * x4 + 8.0f * x5 + 4.0f * x6;
+    *(wino_vec *)(out + 4 * os) = -2.0f * x1 + x2 + 10.0f * x3 - 5.0f * x4 - 8.0f * x5 + 4.0f * x6;
+    *(wino_vec *)(out + 5 * os) = 4.0f * x1 + 8.0f * x2 - 5.0f * x3 - 10.0f * x4 + x5 + 2.0f * x6;
+    *(wino_vec *)(out + 6 * os) = -4.0f * x1 + 8.0f * x2 + 5.0f * x3 - 10.0f * x4 - x5 + 2.0f * x6;
+    *(wino_vec *)(out + 7 * os) = -4.0f * x1 + 21.0f * x3 - 21.0f * x5 + 4.0f * x7;
 }
 
-/* A^T (2 x 6) */
+/* A^T (4 x 8) */
 static inline __attribute__((always_inline)) void wino5_at(const float *in, ptrdiff_t is,
     float *out, ptrdiff_t os)
 {
@@ -131,6 +143,10 @@ static inline __attribute__((always_inline)) void wino5_at(const float *in, ptrd
     const wino_vec x3 = *(const wino_vec *)(in + 3 * is);
     const wino_vec x4 = *(const wino_vec *)(in + 4 * is);
     const wino_vec x5 = *(const wino_vec *)(in + 5 * is);
-    *(wino_vec *)(out + 0 * os) = x0 + x1 + x2 + x3 + x4;
-    *(wino_vec *)(out + 1 * os) = x1 - x2 + 2.0f * x3 - 2.0f * x4 + x5;
+    const wino_vec x6 = *(const wino_vec *)(in + 6 * is);
+    const wino_vec x7 = *(const wino_vec *)(in + 7 * is);
+    *(wino_vec *)(out + 0 * os) = x0 + x1 + x2 + x3 + x4 + x5 + x6;
+    *(wino_vec *)(out + 1 * os) = x1 - x2 + 2.0f * x3 - 2.0f * x4 + (1.0f / 2.0f) * x5 - (1.0f / 2.0f) * x6;
+    *(wino_vec *)(out + 2 * os) = x1 + x2 + 4.0f * x3 + 4.0f * x4 + (1.0f / 4.0f) * x5 + (1.0f / 4.0f) * x6;
+    *(wino_vec *)(out + 3 * os) = x1 - x2 + 8.0f * x3 - 8.0f * x4 + (1.0f / 8.0f) * x5 - (1.0f / 8.0f) * x6 + x7;
 }

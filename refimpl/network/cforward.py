@@ -24,10 +24,10 @@ Where the speed comes from:
   REFIMPL_CORE_ISA=avx2 forces the second). Caffe's im2col, LRN and pooling run on one
   core.
 * conv2-5 (stride 1, 5x5 and 3x3 kernels) run by Winograd's minimal filtering
-  F(mxm, rxr) (Lavin & Gray 2016): conv3-5 by F(4x4, 3x3), 4x4 output tiles from 36
-  products per tile instead of 144, conv2 by F(2x2, 5x5), 2x2 tiles from 36 instead of
-  100, i.e. 4x (conv3-5) and 2.8x (conv2) fewer multiplications, as 36 matrix products
-  over the batch's tiles. The filters are transformed once, in
+  F(mxm, rxr) (Lavin & Gray 2016): 4x4 output tiles, conv3-5 by F(4x4, 3x3) from 36
+  products per tile instead of 144, conv2 by F(4x4, 5x5) from 64 instead of 400, i.e.
+  4x and 6.25x fewer multiplications, as 36 (64) matrix products over the batch's
+  tiles. The filters are transformed once, in
   prepare_params (kept by CNetwork). The price is rounding: the error of a tile scales
   with its whole input patch, a few times float32's; fc7 stays well inside the golden
   tolerance of Caffe's (3e-5 of the max, derived from float32 rounding; `refimpl golden
@@ -174,7 +174,7 @@ def _pair(v):
 def conv2d(x, weights, bias=None, stride=1, pad=0, group=1, relu=False, winograd=False):
     """Caffe's Convolution (like network.conv2d), optionally with the following ReLU
     fused in: x (N, C, H, W) -> (N, M, OH, OW). winograd=True computes it by Winograd's
-    minimal filtering (F(4x4, 3x3) or F(2x2, 5x5)), as the forward does for conv2-5
+    minimal filtering (F(4x4, 3x3) or F(4x4, 5x5)), as the forward does for conv2-5
     (stride 1, square 3x3 or 5x5 kernels only; anything else is a ValueError)."""
     core = _ensure_configured()
     x = _nchw(x, "conv2d")

@@ -1,8 +1,8 @@
-"""The C core's Winograd convolutions (F(4x4,3x3) for conv3-5, F(2x2,5x5) for conv2)
+"""The C core's Winograd convolutions (F(4x4,3x3) for conv3-5, F(4x4,5x5) for conv2)
 against the NumPy reference, against live Caffe, and inside the forward pass.
 
 Winograd's result is not the direct sum reordered: each m x m output tile is computed from
-transforms of the tile's whole n x n input patch (n = m + r - 1 = 6), so its rounding
+transforms of the tile's whole n x n input patch (n = m + r - 1: 6 for 3x3, 8 for 5x5), so its rounding
 error scales with that patch, not with the terms of one output's window. The bound follows
 the C core's own steps (tests/support/tolerances.py, winograd_conv_variance): the input
 transform's float32 sums of a few integer-weighted terms, the filter transform rounded once from double, the
@@ -153,7 +153,7 @@ def test_winograd_filters_are_g_g_gt():
     """U = G g G^T for F(4x4,3x3) (Lavin's G, with the signs of rows 1 and 2 flipped as
     tools/winograd_matrices.py's scaling of B^T's rows gives them), in the
     (position, M, C/group) layout the products read."""
-    assert C._ensure_configured().WINOGRAD_TILES == {3: 4, 5: 2}
+    assert C._ensure_configured().WINOGRAD_TILES == {3: 4, 5: 4}
     g_mat = np.array([[1 / 4, 0, 0], [1 / 6, 1 / 6, 1 / 6], [1 / 6, -1 / 6, 1 / 6],
                       [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
     wt = rand(np.random.default_rng(7), (3, 2, 3, 3))
