@@ -9,7 +9,8 @@ Per file: read (mono as the toolkit mixed it), cut to --start/--end, cut into th
 toolkit's chunks, draw each chunk's spectrogram, run the chunks through the network.
 A producer thread reads the files and draws their chunks, FORWARD_PIECE at a time, itself
 (jobs=1) or in `jobs` worker processes; the network runs in this process while the next
-pieces are drawn, and at most `prefetch` pieces wait, so memory stays flat however many
+pieces are drawn, and at most `prefetch` pieces wait (by default, for the C core, more
+pieces but no more images than that many full pieces), so memory stays flat however many
 files there are and however long they are. The C core's result for an image does not
 depend on the batch it is in (its `batch_invariant`), so it takes FORWARD_PIECE images at
 a time from however many files; the other backends' BLAS products round by the batch,
@@ -207,7 +208,29 @@ def _forward(network, images, dim):
     return np.ascontiguousarray(np.concatenate(rows).reshape(len(images), dim))
 
 
-def _produce(items, q, stop, lookup, config, spectrogram_dir, pool):
+class _ImageBudget:
+    """At most `cap` images drawn and not yet through the network (a piece alone may
+    exceed it): the producer takes a piece's chunks before drawing them, the consumer
+    gives them back once they are through (or dropped). cap None: no limit."""
+
+    def __init__(self, cap):
+        self.cap, self.used = cap, 0
+        self._cv = threading.Condition()
+
+    def take(self, n, stop):
+        with self._cv:
+            while (self.cap is not None and self.used and self.used + n > self.cap
+                   and not stop.is_set()):
+                self._cv.wait(0.1)
+            self.used += n
+
+    def give(self, n):
+        with self._cv:
+            self.used -= n
+            self._cv.notify_all()
+
+
+def _produce(items, q, stop, lookup, config, spectrogram_dir, pool, budget):
     """Producer thread, per item in order: ("result", FileResult) when nothing is left to
     draw (served from the cache, or unusable), else one ("draw", item, cached result or
     None, Future of the images, piece number, pieces, (rate, length, bounds)) per piece;
@@ -230,6 +253,7 @@ def _produce(items, q, stop, lookup, config, spectrogram_dir, pool):
             for k, piece in enumerate(parts):
                 if stop.is_set():
                     return
+                budget.take(len(piece.bounds), stop)
                 if pool is not None:
                     future = pool.submit(draw_piece, piece, config)
                 else:
@@ -238,7 +262,7 @@ def _produce(items, q, stop, lookup, config, spectrogram_dir, pool):
                         future.set_result(draw_piece(piece, config))
                     except (AudioError, ImageError) as e:
                         future.set_exception(e)
-                q.put(("draw", item, hit, future, k, len(parts), shape))
+                q.put(("draw", item, hit, future, k, len(parts), shape, len(piece.bounds)))
     except BaseException as e:  # an unexpected failure: hand it to the consumer
         q.put(("raise", e))
         return
@@ -294,8 +318,10 @@ def iter_features(items: Iterable[str | Path | AudioInput | Signal], config: Ext
         Write each chunk's image there as PNG (files served from the cache are drawn
         again for it).
     prefetch : int, optional
-        Pieces (up to FORWARD_PIECE chunks) drawn ahead of the network (default
-        2 * jobs + 2), which bounds the memory.
+        Pieces (up to FORWARD_PIECE chunks) drawn ahead of the network, which bounds the
+        memory. Default 2 * jobs + 2; for a batch-invariant network (the C core) up to
+        FORWARD_PIECE more pieces, as long as they hold no more images than the default
+        number of full pieces would.
     progress : bool
         A progress bar on stderr.
 
@@ -331,16 +357,26 @@ def iter_features(items: Iterable[str | Path | AudioInput | Signal], config: Ext
         return None if value is None else _from_cache(item, value)
 
     pool = worker_pool(jobs) if jobs > 1 and (total is None or total > 1) else None
-    q = queue.Queue(maxsize=max(1, prefetch or 2 * jobs + 2))
-    stop = threading.Event()
-    producer = threading.Thread(target=_produce, daemon=True,
-                                args=(items, q, stop, lookup, config, spectrogram_dir, pool))
-    bar = tqdm(total=total, unit="file", disable=not progress, file=sys.stderr)
-    producer.start()
     # Batch-invariant networks (the C core) take the images of several files at once,
     # FORWARD_PIECE at a time (a piece may be cut between two batches); the others one
     # piece (one file's chunks) at a time.
     across = bool(getattr(network, "batch_invariant", False))
+    pieces_ahead = max(1, prefetch or 2 * jobs + 2)
+    budget = _ImageBudget(None)
+    if across and prefetch is None:
+        # A batch takes FORWARD_PIECE images, from as many files: with a few pieces
+        # ahead, a corpus of short files had the network wait for most of each next
+        # batch to be drawn (1.1 s of 5.3 s on EmoDB). So up to a batch and more of
+        # pieces wait, but no more images than the default few pieces could hold.
+        budget = _ImageBudget(pieces_ahead * FORWARD_PIECE)
+        pieces_ahead += FORWARD_PIECE
+    q = queue.Queue(maxsize=pieces_ahead)
+    stop = threading.Event()
+    producer = threading.Thread(target=_produce, daemon=True,
+                                args=(items, q, stop, lookup, config, spectrogram_dir, pool,
+                                      budget))
+    bar = tqdm(total=total, unit="file", disable=not progress, file=sys.stderr)
+    producer.start()
     waiting = deque()    # files not yet yielded, in order
     todo = deque()       # (file, slot, images, first): images[first:] not yet computed
     todo_count = 0
@@ -359,6 +395,7 @@ def iter_features(items: Iterable[str | Path | AudioInput | Signal], config: Ext
             n -= take
             todo_count -= take
         rows = _forward(network, np.concatenate(parts), dim)
+        budget.give(sum(take for *_, take in targets))
         at = 0
         for file, slot, first, take in targets:
             file.rows[slot][first:first + take] = rows[at:at + take]
@@ -388,7 +425,7 @@ def iter_features(items: Iterable[str | Path | AudioInput | Signal], config: Ext
             if entry[0] == "result":
                 waiting.append(_Pending(result=entry[1]))
             else:
-                _, item, hit, future, k, count, shape = entry
+                _, item, hit, future, k, count, shape, drawn = entry
                 if k == 0:
                     waiting.append(_Pending(item=item, hit=hit, shape=shape))
                 file = waiting[-1]
@@ -396,12 +433,15 @@ def iter_features(items: Iterable[str | Path | AudioInput | Signal], config: Ext
                     images = future.result()
                 except (AudioError, ImageError) as e:
                     file.error = file.error or e
+                    budget.give(drawn)
                 else:
                     if hit is None and file.error is None:
                         file.rows.append(np.empty((len(images), dim), np.float32))
                         file.missing += len(images)
                         todo.append((file, len(file.rows) - 1, images, 0))
                         todo_count += len(images)
+                    else:                 # not for the network: drawn for the PNGs only
+                        budget.give(drawn)
                 file.complete = k == count - 1
             while todo_count >= FORWARD_PIECE or (todo_count and not across):
                 run_batch(min(todo_count, FORWARD_PIECE))
