@@ -153,9 +153,20 @@ cdef fw_view _view(cnp.ndarray a, bint cnhw) except *:
     return v
 
 
-def _empty(shape_nchw, bint cnhw):
+def _empty(shape_nchw, bint cnhw, buffer=None, avoid=None):
+    """A new (N, C, H, W) or (C, N, H, W) float32 array; or, if `buffer` (a 1-D
+    C-contiguous float32 array) holds at least as many floats, a view of its first ones:
+    a caller that runs the same layers again and again passes its last outputs' memory
+    back and so writes into pages it has already touched (see cforward._Arena). Never a
+    view that overlaps `avoid` (the layer's input)."""
     n, c, h, w = shape_nchw
-    return np.empty((c, n, h, w) if cnhw else (n, c, h, w), dtype=np.float32)
+    shape = (c, n, h, w) if cnhw else (n, c, h, w)
+    size = n * c * h * w
+    if (isinstance(buffer, np.ndarray) and buffer.ndim == 1 and buffer.dtype == np.float32
+            and buffer.flags.c_contiguous and buffer.shape[0] >= size
+            and not np.may_share_memory(buffer[:size], avoid)):
+        return buffer[:size].reshape(shape)
+    return np.empty(shape, dtype=np.float32)
 
 
 def pool_output_size(int size, int kernel, int stride, int pad):
@@ -164,10 +175,12 @@ def pool_output_size(int size, int kernel, int stride, int pad):
 
 def conv2d_layout(cnp.ndarray x, cnp.ndarray weights, bias, int sh, int sw, int ph, int pw,
                   int group, bint relu, bint x_cnhw=False, bint out_cnhw=False,
-                  int chunk_cols=-1, wino_filters=None):
+                  int chunk_cols=-1, wino_filters=None, out_buffer=None):
     """Convolution (+ bias, + ReLU if asked). weights (M, C/group, KH, KW) float32
     C-contiguous; bias (M,) float32 or None. With wino_filters (winograd_filters(weights))
-    a stride-1 convolution runs by Winograd's minimal filtering instead of im2col."""
+    a stride-1 convolution runs by Winograd's minimal filtering instead of im2col.
+    out_buffer: memory to write the output into if it is large enough and apart from x
+    (see _empty)."""
     cdef fw_view vin = _view(x, x_cnhw), vout
     cdef fw_conv_cfg cfg
     cdef cnp.ndarray b
@@ -195,7 +208,7 @@ def conv2d_layout(cnp.ndarray x, cnp.ndarray weights, bias, int sh, int sw, int 
         if b.dtype != np.float32 or b.ndim != 1 or b.shape[0] != m or not b.flags.c_contiguous:
             raise ValueError(f"bias must be float32 ({m},)")
         bp = <const float *>cnp.PyArray_DATA(b)
-    out = _empty((vin.n, m, oh, ow), out_cnhw)
+    out = _empty((vin.n, m, oh, ow), out_cnhw, out_buffer, x)
     vout = _view(out, out_cnhw)
     cdef const float *wp = <const float *>cnp.PyArray_DATA(weights)
     cdef fw_ctx ctx = _ctx
@@ -316,8 +329,8 @@ def lrn_layout(cnp.ndarray x, int size, float alpha, float beta, float k, bint c
 
 
 def max_pool_layout(cnp.ndarray x, int kh, int kw, int sh, int sw, int ph, int pw,
-                    bint x_cnhw=False, bint out_cnhw=False):
-    """Caffe's MAX pooling, ceil-mode output size."""
+                    bint x_cnhw=False, bint out_cnhw=False, out_buffer=None):
+    """Caffe's MAX pooling, ceil-mode output size. out_buffer: as conv2d_layout's."""
     cdef fw_view vin = _view(x, x_cnhw), vout
     if kh < 1 or kw < 1 or sh < 1 or sw < 1 or ph < 0 or pw < 0:
         raise ValueError("pooling needs kernel >= 1, stride >= 1, pad >= 0")
@@ -328,7 +341,7 @@ def max_pool_layout(cnp.ndarray x, int kh, int kw, int sh, int sw, int ph, int p
     if oh < 1 or ow < 1:
         raise ValueError(f"pooling kernel {kh}x{kw} larger than padded input "
                          f"{vin.h}x{vin.w}")
-    out = _empty((vin.n, vin.c, oh, ow), out_cnhw)
+    out = _empty((vin.n, vin.c, oh, ow), out_cnhw, out_buffer, x)
     vout = _view(out, out_cnhw)
     with nogil:
         fw_max_pool(&_ctx, &vin, &vout, kh, kw, sh, sw, ph, pw)

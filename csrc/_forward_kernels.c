@@ -319,6 +319,53 @@ void fw_pack_rows(const float *w, int m, int k, float *out)
     }
 }
 
+/* ------------------------------------------------------------- scratch buffers */
+
+/* Per-thread buffers kept between calls (Winograd's V and Y, im2col's chunk buffer),
+ * 64-byte aligned: a fresh malloc of a few MiB each call went back to the kernel and came
+ * back as zeroed pages (~10% of conv2's time in page faults, measured). They sit behind
+ * a pthread key, so that a thread's buffers are freed when it ends (OpenMP's workers
+ * live on; Python threads that call the forward may not). */
+enum { SCRATCH_WINO_V, SCRATCH_WINO_Y, SCRATCH_IM2COL, SCRATCH_SLOTS };
+typedef struct { float *ptr[SCRATCH_SLOTS]; size_t cap[SCRATCH_SLOTS]; } scratch_set;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_key_ok;
+
+static void scratch_free(void *p)
+{
+    scratch_set *s = p;
+    int i;
+    for (i = 0; i < SCRATCH_SLOTS; i++)
+        free(s->ptr[i]);
+    free(s);
+}
+
+static void scratch_init(void) { scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0; }
+
+static float *scratch(int slot, size_t bytes)
+{
+    scratch_set *s;
+    pthread_once(&scratch_once, scratch_init);
+    if (!scratch_key_ok)
+        return NULL;
+    s = pthread_getspecific(scratch_key);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s || pthread_setspecific(scratch_key, s)) {
+            free(s);
+            return NULL;
+        }
+    }
+    if (s->cap[slot] < bytes) {
+        const size_t rounded = (bytes + 63) / 64 * 64;  /* aligned_alloc's rule */
+        free(s->ptr[slot]);
+        s->ptr[slot] = aligned_alloc(64, rounded);
+        s->cap[slot] = s->ptr[slot] ? rounded : 0;
+    }
+    return s->ptr[slot];
+}
+
 /* ------------------------------------------------------------------- convolution */
 
 /* A piece of one output row inside a chunk: image n, output row oy, columns
@@ -498,6 +545,7 @@ int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const fl
     const int span = out->sn == P && out->sc >= L;
     int chunk = ctx->chunk_cols > 0 ? ctx->chunk_cols : auto_chunk(ktot);
     long nchunks, per_image = 1, maxcols, i;
+    size_t bufsz;
     int failed = 0;
 
     job.ctx = ctx; job.in = in; job.out = out; job.weights = weights; job.bias = bias;
@@ -517,16 +565,16 @@ int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const fl
         nchunks = N * per_image;
         maxcols = (P + per_image - 1) / per_image;
     }
+    bufsz = sizeof(float) * (size_t)ktot * im2col_ld((int)maxcols);
 #define CHUNK_BOUNDS(i, j0, j1)                                                    \
     if (span) { j0 = L * (i) / nchunks; j1 = L * ((i) + 1) / nchunks; }            \
     else { long n_ = (i) / per_image, q_ = (i) % per_image;                        \
            j0 = n_ * P + P * q_ / per_image; j1 = n_ * P + P * (q_ + 1) / per_image; }
 
     if (T == 1 || nchunks == 1) {
-        float *buf = aligned_alloc(64, sizeof(float) * (size_t)ktot * im2col_ld((int)maxcols));
+        float *buf = scratch(SCRATCH_IM2COL, bufsz);
         im2col_seg *segs = malloc(sizeof(im2col_seg) * (size_t)(maxcols / out->w + 2));
         if (!buf || !segs) {
-            free(buf);
             free(segs);
             return -1;
         }
@@ -535,13 +583,12 @@ int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const fl
             CHUNK_BOUNDS(i, j0, j1);
             conv_chunk(&job, j0, j1, buf, segs);
         }
-        free(buf);
         free(segs);
         return 0;
     }
     #pragma omp parallel num_threads(T)
     {
-        float *buf = aligned_alloc(64, sizeof(float) * (size_t)ktot * im2col_ld((int)maxcols));
+        float *buf = scratch(SCRATCH_IM2COL, bufsz);
         im2col_seg *segs = malloc(sizeof(im2col_seg) * (size_t)(maxcols / out->w + 2));
         long ii;
         if (!buf || !segs) {
@@ -555,7 +602,6 @@ int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const fl
             CHUNK_BOUNDS(ii, j0, j1);
             conv_chunk(&job, j0, j1, buf, segs);
         }
-        free(buf);
         free(segs);
     }
 #undef CHUNK_BOUNDS
@@ -646,47 +692,6 @@ typedef struct {
 static long wino_block(long floats)
 {
     return (floats + 31) / 32 * 32 + 16;
-}
-
-/* V and Y of each thread, kept between calls: a fresh malloc of a few MiB each call went
- * back to the kernel and came back as zeroed pages (~10% of conv2's time in page faults,
- * measured). They sit behind a pthread key, so that a thread's buffers are freed when it
- * ends (OpenMP's workers live on; Python threads that call the forward may not). */
-typedef struct { float *ptr[2]; size_t cap[2]; } scratch_set;
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-static int scratch_key_ok;
-
-static void scratch_free(void *p)
-{
-    scratch_set *s = p;
-    free(s->ptr[0]);
-    free(s->ptr[1]);
-    free(s);
-}
-
-static void scratch_init(void) { scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0; }
-
-static float *scratch(int slot, size_t bytes)
-{
-    scratch_set *s;
-    pthread_once(&scratch_once, scratch_init);
-    if (!scratch_key_ok)
-        return NULL;
-    s = pthread_getspecific(scratch_key);
-    if (!s) {
-        s = calloc(1, sizeof *s);
-        if (!s || pthread_setspecific(scratch_key, s)) {
-            free(s);
-            return NULL;
-        }
-    }
-    if (s->cap[slot] < bytes) {
-        free(s->ptr[slot]);
-        s->ptr[slot] = malloc(bytes);
-        s->cap[slot] = s->ptr[slot] ? bytes : 0;
-    }
-    return s->ptr[slot];
 }
 
 /* The input, zero-padded and with its columns split into m = job->mt phases (tiles step
@@ -904,7 +909,7 @@ int fw_conv_wino(const fw_ctx *ctx, const fw_view *in, const float *u, const flo
 
     #pragma omp parallel num_threads(T) if (T > 1)
     {
-        float *V = scratch(0, vsz), *Y = scratch(1, ysz);
+        float *V = scratch(SCRATCH_WINO_V, vsz), *Y = scratch(SCRATCH_WINO_Y, ysz);
         wino_seg *segs = malloc(sizeof(wino_seg) * (size_t)(maxt / job.tw + 2));
         long ii;
         if (!V || !Y || !segs) {

@@ -33,6 +33,9 @@ Where the speed comes from:
   tolerance of Caffe's (3e-5 of the max, derived from float32 rounding; `refimpl golden
   verify --stage fc7` prints the worst case).
   `configure(winograd=False)` or REFIMPL_WINOGRAD=0 gives the im2col path for every layer.
+* No page faults once warm: the layers write into two buffers per thread kept from one
+  forward to the next (_Arena), the core's im2col and Winograd buffers are kept per
+  thread too (csrc/_forward_kernels.c, scratch).
 * LRN runs Caffe's own running window sum (bit-identical to the reference) and takes
   scale^-0.75 as 1/(sqrt(s) sqrt(sqrt(s))) in double: the float result of an exact
   power, at a fraction of pow's cost.
@@ -297,12 +300,49 @@ def forward_c(params, blob, until=FEATURE_BLOB, batch_size=64):
     return _forward_layers(core, params, blob, stop)
 
 
+class _Arena(threading.local):
+    """Two buffers per thread that the layers from conv1 to pool5 write into in turn
+    (each reads one and writes the other; LRN and ReLU work in place).
+
+    Why: a new 37 MB conv1 output (batch 32) is memory the kernel has to find and zero
+    page by page at first touch, and so is every other layer's. At batch 32 on two
+    threads that was about 24 of 234 ms per forward; writing into the pages of the last
+    forward removes it. A buffer grows to the largest batch its thread has run (about
+    46 MB at 32 images, 92 MB at 64) and is kept until the thread ends or CNetwork.close.
+    The arrays the caller gets are never these buffers (see _forward_layers)."""
+
+    def __init__(self):
+        self.buffers = [None, None]
+
+    def other(self, current):
+        """The index of the buffer to write next: not the one holding the input."""
+        return 1 if current == 0 else 0
+
+    def keep(self, index, out):
+        """Adopt `out` as buffer `index` if the layer had to allocate (the buffer was
+        missing or too small); returns `index`, now the buffer holding the blob."""
+        buffer = self.buffers[index]
+        if buffer is None or not np.may_share_memory(out, buffer):
+            self.buffers[index] = out.reshape(-1)
+        return index
+
+    def release(self):
+        self.buffers = [None, None]
+
+
+_ARENA = _Arena()
+
+
 def _forward_layers(core, params, x, stop):
     """The layer loop. Blobs between conv1 and pool5 are CNHW (`cnhw` True); a ReLU that
-    follows a convolution or inner product is fused into it."""
+    follows a convolution or inner product is fused into it. Convolution and pooling
+    outputs go to this thread's _Arena (`held`: the index of the buffer holding x, None
+    when x is not in the arena); the blob returned is copied out of it."""
     layers = ALEXNET_LAYERS
     wino = params.winograd if core.settings()["winograd"] else {}
+    arena = _ARENA
     cnhw = False
+    held = None
     i = 0
     while i < len(layers):
         name, kind, cfg = layers[i]
@@ -310,9 +350,11 @@ def _forward_layers(core, params, x, stop):
         fuse = nxt is not None and nxt[1] == "relu" and name != stop
         if kind == "conv":
             w, b = params[name]
+            j = arena.other(held)
             x = core.conv2d_layout(x, w, b, cfg["stride"], cfg["stride"], cfg["pad"], cfg["pad"],
                                    cfg["group"], fuse, x_cnhw=cnhw, out_cnhw=True,
-                                   wino_filters=wino.get(name))
+                                   wino_filters=wino.get(name), out_buffer=arena.buffers[j])
+            held = arena.keep(j, x)
             cnhw = True
         elif kind == "relu":
             x = core.relu(x, inplace=True)
@@ -323,12 +365,16 @@ def _forward_layers(core, params, x, stop):
             k, s, p = cfg["kernel"], cfg["stride"], cfg["pad"]
             # pool5 writes NCHW, which is the C-order flattening fc6 expects
             to_cnhw = cnhw and name != "pool5" and name != stop
-            x = core.max_pool_layout(x, k, k, s, s, p, p, x_cnhw=cnhw, out_cnhw=to_cnhw)
+            j = arena.other(held)
+            x = core.max_pool_layout(x, k, k, s, s, p, p, x_cnhw=cnhw, out_cnhw=to_cnhw,
+                                     out_buffer=arena.buffers[j])
+            held = arena.keep(j, x)
             cnhw = to_cnhw
         elif kind == "fc":
             if cnhw:
                 x = np.ascontiguousarray(x.transpose(1, 0, 2, 3))
                 cnhw = False
+            held = None  # the product's output is new
             b = params[name][1]
             x = core.inner_product_packed(x.reshape(x.shape[0], int(np.prod(x.shape[1:]))),
                                           params.packed[name],
@@ -344,8 +390,9 @@ def _forward_layers(core, params, x, stop):
             break
         i += 1
     if cnhw:
-        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3))
-    return x
+        x = x.transpose(1, 0, 2, 3)
+    # never hand out the arena (at batch 1 the transpose above is already contiguous)
+    return np.array(x, order="C") if held is not None else np.ascontiguousarray(x)
 
 
 class CNetwork:
@@ -370,6 +417,7 @@ class CNetwork:
 
     def close(self):
         self.params = None
+        _ARENA.release()  # this thread's layer buffers
 
 
 def golden_fc7(blob, weights):

@@ -319,6 +319,24 @@ def test_forward_invariant_to_threads_and_batching(params, blob):
     np.testing.assert_array_equal(C.forward_c(params, blob, batch_size=2), one)
 
 
+@pytest.mark.parametrize("n", [1, 2])
+def test_returned_blobs_are_not_overwritten_by_later_forwards(params, blob, n):
+    """The layers write into per-thread buffers reused from one forward to the next
+    (cforward._Arena); what a caller gets must be its own. At batch 1 the CNHW -> NCHW
+    transpose of a conv or pool blob is already contiguous, so a missing copy would
+    hand out the buffer itself."""
+    names = [name for name in N.BLOB_NAMES[:-1] if not name.startswith(("fc", "relu6", "relu7",
+                                                                         "drop"))]
+    kept = {name: C.forward_c(params, blob[:n], until=name) for name in names}
+    copies = {name: a.copy() for name, a in kept.items()}
+    for name in names:  # other images through every layer
+        C.forward_c(params, blob[n:2 * n] * -1.0, until=name)
+    for name in names:
+        np.testing.assert_array_equal(kept[name], copies[name], err_msg=name)
+        assert not any(np.shares_memory(kept[name], b)
+                       for b in C._ARENA.buffers if b is not None), name
+
+
 def test_concurrent_forwards_from_two_threads(params, blob):
     """extract() runs the network beside an image thread; two callers at once must each
     get their own answer."""
