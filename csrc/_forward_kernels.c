@@ -391,6 +391,35 @@ static int im2col_segments(int ow, int P, long j0, long j1, im2col_seg *segs)
     return ns;
 }
 
+/* d_q[i] = src[4 i + q] for q = 0..3, i < n: a row read once for the four kernel taps
+ * of a stride-4 convolution that start in one input column's 4 phases (conv1). Eight
+ * columns at a time: four loads, then a 4 x 8 transpose in registers. Data movement
+ * only: the same floats as the scalar gather, which took most of conv1's im2col. */
+__attribute__((target("avx2")))
+static void deinterleave4_avx2(const float *src, int n, float *d0, float *d1, float *d2,
+                               float *d3)
+{
+    const __m256i order = _mm256_setr_epi32(0, 4, 2, 6, 1, 5, 3, 7);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const float *s = src + 4 * i;
+        /* a = x0 y0 z0 w0 | x1 y1 z1 w1, b = columns 2|3, c = 4|5, d = 6|7 */
+        const __m256 a = _mm256_loadu_ps(s), b = _mm256_loadu_ps(s + 8);
+        const __m256 c = _mm256_loadu_ps(s + 16), d = _mm256_loadu_ps(s + 24);
+        const __m256 xy0 = _mm256_unpacklo_ps(a, b), zw0 = _mm256_unpackhi_ps(a, b);
+        const __m256 xy1 = _mm256_unpacklo_ps(c, d), zw1 = _mm256_unpackhi_ps(c, d);
+        /* x0 x4 x2 x6 | x1 x5 x3 x7, and so on: `order` puts each back in column order */
+        _mm256_storeu_ps(d0 + i, _mm256_permutevar8x32_ps(_mm256_unpacklo_ps(xy0, xy1), order));
+        _mm256_storeu_ps(d1 + i, _mm256_permutevar8x32_ps(_mm256_unpackhi_ps(xy0, xy1), order));
+        _mm256_storeu_ps(d2 + i, _mm256_permutevar8x32_ps(_mm256_unpacklo_ps(zw0, zw1), order));
+        _mm256_storeu_ps(d3 + i, _mm256_permutevar8x32_ps(_mm256_unpackhi_ps(zw0, zw1), order));
+    }
+    for (; i < n; i++) {
+        d0[i] = src[4 * i]; d1[i] = src[4 * i + 1];
+        d2[i] = src[4 * i + 2]; d3[i] = src[4 * i + 3];
+    }
+}
+
 /* im2col for the columns described by `segs` (leading dimension lc), input channels
  * [c0, c1): row (c, ky, kx) of `buf` holds the input value under kernel tap (ky, kx) of
  * channel c for each column, zero where the tap falls in the padding. Rows are numbered
@@ -402,7 +431,11 @@ static void im2col_chunk(const fw_view *in, const fw_conv_cfg *cfg, int ow,
                          int c0, int c1)
 {
     const int H = in->h, W = in->w, kh = cfg->kh, kw = cfg->kw, sw = cfg->sw;
+    /* stride 4 and at least 4 taps a row: taps 0..3 gathered together (the others are
+     * shifted copies of them, below) */
+    const int quad = sw == 4 && kw >= 4 && fw_isa() >= FW_ISA_AVX2;
     int lo[64], hi[64];  /* per kernel column: output columns whose tap is inside */
+    int qlo = 0, qhi = 0;  /* output columns where all of taps 0..3 are inside */
     int c, ky, kx, s;
     for (kx = 0; kx < kw; kx++) {
         const int off = kx - cfg->pw;  /* input column = ox*sw + off */
@@ -411,6 +444,10 @@ static void im2col_chunk(const fw_view *in, const fw_conv_cfg *cfg, int ow,
         if (h > ow) h = ow;
         if (l > h) l = h;
         lo[kx] = l; hi[kx] = h;
+    }
+    if (quad) {
+        qlo = fw_max(fw_max(lo[0], lo[1]), fw_max(lo[2], lo[3]));
+        qhi = fw_min(fw_min(hi[0], hi[1]), fw_min(hi[2], hi[3]));
     }
     for (c = c0; c < c1; c++)
         for (ky = 0; ky < kh; ky++) {
@@ -426,6 +463,15 @@ static void im2col_chunk(const fw_view *in, const fw_conv_cfg *cfg, int ow,
                 }
                 {
                     const float *row = in->data + sg->n * in->sn + c * in->sc + (long)iy * W;
+                    /* this piece's columns that deinterleave4 fills for taps 0..3 */
+                    const int q0 = quad ? fw_max(ox0, qlo) : ox0;
+                    const int q1 = quad ? fw_max(fw_min(ox1, qhi), q0) : ox0;
+                    if (q1 > q0)
+                        deinterleave4_avx2(row + q0 * 4 - cfg->pw, q1 - q0,
+                                           rows + sg->dst - ox0 + q0,
+                                           rows + lc + sg->dst - ox0 + q0,
+                                           rows + 2 * lc + sg->dst - ox0 + q0,
+                                           rows + 3 * lc + sg->dst - ox0 + q0);
                     for (kx = 0; kx < kw; kx++) {
                         float *d = rows + kx * lc + sg->dst - ox0;  /* d[ox]: column ox */
                         const int off = kx - cfg->pw;
@@ -437,7 +483,8 @@ static void im2col_chunk(const fw_view *in, const fw_conv_cfg *cfg, int ow,
                              * kx - sw reads at column ox + 1 (zero padding included):
                              * copy that row shifted by one instead of gathering again */
                             const float *e = d - sw * lc + 1;
-                            for (ox = ox0; ox < ox1 - 1; ox++) d[ox] = e[ox];
+                            if (ox1 - 1 > ox0)  /* another row of buf: no overlap */
+                                memcpy(d + ox0, e + ox0, sizeof(float) * (ox1 - 1 - ox0));
                             ox = ox1 - 1;
                             d[ox] = (ox >= lo[kx] && ox < hi[kx]) ? row[ox * sw + off] : 0.0f;
                             continue;
@@ -446,6 +493,9 @@ static void im2col_chunk(const fw_view *in, const fw_conv_cfg *cfg, int ow,
                         if (sw == 1) {
                             const float *src = row + off;
                             for (ox = a; ox < b; ox++) d[ox] = src[ox];
+                        } else if (kx < 4 && q1 > q0) {  /* [q0, q1) is done */
+                            for (ox = a; ox < q0; ox++) d[ox] = row[ox * sw + off];
+                            for (ox = q1; ox < b; ox++) d[ox] = row[ox * sw + off];
                         } else {
                             for (ox = a; ox < b; ox++) d[ox] = row[ox * sw + off];
                         }

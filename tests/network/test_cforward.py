@@ -118,6 +118,34 @@ def test_conv2d_channel_major_layouts(data):
     assert_close_to_sgemm(got, want, bound, "conv2d layouts")
 
 
+@pytest.mark.parametrize("kernel,stride", [(11, 4), (5, 4), (4, 4), (3, 2), (5, 1)])
+@pytest.mark.parametrize("pad", [0, 1, 2])
+def test_conv2d_every_tap_reads_the_right_input_exactly(kernel, stride, pad):
+    """One output channel per kernel tap, its filter 1 at that tap and 0 elsewhere: each
+    output is then exactly the input value under the tap (a sum of zeros and one product
+    by 1), so a misplaced column of im2col shows as a wrong value, not as rounding.
+    Widths up to 120 give stride-4 rows of 30 columns: the AVX2 gather's 8-column steps
+    and their remainders, with padding on either side; chunks of 7 and 13 columns cut
+    the rows into pieces that start anywhere."""
+    core = C._ensure_configured()
+    taps = kernel * kernel
+    wt = np.zeros((taps, 1, kernel, kernel), np.float32)
+    wt.reshape(taps, taps)[np.arange(taps), np.arange(taps)] = 1.0
+    for width in list(range(kernel, 40)) + [63, 64, 65, 95, 120]:
+        x = rand(width, (2, 1, kernel + 3, width), 10.0)
+        xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+        for chunk in (0, 7, 13):
+            got = core.conv2d_layout(x, wt, None, stride, stride, pad, pad, 1, False,
+                                     chunk_cols=chunk)
+            oh, ow = got.shape[2:]
+            for ky in range(kernel):
+                for kx in range(kernel):
+                    want = xp[:, 0, ky:ky + stride * oh:stride, kx:kx + stride * ow:stride]
+                    np.testing.assert_array_equal(
+                        got[:, ky * kernel + kx], want,
+                        err_msg=f"width {width}, chunk {chunk}, tap ({ky}, {kx})")
+
+
 def test_conv2d_alexnet_conv1_shape_and_values():
     x = rand(1, (2, 3, 227, 227), 60.0, 120.0)
     wt, b = rand(2, (96, 3, 11, 11), 0.01), rand(3, (96,))
