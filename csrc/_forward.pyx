@@ -27,7 +27,10 @@ cdef extern from "_forward_kernels.h" nogil:
     int fw_conv(const fw_ctx *ctx, const fw_view *inp, const float *weights,
                 const float *bias, int m, const fw_conv_cfg *cfg, const fw_view *out)
     int fw_wino_tile(int r)
-    int fw_wino_transform_filters(const float *weights, int r, int m, int cg, float *u)
+    int FW_PANEL
+    int fw_wino_panels(int m, int group)
+    int fw_wino_transform_filters(const float *weights, int r, int m, int cg, int group,
+                                  float *u)
     int fw_conv_wino(const fw_ctx *ctx, const fw_view *inp, const float *u,
                      const float *bias, int m, const fw_conv_cfg *cfg, const fw_view *out)
     size_t fw_packed_size(int m, int k)
@@ -116,22 +119,40 @@ def kernel_isa():
     return next(k for k, v in ISAS.items() if v == got)
 
 
-def winograd_filters(cnp.ndarray weights):
+PANEL = FW_PANEL
+
+
+def _winograd_filters_shape(int r, int m, int cg, int group):
+    return (winograd_points(r) ** 2, group, fw_wino_panels(m, group), cg, FW_PANEL)
+
+
+def winograd_filters(cnp.ndarray weights, int group=1):
     """Winograd F(mxm, rxr) filters (m = WINOGRAD_TILES[r]) for stride-1 convolutions with
     square r x r kernels, r in WINOGRAD_KERNELS: weights (M, C/group, r, r) float32
-    C-contiguous -> U (n^2, M, C/group) float32, n = m + r - 1, G g G^T computed in double
-    and rounded once."""
+    C-contiguous -> U, G g G^T computed in double and rounded once, laid out for the
+    core's products: (n^2, group, panels, C/group, PANEL) float32, n = m + r - 1, each
+    group's M/group filters in panels of PANEL, zero-padded (winograd_filters_rows gives
+    the plain (n^2, M, C/group))."""
     if weights.ndim != 4 or weights.dtype != np.float32 or not weights.flags.c_contiguous:
         raise ValueError("weights must be C-contiguous float32 (M, C/group, r, r)")
     cdef int m = weights.shape[0], cg = weights.shape[1], r = weights.shape[2]
     if weights.shape[3] != r or r not in WINOGRAD_KERNELS:
         raise ValueError(f"Winograd needs square {WINOGRAD_KERNELS} kernels, got "
                          f"{weights.shape[2]}x{weights.shape[3]}")
-    cdef int n = winograd_points(r)
-    cdef cnp.ndarray u = np.empty((n * n, m, cg), dtype=np.float32)
-    fw_wino_transform_filters(<const float *>cnp.PyArray_DATA(weights), r, m, cg,
+    if group < 1 or m % group:
+        raise ValueError(f"{m} filters do not split into {group} groups")
+    cdef cnp.ndarray u = np.empty(_winograd_filters_shape(r, m, cg, group), dtype=np.float32)
+    fw_wino_transform_filters(<const float *>cnp.PyArray_DATA(weights), r, m, cg, group,
                               <float *>cnp.PyArray_DATA(u))
     return u
+
+
+def winograd_filters_rows(u, int m):
+    """winograd_filters' result for M = m filters as (n^2, M, C/group), filter o's
+    transform at [:, o, :]: the panels unpacked, their padding dropped."""
+    nn, group, panels, cg, panel = u.shape
+    rows = np.asarray(u).transpose(0, 1, 2, 4, 3).reshape(nn, group, panels * panel, cg)
+    return np.ascontiguousarray(rows[:, :, :m // group].reshape(nn, m, cg))
 
 
 cdef fw_view _view(cnp.ndarray a, bint cnhw) except *:
@@ -222,9 +243,9 @@ def conv2d_layout(cnp.ndarray x, cnp.ndarray weights, bias, int sh, int sw, int 
         r = cfg.kh
         if (cfg.kw != r or r not in WINOGRAD_KERNELS or sh != 1 or sw != 1
                 or u.dtype != np.float32 or not u.flags.c_contiguous
-                or (<object>u).shape != (winograd_points(r) ** 2, m, weights.shape[1])):
-            raise ValueError("wino_filters must be winograd_filters(weights) of a stride-1 "
-                             f"convolution with a square {WINOGRAD_KERNELS} kernel")
+                or (<object>u).shape != _winograd_filters_shape(r, m, weights.shape[1], group)):
+            raise ValueError("wino_filters must be winograd_filters(weights, group) of a "
+                             f"stride-1 convolution with a square {WINOGRAD_KERNELS} kernel")
         up = <const float *>cnp.PyArray_DATA(u)
     with nogil:
         if up != NULL:

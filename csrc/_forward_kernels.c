@@ -40,21 +40,29 @@ static inline int fw_max(int a, int b) { return a > b ? a : b; }
  * one sum, so wider vectors (AVX-512) would give the same bits; without AVX2 + FMA the
  * scalar path calls fmaf (one rounding, the same result, slower).
  *
- * C (m x n, row-major, ldc) = A (m x k, row-major, lda) . B (k x n), where B's element
+ * C (m x n, row-major, ldc) = A (m x k) . B (k x n). A is row-major (panel = 0: element
+ * (i, kk) at a[i * lda + kk]) or in panels of GEMM_MR rows (panel = 1: at
+ * a[(i / GEMM_MR) * lda + kk * GEMM_MR + i % GEMM_MR], lda = floats from one panel to the
+ * next), so that a tile's GEMM_MR values of one k are one 24-byte read rather than six
+ * reads from six rows: Winograd's U is kept so (fw_wino_transform_filters; its products
+ * ran 1.1x faster at 128 columns, 1.5x at a lone image's 16). B's element
  * (kk, j) is at b[(j / GEMM_NR) * bs + kk * ldb + j % GEMM_NR]: a row-major B is
  * (ldb = its row length, bs = GEMM_NR), a B packed in strips of GEMM_NR columns
  * (fw_pack_rows) is (ldb = GEMM_NR, bs = k * GEMM_NR). Work: strips of GEMM_NR columns;
  * per strip, blocks of GEMM_KC values of k (the strip's block stays in L1) and in each,
  * tiles of up to GEMM_MR rows: 2 * GEMM_MR accumulators of 8 floats. */
 #define GEMM_NR 16
-#define GEMM_MR 6
+#define GEMM_MR FW_PANEL  /* 6 */
 #define GEMM_KC 256
 
 __attribute__((target("avx2,fma"), always_inline))
-static inline void gemm_tile_avx2(const int R, const int masked, const int wide, int kc,
-                                  const float *a, ptrdiff_t lda, const float *b,
-                                  ptrdiff_t ldb, float *c, ptrdiff_t ldc, int first, int nv)
+static inline void gemm_tile_avx2(const int R, const int masked, const int wide,
+                                  const int panel, int kc, const float *a, ptrdiff_t lda,
+                                  const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
+                                  int first, int nv)
 {
+    /* A(r, kk): row-major, or the tile's panel (see gemm) */
+#define A_TILE(r, kk) (panel ? a + (kk) * GEMM_MR + (r) : a + (r) * lda + (kk))
     __m256 c0[GEMM_MR], c1[GEMM_MR];
     __m256i m0 = _mm256_setzero_si256(), m1 = _mm256_setzero_si256();
     int r, kk;
@@ -81,15 +89,16 @@ static inline void gemm_tile_avx2(const int R, const int masked, const int wide,
         if (wide) {
             const __m256 b1 = masked ? _mm256_maskload_ps(bk + 8, m1) : _mm256_loadu_ps(bk + 8);
             for (r = 0; r < R; r++) {
-                const __m256 av = _mm256_broadcast_ss(a + r * lda + kk);
+                const __m256 av = _mm256_broadcast_ss(A_TILE(r, kk));
                 c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
                 c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
             }
         } else {  /* a strip's last <= 8 columns: one vector per row, half the work */
             for (r = 0; r < R; r++)
-                c0[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + r * lda + kk), b0, c0[r]);
+                c0[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(A_TILE(r, kk)), b0, c0[r]);
         }
     }
+#undef A_TILE
     for (r = 0; r < R; r++) {
         if (masked) {
             _mm256_maskstore_ps(c + r * ldc, m0, c0[r]);
@@ -106,17 +115,20 @@ static inline void gemm_tile_avx2(const int R, const int masked, const int wide,
  * columns (the last of a product) takes the one-vector tile: at batch 1, conv3-5's 49
  * Winograd tiles per position are three full strips and one of a single column. */
 __attribute__((target("avx2,fma")))
-static void gemm_strip_avx2(int m, int kc, const float *a, ptrdiff_t lda, const float *b,
-                            ptrdiff_t ldb, float *c, ptrdiff_t ldc, int first, int nv)
+static void gemm_strip_avx2(int m, int kc, const float *a, ptrdiff_t lda, int panel,
+                            const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int first,
+                            int nv)
 {
     int i;
     for (i = 0; i < m; i += GEMM_MR) {
-        const float *ai = a + (ptrdiff_t)i * lda;
+        const float *ai = a + (ptrdiff_t)(panel ? i / GEMM_MR : i) * lda;
         float *ci = c + (ptrdiff_t)i * ldc;
+#define GEMM_TILE_P(R, P)                                                                   \
+        if (nv == GEMM_NR) gemm_tile_avx2(R, 0, 1, P, kc, ai, lda, b, ldb, ci, ldc, first, nv); \
+        else if (nv > 8) gemm_tile_avx2(R, 1, 1, P, kc, ai, lda, b, ldb, ci, ldc, first, nv);   \
+        else gemm_tile_avx2(R, 1, 0, P, kc, ai, lda, b, ldb, ci, ldc, first, nv);
 #define GEMM_TILE(R)                                                                     \
-        if (nv == GEMM_NR) gemm_tile_avx2(R, 0, 1, kc, ai, lda, b, ldb, ci, ldc, first, nv); \
-        else if (nv > 8) gemm_tile_avx2(R, 1, 1, kc, ai, lda, b, ldb, ci, ldc, first, nv);   \
-        else gemm_tile_avx2(R, 1, 0, kc, ai, lda, b, ldb, ci, ldc, first, nv);              \
+        if (panel) { GEMM_TILE_P(R, 1) } else { GEMM_TILE_P(R, 0) }                     \
         break;
         switch (fw_min(GEMM_MR, m - i)) {
         case 6: GEMM_TILE(6)
@@ -127,6 +139,7 @@ static void gemm_strip_avx2(int m, int kc, const float *a, ptrdiff_t lda, const 
         default: GEMM_TILE(1)
         }
 #undef GEMM_TILE
+#undef GEMM_TILE_P
     }
 }
 
@@ -167,10 +180,13 @@ static void gemm_row_pair_avx2(int kc, const float *a, const float *b, const flo
 #define GEMM_MR512 12
 
 __attribute__((target("avx512f"), always_inline))
-static inline void gemm_tile_avx512(const int R, int kc, const float *a, ptrdiff_t lda,
-                                    const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
-                                    int first, __mmask16 mask)
+static inline void gemm_tile_avx512(const int R, const int panel, int kc, const float *a,
+                                    ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *c,
+                                    ptrdiff_t ldc, int first, __mmask16 mask)
 {
+    /* A(r, kk): row-major, or rows r of the tile's two panels (see gemm) */
+#define A_TILE(r, kk) (panel ? a[((r) / GEMM_MR) * lda + (kk) * GEMM_MR + (r) % GEMM_MR] \
+                             : a[(r) * lda + (kk)])
     __m512 acc[GEMM_MR512];
     int r, kk;
     for (r = 0; r < R; r++)
@@ -178,22 +194,27 @@ static inline void gemm_tile_avx512(const int R, int kc, const float *a, ptrdiff
     for (kk = 0; kk < kc; kk++) {
         const __m512 bv = _mm512_maskz_loadu_ps(mask, b + kk * ldb);
         for (r = 0; r < R; r++)
-            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + kk]), bv, acc[r]);
+            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(A_TILE(r, kk)), bv, acc[r]);
     }
     for (r = 0; r < R; r++)
         _mm512_mask_storeu_ps(c + r * ldc, mask, acc[r]);
+#undef A_TILE
 }
 
 __attribute__((target("avx512f")))
-static void gemm_strip_avx512(int m, int kc, const float *a, ptrdiff_t lda, const float *b,
-                              ptrdiff_t ldb, float *c, ptrdiff_t ldc, int first, int nv)
+static void gemm_strip_avx512(int m, int kc, const float *a, ptrdiff_t lda, int panel,
+                              const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int first,
+                              int nv)
 {
     const __mmask16 mask = nv >= GEMM_NR ? (__mmask16)0xFFFF : (__mmask16)((1u << nv) - 1);
     int i;
-    for (i = 0; i < m; i += GEMM_MR512) {
-        const float *ai = a + (ptrdiff_t)i * lda;
+    for (i = 0; i < m; i += GEMM_MR512) {  /* GEMM_MR512 = 2 GEMM_MR: two whole panels */
+        const float *ai = a + (ptrdiff_t)(panel ? i / GEMM_MR : i) * lda;
         float *ci = c + (ptrdiff_t)i * ldc;
-#define GEMM_TILE512(R) gemm_tile_avx512(R, kc, ai, lda, b, ldb, ci, ldc, first, mask); break;
+#define GEMM_TILE512(R)                                                                  \
+        if (panel) gemm_tile_avx512(R, 1, kc, ai, lda, b, ldb, ci, ldc, first, mask);    \
+        else gemm_tile_avx512(R, 0, kc, ai, lda, b, ldb, ci, ldc, first, mask);          \
+        break;
         switch (fw_min(GEMM_MR512, m - i)) {
         case 12: GEMM_TILE512(12)
         case 11: GEMM_TILE512(11)
@@ -212,17 +233,23 @@ static void gemm_strip_avx512(int m, int kc, const float *a, ptrdiff_t lda, cons
     }
 }
 
-static void gemm_strip_scalar(int m, int kc, const float *a, ptrdiff_t lda, const float *b,
-                              ptrdiff_t ldb, float *c, ptrdiff_t ldc, int first, int nv)
+static void gemm_strip_scalar(int m, int kc, const float *a, ptrdiff_t lda, int panel,
+                              const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int first,
+                              int nv)
 {
     int i, j, kk;
-    for (i = 0; i < m; i++)
+    for (i = 0; i < m; i++) {
+        /* row i's first value, and the step from one value of k to the next */
+        const float *ai = panel ? a + (ptrdiff_t)(i / GEMM_MR) * lda + i % GEMM_MR
+                                : a + (ptrdiff_t)i * lda;
+        const int step = panel ? GEMM_MR : 1;
         for (j = 0; j < nv; j++) {
             float s = first ? 0.0f : c[(ptrdiff_t)i * ldc + j];
             for (kk = 0; kk < kc; kk++)
-                s = fmaf(a[(ptrdiff_t)i * lda + kk], b[(ptrdiff_t)kk * ldb + j], s);
+                s = fmaf(ai[kk * step], b[(ptrdiff_t)kk * ldb + j], s);
             c[(ptrdiff_t)i * ldc + j] = s;
         }
+    }
 }
 
 /* The instruction set gemm uses: FW_ISA_AVX512, FW_ISA_AVX2 (with FMA) or
@@ -254,8 +281,8 @@ int fw_isa(void)
 
 /* C = A . B as described above, on the calling thread (the callers share out whole
  * products, or blocks of an inner product's outputs, among the threads). */
-static void gemm(int m, int n, int k, const float *a, ptrdiff_t lda, const float *b,
-                 ptrdiff_t ldb, ptrdiff_t bs, float *c, ptrdiff_t ldc)
+static void gemm(int m, int n, int k, const float *a, ptrdiff_t lda, int panel,
+                 const float *b, ptrdiff_t ldb, ptrdiff_t bs, float *c, ptrdiff_t ldc)
 {
     const int nstrips = (n + GEMM_NR - 1) / GEMM_NR;
     int s;
@@ -266,7 +293,7 @@ static void gemm(int m, int n, int k, const float *a, ptrdiff_t lda, const float
         return;
     }
     /* a lone row: strips in pairs where both are full (gemm_row_pair_avx2) */
-    const int pair = m == 1 && isa >= FW_ISA_AVX2 ? 2 : 1;
+    const int pair = m == 1 && !panel && isa >= FW_ISA_AVX2 ? 2 : 1;
     for (s = 0; s < (nstrips + pair - 1) / pair; s++) {
         const int s0 = s * pair, s1 = fw_min(nstrips, s0 + pair);
         const int full = s1 - s0 == 2 && n - s0 * GEMM_NR >= 2 * GEMM_NR;
@@ -274,19 +301,20 @@ static void gemm(int m, int n, int k, const float *a, ptrdiff_t lda, const float
         for (pc = 0; pc < k; pc += GEMM_KC) {
             const int kc = fw_min(GEMM_KC, k - pc);
             const float *bp = b + (ptrdiff_t)s0 * bs + (ptrdiff_t)pc * ldb;
+            const float *ap = a + (panel ? pc * GEMM_MR : pc);
             float *cp = c + (ptrdiff_t)s0 * GEMM_NR;
             if (full) {
-                gemm_row_pair_avx2(kc, a + pc, bp, bp + bs, ldb, cp, cp + GEMM_NR, pc == 0);
+                gemm_row_pair_avx2(kc, ap, bp, bp + bs, ldb, cp, cp + GEMM_NR, pc == 0);
                 continue;
             }
             for (t = s0; t < s1; t++, bp += bs, cp += GEMM_NR) {
                 const int nv = fw_min(GEMM_NR, n - t * GEMM_NR);
                 if (isa == FW_ISA_AVX512)
-                    gemm_strip_avx512(m, kc, a + pc, lda, bp, ldb, cp, ldc, pc == 0, nv);
+                    gemm_strip_avx512(m, kc, ap, lda, panel, bp, ldb, cp, ldc, pc == 0, nv);
                 else if (isa == FW_ISA_AVX2)
-                    gemm_strip_avx2(m, kc, a + pc, lda, bp, ldb, cp, ldc, pc == 0, nv);
+                    gemm_strip_avx2(m, kc, ap, lda, panel, bp, ldb, cp, ldc, pc == 0, nv);
                 else
-                    gemm_strip_scalar(m, kc, a + pc, lda, bp, ldb, cp, ldc, pc == 0, nv);
+                    gemm_strip_scalar(m, kc, ap, lda, panel, bp, ldb, cp, ldc, pc == 0, nv);
             }
         }
     }
@@ -563,7 +591,7 @@ static void conv_chunk(const conv_job *job, long j0, long j1, float *buf,
     nsegs = im2col_segments(job->ow, job->P, j0, j1, segs);
     im2col_chunk(in, cfg, job->ow, segs, nsegs, ld, buf, 0, C);
     for (gi = 0; gi < g; gi++)  /* out (mg x lc) = W_g (mg x kg) . cols_g (kg x lc) */
-        gemm(mg, lc, kg, job->weights + (long)gi * mg * kg, kg, buf + (long)gi * kg * ld, ld,
+        gemm(mg, lc, kg, job->weights + (long)gi * mg * kg, kg, 0, buf + (long)gi * kg * ld, ld,
              GEMM_NR, o + (long)gi * mg * ldc, ldc);
     if (job->bias || cfg->relu)
         bias_relu_rows(o, ldc, lc, job->bias, cfg->relu, 0, job->m);
@@ -695,13 +723,29 @@ int fw_wino_tile(int r)
 
 /* u[(i n + j), o, c] = (G g G^T)[i][j] for filter g = weights[o, c], in double, rounded
  * once to float; n = WINOr_N. */
-int fw_wino_transform_filters(const float *weights, int r, int m, int cg, float *u)
+int fw_wino_panels(int m, int group)
+{
+    return (m / group + GEMM_MR - 1) / GEMM_MR;
+}
+
+size_t fw_wino_filters_size(int r, int m, int cg, int group)
+{
+    const int n = r == 3 ? WINO3_N : WINO5_N;
+    return (size_t)n * n * group * fw_wino_panels(m, group) * GEMM_MR * cg;
+}
+
+int fw_wino_transform_filters(const float *weights, int r, int m, int cg, int group, float *u)
 {
     const double *G;
+    const int mg = m / group, panels = fw_wino_panels(m, group);
     int n, o, c, i, j, k, q;
     if (r == 3) { G = &wino3_g[0][0]; n = WINO3_N; }
     else if (r == 5) { G = &wino5_g[0][0]; n = WINO5_N; }
     else return -1;
+    if (group < 1 || m % group)
+        return -1;
+    /* the rows that pad each group's last panel to GEMM_MR stay zero */
+    memset(u, 0, sizeof(float) * fw_wino_filters_size(r, m, cg, group));
     for (o = 0; o < m; o++)
         for (c = 0; c < cg; c++) {
             const float *g = weights + ((long)o * cg + c) * r * r;
@@ -716,7 +760,9 @@ int fw_wino_transform_filters(const float *weights, int r, int m, int cg, float 
                 for (j = 0; j < n; j++) {
                     double s = 0.0;
                     for (k = 0; k < r; k++) s += t[i][k] * G[j * r + k];
-                    u[((long)(i * n + j) * m + o) * cg + c] = (float)s;
+                    /* position i n + j, group o / mg, panel, value c, row in panel */
+                    u[((((long)(i * n + j) * group + o / mg) * panels + o % mg / GEMM_MR) * cg
+                       + c) * GEMM_MR + o % mg % GEMM_MR] = (float)s;
                 }
         }
     return 0;
@@ -883,9 +929,10 @@ static void wino_chunk(const wino_job *job, long j0, long j1, int part, int part
                        float *V, float *Y, wino_seg *segs)
 {
     const int g = job->cfg->group, C = job->in->c, nn = job->n * job->n;
-    const int cg = C / g, mg = job->m / g;
-    /* this item's output channels of each group: [m0, m1) */
-    const int m0 = mg * part / parts, m1 = mg * (part + 1) / parts;
+    const int cg = C / g, mg = job->m / g, panels = fw_wino_panels(job->m, g);
+    /* this item's output channels of each group: [m0, m1), whole panels of U */
+    const int m0 = panels * part / parts * GEMM_MR;
+    const int m1 = fw_min(mg, panels * (part + 1) / parts * GEMM_MR);
     const int T = (int)(j1 - j0), ld = (T + WL - 1) / WL * WL + WL;
     int gi, p;
     const long pv = wino_block((long)cg * ld), py = wino_block((long)(m1 - m0) * ld);
@@ -894,8 +941,9 @@ static void wino_chunk(const wino_job *job, long j0, long j1, int part, int part
         if (job->r == 3) wino3_input(job, segs, ns, ld, pv, gi * cg, (gi + 1) * cg, V);
         else wino5_input(job, segs, ns, ld, pv, gi * cg, (gi + 1) * cg, V);
         for (p = 0; p < nn; p++)  /* Y_p (rows m0..m1 x T) = U_p (those rows x cg) . V_p */
-            gemm(m1 - m0, T, cg, job->u + ((ptrdiff_t)p * job->m + gi * mg + m0) * cg, cg,
-                 V + p * pv, ld, GEMM_NR, Y + p * py, ld);
+            gemm(m1 - m0, T, cg,
+                 job->u + (((ptrdiff_t)p * g + gi) * panels + m0 / GEMM_MR) * GEMM_MR * cg,
+                 (ptrdiff_t)GEMM_MR * cg, 1, V + p * pv, ld, GEMM_NR, Y + p * py, ld);
         if (job->r == 3) wino3_output(job, segs, ns, ld, py, gi * mg + m0, m1 - m0, Y);
         else wino5_output(job, segs, ns, ld, py, gi * mg + m0, m1 - m0, Y);
     }
@@ -941,7 +989,7 @@ int fw_conv_wino(const fw_ctx *ctx, const fw_view *in, const float *u, const flo
      * rather than all of it for half the tiles. Which thread computes an output never
      * changes its sum (gemm), so the bits are the same either way. */
     parts = nchunks < T ? T / nchunks : 1;
-    if (parts > m / g) parts = m / g;
+    if (parts > fw_wino_panels(m, g)) parts = fw_wino_panels(m, g);
     nchunks = (nchunks * parts + T - 1) / T * T / parts;  /* whole rounds: no core idles */
     if (nchunks < 1) nchunks = 1;
     if (nchunks > L) nchunks = L;
@@ -1007,7 +1055,7 @@ int fw_inner_product(const fw_ctx *ctx, const float *x, int n, int k, const floa
         const int m1 = fw_min(m, (int)((long)nstrips * (pi + 1) / parts) * GEMM_NR);
         int i, j;
         if (m1 <= m0) continue;
-        gemm(n, m1 - m0, k, x, k, wp + (size_t)s0 * k * GEMM_NR, GEMM_NR,
+        gemm(n, m1 - m0, k, x, k, 0, wp + (size_t)s0 * k * GEMM_NR, GEMM_NR,
              (ptrdiff_t)k * GEMM_NR, out + m0, m);
         for (i = 0; i < n; i++) {
             float *r = out + (long)i * m;

@@ -34,9 +34,16 @@ int fw_conv(const fw_ctx *ctx, const fw_view *in, const float *weights, const fl
             int m, const fw_conv_cfg *cfg, const fw_view *out);
 /* Winograd minimal filtering F(mxm, rxr), r = 3 or 5, for stride-1 convolutions
  * (fw_conv_wino), m = fw_wino_tile(r) outputs per tile side (0: no Winograd for r). The
- * filters are transformed once: weights (M, C/group, r, r) -> u ((m+r-1)^2, M, C/group). */
+ * filters are transformed once: weights (M, C/group, r, r) -> u, for each of the
+ * (m+r-1)^2 positions and each group, the group's M/group rows of C/group values in
+ * panels of FW_PANEL rows, value-major inside a panel: u[position][group][panel][c][row],
+ * the last panel of a group padded with zero rows (fw_wino_filters_size floats;
+ * fw_wino_panels panels a group). */
+#define FW_PANEL 6
 int fw_wino_tile(int r);
-int fw_wino_transform_filters(const float *weights, int r, int m, int cg, float *u);
+int fw_wino_panels(int m, int group);
+size_t fw_wino_filters_size(int r, int m, int cg, int group);
+int fw_wino_transform_filters(const float *weights, int r, int m, int cg, int group, float *u);
 int fw_conv_wino(const fw_ctx *ctx, const fw_view *in, const float *u, const float *bias,
                  int m, const fw_conv_cfg *cfg, const fw_view *out);
 /* Inner-product weights w (m x k) rearranged for fw_inner_product (done once). */

@@ -28,7 +28,8 @@ Where the speed comes from:
   products per tile instead of 144, conv2 by F(4x4, 5x5) from 64 instead of 400, i.e.
   4x and 6.25x fewer multiplications, as 36 (64) matrix products over the batch's
   tiles. The filters are transformed once, in
-  prepare_params (kept by CNetwork). The price is rounding: the error of a tile scales
+  prepare_params (kept by CNetwork), and stored in panels of 6 filters so that a
+  product's register tile reads its 6 values of A as one contiguous piece. The price is rounding: the error of a tile scales
   with its whole input patch, a few times float32's; fc7 stays well inside the golden
   tolerance of Caffe's (3e-5 of the max, derived from float32 rounding; `refimpl golden
   verify --stage fc7` prints the worst case).
@@ -192,7 +193,7 @@ def conv2d(x, weights, bias=None, stride=1, pad=0, group=1, relu=False, winograd
             raise ValueError(f"conv2d: Winograd needs stride 1 and a square "
                              f"{core.WINOGRAD_KERNELS} kernel, got stride {(sh, sw)}, "
                              f"weights {weights.shape}")
-        u = core.winograd_filters(weights)
+        u = core.winograd_filters(weights, int(group))
     return core.conv2d_layout(x, weights, b, sh, sw, ph, pw, int(group), bool(relu),
                               wino_filters=u)
 
@@ -259,7 +260,7 @@ def prepare_params(params, keep_fc_weights=True):
     keeps one copy of fc6-fc8 instead of two; such a dict serves forward_c only."""
     arrays = alexnet_params(params)
     core = _core()
-    winograd = {name: core.winograd_filters(arrays[name][0])
+    winograd = {name: core.winograd_filters(arrays[name][0], cfg["group"])
                 for name, kind, cfg in ALEXNET_LAYERS
                 if kind == "conv" and _winograd_applies(arrays[name][0], cfg["stride"])}
     fc = [name for name, kind, _ in ALEXNET_LAYERS if kind == "fc"]

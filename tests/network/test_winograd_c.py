@@ -104,7 +104,7 @@ def test_winograd_conv_channel_major_layouts(data):
     core = C._ensure_configured()
     xin = np.ascontiguousarray(x.transpose(1, 0, 2, 3)) if x_cnhw else x
     got = core.conv2d_layout(xin, wt, b, 1, 1, pad, pad, group, True, x_cnhw=x_cnhw,
-                             out_cnhw=out_cnhw, wino_filters=core.winograd_filters(wt))
+                             out_cnhw=out_cnhw, wino_filters=core.winograd_filters(wt, group))
     if out_cnhw:
         got = np.ascontiguousarray(got.transpose(1, 0, 2, 3))
     assert_close_to_winograd(got, x, wt, b, pad, group, relu=True, what="layouts")
@@ -144,24 +144,39 @@ def test_winograd_rejects_what_it_cannot_do():
         C.conv2d(x, np.zeros((2, 2, 4, 4), np.float32), winograd=True)
     with pytest.raises(ValueError, match="Winograd"):
         core.winograd_filters(np.zeros((2, 2, 3, 5), np.float32))
-    with pytest.raises(ValueError, match="wino_filters"):  # filters of other weights
-        core.conv2d_layout(x, np.zeros((2, 2, 3, 3), np.float32), None, 1, 1, 1, 1, 1, False,
-                           wino_filters=core.winograd_filters(np.zeros((4, 2, 3, 3), np.float32)))
+    # filters of weights of another shape (the panels of PANEL rows hide counts that
+    # round to the same number of panels: 2 and 4 filters give the same shape)
+    for other, group in [((8, 2, 3, 3), 1), ((2, 2, 5, 5), 1), ((2, 1, 3, 3), 2)]:
+        with pytest.raises(ValueError, match="wino_filters"):
+            core.conv2d_layout(x, np.zeros((2, 2, 3, 3), np.float32), None, 1, 1, 1, 1, 1,
+                               False, wino_filters=core.winograd_filters(
+                                   np.zeros(other, np.float32), group))
 
 
 def test_winograd_filters_are_g_g_gt():
     """U = G g G^T for F(4x4,3x3) (Lavin's G, with the signs of rows 1 and 2 flipped as
-    tools/winograd_matrices.py's scaling of B^T's rows gives them), in the
-    (position, M, C/group) layout the products read."""
-    assert C._ensure_configured().WINOGRAD_TILES == {3: 4, 5: 4}
+    tools/winograd_matrices.py's scaling of B^T's rows gives them); then the layout the
+    products read: per position and group, the group's filters in zero-padded panels of
+    PANEL rows, value-major (a group of 7 filters: panels of 6 and 1 + 5 zero rows)."""
+    core = C._ensure_configured()
+    assert core.WINOGRAD_TILES == {3: 4, 5: 4}
     g_mat = np.array([[1 / 4, 0, 0], [1 / 6, 1 / 6, 1 / 6], [1 / 6, -1 / 6, 1 / 6],
                       [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
-    wt = rand(np.random.default_rng(7), (3, 2, 3, 3))
-    u = C._ensure_configured().winograd_filters(wt)
-    want = np.einsum("ij,mcjk,lk->ilmc", g_mat, wt.astype(np.float64), g_mat)
-    # computed in double (error ~1e-16 relative), rounded once to float32: half an ulp
-    tol.assert_within(u, want.reshape(36, 3, 2), tol.ulps(want.reshape(36, 3, 2), 0.5 + 1e-6),
-                      "U = G g G^T")
+    wt = rand(np.random.default_rng(7), (14, 2, 3, 3))
+    want = np.einsum("ij,mcjk,lk->ilmc", g_mat, wt.astype(np.float64), g_mat).reshape(36, 14, 2)
+    for group in (1, 2):
+        u = core.winograd_filters(wt, group)
+        panels = -(-14 // group // core.PANEL)
+        assert u.shape == (36, group, panels, 2, core.PANEL)
+        rows = core.winograd_filters_rows(u, 14)
+        # computed in double (error ~1e-16 relative), rounded once to float32: half an ulp
+        tol.assert_within(rows, want, tol.ulps(want, 0.5 + 1e-6), f"U = G g G^T, group {group}")
+        for gi in range(group):  # filter gi * mg + o is row o % PANEL of panel o // PANEL
+            for o in range(14 // group):
+                np.testing.assert_array_equal(u[:, gi, o // core.PANEL, :, o % core.PANEL],
+                                              rows[:, gi * (14 // group) + o])
+        padded = u.transpose(0, 1, 2, 4, 3).reshape(36, group, -1, 2)[:, :, 14 // group:]
+        assert padded.size and not padded.any()
 
 
 def test_generated_header_is_current_and_exact():
