@@ -1139,13 +1139,13 @@ static void pow_neg(float *s, int n, float beta)
  * in double and the sum rounded to float, as the reference does. Work items are
  * (image, block of pixels); the squares of a block, all channels, stay in a per-thread
  * buffer. `out` may be `in` (in place). */
-/* One LRN work item: image n, pixels [b0, b0 + len) of every channel. Compiled twice
- * (AVX2 and baseline) and picked at run time: the double-precision steps vectorise
- * four-wide with AVX2. Same operations, same results, either way. */
-__attribute__((target_clones("avx2", "default")))
-static void lrn_block(const fw_view *in, const fw_view *out, long n, int b0, int len,
-                      int size, double a, float beta, float k, float *sq, float *run,
-                      float *scale)
+/* The start of an LRN work item (image n, pixels [b0, b0 + len)), for both versions
+ * below: every channel's squares into sq, and the running sum `run` = k plus the first
+ * window, each step rounded to float as Caffe's axpy does. Inlined into each caller, so
+ * it is compiled for the caller's instruction set. */
+__attribute__((always_inline))
+static inline void lrn_start(const fw_view *in, long n, int b0, int len, int size, double a,
+                             float k, float *sq, float *run)
 {
     const int C = in->c, pre = (size - 1) / 2;
     int c, t;
@@ -1159,6 +1159,19 @@ static void lrn_block(const fw_view *in, const fw_view *out, long n, int b0, int
         const float *q = sq + (long)c * LRN_BLOCK;
         for (t = 0; t < len; t++) run[t] = (float)((double)run[t] + a * q[t]);
     }
+}
+
+/* One LRN work item: image n, pixels [b0, b0 + len) of every channel. Compiled twice
+ * (AVX2 and baseline) and picked at run time: the double-precision steps vectorise
+ * four-wide with AVX2. Same operations, same results, either way. */
+__attribute__((target_clones("avx2", "default")))
+static void lrn_block(const fw_view *in, const fw_view *out, long n, int b0, int len,
+                      int size, double a, float beta, float k, float *sq, float *run,
+                      float *scale)
+{
+    const int C = in->c, pre = (size - 1) / 2;
+    int c, t;
+    lrn_start(in, n, b0, len, size, a, k, sq, run);
     for (c = 0; c < C; c++) {
         const int head = c + size - 1 - pre, tail = c - 1 - pre;
         const float *x = in->data + n * in->sn + c * in->sc + b0;
@@ -1207,23 +1220,29 @@ static inline __m256 pow_m075_8(__m256 s)
     return _mm256_set_m128(y1, y0);
 }
 
+/* One running-sum step on eight pixels: run + as q in double (as = a entering, -a
+ * leaving: r - a q and r + (-a) q are the same operation), rounded to float. a q is
+ * exact in double, so the fused step rounds as Caffe's separate ones do. */
+__attribute__((target("avx2,fma"), always_inline))
+static inline __m256 lrn_step8(__m256 run, __m256 q, __m256d as)
+{
+    const __m128 r0 = _mm256_cvtpd_ps(_mm256_fmadd_pd(
+        as, _mm256_cvtps_pd(_mm256_castps256_ps128(q)),
+        _mm256_cvtps_pd(_mm256_castps256_ps128(run))));
+    const __m128 r1 = _mm256_cvtpd_ps(_mm256_fmadd_pd(
+        as, _mm256_cvtps_pd(_mm256_extractf128_ps(q, 1)),
+        _mm256_cvtps_pd(_mm256_extractf128_ps(run, 1))));
+    return _mm256_set_m128(r1, r0);
+}
+
 __attribute__((target("avx2,fma")))
 static void lrn_block_avx2(const fw_view *in, const fw_view *out, long n, int b0, int len,
                            int size, double a, float k, float *sq, float *run)
 {
     const int C = in->c, pre = (size - 1) / 2, len8 = len / 8 * 8;
-    const __m256d av = _mm256_set1_pd(a);
+    const __m256d av = _mm256_set1_pd(a), minus_av = _mm256_set1_pd(-a);
     int c, t;
-    for (c = 0; c < C; c++) {
-        const float *x = in->data + n * in->sn + c * in->sc + b0;
-        float *q = sq + (long)c * LRN_BLOCK;
-        for (t = 0; t < len; t++) q[t] = x[t] * x[t];   /* caffe_sqr */
-    }
-    for (t = 0; t < len; t++) run[t] = k;
-    for (c = 0; c < fw_min(size - pre, C); c++) {       /* the first window */
-        const float *q = sq + (long)c * LRN_BLOCK;
-        for (t = 0; t < len; t++) run[t] = (float)((double)run[t] + a * q[t]);
-    }
+    lrn_start(in, n, b0, len, size, a, k, sq, run);
     for (c = 0; c < C; c++) {
         const int head = c + size - 1 - pre, tail = c - 1 - pre;
         const float *x = in->data + n * in->sn + c * in->sc + b0;
@@ -1232,26 +1251,8 @@ static void lrn_block_avx2(const fw_view *in, const fw_view *out, long n, int b0
         const float *qt = c > 0 && tail >= 0 ? sq + (long)tail * LRN_BLOCK : NULL;
         for (t = 0; t < len8; t += 8) {
             __m256 rv = _mm256_loadu_ps(run + t);
-            if (qh) {
-                const __m256 q = _mm256_loadu_ps(qh + t);
-                const __m128 r0 = _mm256_cvtpd_ps(_mm256_fmadd_pd(
-                    av, _mm256_cvtps_pd(_mm256_castps256_ps128(q)),
-                    _mm256_cvtps_pd(_mm256_castps256_ps128(rv))));
-                const __m128 r1 = _mm256_cvtpd_ps(_mm256_fmadd_pd(
-                    av, _mm256_cvtps_pd(_mm256_extractf128_ps(q, 1)),
-                    _mm256_cvtps_pd(_mm256_extractf128_ps(rv, 1))));
-                rv = _mm256_set_m128(r1, r0);
-            }
-            if (qt) {
-                const __m256 q = _mm256_loadu_ps(qt + t);
-                const __m128 r0 = _mm256_cvtpd_ps(_mm256_fnmadd_pd(
-                    av, _mm256_cvtps_pd(_mm256_castps256_ps128(q)),
-                    _mm256_cvtps_pd(_mm256_castps256_ps128(rv))));
-                const __m128 r1 = _mm256_cvtpd_ps(_mm256_fnmadd_pd(
-                    av, _mm256_cvtps_pd(_mm256_extractf128_ps(q, 1)),
-                    _mm256_cvtps_pd(_mm256_extractf128_ps(rv, 1))));
-                rv = _mm256_set_m128(r1, r0);
-            }
+            if (qh) rv = lrn_step8(rv, _mm256_loadu_ps(qh + t), av);
+            if (qt) rv = lrn_step8(rv, _mm256_loadu_ps(qt + t), minus_av);
             _mm256_storeu_ps(run + t, rv);
             _mm256_storeu_ps(y + t, _mm256_mul_ps(pow_m075_8(rv), _mm256_loadu_ps(x + t)));
         }
