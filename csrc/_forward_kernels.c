@@ -55,14 +55,22 @@ static inline int fw_max(int a, int b) { return a > b ? a : b; }
 #define GEMM_MR FW_PANEL  /* 6 */
 #define GEMM_KC 256
 
+/* Where A's element (i, kk) is, in either layout: the one definition every path uses (a
+ * tile passes its first row as `a` and its rows as i; `panel` is a compile-time constant
+ * in each instantiation, so this folds to a fixed offset plus kk times a fixed step). */
+__attribute__((always_inline))
+static inline const float *gemm_a(const float *a, ptrdiff_t lda, int panel, int i, int kk)
+{
+    return panel ? a + (ptrdiff_t)(i / GEMM_MR) * lda + (ptrdiff_t)kk * GEMM_MR + i % GEMM_MR
+                 : a + (ptrdiff_t)i * lda + kk;
+}
+
 __attribute__((target("avx2,fma"), always_inline))
 static inline void gemm_tile_avx2(const int R, const int masked, const int wide,
                                   const int panel, int kc, const float *a, ptrdiff_t lda,
                                   const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
                                   int first, int nv)
 {
-    /* A(r, kk): row-major, or the tile's panel (see gemm) */
-#define A_TILE(r, kk) (panel ? a + (kk) * GEMM_MR + (r) : a + (r) * lda + (kk))
     __m256 c0[GEMM_MR], c1[GEMM_MR];
     __m256i m0 = _mm256_setzero_si256(), m1 = _mm256_setzero_si256();
     int r, kk;
@@ -89,16 +97,15 @@ static inline void gemm_tile_avx2(const int R, const int masked, const int wide,
         if (wide) {
             const __m256 b1 = masked ? _mm256_maskload_ps(bk + 8, m1) : _mm256_loadu_ps(bk + 8);
             for (r = 0; r < R; r++) {
-                const __m256 av = _mm256_broadcast_ss(A_TILE(r, kk));
+                const __m256 av = _mm256_broadcast_ss(gemm_a(a, lda, panel, r, kk));
                 c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
                 c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
             }
         } else {  /* a strip's last <= 8 columns: one vector per row, half the work */
             for (r = 0; r < R; r++)
-                c0[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(A_TILE(r, kk)), b0, c0[r]);
+                c0[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(gemm_a(a, lda, panel, r, kk)), b0, c0[r]);
         }
     }
-#undef A_TILE
     for (r = 0; r < R; r++) {
         if (masked) {
             _mm256_maskstore_ps(c + r * ldc, m0, c0[r]);
@@ -121,7 +128,7 @@ static void gemm_strip_avx2(int m, int kc, const float *a, ptrdiff_t lda, int pa
 {
     int i;
     for (i = 0; i < m; i += GEMM_MR) {
-        const float *ai = a + (ptrdiff_t)(panel ? i / GEMM_MR : i) * lda;
+        const float *ai = gemm_a(a, lda, panel, i, 0);
         float *ci = c + (ptrdiff_t)i * ldc;
 #define GEMM_TILE_P(R, P)                                                                   \
         if (nv == GEMM_NR) gemm_tile_avx2(R, 0, 1, P, kc, ai, lda, b, ldb, ci, ldc, first, nv); \
@@ -184,9 +191,6 @@ static inline void gemm_tile_avx512(const int R, const int panel, int kc, const 
                                     ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *c,
                                     ptrdiff_t ldc, int first, __mmask16 mask)
 {
-    /* A(r, kk): row-major, or rows r of the tile's two panels (see gemm) */
-#define A_TILE(r, kk) (panel ? a[((r) / GEMM_MR) * lda + (kk) * GEMM_MR + (r) % GEMM_MR] \
-                             : a[(r) * lda + (kk)])
     __m512 acc[GEMM_MR512];
     int r, kk;
     for (r = 0; r < R; r++)
@@ -194,11 +198,10 @@ static inline void gemm_tile_avx512(const int R, const int panel, int kc, const 
     for (kk = 0; kk < kc; kk++) {
         const __m512 bv = _mm512_maskz_loadu_ps(mask, b + kk * ldb);
         for (r = 0; r < R; r++)
-            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(A_TILE(r, kk)), bv, acc[r]);
+            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(*gemm_a(a, lda, panel, r, kk)), bv, acc[r]);
     }
     for (r = 0; r < R; r++)
         _mm512_mask_storeu_ps(c + r * ldc, mask, acc[r]);
-#undef A_TILE
 }
 
 __attribute__((target("avx512f")))
@@ -209,7 +212,7 @@ static void gemm_strip_avx512(int m, int kc, const float *a, ptrdiff_t lda, int 
     const __mmask16 mask = nv >= GEMM_NR ? (__mmask16)0xFFFF : (__mmask16)((1u << nv) - 1);
     int i;
     for (i = 0; i < m; i += GEMM_MR512) {  /* GEMM_MR512 = 2 GEMM_MR: two whole panels */
-        const float *ai = a + (ptrdiff_t)(panel ? i / GEMM_MR : i) * lda;
+        const float *ai = gemm_a(a, lda, panel, i, 0);
         float *ci = c + (ptrdiff_t)i * ldc;
 #define GEMM_TILE512(R)                                                                  \
         if (panel) gemm_tile_avx512(R, 1, kc, ai, lda, b, ldb, ci, ldc, first, mask);    \
@@ -238,18 +241,13 @@ static void gemm_strip_scalar(int m, int kc, const float *a, ptrdiff_t lda, int 
                               int nv)
 {
     int i, j, kk;
-    for (i = 0; i < m; i++) {
-        /* row i's first value, and the step from one value of k to the next */
-        const float *ai = panel ? a + (ptrdiff_t)(i / GEMM_MR) * lda + i % GEMM_MR
-                                : a + (ptrdiff_t)i * lda;
-        const int step = panel ? GEMM_MR : 1;
+    for (i = 0; i < m; i++)
         for (j = 0; j < nv; j++) {
             float s = first ? 0.0f : c[(ptrdiff_t)i * ldc + j];
             for (kk = 0; kk < kc; kk++)
-                s = fmaf(ai[kk * step], b[(ptrdiff_t)kk * ldb + j], s);
+                s = fmaf(*gemm_a(a, lda, panel, i, kk), b[(ptrdiff_t)kk * ldb + j], s);
             c[(ptrdiff_t)i * ldc + j] = s;
         }
-    }
 }
 
 /* The instruction set gemm uses: FW_ISA_AVX512, FW_ISA_AVX2 (with FMA) or
@@ -301,7 +299,7 @@ static void gemm(int m, int n, int k, const float *a, ptrdiff_t lda, int panel,
         for (pc = 0; pc < k; pc += GEMM_KC) {
             const int kc = fw_min(GEMM_KC, k - pc);
             const float *bp = b + (ptrdiff_t)s0 * bs + (ptrdiff_t)pc * ldb;
-            const float *ap = a + (panel ? pc * GEMM_MR : pc);
+            const float *ap = gemm_a(a, lda, panel, 0, pc);
             float *cp = c + (ptrdiff_t)s0 * GEMM_NR;
             if (full) {
                 gemm_row_pair_avx2(kc, ap, bp, bp + bs, ldb, cp, cp + GEMM_NR, pc == 0);
@@ -591,8 +589,8 @@ static void conv_chunk(const conv_job *job, long j0, long j1, float *buf,
     nsegs = im2col_segments(job->ow, job->P, j0, j1, segs);
     im2col_chunk(in, cfg, job->ow, segs, nsegs, ld, buf, 0, C);
     for (gi = 0; gi < g; gi++)  /* out (mg x lc) = W_g (mg x kg) . cols_g (kg x lc) */
-        gemm(mg, lc, kg, job->weights + (long)gi * mg * kg, kg, 0, buf + (long)gi * kg * ld, ld,
-             GEMM_NR, o + (long)gi * mg * ldc, ldc);
+        gemm(mg, lc, kg, job->weights + (long)gi * mg * kg, kg, 0,
+             buf + (long)gi * kg * ld, ld, GEMM_NR, o + (long)gi * mg * ldc, ldc);
     if (job->bias || cfg->relu)
         bias_relu_rows(o, ldc, lc, job->bias, cfg->relu, 0, job->m);
 }
@@ -721,8 +719,6 @@ int fw_wino_tile(int r)
     return r == 3 ? WINO3_M : r == 5 ? WINO5_M : 0;
 }
 
-/* u[(i n + j), o, c] = (G g G^T)[i][j] for filter g = weights[o, c], in double, rounded
- * once to float; n = WINOr_N. */
 int fw_wino_panels(int m, int group)
 {
     return (m / group + GEMM_MR - 1) / GEMM_MR;
@@ -734,16 +730,20 @@ size_t fw_wino_filters_size(int r, int m, int cg, int group)
     return (size_t)n * n * group * fw_wino_panels(m, group) * GEMM_MR * cg;
 }
 
+/* (G g G^T)[i][j] for filter g = weights[o, c], in double, rounded once to float, at
+ * u[i n + j][group][panel][c][row] (filter o is row o % mg % GEMM_MR of panel
+ * o % mg / GEMM_MR of group o / mg; see the header); n = WINOr_N. */
 int fw_wino_transform_filters(const float *weights, int r, int m, int cg, int group, float *u)
 {
     const double *G;
-    const int mg = m / group, panels = fw_wino_panels(m, group);
-    int n, o, c, i, j, k, q;
+    int mg, panels, n, o, c, i, j, k, q;
     if (r == 3) { G = &wino3_g[0][0]; n = WINO3_N; }
     else if (r == 5) { G = &wino5_g[0][0]; n = WINO5_N; }
     else return -1;
     if (group < 1 || m % group)
         return -1;
+    mg = m / group;
+    panels = fw_wino_panels(m, group);
     /* the rows that pad each group's last panel to GEMM_MR stay zero */
     memset(u, 0, sizeof(float) * fw_wino_filters_size(r, m, cg, group));
     for (o = 0; o < m; o++)

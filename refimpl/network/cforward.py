@@ -27,10 +27,10 @@ Where the speed comes from:
   F(mxm, rxr) (Lavin & Gray 2016): 4x4 output tiles, conv3-5 by F(4x4, 3x3) from 36
   products per tile instead of 144, conv2 by F(4x4, 5x5) from 64 instead of 400, i.e.
   4x and 6.25x fewer multiplications, as 36 (64) matrix products over the batch's
-  tiles. The filters are transformed once, in
-  prepare_params (kept by CNetwork), and stored in panels of 6 filters so that a
-  product's register tile reads its 6 values of A as one contiguous piece. The price is rounding: the error of a tile scales
-  with its whole input patch, a few times float32's; fc7 stays well inside the golden
+  tiles. The filters are transformed once, in prepare_params (kept by CNetwork), and
+  stored in panels of 6 filters so that a product's register tile reads its 6 values
+  of A as one contiguous piece. The price is rounding: the error of a tile scales with
+  its whole input patch, a few times float32's; fc7 stays well inside the golden
   tolerance of Caffe's (3e-5 of the max, derived from float32 rounding; `refimpl golden
   verify --stage fc7` prints the worst case).
   `configure(winograd=False)` or REFIMPL_WINOGRAD=0 gives the im2col path for every layer.
@@ -315,7 +315,8 @@ class _Arena(threading.local):
     def __init__(self):
         self.buffers = [None, None]
 
-    def other(self, current):
+    @staticmethod
+    def other(current):
         """The index of the buffer to write next: not the one holding the input."""
         return 1 if current == 0 else 0
 
